@@ -1,0 +1,44 @@
+//! The command line: global flags and one subcommand per stage.
+
+use crate::commands;
+use clap::{Parser, Subcommand};
+
+/// Turns a Shopify shop's raw data (GraphQL bulk exports, webhook payloads,
+/// web-pixel events) into machine-learning feature tables.
+///
+/// Data lives under a root (a local directory or an object-store URL):
+/// `<root>/<shop>/raw/` holds immutable snapshots landed by `ingest`,
+/// `<root>/<shop>/main/` the normalized tables written by `normalize`.
+#[derive(Debug, Parser)]
+#[command(name = "shopfeat", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Data root: a local directory, or an object-store URL (s3://bucket/prefix,
+    /// gs://…, az://…, file:///…). Credentials come from the usual environment
+    /// variables of each store.
+    #[arg(long, global = true, default_value = "./out", env = "SHOPFEAT_ROOT")]
+    pub root: String,
+    /// Shop id: the folder under the root that holds this shop's data.
+    #[arg(long, global = true, default_value = "sample", env = "SHOPFEAT_SHOP")]
+    pub shop: String,
+    /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Generate(commands::generate::GenerateArgs),
+    Ingest(commands::ingest::IngestArgs),
+    Normalize(commands::normalize::NormalizeArgs),
+}

@@ -1,0 +1,281 @@
+//! Synthetic shops of any size, in exactly the raw shapes of `raw-formats.md`.
+//!
+//! Deterministic: a preset and a seed give byte-identical files. Streaming: orders
+//! and events are regenerated from per-order random streams and written as they
+//! are made, so memory holds the catalog and per-customer totals, never the
+//! orders. Realistic where later features and benchmarks look: Zipf product
+//! popularity, log-normal prices, repeat customers with a long tail, guests, test
+//! and cancelled orders, partial refunds, discounts, custom line items, funnel
+//! sessions with searches, anonymous visitors stitched at checkout, and planted
+//! bundles recorded in the manifest.
+
+mod catalog;
+mod customers;
+mod events;
+mod orders;
+pub mod rng;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+pub const DAY: i64 = 86_400_000_000;
+
+/// Sizes of a generated shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresetName {
+    /// 350 products, 381 customers, 6 collections, 395 orders, a few thousand events.
+    Sample,
+    /// ≈10k products, 50k customers, 100k orders, 1M events.
+    Medium,
+    /// ≈50k products, 200k customers, 1M orders (≈3M line items), 10M events.
+    Large,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    pub name: PresetName,
+    pub products: usize,
+    pub customers: usize,
+    pub collections: usize,
+    pub orders: usize,
+    /// Browsing (non-buying) visits per order.
+    pub browse_per_order: f64,
+    pub bundles: usize,
+}
+
+impl PresetName {
+    pub fn preset(self) -> Preset {
+        let (products, customers, collections, orders, browse_per_order, bundles) = match self {
+            PresetName::Sample => (350, 381, 6, 395, 0.6, 3),
+            PresetName::Medium => (10_000, 50_000, 40, 100_000, 0.28, 10),
+            PresetName::Large => (50_000, 200_000, 120, 1_000_000, 0.28, 20),
+        };
+        Preset { name: self, products, customers, collections, orders, browse_per_order, bundles }
+    }
+}
+
+/// The shop being generated: its clock and identity.
+pub struct Shop {
+    pub seed: u64,
+    pub preset: Preset,
+    pub start: i64,
+    pub as_of: i64,
+    pub url: String,
+}
+
+/// `manifest.json` of a generated shop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub shop_id: String,
+    pub currency: String,
+    /// The shop's clock: its data ends here (RFC 3339, UTC).
+    pub as_of: String,
+    pub preset: PresetName,
+    pub seed: u64,
+    /// Rows each main table must have after normalization.
+    pub expected_rows: BTreeMap<String, u64>,
+    /// Planted pairs, bought together in `rate` of all orders (split evenly).
+    pub bundles: Vec<Bundle>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Bundle {
+    pub product_id_a: i64,
+    pub product_id_b: i64,
+    /// Share of all orders that contain this bundle by construction.
+    pub rate: f64,
+}
+
+pub fn gid(kind: &str, id: i64) -> String {
+    format!("gid://shopify/{kind}/{id}")
+}
+
+pub fn iso(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn iso_ms(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn money(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+/// A JSONL file, plain or gzip (fixed header, so output is byte-identical).
+pub struct JsonlWriter {
+    inner: Box<dyn Write>,
+}
+
+impl JsonlWriter {
+    pub fn create(dir: &Path, name: &str, gzip: bool) -> Result<Self> {
+        let path = dir.join(if gzip { format!("{name}.jsonl.gz") } else { format!("{name}.jsonl") });
+        let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+        let inner: Box<dyn Write> = if gzip {
+            Box::new(flate2::GzBuilder::new().mtime(0).write(buffered, flate2::Compression::default()))
+        } else {
+            Box::new(buffered)
+        };
+        Ok(JsonlWriter { inner })
+    }
+
+    pub fn write(&mut self, value: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.inner, value)?;
+        self.inner.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.inner.flush()?;
+        Ok(())
+    }
+}
+
+const MEDIA_BASE: i64 = 31_000_000_000;
+
+fn count(rows: &mut BTreeMap<String, u64>, table: &str, n: usize) {
+    *rows.entry(table.to_string()).or_default() += n as u64;
+}
+
+/// Writes a shop of `preset` into `out` and returns its manifest.
+pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &indicatif::ProgressBar) -> Result<Manifest> {
+    let preset = name.preset();
+    std::fs::create_dir_all(out.join("webhooks")).with_context(|| format!("cannot create {}", out.display()))?;
+    let as_of = chrono::DateTime::parse_from_rfc3339("2025-11-30T23:59:59Z")?.timestamp_micros();
+    let shop = Shop { seed, preset, start: as_of - 183 * DAY, as_of, url: "https://shopfeat-sample.myshopify.com".into() };
+    let mut rows = BTreeMap::new();
+    progress.set_length((preset.orders * 2) as u64);
+
+    // Catalog: one extra product, deleted by a webhook at the end.
+    let mut products = catalog::build_products(&preset, seed, shop.start, as_of);
+    let collections = catalog::build_collections(&preset, seed, &mut products, as_of);
+    let deleted = products.len() - 1;
+    let updated = 0;
+    let mut out_products = JsonlWriter::create(out, "products", gzip)?;
+    for (i, product) in products.iter().enumerate() {
+        for line in catalog::product_lines(product, &collections, MEDIA_BASE) {
+            out_products.write(&line)?;
+        }
+        if i != deleted {
+            count(&mut rows, "products", 1);
+            count(&mut rows, "variants", product.variants.len());
+            let media = if i == updated { product.media_kinds.iter().filter(|k| **k == "IMAGE").count() } else { product.media_kinds.len() };
+            count(&mut rows, "product_media", media);
+            count(&mut rows, "collection_products", product.collections.len());
+        }
+    }
+    out_products.finish()?;
+    let mut out_collections = JsonlWriter::create(out, "collections", gzip)?;
+    for c in &collections {
+        for line in catalog::collection_lines(c, &products) {
+            out_collections.write(&line)?;
+        }
+    }
+    out_collections.finish()?;
+    count(&mut rows, "collections", collections.len());
+
+    // Customers need their lifetime totals: a first pass over the orders.
+    let model = orders::OrderModel::new(&shop, &products, preset.customers);
+    let mut stats = vec![customers::OrderStats::default(); preset.customers];
+    for i in 0..preset.orders {
+        let o = model.plan(i);
+        if let Some(c) = o.customer {
+            let s = &mut stats[c];
+            s.orders += 1;
+            s.spent += o.total();
+            s.first_order_at = Some(s.first_order_at.map_or(o.created_at, |t| t.min(o.created_at)));
+        }
+        progress.inc(1);
+    }
+    let customer_ids: Vec<i64> = (0..preset.customers).map(customers::customer_id).collect();
+    let mut out_customers = JsonlWriter::create(out, "customers", gzip)?;
+    let mut first_customer = Value::Null;
+    for (i, s) in stats.iter().enumerate() {
+        let line = customers::customer_line(&shop, i, s);
+        out_customers.write(&line)?;
+        if i == 0 {
+            first_customer = line;
+        }
+    }
+    out_customers.finish()?;
+    count(&mut rows, "customers", preset.customers);
+
+    // Orders and the visits around them, in time order.
+    let client_of = |c: usize| format!("{:024x}", (c as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) >> 32);
+    let mut out_orders = JsonlWriter::create(out, "orders", gzip)?;
+    let mut events = events::EventWriter::new(JsonlWriter::create(out, "events", gzip)?, &shop, &products, &collections);
+    let mut browse_rng = rng::Rand::new(seed, 5);
+    let mut browse_key = 0u64;
+    for i in 0..preset.orders {
+        let o = model.plan(i);
+        for line in model.bulk_lines(&o, &customer_ids) {
+            out_orders.write(&line)?;
+        }
+        count(&mut rows, "orders", 1);
+        count(&mut rows, "line_items", o.lines.len());
+        count(&mut rows, "refund_line_items", o.refunds.iter().map(|r| r.lines.len()).sum());
+        if !o.test {
+            events.purchase_session(&model, &o, &customer_ids, client_of)?;
+        }
+        let next = if i + 1 < preset.orders { model.plan(i + 1).created_at } else { as_of };
+        let visits = preset.browse_per_order.floor() as usize + browse_rng.chance(preset.browse_per_order.fract()) as usize;
+        for _ in 0..visits {
+            browse_key += 1;
+            let t = o.created_at + (browse_rng.unit() * (next - o.created_at).max(1) as f64) as i64;
+            let t = t.min(as_of - 3_600_000_000);
+            let known = browse_rng.chance(0.4).then(|| {
+                let c = model.customer_rank[model.customer_popularity.sample(&mut browse_rng)];
+                (client_of(c), customer_ids[c])
+            });
+            events.browse_session(&model, browse_key, t, known)?;
+        }
+        progress.inc(1);
+    }
+    out_orders.finish()?;
+    count(&mut rows, "events", events.count as usize);
+    events.out.finish()?;
+
+    // Webhooks that arrived after the bulk export.
+    let hooks = out.join("webhooks");
+    let write_hook = |name: &str, value: &Value| -> Result<()> {
+        std::fs::write(hooks.join(name), serde_json::to_vec_pretty(value)?).with_context(|| format!("cannot write webhook {name}"))
+    };
+    write_hook("products_update-1.json", &catalog::product_update_payload(&products[updated], &shop, MEDIA_BASE))?;
+    write_hook("products_delete-1.json", &serde_json::json!({"id": products[deleted].id}))?;
+    write_hook("customers_update-1.json", &customers::customer_update_payload(&shop, &first_customer))?;
+    let updated_order = model.plan(preset.orders.saturating_sub(30));
+    write_hook("orders_updated-1.json", &model.rest_payload(&updated_order, &customer_ids, as_of - 3_600_000_000))?;
+    let refunded = (preset.orders / 2..preset.orders)
+        .map(|i| model.plan(i))
+        .find(|o| o.refunds.is_empty() && o.cancelled_at.is_none() && !o.test && o.lines[0].product.is_some())
+        .context("no order to refund")?;
+    let refund = serde_json::json!({
+        "id": 920_000_000i64, "order_id": refunded.id, "created_at": iso(as_of - 3 * 3_600_000_000),
+        "note": "damaged in transit", "restock": false,
+        "refund_line_items": [{"line_item_id": refunded.lines[0].id, "quantity": 1, "subtotal": refunded.refund_subtotal(0, 1)}],
+    });
+    write_hook("refunds_create-1.json", &refund)?;
+    count(&mut rows, "refund_line_items", 1);
+
+    let manifest = Manifest {
+        shop_id: "sample".into(),
+        currency: "USD".into(),
+        as_of: iso(as_of),
+        preset: name,
+        seed,
+        expected_rows: rows,
+        bundles: model.bundles.iter().map(|&(a, b)| Bundle {
+            product_id_a: products[a].id.min(products[b].id),
+            product_id_b: products[a].id.max(products[b].id),
+            rate: orders::BUNDLE_ORDER_RATE / model.bundles.len() as f64,
+        }).collect(),
+    };
+    std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(manifest)
+}

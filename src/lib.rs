@@ -1,0 +1,14 @@
+//! shopfeat: a Shopify shop's raw data → machine-learning feature tables.
+//!
+//! The pipeline reads top to bottom, one module per stage:
+//! [`land`] (raw files → immutable Parquet snapshots) → [`normalize`] (snapshots →
+//! main tables, Polars lazy) → features → sinks. [`generate`] makes synthetic shops
+//! in the raw shapes; [`storage`] is the data root with atomic writes.
+
+pub mod cli;
+pub mod commands;
+pub mod generate;
+pub mod land;
+pub mod normalize;
+pub mod progress;
+pub mod storage;

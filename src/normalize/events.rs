@@ -1,0 +1,33 @@
+//! events: unique by id (first kept), with the URL's referrer host and the
+//! customer each browser is stitched to.
+//!
+//! Identity stitching (`design.md`): an event links its `client_id` to a customer
+//! when it carries one (`customerId`, or the customer of a completed checkout's
+//! order). Every event of that `client_id`, earlier ones too, gets the customer of
+//! the client's latest link at or before `as_of` (two links at one instant: the
+//! later in file order).
+
+use super::*;
+
+pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
+    let events = raw.scan("events")?.unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First);
+    let mut links = events.clone().filter(col("event_customer_id").is_not_null());
+    if let Some(t) = as_of {
+        links = links.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));
+    }
+    let keys = [col("client_id"), col("timestamp"), col("snapshot"), col("file"), col("line")];
+    let latest_link = links
+        .sort_by_exprs(keys, ascending(5))
+        .unique_stable_generic(Some(vec![col("client_id")]), UniqueKeepStrategy::Last)
+        .select([col("client_id"), col("event_customer_id").alias("customer_id")]);
+    Ok(events
+        .join(latest_link, [col("client_id")], [col("client_id")], JoinArgs::new(JoinType::Left))
+        .select([
+            col("event_id"), col("name"), col("client_id"), col("timestamp"), col("customer_id"),
+            col("event_customer_id"), col("product_id"), col("variant_id"), col("collection_id"),
+            col("order_id"), col("search_query"), col("product_ids"), col("url"), col("path"),
+            col("referrer"),
+            col("referrer").str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1).alias("referrer_host"),
+            col("user_agent"),
+        ]))
+}

@@ -1,0 +1,199 @@
+//! Normalization: the raw snapshots of a shop → the main tables, as Polars lazy
+//! frames.
+//!
+//! What goes in: every committed snapshot of `<shop>/raw/`. What comes out: one
+//! lazy frame per main table (`products, variants, product_media, collections,
+//! collection_products, customers, orders, line_items, refund_line_items, events`),
+//! typed (ids i64, money f64, timestamps µs UTC). Guarantees, as the catalog's
+//! "Exact readings" fix them:
+//! - one row per entity id: the version as it stood at `as_of` (the latest with
+//!   `updated_at <= as_of`, else the oldest known), ties to the later source
+//!   (snapshot, then webhook after bulk, then file name, then line);
+//! - deletions apply whatever `as_of`; products and customers created after
+//!   `as_of` are left out; orders always use their latest version;
+//! - child rows (variants, media, line items) travel with the chosen version of
+//!   their parent, unioned by child id over duplicates of that version;
+//! - refunds are the union by refund id over every version of the order and every
+//!   `refunds/create` payload; events are unique by id (first kept) and stitched to
+//!   customers.
+//!
+//! Nothing is collected here: the feature plan builds on these frames, and
+//! `shopfeat normalize` writes them for inspection.
+
+mod collections;
+mod customers;
+mod events;
+mod orders;
+mod products;
+
+use crate::land::{self, raw};
+use crate::storage::DataRoot;
+use anyhow::Result;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// The point in time tables are taken at, µs since the epoch (UTC); `None` = latest.
+pub type AsOf = Option<i64>;
+
+/// The main tables of a shop, lazily.
+pub struct MainTables {
+    pub products: LazyFrame,
+    pub variants: LazyFrame,
+    pub product_media: LazyFrame,
+    pub collections: LazyFrame,
+    pub collection_products: LazyFrame,
+    pub customers: LazyFrame,
+    pub orders: LazyFrame,
+    pub line_items: LazyFrame,
+    pub refund_line_items: LazyFrame,
+    pub events: LazyFrame,
+}
+
+impl MainTables {
+    /// The tables by name, in the order of `design.md`.
+    pub fn named(&self) -> Vec<(&'static str, LazyFrame)> {
+        vec![
+            ("products", self.products.clone()),
+            ("variants", self.variants.clone()),
+            ("product_media", self.product_media.clone()),
+            ("collections", self.collections.clone()),
+            ("collection_products", self.collection_products.clone()),
+            ("customers", self.customers.clone()),
+            ("orders", self.orders.clone()),
+            ("line_items", self.line_items.clone()),
+            ("refund_line_items", self.refund_line_items.clone()),
+            ("events", self.events.clone()),
+        ]
+    }
+}
+
+/// The raw tables of a shop: every committed snapshot's file of each entity, in
+/// snapshot order.
+pub struct RawTables {
+    files: BTreeMap<String, Vec<std::path::PathBuf>>,
+}
+
+impl RawTables {
+    pub fn open(root: &DataRoot, shop: &str) -> Result<Self> {
+        let mut files: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+        for manifest in land::snapshots(root, shop)? {
+            for (entity, rel) in &manifest.files {
+                files.entry(entity.clone()).or_default().push(root.local_copy(rel)?);
+            }
+        }
+        Ok(RawTables { files })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// All landed rows of `entity`, in landing order; an empty frame with the raw
+    /// schema when nothing was landed.
+    pub fn scan(&self, entity: &str) -> Result<LazyFrame> {
+        match self.files.get(entity) {
+            Some(paths) if !paths.is_empty() => {
+                let paths: Vec<PlRefPath> = paths.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+                Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?)
+            }
+            _ => Ok(raw::empty_frame(entity).ok_or_else(|| anyhow::anyhow!("unknown raw entity {entity}"))?.lazy()),
+        }
+    }
+}
+
+/// Normalizes a shop's raw snapshots into its main tables as of `as_of`.
+pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
+    let (products, variants, product_media) = products::products(raw, as_of)?;
+    let collections = collections::collections(raw, as_of)?;
+    let collection_products = collections::memberships(raw, &products, &collections)?;
+    let customers = customers::customers(raw, as_of)?;
+    let (orders, line_items, refund_line_items) = orders::orders(raw)?;
+    let events = events::events(raw, as_of)?;
+    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events })
+}
+
+/// The order in which sources were landed: later snapshots, then webhooks after
+/// bulk files, then files by name, then lines.
+fn source_order() -> [Expr; 4] {
+    [col("snapshot"), col("source_rank"), col("file"), col("line")]
+}
+
+fn ascending(n: usize) -> SortMultipleOptions {
+    SortMultipleOptions::default().with_order_descending_multi(vec![false; n]).with_maintain_order(true)
+}
+
+/// `updated_at` as an orderable i64, nulls lowest (a version without a time is
+/// the oldest).
+fn version_time() -> Expr {
+    col("updated_at").cast(DataType::Int64).fill_null(lit(i64::MIN))
+}
+
+/// Ids deleted by a `*/delete` payload (any time: deletions apply whatever `as_of`).
+fn deleted_ids(versions: &LazyFrame, id: &str) -> LazyFrame {
+    versions.clone().filter(col("deleted").eq(lit(true))).select([col(id)]).unique(None, UniqueKeepStrategy::Any)
+}
+
+/// The versions of an entity that are not deletions, minus deleted ids.
+fn live_versions(versions: LazyFrame, id: &str) -> LazyFrame {
+    let deleted = deleted_ids(&versions, id);
+    versions
+        .filter(col("deleted").eq(lit(false)).or(col("deleted").is_null()))
+        .join(deleted, [col(id)], [col(id)], JoinArgs::new(JoinType::Anti))
+        .with_column(version_time().alias("version_time"))
+}
+
+/// One version per id as of `as_of`: the latest with `updated_at <= as_of`; when
+/// every version is newer, the oldest (ties of either kind: the later source).
+fn version_as_of(versions: LazyFrame, id: &str, as_of: AsOf) -> LazyFrame {
+    let mut keys = vec![col(id)];
+    match as_of {
+        None => keys.push(col("version_time")),
+        Some(t) => {
+            // Eligible versions rank above the rest; among them the newest wins,
+            // among the rest the oldest (time ranked descending).
+            let eligible = col("version_time").lt_eq(lit(t));
+            keys.push(eligible.clone().alias("_eligible"));
+            keys.push(when(eligible).then(col("version_time")).otherwise(lit(0i64) - col("version_time")).alias("_rank_time"));
+        }
+    }
+    keys.extend(source_order());
+    let n = keys.len();
+    versions
+        .sort_by_exprs(keys, ascending(n))
+        .unique_stable_generic(Some(vec![col(id)]), UniqueKeepStrategy::Last)
+}
+
+/// The child rows of the chosen parent versions: those attached to any version of
+/// the same parent with the same `updated_at` (duplicates), unique by child id.
+fn children_of(children: LazyFrame, all_versions: LazyFrame, chosen: LazyFrame, parent_id: &str, child_id: &str) -> LazyFrame {
+    let same_version = all_versions
+        .join(chosen.select([col(parent_id), col("version_time")]), [col(parent_id), col("version_time")], [col(parent_id), col("version_time")], JoinArgs::new(JoinType::Semi))
+        .select([col("snapshot"), col("file"), col("line").alias("parent_line")]);
+    let mut keys = vec![col(child_id)];
+    keys.extend(source_order());
+    let n = keys.len();
+    children
+        .join(same_version, [col("snapshot"), col("file"), col("parent_line")], [col("snapshot"), col("file"), col("parent_line")], JoinArgs::new(JoinType::Semi))
+        .sort_by_exprs(keys, ascending(n))
+        .unique_stable_generic(Some(vec![col(child_id)]), UniqueKeepStrategy::Last)
+}
+
+/// Rows of `lf` whose `id` is in `keep`'s `id`.
+fn semi(lf: LazyFrame, keep: &LazyFrame, id: &str) -> LazyFrame {
+    lf.join(keep.clone().select([col(id)]), [col(id)], [col(id)], JoinArgs::new(JoinType::Semi))
+}
+
+/// Keeps entities created at or before `as_of` (and those without a creation time).
+fn created_by(lf: LazyFrame, as_of: AsOf) -> LazyFrame {
+    match as_of {
+        Some(t) => lf.filter(col("created_at").is_null().or(col("created_at").cast(DataType::Int64).lt_eq(lit(t)))),
+        None => lf,
+    }
+}
+
+/// Collects several plans in one run, so that scans and sub-plans they share are
+/// computed once.
+pub fn collect_all(frames: Vec<LazyFrame>) -> PolarsResult<Vec<DataFrame>> {
+    let opt = frames.first().map(|f| f.get_current_optimizations()).unwrap_or_default();
+    LazyFrame::collect_all_with_engine(frames.into_iter().map(|f| f.logical_plan).collect(), Engine::Auto, opt)
+}

@@ -1,0 +1,22 @@
+//! products, variants and product_media: one version per product as of `as_of`,
+//! with the variants and media of that version.
+
+use super::*;
+
+pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
+    let versions = created_by(live_versions(raw.scan("products")?, "product_id"), as_of);
+    let chosen = version_as_of(versions.clone(), "product_id", as_of);
+    let variants = children_of(raw.scan("variants")?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
+        col("variant_id"), col("product_id"), col("title"), col("sku"), col("price"),
+        col("compare_at_price"), col("inventory_quantity"),
+    ]);
+    let media = children_of(raw.scan("product_media")?, versions, chosen.clone(), "product_id", "media_id")
+        .select([col("media_id"), col("product_id"), col("media_type"), col("alt")]);
+    let products = chosen.select([
+        col("product_id"), col("title"), col("handle"), col("vendor"), col("product_type"),
+        col("status"), col("tags"), col("description"), col("description_html"),
+        col("seo_title"), col("seo_description"), col("created_at"), col("updated_at"),
+        col("published_at"), col("option_count"),
+    ]);
+    Ok((products, variants, media))
+}

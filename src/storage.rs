@@ -1,0 +1,212 @@
+//! The data root: a local directory or an object-store URL (`s3://`, `gs://`,
+//! `az://`, `file://`), with atomic writes.
+//!
+//! Every write is staged beside its destination and made visible in one step: a
+//! local file is written to a temporary name, synced and renamed; an object-store
+//! write is a single put or a completed multipart upload. A reader therefore sees a
+//! file whole or not at all. Paths given to [`DataRoot`] are relative to the root,
+//! with `/` separators.
+
+use anyhow::{bail, Context, Result};
+use futures::TryStreamExt;
+use object_store::{path::Path as StorePath, ObjectStore, ObjectStoreExt, WriteMultipart};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct DataRoot {
+    location: Location,
+}
+
+enum Location {
+    Local(PathBuf),
+    Remote { url: String, store: Arc<dyn ObjectStore>, prefix: StorePath, runtime: tokio::runtime::Runtime, cache: PathBuf },
+}
+
+/// A file being written; invisible to readers until [`StagedFile::commit`].
+pub struct StagedFile {
+    file: tempfile::NamedTempFile,
+    rel: String,
+}
+
+impl StagedFile {
+    pub fn writer(&mut self) -> &mut std::fs::File {
+        self.file.as_file_mut()
+    }
+}
+
+impl DataRoot {
+    /// Opens a root given as a local path or a URL with a scheme.
+    pub fn open(root: &str) -> Result<Self> {
+        let location = match url::Url::parse(root) {
+            Ok(url) if url.scheme() != "file" && url.scheme().len() > 1 => {
+                let (store, prefix) = object_store::parse_url(&url)
+                    .with_context(|| format!("cannot open data root {root}"))?;
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let cache = std::env::temp_dir().join("shopfeat-cache").join(sanitize(root));
+                Location::Remote { url: root.to_string(), store: Arc::from(store), prefix, runtime, cache }
+            }
+            Ok(url) if url.scheme() == "file" => Location::Local(
+                url.to_file_path().map_err(|_| anyhow::anyhow!("bad file URL {root}"))?,
+            ),
+            _ => Location::Local(PathBuf::from(root)),
+        };
+        Ok(DataRoot { location })
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Local(p) => p.display().to_string(),
+            Location::Remote { url, .. } => url.clone(),
+        }
+    }
+
+    /// The local directory of a local root.
+    pub fn local_dir(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Local(p) => Some(p),
+            Location::Remote { .. } => None,
+        }
+    }
+
+    fn store_path(prefix: &StorePath, rel: &str) -> StorePath {
+        let mut parts: Vec<String> = prefix.parts().map(|p| p.as_ref().to_string()).collect();
+        parts.extend(rel.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        StorePath::from_iter(parts)
+    }
+
+    /// Starts writing `rel`; nothing is visible until the staged file is committed.
+    pub fn stage(&self, rel: &str) -> Result<StagedFile> {
+        let file = match &self.location {
+            Location::Local(root) => {
+                let dest = root.join(rel);
+                let dir = dest.parent().context("destination has no parent directory")?;
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                tempfile::Builder::new().prefix(".staging-").tempfile_in(dir)
+                    .with_context(|| format!("cannot write in {}", dir.display()))?
+            }
+            Location::Remote { .. } => tempfile::NamedTempFile::new()?,
+        };
+        Ok(StagedFile { file, rel: rel.to_string() })
+    }
+
+    /// Makes a staged file visible at its destination, whole.
+    pub fn commit(&self, mut staged: StagedFile) -> Result<()> {
+        staged.file.as_file_mut().flush()?;
+        match &self.location {
+            Location::Local(root) => {
+                staged.file.as_file().sync_all()?;
+                let dest = root.join(&staged.rel);
+                staged.file.persist(&dest).with_context(|| format!("cannot write {}", dest.display()))?;
+                if let Some(dir) = dest.parent() {
+                    // The rename is durable only once its directory is synced.
+                    if let Ok(d) = std::fs::File::open(dir) {
+                        let _ = d.sync_all();
+                    }
+                }
+                Ok(())
+            }
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, &staged.rel);
+                let mut file = staged.file.reopen()?;
+                runtime.block_on(async {
+                    let upload = store.put_multipart(&path).await?;
+                    let mut writer = WriteMultipart::new(upload);
+                    let mut buf = vec![0u8; 8 << 20];
+                    loop {
+                        let n = file.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        writer.wait_for_capacity(4).await?;
+                        writer.write(&buf[..n]);
+                    }
+                    writer.finish().await?;
+                    anyhow::Ok(())
+                })
+                .with_context(|| format!("cannot upload {path}"))
+            }
+        }
+    }
+
+    /// Writes a small file atomically.
+    pub fn put(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let mut staged = self.stage(rel)?;
+        staged.writer().write_all(bytes)?;
+        self.commit(staged)
+    }
+
+    /// Reads a small file; `None` when it does not exist.
+    pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match &self.location {
+            Location::Local(root) => match std::fs::read(root.join(rel)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("cannot read {}", root.join(rel).display())),
+            },
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, rel);
+                runtime.block_on(async {
+                    match store.get(&path).await {
+                        Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Names of the files directly inside directory `rel` (no staging files), sorted.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        let mut names = match &self.location {
+            Location::Local(root) => match std::fs::read_dir(root.join(rel)) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+                Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
+            },
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, rel);
+                let listed: Vec<_> = runtime.block_on(store.list(Some(&path)).try_collect())?;
+                listed.into_iter().filter_map(|m| m.location.filename().map(str::to_string)).collect()
+            }
+        };
+        names.retain(|n| !n.starts_with(".staging-"));
+        names.sort();
+        Ok(names)
+    }
+
+    /// A local path holding the file `rel`: the file itself on a local root, a cached
+    /// download of it on a remote one (snapshots are immutable, so the cache is kept).
+    pub fn local_copy(&self, rel: &str) -> Result<PathBuf> {
+        match &self.location {
+            Location::Local(root) => Ok(root.join(rel)),
+            Location::Remote { cache, .. } => {
+                let dest = cache.join(rel);
+                if !dest.exists() {
+                    let bytes = self.get(rel)?.with_context(|| format!("{rel} is missing"))?;
+                    std::fs::create_dir_all(dest.parent().context("no parent")?)?;
+                    let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().context("no parent")?)?;
+                    tmp.write_all(&bytes)?;
+                    tmp.persist(&dest)?;
+                }
+                Ok(dest)
+            }
+        }
+    }
+
+    pub fn require_local(&self, what: &str) -> Result<&Path> {
+        match self.local_dir() {
+            Some(p) => Ok(p),
+            None => bail!("{what} needs a local data root"),
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}

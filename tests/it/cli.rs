@@ -1,0 +1,72 @@
+//! The binary as a user meets it: help, exit codes, one-line errors.
+
+use crate::common::fixture;
+use std::process::{Command, Output};
+
+fn shopfeat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn every_command_explains_itself() {
+    let top = shopfeat(&["--help"]);
+    assert!(top.status.success());
+    let text = String::from_utf8_lossy(&top.stdout);
+    for command in ["generate", "ingest", "normalize"] {
+        assert!(text.contains(command), "{text}");
+        let help = shopfeat(&[command, "--help"]);
+        assert!(help.status.success(), "{command}");
+        assert!(String::from_utf8_lossy(&help.stdout).len() > 200, "{command} --help is too thin");
+    }
+}
+
+#[test]
+fn a_missing_input_is_one_error_line_and_exit_1() {
+    let out = shopfeat(&["ingest", "/no/such/dir"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot read /no/such/dir"), "{err}");
+}
+
+#[test]
+fn normalize_without_snapshots_says_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let out = shopfeat(&["--root", root.path().to_str().unwrap(), "normalize"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("run `shopfeat ingest` first"), "{}", stderr(&out));
+}
+
+#[test]
+fn strict_ingest_fails_on_skipped_records_and_lenient_ingest_does_not() {
+    let input = tempfile::tempdir().unwrap();
+    std::fs::write(input.path().join("events.jsonl"), "{\"id\":\"e1\",\"name\":\"page_viewed\"\n").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let i = input.path().to_str().unwrap();
+    let lenient = shopfeat(&["-q", "--root", r, "ingest", i]);
+    assert_eq!(lenient.status.code(), Some(0), "{}", stderr(&lenient));
+    assert!(String::from_utf8_lossy(&lenient.stdout).contains("events"), "summary lists the entity");
+    let strict = shopfeat(&["-q", "--root", r, "ingest", "--strict", i]);
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(stderr(&strict).contains("1 records skipped"), "{}", stderr(&strict));
+}
+
+#[test]
+fn ingest_then_normalize_writes_the_main_tables() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let shop = fixture("shop");
+    assert!(shopfeat(&["-q", "--root", r, "--shop", "s1", "ingest", shop.to_str().unwrap()]).status.success());
+    let out = shopfeat(&["-q", "--root", r, "--shop", "s1", "normalize", "--as-of", "2025-02-15"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for table in ["products", "variants", "product_media", "collections", "collection_products", "customers", "orders", "line_items", "refund_line_items", "events"] {
+        assert!(root.path().join(format!("s1/main/{table}.parquet")).is_file(), "{table}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["products", "3"]), "{stdout}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests, in one binary: every test file would otherwise link the
+//! whole dependency tree again.
+
+mod bad_input;
+mod cli;
+mod common;
+mod fields;
+mod normalize_fixture;
+mod rest_examples;
+mod sample;
+mod storage;

@@ -1,0 +1,129 @@
+//! The generator: the committed sample is its output, and generated shops
+//! normalize to the row counts their manifests promise.
+
+use crate::common::*;
+use polars::prelude::*;
+use shopfeat::generate::{self, Manifest, PresetName};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// File content, decompressed when gzipped (compare data, not compressor bytes).
+fn content(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = vec![];
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out).unwrap();
+        out
+    } else {
+        bytes
+    }
+}
+
+fn manifest(dir: &Path) -> Manifest {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn row_counts(landed: &Landed) -> BTreeMap<String, u64> {
+    landed.tables(None).into_iter().map(|(name, t)| (name.to_string(), t.height() as u64)).collect()
+}
+
+#[test]
+fn the_committed_sample_is_exactly_what_the_generator_writes() {
+    let out = tempfile::tempdir().unwrap();
+    generate::generate(PresetName::Sample, 42, out.path(), true, &indicatif::ProgressBar::hidden()).unwrap();
+    let committed = files(&sample_dir());
+    assert_eq!(committed, files(out.path()), "same files");
+    for f in committed {
+        assert!(content(&sample_dir().join(&f)) == content(&out.path().join(&f)), "{} drifted: run `shopfeat generate --preset sample --gzip --out data/sample`", f.display());
+    }
+}
+
+#[test]
+fn the_sample_normalizes_to_its_manifest() {
+    let m = manifest(&sample_dir());
+    assert_eq!(m.expected_rows["products"], 350);
+    assert_eq!(m.expected_rows["customers"], 381);
+    assert_eq!(m.expected_rows["collections"], 6);
+    assert_eq!(m.expected_rows["orders"], 395);
+    let landed = land(&[sample_dir()]);
+    assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
+    assert_eq!(row_counts(&landed), m.expected_rows);
+}
+
+fn count(t: &Table, predicate: Expr) -> usize {
+    t.0.clone().lazy().filter(predicate).collect().unwrap().height()
+}
+
+#[test]
+fn the_sample_has_the_cases_features_depend_on() {
+    let landed = land(&[sample_dir()]);
+    let t = landed.tables(None);
+    let (orders, lines, events, products, media) = (&t["orders"], &t["line_items"], &t["events"], &t["products"], &t["product_media"]);
+    assert!(count(orders, col("customer_id").is_null()) > 10, "guest checkouts");
+    assert!(count(orders, col("test").eq(lit(true))) >= 1, "test orders");
+    assert!(count(orders, col("cancelled_at").is_not_null()) >= 5, "cancelled orders");
+    assert!(count(orders, col("total_discounts").gt(lit(0.0))) > 20, "discounts");
+    assert!(t["refund_line_items"].height() >= 10, "partial refunds");
+    assert!(count(lines, col("product_id").is_null()) >= 3, "custom line items");
+    for status in ["ACTIVE", "DRAFT", "ARCHIVED"] {
+        assert!(count(products, col("status").eq(lit(status))) > 0, "{status}");
+    }
+    for kind in ["IMAGE", "VIDEO", "EXTERNAL_VIDEO", "MODEL_3D"] {
+        assert!(count(media, col("media_type").eq(lit(kind))) > 0, "{kind}");
+    }
+    for name in ["page_viewed", "product_viewed", "collection_viewed", "search_submitted", "cart_viewed", "product_added_to_cart", "product_removed_from_cart", "checkout_started", "checkout_completed"] {
+        assert!(count(events, col("name").eq(lit(name))) > 0, "{name}");
+    }
+    // Anonymous browsing stitched to a customer afterwards.
+    assert!(count(events, col("customer_id").is_not_null().and(col("event_customer_id").is_null())) > 100);
+    assert!(count(events, col("customer_id").is_null()) > 100, "anonymous visitors");
+    // Every checkout_completed names an order that exists, with lines.
+    let completed = events.0.clone().lazy().filter(col("name").eq(lit("checkout_completed"))).select([col("order_id")]);
+    let orphans = completed
+        .join(lines.0.clone().lazy().select([col("order_id")]).unique(None, UniqueKeepStrategy::Any), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Anti))
+        .collect()
+        .unwrap();
+    assert_eq!(orphans.height(), 0, "{orphans}");
+    // Popularity is skewed: the top 10% of products sell far more than the bottom half.
+    let units = lines.0.clone().lazy().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([col("quantity").sum()])
+        .sort(["quantity"], SortMultipleOptions::default().with_order_descending(true)).collect().unwrap();
+    let q: Vec<i64> = units.column("quantity").unwrap().i64().unwrap().iter().flatten().collect();
+    let top: i64 = q.iter().take(q.len() / 10).sum();
+    let total: i64 = q.iter().sum();
+    assert!(top as f64 > 0.35 * total as f64, "top 10% of products sell {top} of {total} units");
+}
+
+#[test]
+fn a_medium_shop_generates_and_normalizes_to_its_manifest() {
+    let out = tempfile::tempdir().unwrap();
+    let m = generate::generate(PresetName::Medium, 7, out.path(), false, &indicatif::ProgressBar::hidden()).unwrap();
+    assert_eq!(m.expected_rows["products"], 10_000);
+    assert_eq!(m.expected_rows["orders"], 100_000);
+    let events = m.expected_rows["events"];
+    assert!((800_000..1_300_000).contains(&events), "{events} events");
+    let landed = land(&[out.path().to_path_buf()]);
+    assert!(landed.report.problems.is_empty(), "{:?}", &landed.report.problems[..3.min(landed.report.problems.len())]);
+    assert_eq!(row_counts(&landed), m.expected_rows);
+}
