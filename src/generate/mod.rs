@@ -52,8 +52,8 @@ impl PresetName {
     pub fn preset(self) -> Preset {
         let (products, customers, collections, orders, browse_per_order, bundles) = match self {
             PresetName::Sample => (350, 381, 6, 395, 0.6, 3),
-            PresetName::Medium => (10_000, 50_000, 40, 100_000, 0.28, 10),
-            PresetName::Large => (50_000, 200_000, 120, 1_000_000, 0.28, 20),
+            PresetName::Medium => (10_000, 50_000, 40, 100_000, 0.1, 10),
+            PresetName::Large => (50_000, 200_000, 120, 1_000_000, 0.1, 20),
         };
         Preset { name: self, products, customers, collections, orders, browse_per_order, bundles }
     }
