@@ -16,6 +16,7 @@ pub mod shopify;
 use crate::storage::{DataRoot, StagedFile};
 use anyhow::{bail, Context, Result};
 use fields::{gid_type, missing, FieldError, FieldResult, Fields};
+use shopify::Shape;
 use polars::prelude::*;
 use raw::{Origin, RawBuffers, Source};
 use serde::{Deserialize, Serialize};
@@ -399,13 +400,13 @@ fn land_payload(topic: &str, value: &Value, origin: &Origin, record: String, buf
     let line = origin.line;
     match entity {
         "products" => {
-            let product = shopify::rest_product(f).map_err(tag(entity))?;
+            let product = shopify::product(f, Shape::Rest).map_err(tag(entity))?;
             let id = product.product_id.unwrap_or_default();
             let variants = f.array("variants").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "variants[]").and_then(|v| shopify::rest_variant(v, id, line)))
+                .map(|v| Fields::of(v, "variants[]").and_then(|v| shopify::variant(v, Shape::Rest, id, line)))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
             let images = f.array("images").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "images[]").and_then(|v| shopify::rest_image(v, id, line)))
+                .map(|v| Fields::of(v, "images[]").and_then(|v| shopify::media(v, None, id, line)))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
             for v in variants {
                 buf.variants.push(origin, String::new(), v);
@@ -416,24 +417,24 @@ fn land_payload(topic: &str, value: &Value, origin: &Origin, record: String, buf
             buf.products.push(origin, record, product);
         }
         "orders" => {
-            let order = shopify::rest_order(f).map_err(tag(entity))?;
+            let order = shopify::order(f, Shape::Rest).map_err(tag(entity))?;
             let id = order.order_id.unwrap_or_default();
             let lines = f.array("line_items").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "line_items[]").and_then(|v| shopify::rest_line_item(v, id, line)))
+                .map(|v| Fields::of(v, "line_items[]").and_then(|v| shopify::line_item(v, Shape::Rest, id, line)))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
-            let refunds = refunds_of(f, "refunds", id).map_err(tag(entity))?;
+            let refunds = refunds_of(f, Shape::Rest, id).map_err(tag(entity))?;
             lines.into_iter().for_each(|l| buf.line_items.push(origin, String::new(), l));
             refunds.into_iter().for_each(|r| buf.refund_lines.push(origin, String::new(), r));
             buf.orders.push(origin, record, order);
         }
         "refund_line_items" => {
             let order_id = f.required_id("order_id").map_err(tag(entity))?;
-            let rows = shopify::refund_lines(f, order_id).map_err(tag(entity))?;
+            let rows = shopify::refund_lines(f, Shape::Rest, order_id).map_err(tag(entity))?;
             rows.into_iter().for_each(|r| buf.refund_lines.push(origin, record.clone(), r));
         }
-        "customers" => buf.customers.push(origin, record, shopify::rest_customer(f).map_err(tag(entity))?),
+        "customers" => buf.customers.push(origin, record, shopify::customer(f, Shape::Rest).map_err(tag(entity))?),
         "collections" => {
-            let row = shopify::rest_collection(f, resource == "smart_collections").map_err(tag(entity))?;
+            let row = shopify::collection(f, Shape::Rest, resource == "smart_collections").map_err(tag(entity))?;
             buf.collections.push(origin, record, row);
         }
         _ => {
@@ -447,10 +448,10 @@ fn land_payload(topic: &str, value: &Value, origin: &Origin, record: String, buf
     Ok(())
 }
 
-fn refunds_of(f: Fields, path: &str, order_id: i64) -> FieldResult<Vec<raw::RefundLineRow>> {
+fn refunds_of(f: Fields, shape: Shape, order_id: i64) -> FieldResult<Vec<raw::RefundLineRow>> {
     let mut rows = Vec::new();
-    for refund in f.array(path)? {
-        rows.extend(shopify::refund_lines(Fields::of(refund, "refunds[]")?, order_id)?);
+    for refund in f.array("refunds")? {
+        rows.extend(shopify::refund_lines(Fields::of(refund, "refunds[]")?, shape, order_id)?);
     }
     Ok(rows)
 }
@@ -499,9 +500,9 @@ impl BulkFile {
         };
         let parent_id = fields::parse_id(parent).unwrap_or_default();
         match (parent_kind, kind) {
-            ("Product", "ProductVariant") => buf.variants.push(origin, record, shopify::graphql_variant(f, parent_id, parent_line).map_err(tag(entity))?),
+            ("Product", "ProductVariant") => buf.variants.push(origin, record, shopify::variant(f, Shape::Graphql, parent_id, parent_line).map_err(tag(entity))?),
             ("Product", "MediaImage" | "Video" | "ExternalVideo" | "Model3d") => {
-                buf.media.push(origin, record, shopify::graphql_media(f, kind, parent_id, parent_line).map_err(tag(entity))?)
+                buf.media.push(origin, record, shopify::media(f, Some(kind), parent_id, parent_line).map_err(tag(entity))?)
             }
             ("Product", "Collection") => {
                 let row = raw::MembershipRow { collection_id: Some(f.required_id("id").map_err(tag(entity))?), product_id: Some(parent_id) };
@@ -511,7 +512,7 @@ impl BulkFile {
                 let row = raw::MembershipRow { collection_id: Some(parent_id), product_id: Some(f.required_id("id").map_err(tag(entity))?) };
                 buf.memberships.push(origin, record, row)
             }
-            ("Order", "LineItem") => buf.line_items.push(origin, record, shopify::graphql_line_item(f, parent_id, parent_line).map_err(tag(entity))?),
+            ("Order", "LineItem") => buf.line_items.push(origin, record, shopify::line_item(f, Shape::Graphql, parent_id, parent_line).map_err(tag(entity))?),
             _ => return Err((entity, FieldError { field: "id".into(), problem: format!("unexpected child {kind} of {parent_kind}") })),
         }
         Ok(())
@@ -519,12 +520,12 @@ impl BulkFile {
 
     fn land_root(&mut self, kind: &str, gid: &str, f: Fields, origin: &Origin, record: String, buf: &mut RawBuffers) -> Landed {
         match kind {
-            "Product" => buf.products.push(origin, record, shopify::graphql_product(f).map_err(tag("products"))?),
-            "Collection" => buf.collections.push(origin, record, shopify::graphql_collection(f).map_err(tag("collections"))?),
-            "Customer" => buf.customers.push(origin, record, shopify::graphql_customer(f).map_err(tag("customers"))?),
+            "Product" => buf.products.push(origin, record, shopify::product(f, Shape::Graphql).map_err(tag("products"))?),
+            "Collection" => buf.collections.push(origin, record, shopify::collection(f, Shape::Graphql, false).map_err(tag("collections"))?),
+            "Customer" => buf.customers.push(origin, record, shopify::customer(f, Shape::Graphql).map_err(tag("customers"))?),
             "Order" => {
-                let order = shopify::graphql_order(f).map_err(tag("orders"))?;
-                let refunds = refunds_of(f, "refunds", order.order_id.unwrap_or_default()).map_err(tag("orders"))?;
+                let order = shopify::order(f, Shape::Graphql).map_err(tag("orders"))?;
+                let refunds = refunds_of(f, Shape::Graphql, order.order_id.unwrap_or_default()).map_err(tag("orders"))?;
                 refunds.into_iter().for_each(|r| buf.refund_lines.push(origin, String::new(), r));
                 buf.orders.push(origin, record, order);
             }

@@ -1,62 +1,68 @@
-//! Decoders from Shopify's two record shapes — GraphQL bulk lines (camelCase, GIDs,
-//! money bags) and REST webhook payloads (snake_case, numeric ids, decimal
-//! strings) — to the same raw rows.
+//! Decoders from Shopify's two record shapes to the same raw rows: GraphQL bulk
+//! lines (camelCase, GIDs, money bags) and REST webhook payloads (snake_case,
+//! numeric ids, decimal strings). Each field is read once, with its name in both
+//! shapes side by side, so the two mappings cannot drift apart.
 
 use super::fields::{plain_text, FieldResult, Fields};
 use super::raw::*;
+
+/// Which of Shopify's record shapes a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Graphql,
+    Rest,
+}
+
+impl Shape {
+    /// A field's path in this shape.
+    fn path(self, graphql: &'static str, rest: &'static str) -> &'static str {
+        match self {
+            Shape::Graphql => graphql,
+            Shape::Rest => rest,
+        }
+    }
+
+    /// The plain-text description: GraphQL sends it; REST only has `body_html`.
+    fn description(self, f: Fields, html: Option<&str>) -> FieldResult<Option<String>> {
+        match self {
+            Shape::Graphql => f.str("description"),
+            Shape::Rest => Ok(html.map(plain_text)),
+        }
+    }
+}
 
 /// Upper-cases REST's lower-case enums (`active` → `ACTIVE`) so both shapes agree.
 fn upper(value: Option<String>) -> Option<String> {
     value.map(|s| s.to_uppercase())
 }
 
-pub fn graphql_product(f: Fields) -> FieldResult<ProductRow> {
+pub fn product(f: Fields, shape: Shape) -> FieldResult<ProductRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
+    let html = f.str(k("descriptionHtml", "body_html"))?;
     Ok(ProductRow {
         product_id: Some(f.required_id("id")?),
         deleted: Some(false),
         title: f.str("title")?,
         handle: f.str("handle")?,
         vendor: f.str("vendor")?,
-        product_type: f.str("productType")?,
+        product_type: f.str(k("productType", "product_type"))?,
         status: upper(f.str("status")?),
         tags: f.tags("tags")?,
-        description: f.str("description")?,
-        description_html: f.str("descriptionHtml")?,
+        description: shape.description(f, html.as_deref())?,
+        description_html: html,
         seo_title: f.str("seo.title")?,
         seo_description: f.str("seo.description")?,
-        created_at: f.ts("createdAt")?,
-        updated_at: f.ts("updatedAt")?,
-        published_at: f.ts("publishedAt")?,
-        option_count: Some(f.array("options")?.len() as i64),
-        has_collections: Some(true),
-    })
-}
-
-pub fn rest_product(f: Fields) -> FieldResult<ProductRow> {
-    let html = f.str("body_html")?;
-    Ok(ProductRow {
-        product_id: Some(f.required_id("id")?),
-        deleted: Some(false),
-        title: f.str("title")?,
-        handle: f.str("handle")?,
-        vendor: f.str("vendor")?,
-        product_type: f.str("product_type")?,
-        status: upper(f.str("status")?),
-        tags: f.tags("tags")?,
-        description: html.as_deref().map(plain_text),
-        description_html: html,
-        seo_title: None,
-        seo_description: None,
-        created_at: f.ts("created_at")?,
-        updated_at: f.ts("updated_at")?,
-        published_at: f.ts("published_at")?,
+        created_at: f.ts(k("createdAt", "created_at"))?,
+        updated_at: f.ts(k("updatedAt", "updated_at"))?,
+        published_at: f.ts(k("publishedAt", "published_at"))?,
         option_count: Some(f.array("options")?.len() as i64),
         // REST payloads say nothing of collections: memberships stay as listed elsewhere.
-        has_collections: Some(false),
+        has_collections: Some(shape == Shape::Graphql),
     })
 }
 
-pub fn graphql_variant(f: Fields, product_id: i64, parent_line: i64) -> FieldResult<VariantRow> {
+pub fn variant(f: Fields, shape: Shape, product_id: i64, parent_line: i64) -> FieldResult<VariantRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
     Ok(VariantRow {
         variant_id: Some(f.required_id("id")?),
         product_id: Some(product_id),
@@ -64,30 +70,18 @@ pub fn graphql_variant(f: Fields, product_id: i64, parent_line: i64) -> FieldRes
         title: f.str("title")?,
         sku: f.str("sku")?,
         price: f.money("price")?,
-        compare_at_price: f.money("compareAtPrice")?,
-        inventory_quantity: f.i64("inventoryQuantity")?,
+        compare_at_price: f.money(k("compareAtPrice", "compare_at_price"))?,
+        inventory_quantity: f.i64(k("inventoryQuantity", "inventory_quantity"))?,
     })
 }
 
-pub fn rest_variant(f: Fields, product_id: i64, parent_line: i64) -> FieldResult<VariantRow> {
-    Ok(VariantRow {
-        variant_id: Some(f.required_id("id")?),
-        product_id: Some(product_id),
-        parent_line: Some(parent_line),
-        title: f.str("title")?,
-        sku: f.str("sku")?,
-        price: f.money("price")?,
-        compare_at_price: f.money("compare_at_price")?,
-        inventory_quantity: f.i64("inventory_quantity")?,
-    })
-}
-
-/// Media type from `mediaContentType`, else from the GID's type.
-pub fn graphql_media(f: Fields, gid_type: &str, product_id: i64, parent_line: i64) -> FieldResult<MediaRow> {
+/// A media item. GraphQL says its type in `mediaContentType` (else the GID's type
+/// tells); REST `images` are images.
+pub fn media(f: Fields, gid_type: Option<&str>, product_id: i64, parent_line: i64) -> FieldResult<MediaRow> {
     let from_gid = match gid_type {
-        "Video" => "VIDEO",
-        "ExternalVideo" => "EXTERNAL_VIDEO",
-        "Model3d" => "MODEL_3D",
+        Some("Video") => "VIDEO",
+        Some("ExternalVideo") => "EXTERNAL_VIDEO",
+        Some("Model3d") => "MODEL_3D",
         _ => "IMAGE",
     };
     Ok(MediaRow {
@@ -99,226 +93,132 @@ pub fn graphql_media(f: Fields, gid_type: &str, product_id: i64, parent_line: i6
     })
 }
 
-pub fn rest_image(f: Fields, product_id: i64, parent_line: i64) -> FieldResult<MediaRow> {
-    Ok(MediaRow {
-        media_id: Some(f.required_id("id")?),
-        product_id: Some(product_id),
-        parent_line: Some(parent_line),
-        media_type: Some("IMAGE".to_string()),
-        alt: f.str("alt")?,
-    })
-}
-
-pub fn graphql_collection(f: Fields) -> FieldResult<CollectionRow> {
+/// A custom or smart collection; smart ones carry a `ruleSet` (GraphQL) or `rules`
+/// (REST), or come from a `smart_collections` list.
+pub fn collection(f: Fields, shape: Shape, smart_hint: bool) -> FieldResult<CollectionRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
+    let html = f.str(k("descriptionHtml", "body_html"))?;
     Ok(CollectionRow {
         collection_id: Some(f.required_id("id")?),
         deleted: Some(false),
         title: f.str("title")?,
         handle: f.str("handle")?,
-        description: f.str("description")?,
-        description_html: f.str("descriptionHtml")?,
-        sort_order: f.str("sortOrder")?,
+        description: shape.description(f, html.as_deref())?,
+        description_html: html,
+        sort_order: upper(f.str(k("sortOrder", "sort_order"))?),
         seo_title: f.str("seo.title")?,
         seo_description: f.str("seo.description")?,
-        image_url: f.str("image.url")?,
-        image_alt: f.str("image.altText")?,
-        is_automated: Some(f.get("ruleSet").is_some()),
-        updated_at: f.ts("updatedAt")?,
+        image_url: f.str(k("image.url", "image.src"))?,
+        image_alt: f.str(k("image.altText", "image.alt"))?,
+        is_automated: Some(smart_hint || f.get(k("ruleSet", "rules")).is_some()),
+        updated_at: f.ts(k("updatedAt", "updated_at"))?,
     })
 }
 
-/// A REST custom or smart collection; smart ones carry `rules`.
-pub fn rest_collection(f: Fields, smart_hint: bool) -> FieldResult<CollectionRow> {
-    let html = f.str("body_html")?;
-    Ok(CollectionRow {
-        collection_id: Some(f.required_id("id")?),
-        deleted: Some(false),
-        title: f.str("title")?,
-        handle: f.str("handle")?,
-        description: html.as_deref().map(plain_text),
-        description_html: html,
-        sort_order: upper(f.str("sort_order")?),
-        seo_title: None,
-        seo_description: None,
-        image_url: f.str("image.src")?,
-        image_alt: f.str("image.alt")?,
-        is_automated: Some(smart_hint || f.get("rules").is_some()),
-        updated_at: f.ts("updated_at")?,
-    })
-}
-
-pub fn graphql_customer(f: Fields) -> FieldResult<CustomerRow> {
+pub fn customer(f: Fields, shape: Shape) -> FieldResult<CustomerRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
     Ok(CustomerRow {
         customer_id: Some(f.required_id("id")?),
         deleted: Some(false),
         email: f.str("email")?,
-        first_name: f.str("firstName")?,
-        last_name: f.str("lastName")?,
+        first_name: f.str(k("firstName", "first_name"))?,
+        last_name: f.str(k("lastName", "last_name"))?,
         state: upper(f.str("state")?),
-        verified_email: f.bool("verifiedEmail")?,
-        tax_exempt: f.bool("taxExempt")?,
+        verified_email: f.bool(k("verifiedEmail", "verified_email"))?,
+        tax_exempt: f.bool(k("taxExempt", "tax_exempt"))?,
         tags: f.tags("tags")?,
         locale: f.str("locale")?,
-        created_at: f.ts("createdAt")?,
-        updated_at: f.ts("updatedAt")?,
-        number_of_orders: f.i64("numberOfOrders")?,
-        amount_spent: f.money("amountSpent")?,
-        country_code: f.str("defaultAddress.countryCodeV2")?,
-        province_code: f.str("defaultAddress.provinceCode")?,
-        city: f.str("defaultAddress.city")?,
-        marketing_state: upper(f.str("emailMarketingConsent.marketingState")?),
+        created_at: f.ts(k("createdAt", "created_at"))?,
+        updated_at: f.ts(k("updatedAt", "updated_at"))?,
+        number_of_orders: f.i64(k("numberOfOrders", "orders_count"))?,
+        amount_spent: f.money(k("amountSpent", "total_spent"))?,
+        country_code: f.str(k("defaultAddress.countryCodeV2", "default_address.country_code"))?,
+        province_code: f.str(k("defaultAddress.provinceCode", "default_address.province_code"))?,
+        city: f.str(k("defaultAddress.city", "default_address.city"))?,
+        marketing_state: upper(f.str(k("emailMarketingConsent.marketingState", "email_marketing_consent.state"))?),
     })
 }
 
-pub fn rest_customer(f: Fields) -> FieldResult<CustomerRow> {
-    Ok(CustomerRow {
-        customer_id: Some(f.required_id("id")?),
-        deleted: Some(false),
-        email: f.str("email")?,
-        first_name: f.str("first_name")?,
-        last_name: f.str("last_name")?,
-        state: upper(f.str("state")?),
-        verified_email: f.bool("verified_email")?,
-        tax_exempt: f.bool("tax_exempt")?,
-        tags: f.tags("tags")?,
-        locale: f.str("locale")?,
-        created_at: f.ts("created_at")?,
-        updated_at: f.ts("updated_at")?,
-        number_of_orders: f.i64("orders_count")?,
-        amount_spent: f.money("total_spent")?,
-        country_code: f.str("default_address.country_code")?,
-        province_code: f.str("default_address.province_code")?,
-        city: f.str("default_address.city")?,
-        marketing_state: upper(f.str("email_marketing_consent.state")?),
-    })
+/// Discount codes: GraphQL lists strings; REST lists `{code, amount, type}` objects.
+fn discount_codes(f: Fields, shape: Shape) -> FieldResult<Vec<String>> {
+    match shape {
+        Shape::Graphql => f.tags("discountCodes"),
+        Shape::Rest => Ok(f
+            .array("discount_codes")?
+            .iter()
+            .map(|d| Fields::of(d, "discount_codes[]")?.str("code"))
+            .collect::<FieldResult<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()),
+    }
 }
 
-pub fn graphql_order(f: Fields) -> FieldResult<OrderRow> {
+pub fn order(f: Fields, shape: Shape) -> FieldResult<OrderRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
     Ok(OrderRow {
         order_id: Some(f.required_id("id")?),
         deleted: Some(false),
         name: f.str("name")?,
         customer_id: f.id("customer.id")?,
-        created_at: f.ts("createdAt")?,
-        processed_at: f.ts("processedAt")?,
-        updated_at: f.ts("updatedAt")?,
-        cancelled_at: f.ts("cancelledAt")?,
-        cancel_reason: f.str("cancelReason")?,
+        created_at: f.ts(k("createdAt", "created_at"))?,
+        processed_at: f.ts(k("processedAt", "processed_at"))?,
+        updated_at: f.ts(k("updatedAt", "updated_at"))?,
+        cancelled_at: f.ts(k("cancelledAt", "cancelled_at"))?,
+        cancel_reason: f.str(k("cancelReason", "cancel_reason"))?,
         test: Some(f.bool("test")?.unwrap_or(false)),
-        financial_status: f.str("displayFinancialStatus")?,
-        fulfillment_status: f.str("displayFulfillmentStatus")?,
-        currency: f.str("currencyCode")?,
-        source_name: f.str("sourceName")?,
+        financial_status: upper(f.str(k("displayFinancialStatus", "financial_status"))?),
+        fulfillment_status: upper(f.str(k("displayFulfillmentStatus", "fulfillment_status"))?),
+        currency: f.str(k("currencyCode", "currency"))?,
+        source_name: f.str(k("sourceName", "source_name"))?,
         tags: f.tags("tags")?,
-        discount_codes: f.tags("discountCodes")?,
-        total_price: f.money("totalPriceSet")?,
-        subtotal_price: f.money("subtotalPriceSet")?,
-        total_discounts: f.money("totalDiscountsSet")?,
-        total_tax: f.money("totalTaxSet")?,
-        total_shipping: f.money("totalShippingPriceSet")?,
-        total_refunded: f.money("totalRefundedSet")?,
-        country_code: f.str("shippingAddress.countryCodeV2")?,
-        province_code: f.str("shippingAddress.provinceCode")?,
+        discount_codes: discount_codes(f, shape)?,
+        total_price: f.money(k("totalPriceSet", "total_price"))?,
+        subtotal_price: f.money(k("subtotalPriceSet", "subtotal_price"))?,
+        total_discounts: f.money(k("totalDiscountsSet", "total_discounts"))?,
+        total_tax: f.money(k("totalTaxSet", "total_tax"))?,
+        total_shipping: f.money(k("totalShippingPriceSet", "total_shipping_price_set"))?,
+        total_refunded: f.money(k("totalRefundedSet", "total_refunded"))?,
+        country_code: f.str(k("shippingAddress.countryCodeV2", "shipping_address.country_code"))?,
+        province_code: f.str(k("shippingAddress.provinceCode", "shipping_address.province_code"))?,
     })
 }
 
-pub fn rest_order(f: Fields) -> FieldResult<OrderRow> {
-    let discount_codes = f
-        .array("discount_codes")?
-        .iter()
-        .map(|d| Fields::of(d, "discount_codes[]")?.str("code"))
-        .collect::<FieldResult<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok(OrderRow {
-        order_id: Some(f.required_id("id")?),
-        deleted: Some(false),
-        name: f.str("name")?,
-        customer_id: f.id("customer.id")?,
-        created_at: f.ts("created_at")?,
-        processed_at: f.ts("processed_at")?,
-        updated_at: f.ts("updated_at")?,
-        cancelled_at: f.ts("cancelled_at")?,
-        cancel_reason: f.str("cancel_reason")?,
-        test: Some(f.bool("test")?.unwrap_or(false)),
-        financial_status: upper(f.str("financial_status")?),
-        fulfillment_status: upper(f.str("fulfillment_status")?),
-        currency: f.str("currency")?,
-        source_name: f.str("source_name")?,
-        tags: f.tags("tags")?,
-        discount_codes,
-        total_price: f.money("total_price")?,
-        subtotal_price: f.money("subtotal_price")?,
-        total_discounts: f.money("total_discounts")?,
-        total_tax: f.money("total_tax")?,
-        total_shipping: f.money("total_shipping_price_set")?,
-        total_refunded: None,
-        country_code: f.str("shipping_address.country_code")?,
-        province_code: f.str("shipping_address.province_code")?,
-    })
-}
-
-pub fn graphql_line_item(f: Fields, order_id: i64, parent_line: i64) -> FieldResult<LineItemRow> {
+pub fn line_item(f: Fields, shape: Shape, order_id: i64, parent_line: i64) -> FieldResult<LineItemRow> {
+    let k = |graphql, rest| shape.path(graphql, rest);
     Ok(LineItemRow {
         line_item_id: Some(f.required_id("id")?),
         order_id: Some(order_id),
         parent_line: Some(parent_line),
-        product_id: f.id("product.id")?,
-        variant_id: f.id("variant.id")?,
+        product_id: f.id(k("product.id", "product_id"))?,
+        variant_id: f.id(k("variant.id", "variant_id"))?,
         title: f.str("title")?,
         sku: f.str("sku")?,
         vendor: f.str("vendor")?,
         quantity: Some(f.i64("quantity")?.unwrap_or(0)),
-        unit_price: Some(f.money("originalUnitPriceSet")?.unwrap_or(0.0)),
-        discount: Some(f.money("totalDiscountSet")?.unwrap_or(0.0)),
+        unit_price: Some(f.money(k("originalUnitPriceSet", "price"))?.unwrap_or(0.0)),
+        discount: Some(f.money(k("totalDiscountSet", "total_discount"))?.unwrap_or(0.0)),
     })
 }
 
-pub fn rest_line_item(f: Fields, order_id: i64, parent_line: i64) -> FieldResult<LineItemRow> {
-    Ok(LineItemRow {
-        line_item_id: Some(f.required_id("id")?),
-        order_id: Some(order_id),
-        parent_line: Some(parent_line),
-        product_id: f.id("product_id")?,
-        variant_id: f.id("variant_id")?,
-        title: f.str("title")?,
-        sku: f.str("sku")?,
-        vendor: f.str("vendor")?,
-        quantity: Some(f.i64("quantity")?.unwrap_or(0)),
-        unit_price: Some(f.money("price")?.unwrap_or(0.0)),
-        discount: Some(f.money("total_discount")?.unwrap_or(0.0)),
-    })
-}
-
-/// The refund line items of one refund object, in either shape.
-pub fn refund_lines(refund: Fields, order_id: i64) -> FieldResult<Vec<RefundLineRow>> {
+/// The refund line items of one refund object (inline in an order, or a
+/// `refunds/create` payload).
+pub fn refund_lines(refund: Fields, shape: Shape, order_id: i64) -> FieldResult<Vec<RefundLineRow>> {
+    let k = |graphql, rest| shape.path(graphql, rest);
     let refund_id = refund.required_id("id")?;
-    let created_at = match refund.ts("createdAt")? {
-        Some(t) => Some(t),
-        None => refund.ts("created_at")?,
-    };
-    let graphql_nodes = refund.array("refundLineItems.nodes")?;
-    let nodes = if graphql_nodes.is_empty() { refund.array("refund_line_items")? } else { graphql_nodes };
-    nodes
+    let created_at = refund.ts(k("createdAt", "created_at"))?;
+    refund
+        .array(k("refundLineItems.nodes", "refund_line_items"))?
         .iter()
         .map(|node| {
             let n = Fields::of(node, "refund line item")?;
-            let line_item_id = match n.id("lineItem.id")? {
-                Some(id) => id,
-                None => n.required_id("line_item_id")?,
-            };
-            let subtotal = match n.money("subtotalSet")? {
-                Some(x) => Some(x),
-                None => n.money("subtotal")?,
-            };
             Ok(RefundLineRow {
                 refund_id: Some(refund_id),
                 order_id: Some(order_id),
                 refund_created_at: created_at,
-                line_item_id: Some(line_item_id),
+                line_item_id: Some(n.required_id(k("lineItem.id", "line_item_id"))?),
                 quantity: Some(n.i64("quantity")?.unwrap_or(0)),
-                subtotal: Some(subtotal.unwrap_or(0.0)),
+                subtotal: Some(n.money(k("subtotalSet", "subtotal"))?.unwrap_or(0.0)),
             })
         })
         .collect()
