@@ -79,29 +79,22 @@ fn ts_column(name: &str, values: Vec<Option<i64>>) -> PolarsResult<Column> {
         .map(Column::from)
 }
 
-fn str_list_column(name: &str, values: Vec<Vec<String>>) -> Column {
-    let series: Vec<Series> = values.into_iter().map(|v| Series::new("".into(), v)).collect();
-    let mut s = Series::new(name.into(), series);
-    if s.dtype() != &DataType::List(Box::new(DataType::String)) {
-        // An all-empty batch infers list[null]; the schema is list[str] regardless.
-        s = s.cast(&DataType::List(Box::new(DataType::String))).expect("empty list cast");
-    }
-    s.into()
-}
-
-fn id_list_column(name: &str, values: Vec<Vec<i64>>) -> Column {
-    let series: Vec<Series> = values.into_iter().map(|v| Series::new("".into(), v)).collect();
-    let mut s = Series::new(name.into(), series);
-    if s.dtype() != &DataType::List(Box::new(DataType::Int64)) {
-        s = s.cast(&DataType::List(Box::new(DataType::Int64))).expect("empty list cast");
-    }
-    s.into()
+/// A list column of `inner` values. An all-empty batch would infer `list[null]`;
+/// the schema is fixed regardless.
+fn list_column<T>(name: &str, values: Vec<Vec<T>>, inner: DataType) -> PolarsResult<Column>
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+{
+    let series: Vec<Series> = values.into_iter().map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
+    <Series as NamedFrom<Vec<Series>, ListType>>::new(name.into(), series)
+        .cast(&DataType::List(Box::new(inner)))
+        .map(Column::from)
 }
 
 macro_rules! column {
     (ts, $name:expr, $v:expr) => { ts_column($name, $v)? };
-    (strs, $name:expr, $v:expr) => { str_list_column($name, $v) };
-    (ids, $name:expr, $v:expr) => { id_list_column($name, $v) };
+    (strs, $name:expr, $v:expr) => { list_column($name, $v, DataType::String)? };
+    (ids, $name:expr, $v:expr) => { list_column($name, $v, DataType::Int64)? };
     ($k:ident, $name:expr, $v:expr) => { Column::new($name.into(), $v) };
 }
 
