@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod features;
 pub mod generate;
 pub mod land;
 pub mod normalize;

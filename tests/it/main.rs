@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod fields;
 mod normalize_fixture;
+mod product_features;
 mod rest_examples;
 mod sample;
 mod storage;

@@ -1,0 +1,109 @@
+//! Features: the main tables at `as_of` → the feature tables of `features.md`, as
+//! columnar Polars expressions over the whole shop.
+//!
+//! Every table is one file with the same parts in the same order: its registry
+//! entries ([`registry::FeatureTable`]), the aggregates it needs from the main
+//! tables, and the base frame the entries are evaluated over. The rules that hold
+//! for every table — point in time, windows, valid orders, line revenue, rates that
+//! are never NaN — live here, once.
+
+pub mod product;
+pub mod registry;
+
+use crate::normalize::MainTables;
+use polars::prelude::*;
+
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// What every feature table is computed from.
+pub struct Inputs {
+    pub main: MainTables,
+    pub shop_id: String,
+    /// The point in time `T`, µs since the epoch, UTC.
+    pub as_of: i64,
+}
+
+impl Inputs {
+    /// `ts` as µs since the epoch.
+    fn us(ts: &str) -> Expr {
+        col(ts).cast(DataType::Int64)
+    }
+
+    /// `T - days < ts <= T`.
+    pub fn within(&self, ts: &str, days: i64) -> Expr {
+        let t = Self::us(ts);
+        t.clone().gt(lit(self.as_of - days * DAY_US)).and(t.lt_eq(lit(self.as_of)))
+    }
+
+    /// `T - to_days < ts <= T - from_days` (e.g. "days 8..30": from 7, to 30).
+    pub fn between_days(&self, ts: &str, from_days: i64, to_days: i64) -> Expr {
+        let t = Self::us(ts);
+        t.clone().gt(lit(self.as_of - to_days * DAY_US)).and(t.lt_eq(lit(self.as_of - from_days * DAY_US)))
+    }
+
+    /// Whole days since `ts`: `floor((T - ts) / 1 day)`; null when `ts` is null.
+    pub fn days_since(&self, ts: Expr) -> Expr {
+        (lit(self.as_of) - ts.cast(DataType::Int64)).floor_div(lit(DAY_US))
+    }
+
+    /// Orders that count as purchases at `T`: not test, created by `T`, not
+    /// cancelled by `T`.
+    pub fn valid_orders(&self) -> LazyFrame {
+        let cancelled_by_t = col("cancelled_at").is_not_null().and(Self::us("cancelled_at").lt_eq(lit(self.as_of)));
+        self.main
+            .orders
+            .clone()
+            .filter(col("test").eq(lit(false)).and(Self::us("created_at").lt_eq(lit(self.as_of))).and(cancelled_by_t.not()))
+    }
+
+    /// Lines of valid orders with their order's time and customer and
+    /// `revenue = quantity * unit_price - discount`.
+    pub fn valid_lines(&self) -> LazyFrame {
+        let orders = self.valid_orders().select([col("order_id"), col("created_at").alias("ordered_at"), col("customer_id")]);
+        self.main
+            .line_items
+            .clone()
+            .join(orders, [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Inner))
+            .with_column((col("quantity").cast(DataType::Float64) * col("unit_price") - col("discount")).alias("revenue"))
+    }
+
+    /// Refund lines created by `T` on valid orders.
+    pub fn valid_refunds(&self) -> LazyFrame {
+        self.main
+            .refund_line_items
+            .clone()
+            .filter(Self::us("created_at").lt_eq(lit(self.as_of)))
+            .join(self.valid_orders().select([col("order_id")]), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Semi))
+    }
+
+    /// Events at or before `T`, with their visitor: the linked customer, else
+    /// `'c:' || client_id`.
+    pub fn events(&self) -> LazyFrame {
+        let visitor = when(col("customer_id").is_not_null())
+            .then(col("customer_id").cast(DataType::String))
+            .otherwise(lit("c:") + col("client_id"));
+        self.main.events.clone().filter(Self::us("timestamp").lt_eq(lit(self.as_of))).with_column(visitor.alias("visitor"))
+    }
+}
+
+/// `a / b`, or 0.0 when `b` is 0 (never NaN or infinite).
+pub fn rate(a: Expr, b: Expr) -> Expr {
+    when(b.clone().cast(DataType::Float64).eq(lit(0.0)))
+        .then(lit(0.0))
+        .otherwise(a.cast(DataType::Float64) / b.cast(DataType::Float64))
+}
+
+/// `min(x, cap)` as f64.
+pub fn capped(x: Expr, cap: f64) -> Expr {
+    x.cast(DataType::Float64).clip_max(lit(cap))
+}
+
+/// Count of rows where `cond` holds, as i64.
+pub fn count_if(cond: Expr) -> Expr {
+    cond.cast(DataType::Int64).sum()
+}
+
+/// Left-joins `right` on `key`.
+pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
+    left.join(right, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
+}
