@@ -41,4 +41,6 @@ pub enum Command {
     Generate(commands::generate::GenerateArgs),
     Ingest(commands::ingest::IngestArgs),
     Normalize(commands::normalize::NormalizeArgs),
+    Compute(commands::compute::ComputeArgs),
+    Features(commands::features::FeaturesArgs),
 }

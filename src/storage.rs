@@ -82,7 +82,7 @@ impl DataRoot {
                 let dest = root.join(rel);
                 let dir = dest.parent().context("destination has no parent directory")?;
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                tempfile::Builder::new().prefix(".staging-").tempfile_in(dir)
+                staging_builder().tempfile_in(dir)
                     .with_context(|| format!("cannot write in {}", dir.display()))?
             }
             Location::Remote { .. } => tempfile::NamedTempFile::new()?,
@@ -205,6 +205,19 @@ impl DataRoot {
             None => bail!("{what} needs a local data root"),
         }
     }
+}
+
+/// Staging files are created private; what they become is readable like any file
+/// the user writes (analysts open these with DuckDB).
+fn staging_builder() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".staging-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder
 }
 
 fn sanitize(s: &str) -> String {

@@ -1,5 +1,7 @@
 //! One file per subcommand: parse its arguments, call the stage, report.
 
+pub mod compute;
+pub mod features;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Generate(args) => generate::run(&cli.global, args),
         Command::Ingest(args) => ingest::run(&cli.global, args),
         Command::Normalize(args) => normalize::run(&cli.global, args),
+        Command::Compute(args) => compute::run(&cli.global, args),
+        Command::Features(args) => features::run(&cli.global, args),
     }
 }
 

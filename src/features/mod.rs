@@ -107,3 +107,13 @@ pub fn count_if(cond: Expr) -> Expr {
 pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
     left.join(right, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
 }
+
+/// Every feature table's registry entries (`as_of` only shapes the expressions).
+pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
+    vec![product::table(as_of)]
+}
+
+/// Every feature table at `T`, lazily, by name, in catalog order.
+pub fn plans(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
+    vec![("product_features", product::build(inputs))]
+}

@@ -6,8 +6,8 @@ use super::{capped, count_if, rate, with, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of product_features, in catalog order.
-pub fn table(inputs: &Inputs) -> FeatureTable {
-    let t = inputs.as_of;
+pub fn table(as_of: i64) -> FeatureTable {
+    let t = as_of;
     let days_since = move |ts: &str| (lit(t) - col(ts).cast(DataType::Int64)).floor_div(lit(super::DAY_US));
     let text_len = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
     let present = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).gt(lit(0u32));
@@ -244,5 +244,5 @@ fn refunds(inputs: &Inputs) -> LazyFrame {
 
 /// product_features at `T`.
 pub fn build(inputs: &Inputs) -> LazyFrame {
-    table(inputs).project(base(inputs), &inputs.shop_id, inputs.as_of)
+    table(inputs.as_of).project(base(inputs), &inputs.shop_id, inputs.as_of)
 }

@@ -70,3 +70,16 @@ fn ingest_then_normalize_writes_the_main_tables() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["products", "3"]), "{stdout}");
 }
+
+#[test]
+fn the_catalog_prints_as_json_from_the_registry() {
+    let out = shopfeat(&["features", "--json"]);
+    assert!(out.status.success());
+    let catalog: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let product = &catalog[0];
+    assert_eq!(product["table"], "product_features");
+    assert_eq!(product["key"], serde_json::json!(["product_id"]));
+    let columns = product["columns"].as_array().unwrap();
+    assert_eq!(columns.len(), shopfeat::features::product::table(0).features.len());
+    assert!(columns.iter().any(|c| c["name"] == "trending_score" && c["type"] == "f64"));
+}

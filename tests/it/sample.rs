@@ -127,3 +127,26 @@ fn a_medium_shop_generates_and_normalizes_to_its_manifest() {
     assert!(landed.report.problems.is_empty(), "{:?}", &landed.report.problems[..3.min(landed.report.problems.len())]);
     assert_eq!(row_counts(&landed), m.expected_rows);
 }
+
+#[test]
+fn the_sample_computes_one_feature_row_per_product_without_nan() {
+    let landed = land(&[sample_dir()]);
+    let as_of = ts(&manifest(&sample_dir()).as_of);
+    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of).unwrap();
+    let (name, products) = &tables[0];
+    assert_eq!(*name, "product_features");
+    assert_eq!(products.height(), 350);
+    for (column, kind) in shopfeat::features::product::table(as_of).schema() {
+        let c = products.column(column).unwrap_or_else(|_| panic!("{column} missing"));
+        assert_eq!(c.dtype(), &kind.dtype(), "{column}");
+        if kind == shopfeat::features::registry::Kind::F64 {
+            let finite = c.f64().unwrap().iter().flatten().all(f64::is_finite);
+            assert!(finite, "{column} has NaN or inf");
+        }
+    }
+    // The sample's clock makes 30-day windows non-empty.
+    let viewed = products.column("view_count_30d").unwrap().i64().unwrap().iter().flatten().filter(|v| *v > 0).count();
+    assert!(viewed > 50, "{viewed} products viewed in 30d");
+    let file = landed.root.local_dir().unwrap().join("test/features/product_features.parquet");
+    assert!(file.is_file());
+}
