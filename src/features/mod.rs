@@ -9,6 +9,7 @@
 
 pub mod product;
 pub mod registry;
+pub mod user;
 
 use crate::normalize::MainTables;
 use polars::prelude::*;
@@ -110,10 +111,10 @@ pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
 
 /// Every feature table's registry entries (`as_of` only shapes the expressions).
 pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of)]
+    vec![product::table(as_of), user::table(as_of)]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
-    vec![("product_features", product::build(inputs))]
+    vec![("product_features", product::build(inputs)), ("user_features", user::build(inputs))]
 }

@@ -10,3 +10,4 @@ mod product_features;
 mod rest_examples;
 mod sample;
 mod storage;
+mod user_features;

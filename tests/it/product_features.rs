@@ -6,7 +6,8 @@
 //! Orders (P1 = product 1): O1 2025-02-20 customer 900: P1 2×20 − 4 = 36, P1 1×24 = 24,
 //! a custom line 5; O2 2025-02-27 guest: P1 1×20 = 20; O3 2025-01-10 customer 901:
 //! P1 3×18 = 54; O4 test; O5 cancelled before T; O6 2025-02-26 customer 901,
-//! cancelled after T: P1 1×20 − 2 = 18; O7 created after T. Refunds: 1 unit / 18.00
+//! cancelled after T: P1 1×20 − 2 = 18 and product 4 4×5; O7 created after T; O8
+//! 2025-02-20 customer 903: a custom line 2×35. Refunds: 1 unit / 18.00
 //! of O1 on 2025-02-22; one of O3 on 2025-03-05 (after T).
 
 use crate::common::*;
@@ -32,7 +33,7 @@ fn close(actual: Option<f64>, expected: f64) {
 fn one_row_per_product_in_the_catalog_at_t() {
     let f = features_at("2025-03-01T00:00:00Z");
     // Product 3 is created after T.
-    assert_eq!(f.ids("product_id"), vec![1, 2]);
+    assert_eq!(f.ids("product_id"), vec![1, 2, 4]);
     assert_eq!(f.str("product_id", 1, "shop_id").as_deref(), Some("shop-x"));
     assert_eq!(f.int("product_id", 1, "computed_at"), Some(ts("2025-03-01T00:00:00Z")));
 }
@@ -167,7 +168,7 @@ fn a_product_never_sold_or_viewed_has_zeros_not_nan() {
 #[test]
 fn as_of_later_sees_the_new_price_and_the_new_product() {
     let f = features_at("2025-03-20T00:00:00Z");
-    assert_eq!(f.ids("product_id"), vec![1, 2, 3]);
+    assert_eq!(f.ids("product_id"), vec![1, 2, 3, 4]);
     close(f.float("product_id", 1, "price"), 99.0);
     // O7 (2025-03-02) now counts, O6 (cancelled 2025-03-03) no longer does;
     // the refund of 2025-03-05 now counts.

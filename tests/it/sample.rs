@@ -129,24 +129,26 @@ fn a_medium_shop_generates_and_normalizes_to_its_manifest() {
 }
 
 #[test]
-fn the_sample_computes_one_feature_row_per_product_without_nan() {
+fn the_sample_computes_one_feature_row_per_entity_without_nan() {
     let landed = land(&[sample_dir()]);
     let as_of = ts(&manifest(&sample_dir()).as_of);
     let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of).unwrap();
-    let (name, products) = &tables[0];
-    assert_eq!(*name, "product_features");
-    assert_eq!(products.height(), 350);
-    for (column, kind) in shopfeat::features::product::table(as_of).schema() {
-        let c = products.column(column).unwrap_or_else(|_| panic!("{column} missing"));
-        assert_eq!(c.dtype(), &kind.dtype(), "{column}");
-        if kind == shopfeat::features::registry::Kind::F64 {
-            let finite = c.f64().unwrap().iter().flatten().all(f64::is_finite);
-            assert!(finite, "{column} has NaN or inf");
+    let expected_rows = [("product_features", 350), ("user_features", 381)];
+    assert_eq!(tables.iter().map(|(n, f)| (*n, f.height())).collect::<Vec<_>>(), expected_rows);
+    for ((name, frame), table) in tables.iter().zip(shopfeat::features::catalog(as_of)) {
+        assert_eq!(*name, table.name);
+        for (column, kind) in table.schema() {
+            let c = frame.column(column).unwrap_or_else(|_| panic!("{name}.{column} missing"));
+            assert_eq!(c.dtype(), &kind.dtype(), "{name}.{column}");
+            if kind == shopfeat::features::registry::Kind::F64 {
+                assert!(c.f64().unwrap().iter().flatten().all(f64::is_finite), "{name}.{column} has NaN or inf");
+            }
         }
+        assert!(landed.root.local_dir().unwrap().join(format!("test/features/{name}.parquet")).is_file());
     }
     // The sample's clock makes 30-day windows non-empty.
-    let viewed = products.column("view_count_30d").unwrap().i64().unwrap().iter().flatten().filter(|v| *v > 0).count();
+    let viewed = tables[0].1.column("view_count_30d").unwrap().i64().unwrap().iter().flatten().filter(|v| *v > 0).count();
     assert!(viewed > 50, "{viewed} products viewed in 30d");
-    let file = landed.root.local_dir().unwrap().join("test/features/product_features.parquet");
-    assert!(file.is_file());
+    let segments = tables[1].1.column("rfm_segment").unwrap().str().unwrap().iter().flatten().collect::<std::collections::BTreeSet<_>>();
+    assert!(segments.len() >= 5, "{segments:?}");
 }
