@@ -36,7 +36,7 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Vec<(&'static 
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
     let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of))?, shop_id: shop.to_string(), as_of };
-    let plans = features::plans(&inputs);
+    let plans = features::plans(&inputs)?;
     let frames = normalize::collect_all(plans.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
     for (name, frame) in &tables {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod collection_features;
 mod common;
 mod fields;
 mod normalize_fixture;

@@ -145,9 +145,11 @@ fn a_product_never_sold_or_viewed_has_zeros_not_nan() {
     let f = features_at("2025-03-01T00:00:00Z");
     let i = |c: &str| f.int("product_id", 2, c);
     let x = |c: &str| f.float("product_id", 2, c);
-    for c in ["view_count_30d", "unique_viewers_30d", "cart_add_count_30d", "purchase_count_30d", "units_sold_30d", "total_purchases", "total_units_sold", "refunded_units", "total_inventory", "image_count", "media_count", "tag_count", "collection_count", "description_length", "seo_optimization", "refund_risk_score"] {
+    for c in ["view_count_30d", "unique_viewers_30d", "cart_add_count_30d", "purchase_count_30d", "units_sold_30d", "total_purchases", "total_units_sold", "refunded_units", "total_inventory", "image_count", "media_count", "tag_count", "description_length", "seo_optimization", "refund_risk_score"] {
         assert_eq!(i(c), Some(0), "{c}");
     }
+    // Collection 500 lists it.
+    assert_eq!(i("collection_count"), Some(1));
     // e9's cart lists product 2 once.
     assert_eq!(i("cart_view_count_30d"), Some(1));
     for c in ["revenue_30d", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate", "cart_abandonment_rate", "cart_modification_rate", "cart_view_to_purchase_rate", "total_revenue", "discount_pct", "price_variance", "inventory_turnover", "stock_velocity", "popularity_score", "trending_score", "refund_rate", "net_revenue", "content_richness_score", "media_richness"] {

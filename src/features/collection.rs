@@ -1,0 +1,189 @@
+//! collection_features — one row per collection (collections have no creation
+//! time and are never left out); price statistics are null without members.
+
+use super::registry::{feature, FeatureTable, Kind::*};
+use super::{capped, count_if, rate, sessions, with, Inputs, DAY_US};
+use polars::prelude::*;
+
+/// The registry entries of collection_features, in catalog order.
+pub fn table(as_of: i64) -> FeatureTable {
+    let t = as_of;
+    let zero = |c: &str| col(c).fill_null(lit(0));
+    let zero_f = |c: &str| col(c).fill_null(lit(0.0));
+    let chars = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
+    let points = |cond: Expr, p: i64| when(cond).then(lit(p)).otherwise(lit(0i64));
+    let in_range = |x: Expr, lo: i64, hi: i64| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
+    FeatureTable {
+        name: "collection_features",
+        key: &[("collection_id", I64)],
+        features: vec![
+            feature("title", Str, "copied from the collection", || col("title")),
+            feature("handle", Str, "copied from the collection", || col("handle")),
+            feature("is_automated", Bool, "smart collection", || col("is_automated").fill_null(lit(false))),
+            feature("product_count", I64, "member products (in the catalog at T)", move || zero("members")),
+            feature("active_product_count", I64, "members with is_active", move || zero("active_members")),
+            feature("view_count_30d", I64, "`collection_viewed` events in 30d", move || zero("views_30d")),
+            feature("unique_viewers_30d", I64, "distinct visitors among those", move || zero("viewers_30d")),
+            feature("product_click_count_30d", I64, "views in 30d after which, in the same session and before the next `collection_viewed` or `search_submitted`, a member product was viewed", move || zero("clicks_30d")),
+            feature("click_through_rate", F64, "product_click_count_30d / view_count_30d", || rate(col("product_click_count_30d"), col("view_count_30d"))),
+            feature("bounce_rate", F64, "share of the views in 30d that are the last event of their session", || rate(col("bounces_30d").fill_null(lit(0)), col("view_count_30d"))),
+            feature("avg_product_price", F64, "mean member price (null without members)", || col("avg_price")),
+            feature("min_product_price", F64, "lowest member price", || col("min_member_price")),
+            feature("max_product_price", F64, "highest member price", || col("max_member_price")),
+            feature("price_range", F64, "max_product_price - min_product_price", || col("max_product_price") - col("min_product_price")),
+            feature("price_variance", F64, "population variance of member prices", || col("var_price")),
+            feature("vendor_count", I64, "distinct non-empty vendors among members", move || zero("vendors")),
+            feature("product_type_count", I64, "distinct non-empty product types among members", move || zero("types")),
+            feature("units_sold_30d", I64, "units of member products in valid orders in 30d", move || zero("units_30d")),
+            feature("revenue_30d", F64, "line revenue of member products in valid orders in 30d", move || zero_f("revenue_30d_sum")),
+            feature("total_revenue", F64, "line revenue of member products, all time", move || zero_f("revenue_all")),
+            feature("revenue_share", F64, "100 · revenue_30d / shop revenue_30d (all line revenue, custom lines too)", || lit(100.0) * rate(col("revenue_30d"), col("shop_revenue_30d"))),
+            feature("conversion_rate", F64, "distinct sessions that viewed the collection in 30d and completed (anywhere in the session) a checkout containing a member product / sessions that viewed it in 30d", || rate(col("converted_sessions").fill_null(lit(0)), col("viewing_sessions").fill_null(lit(0)))),
+            feature("top_products", ListI64, "up to 5 member product ids by total_revenue (unsold last), ties by id", || col("top_product_ids")),
+            feature("top_vendors", ListStr, "up to 5 non-empty member vendors by all-time member revenue, ties alphabetical", || col("top_vendor_names")),
+            feature("seo_score", I64, "0..8: title 10..=60 chars +2 (else > 5 chars +1), plain description 50..=160 +2 (else > 20 +1), handle > 3 chars +1, SEO title +1, SEO description +1", move || {
+                let title = chars("title");
+                let description = chars("description");
+                when(in_range(title.clone(), 10, 60)).then(lit(2i64)).when(title.gt(lit(5))).then(lit(1i64)).otherwise(lit(0i64))
+                    + when(in_range(description.clone(), 50, 160)).then(lit(2i64)).when(description.gt(lit(20))).then(lit(1i64)).otherwise(lit(0i64))
+                    + points(chars("handle").gt(lit(3)), 1)
+                    + points(chars("seo_title").gt(lit(0)), 1)
+                    + points(chars("seo_description").gt(lit(0)), 1)
+            }),
+            feature("image_score", I64, "3 for an image, +2 if it has alt text", move || points(chars("image_url").gt(lit(0)), 3) + points(chars("image_url").gt(lit(0)).and(chars("image_alt").gt(lit(0))), 2)),
+            feature("performance_score", F64, "0.3·min(log10(views+1)/4, 1) + 0.25·min(ctr/0.05, 1) + 0.25·min(conversion/0.03, 1) + 0.1·min(revenue_share/10, 1) + 0.05·seo/8 + 0.05·image/5", || {
+                let views = (col("view_count_30d").cast(DataType::Float64) + lit(1.0)).log(lit(10.0));
+                lit(0.3) * capped(views / lit(4.0), 1.0)
+                    + lit(0.25) * capped(col("click_through_rate") / lit(0.05), 1.0)
+                    + lit(0.25) * capped(col("conversion_rate") / lit(0.03), 1.0)
+                    + lit(0.1) * capped(col("revenue_share") / lit(10.0), 1.0)
+                    + lit(0.05) * col("seo_score").cast(DataType::Float64) / lit(8.0)
+                    + lit(0.05) * col("image_score").cast(DataType::Float64) / lit(5.0)
+            }),
+            feature("days_since_update", I64, "whole days since the collection's updated_at, clamped at 0", move || {
+                (lit(t) - col("updated_at").cast(DataType::Int64)).floor_div(lit(DAY_US)).clip_min(lit(0i64))
+            }),
+        ],
+    }
+}
+
+/// Member products with what collection features read of them.
+fn members(inputs: &Inputs) -> LazyFrame {
+    let t = inputs.as_of;
+    let m = &inputs.main;
+    let prices = m.variants.clone().group_by([col("product_id")]).agg([col("price").min().alias("price")]);
+    let sales = inputs.valid_lines().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([
+        col("quantity").filter(inputs.within("ordered_at", 30)).sum().alias("units_30d"),
+        col("revenue").filter(inputs.within("ordered_at", 30)).sum().alias("revenue_30d"),
+        col("revenue").sum().alias("revenue"),
+    ]);
+    let products = with(with(m.products.clone(), prices, "product_id"), sales, "product_id").select([
+        col("product_id"),
+        col("price"),
+        col("vendor"),
+        col("product_type"),
+        col("status").eq(lit("ACTIVE")).and(col("published_at").cast(DataType::Int64).lt_eq(lit(t))).fill_null(lit(false)).alias("active"),
+        col("units_30d").fill_null(lit(0)),
+        col("revenue_30d").fill_null(lit(0.0)),
+        col("revenue").fill_null(lit(0.0)),
+    ]);
+    m.collection_products.clone().join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
+}
+
+fn non_empty(c: &str) -> Expr {
+    col(c).filter(col(c).is_not_null().and(col(c).neq(lit(""))))
+}
+
+fn member_stats(members: LazyFrame) -> LazyFrame {
+    members.group_by([col("collection_id")]).agg([
+        len().cast(DataType::Int64).alias("members"),
+        count_if(col("active")).alias("active_members"),
+        col("price").mean().alias("avg_price"),
+        col("price").min().alias("min_member_price"),
+        col("price").max().alias("max_member_price"),
+        col("price").var(0).alias("var_price"),
+        non_empty("vendor").n_unique().cast(DataType::Int64).alias("vendors"),
+        non_empty("product_type").n_unique().cast(DataType::Int64).alias("types"),
+        col("units_30d").sum().alias("units_30d"),
+        col("revenue_30d").sum().alias("revenue_30d_sum"),
+        col("revenue").sum().alias("revenue_all"),
+        col("product_id")
+            .sort_by([col("revenue"), col("product_id")], SortMultipleOptions::default().with_order_descending_multi([true, false]))
+            .head(Some(5))
+            .alias("top_product_ids"),
+    ])
+}
+
+fn top_vendors(members: LazyFrame) -> LazyFrame {
+    members
+        .filter(col("vendor").is_not_null().and(col("vendor").neq(lit(""))))
+        .group_by([col("collection_id"), col("vendor")])
+        .agg([col("revenue").sum()])
+        .group_by([col("collection_id")])
+        .agg([col("vendor")
+            .sort_by([col("revenue"), col("vendor")], SortMultipleOptions::default().with_order_descending_multi([true, false]))
+            .head(Some(5))
+            .alias("top_vendor_names")])
+}
+
+/// Views, visitors, clicks, bounces and converting sessions in 30d per collection.
+fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
+    let events = sessions::sessionized(inputs)?;
+    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    // Each collection view or search opens a segment of its session; a product
+    // view belongs to the segment it falls in.
+    let segment = (is("collection_viewed").or(is("search_submitted"))).cast(DataType::Int64).cum_sum(false).over([col("session_id")])?;
+    let segmented = events.clone().with_column(segment.alias("segment"));
+    let views = segmented.clone().filter(is("collection_viewed").and(col("collection_id").is_not_null()).and(inputs.within("timestamp", 30)));
+    let membership = members.select([col("collection_id"), col("product_id")]);
+    let clicked_views = segmented
+        .filter(is("product_viewed"))
+        .select([col("session_id"), col("segment"), col("product_id")])
+        .join(views.clone().select([col("session_id"), col("segment"), col("event_id"), col("collection_id")]), [col("session_id"), col("segment")], [col("session_id"), col("segment")], JoinArgs::new(JoinType::Inner))
+        .join(membership.clone(), [col("collection_id"), col("product_id")], [col("collection_id"), col("product_id")], JoinArgs::new(JoinType::Semi))
+        .select([col("event_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit(true).alias("clicked"));
+    let checkout_products = events
+        .filter(is("checkout_completed"))
+        .select([col("session_id"), col("product_ids").alias("product_id")])
+        .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
+        .join(membership, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
+        .select([col("session_id"), col("collection_id"), lit(true).alias("converted")])
+        .unique(None, UniqueKeepStrategy::Any);
+    Ok(views
+        .join(clicked_views, [col("event_id")], [col("event_id")], JoinArgs::new(JoinType::Left))
+        .join(checkout_products, [col("session_id"), col("collection_id")], [col("session_id"), col("collection_id")], JoinArgs::new(JoinType::Left))
+        .group_by([col("collection_id")])
+        .agg([
+            len().cast(DataType::Int64).alias("views_30d"),
+            col("visitor").n_unique().cast(DataType::Int64).alias("viewers_30d"),
+            count_if(col("clicked").fill_null(lit(false))).alias("clicks_30d"),
+            count_if(col("is_last_in_session")).alias("bounces_30d"),
+            col("session_id").n_unique().cast(DataType::Int64).alias("viewing_sessions"),
+            col("session_id").filter(col("converted").fill_null(lit(false))).n_unique().cast(DataType::Int64).alias("converted_sessions"),
+        ]))
+}
+
+/// The base frame: every collection with the aggregates its features read.
+pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    let members = members(inputs);
+    let shop_revenue = inputs
+        .valid_lines()
+        .filter(inputs.within("ordered_at", 30))
+        .select([col("revenue").sum().alias("shop_revenue_30d"), lit(1i32).alias("_one")]);
+    let mut frame = with(inputs.main.collections.clone(), member_stats(members.clone()), "collection_id");
+    frame = with(frame, top_vendors(members.clone()), "collection_id");
+    frame = with(frame, engagement(inputs, members)?, "collection_id");
+    let empty_ids = lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::Int64)).implode(false);
+    let empty_names = lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::String)).implode(false);
+    Ok(with(frame.with_column(lit(1i32).alias("_one")), shop_revenue, "_one").with_columns([
+        col("top_product_ids").fill_null(empty_ids),
+        col("top_vendor_names").fill_null(empty_names),
+    ]))
+}
+
+/// collection_features at `T`.
+pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+}
