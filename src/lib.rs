@@ -12,4 +12,5 @@ pub mod generate;
 pub mod land;
 pub mod normalize;
 pub mod progress;
+pub mod sinks;
 pub mod storage;

@@ -33,6 +33,11 @@ impl StagedFile {
     pub fn writer(&mut self) -> &mut std::fs::File {
         self.file.as_file_mut()
     }
+
+    /// Where the staged bytes are, for tools that read files by path (DuckDB).
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
 }
 
 impl DataRoot {

@@ -2,6 +2,7 @@ use super::Outcome;
 use crate::cli::Global;
 use crate::features::{self, Inputs};
 use crate::normalize::{self, RawTables};
+use crate::sinks;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use polars::prelude::*;
@@ -29,7 +30,9 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Computes every feature table of `shop` at `as_of` in one plan and writes them.
+/// Computes every feature table of `shop` at `as_of` in one plan and writes them
+/// (Parquet and DuckDB). A run that fails leaves the previous outputs intact: every
+/// file is complete before the first one is made visible.
 pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Vec<(&'static str, DataFrame)>> {
     let raw = RawTables::open(root, shop)?;
     if raw.is_empty() {
@@ -40,11 +43,14 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Vec<(&'static 
     let frames = normalize::collect_all(plans.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
     for (name, frame) in &tables {
-        let rel = format!("{shop}/features/{name}.parquet");
-        let mut staged = root.stage(&rel)?;
-        let mut frame = frame.clone();
-        ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
-        root.commit(staged)?;
+        if frame.height() == 0 {
+            tracing::warn!("{name} is empty: its inputs have no rows at {as_of}");
+        }
     }
+    let staged = sinks::parquet::stage(root, shop, &tables)?;
+    let paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
+    let database = sinks::duckdb::stage(root, shop, &paths)?;
+    sinks::parquet::publish(root, staged)?;
+    root.commit(database)?;
     Ok(tables)
 }

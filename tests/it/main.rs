@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod collection_features;
 mod common;
+mod duckdb_views;
 mod fields;
 mod normalize_fixture;
 mod product_features;
