@@ -43,4 +43,5 @@ pub enum Command {
     Normalize(commands::normalize::NormalizeArgs),
     Compute(commands::compute::ComputeArgs),
     Features(commands::features::FeaturesArgs),
+    Run(commands::run::RunArgs),
 }

@@ -21,26 +21,37 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
     let as_of = args.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
     let started = std::time::Instant::now();
-    let tables = compute(&root, &global.shop, as_of)?;
+    let computed = compute(&root, &global.shop, as_of)?;
     println!("{:<22} {:>10}", "table", "rows");
-    for (name, frame) in &tables {
+    for (name, frame) in &computed.tables {
         println!("{:<22} {:>10}", name, frame.height());
     }
-    tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "computed {} tables", tables.len());
+    tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "computed {} tables", computed.tables.len());
     Ok(Outcome::Success)
 }
 
 /// Computes every feature table of `shop` at `as_of` in one plan and writes them
 /// (Parquet and DuckDB). A run that fails leaves the previous outputs intact: every
 /// file is complete before the first one is made visible.
-pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Vec<(&'static str, DataFrame)>> {
+pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Computed> {
     let raw = RawTables::open(root, shop)?;
     if raw.is_empty() {
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
     let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of))?, shop_id: shop.to_string(), as_of };
     let plans = features::plans(&inputs)?;
-    let frames = normalize::collect_all(plans.iter().map(|(_, lf)| lf.clone()).collect())?;
+    let m = &inputs.main;
+    // The entities each table must have one row for, counted in the same plan.
+    let entities = [("product_features", &m.products), ("user_features", &m.customers), ("collection_features", &m.collections)];
+    let mut lazy: Vec<LazyFrame> = plans.iter().map(|(_, lf)| lf.clone()).collect();
+    lazy.extend(entities.iter().map(|(_, lf)| (*lf).clone().select([len()])));
+    let mut frames = normalize::collect_all(lazy)?;
+    let counts = frames.split_off(plans.len());
+    let expected = entities
+        .iter()
+        .zip(counts)
+        .map(|((name, _), c)| Ok((*name, c.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0) as usize)))
+        .collect::<Result<Vec<_>>>()?;
     let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
     for (name, frame) in &tables {
         if frame.height() == 0 {
@@ -52,5 +63,12 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Vec<(&'static 
     let database = sinks::duckdb::stage(root, shop, &paths)?;
     sinks::parquet::publish(root, staged)?;
     root.commit(database)?;
-    Ok(tables)
+    Ok(Computed { tables, expected })
+}
+
+/// The tables of one run and the entity counts they must match.
+pub struct Computed {
+    pub tables: Vec<(&'static str, DataFrame)>,
+    /// (table, rows it must have: one per entity at T)
+    pub expected: Vec<(&'static str, usize)>,
 }

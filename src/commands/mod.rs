@@ -5,6 +5,7 @@ pub mod features;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;
+pub mod run;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Normalize(args) => normalize::run(&cli.global, args),
         Command::Compute(args) => compute::run(&cli.global, args),
         Command::Features(args) => features::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct SnapshotManifest {
     pub files: BTreeMap<String, String>,
     pub rows: BTreeMap<String, u64>,
     pub inputs: Vec<String>,
+    /// A hash of the inputs' names and bytes: `run` skips inputs already landed.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// The raw directory of a shop.
@@ -214,7 +217,7 @@ impl<'a> Lander<'a> {
 
     fn land_file(&mut self, input: &InputFile, progress: &indicatif::ProgressBar) -> Result<()> {
         let name = input.path.display().to_string();
-        tracing::info!(file = %name, "landing");
+        tracing::debug!(file = %name, "landing");
         self.report.files += 1;
         self.report.bytes += std::fs::metadata(&input.path).map(|m| m.len()).unwrap_or(0);
         let reader = open_input(&input.path, progress)?;
@@ -359,6 +362,7 @@ impl<'a> Lander<'a> {
                 files,
                 rows: self.report.landed.clone(),
                 inputs: inputs.iter().map(|i| i.path.display().to_string()).collect(),
+                fingerprint: Some(fingerprint(inputs)?),
             };
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;
@@ -544,6 +548,31 @@ fn child_entity(parent_kind: &str, kind: &str) -> &'static str {
         ("Order", _) => "line_items",
         _ => "unknown",
     }
+}
+
+/// FNV-1a over the inputs' file names and bytes: the same files give the same
+/// fingerprint on any machine (no path, time or order of listing enters it).
+pub fn fingerprint(inputs: &[InputFile]) -> Result<String> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for input in inputs {
+        feed(input.path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        let mut file = std::fs::File::open(&input.path).with_context(|| format!("cannot open {}", input.path.display()))?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            feed(&buf[..n]);
+        }
+    }
+    Ok(format!("{hash:016x}"))
 }
 
 /// The committed snapshots of a shop, oldest first.

@@ -83,3 +83,30 @@ fn the_catalog_prints_as_json_from_the_registry() {
     assert_eq!(columns.len(), shopfeat::features::product::table(0).features.len());
     assert!(columns.iter().any(|c| c["name"] == "trending_score" && c["type"] == "f64"));
 }
+
+#[test]
+fn run_lands_the_sample_once_and_computes_every_table() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let first = shopfeat(&["-q", "--root", r, "run"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let summary = String::from_utf8_lossy(&first.stdout).into_owned();
+    for line in ["product_features 350 350", "user_features 381 381", "collection_features 6 6"] {
+        assert!(summary.lines().any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == line), "{line} in\n{summary}");
+    }
+    assert!(summary.contains("at 2025-11-30T23:59:59Z"), "the sample's clock: {summary}");
+    assert!(root.path().join("sample/features.duckdb").is_file());
+    let second = shopfeat(&["-q", "--root", r, "run"]);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already landed"));
+    let snapshots = std::fs::read_dir(root.path().join("sample/raw/_snapshots")).unwrap().count();
+    assert_eq!(snapshots, 1, "the same inputs are landed once");
+}
+
+#[test]
+fn the_readme_catalog_is_what_shopfeat_features_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("<!-- catalog:start -->\n").unwrap() + "<!-- catalog:start -->\n".len();
+    let end = readme.find("<!-- catalog:end -->").unwrap();
+    let printed = String::from_utf8(shopfeat(&["features"]).stdout).unwrap();
+    assert_eq!(readme[start..end].trim_end(), printed.trim_end(), "refresh the README: shopfeat features");
+}
