@@ -1,6 +1,7 @@
 //! Integration tests, in one binary: every test file would otherwise link the
 //! whole dependency tree again.
 
+mod as_of;
 mod bad_input;
 mod cli;
 mod collection_features;
