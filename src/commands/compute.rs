@@ -15,11 +15,19 @@ pub struct ComputeArgs {
     /// The point in time T (RFC 3339 or YYYY-MM-DD, UTC); default: now.
     #[arg(long, value_parser = super::parse_time)]
     pub as_of: Option<i64>,
+    /// Print the optimized plan of all feature tables instead of computing them
+    /// (one Parquet SCAN per raw entity: every table shares them).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
     let as_of = args.as_of.unwrap_or_else(|| chrono::Utc::now().timestamp_micros());
+    if args.explain {
+        println!("{}", explain(&root, &global.shop, as_of)?);
+        return Ok(Outcome::Success);
+    }
     let started = std::time::Instant::now();
     let computed = compute(&root, &global.shop, as_of)?;
     println!("{:<22} {:>10}", "table", "rows");
@@ -71,4 +79,13 @@ pub struct Computed {
     pub tables: Vec<(&'static str, DataFrame)>,
     /// (table, rows it must have: one per entity at T)
     pub expected: Vec<(&'static str, usize)>,
+}
+
+/// The optimized plan of every feature table at `as_of`, as Polars prints it.
+pub fn explain(root: &DataRoot, shop: &str, as_of: i64) -> Result<String> {
+    let raw = RawTables::open(root, shop)?;
+    let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of))?, shop_id: shop.to_string(), as_of };
+    let plans = features::plans(&inputs)?;
+    let opt = plans.first().map(|(_, lf)| lf.get_current_optimizations()).unwrap_or_default();
+    Ok(LazyFrame::explain_all(plans.into_iter().map(|(_, lf)| lf.logical_plan).collect(), opt)?)
 }

@@ -6,7 +6,7 @@ use super::*;
 
 pub fn collections(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
     let versions = live_versions(raw.scan("collections")?, "collection_id");
-    Ok(version_as_of(versions, "collection_id", as_of).select([
+    Ok(version_as_of(versions, "collection_id", as_of).cache().select([
         col("collection_id"), col("title"), col("handle"), col("description"),
         col("description_html"), col("sort_order"), col("seo_title"), col("seo_description"),
         col("image_url"), col("image_alt"), col("is_automated"), col("updated_at"),

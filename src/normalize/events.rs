@@ -10,7 +10,7 @@
 use super::*;
 
 pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
-    let events = raw.scan("events")?.unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First);
+    let events = raw.scan("events")?.unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First).cache();
     let mut links = events.clone().filter(col("event_customer_id").is_not_null());
     if let Some(t) = as_of {
         links = links.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));

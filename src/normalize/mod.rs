@@ -109,7 +109,20 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
     let customers = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
     let events = events::events(raw, as_of)?;
-    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events })
+    // Every main table is read by several feature tables: cached, each is
+    // computed once per plan, from one scan of each raw entity.
+    Ok(MainTables {
+        products: products.cache(),
+        variants: variants.cache(),
+        product_media: product_media.cache(),
+        collections: collections.cache(),
+        collection_products: collection_products.cache(),
+        customers: customers.cache(),
+        orders: orders.cache(),
+        line_items: line_items.cache(),
+        refund_line_items: refund_line_items.cache(),
+        events: events.cache(),
+    })
 }
 
 /// The order in which sources were landed: later snapshots, then webhooks after
@@ -135,11 +148,14 @@ fn deleted_ids(versions: &LazyFrame, id: &str) -> LazyFrame {
 
 /// The versions of an entity that are not deletions, minus deleted ids.
 fn live_versions(versions: LazyFrame, id: &str) -> LazyFrame {
+    // Read twice (deletions, versions): one scan.
+    let versions = versions.cache();
     let deleted = deleted_ids(&versions, id);
     versions
         .filter(col("deleted").eq(lit(false)).or(col("deleted").is_null()))
         .join(deleted, [col(id)], [col(id)], JoinArgs::new(JoinType::Anti))
         .with_column(version_time().alias("version_time"))
+        .cache()
 }
 
 /// One version per id as of `as_of`: the latest with `updated_at <= as_of`; when

@@ -6,11 +6,11 @@ use super::*;
 
 pub fn orders(raw: &RawTables) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
     let versions = live_versions(raw.scan("orders")?, "order_id");
-    let chosen = version_as_of(versions.clone(), "order_id", None);
+    let chosen = version_as_of(versions.clone(), "order_id", None).cache();
     let line_items = children_of(raw.scan("line_items")?, versions, chosen.clone(), "order_id", "line_item_id").select([
         col("line_item_id"), col("order_id"), col("product_id"), col("variant_id"), col("title"),
         col("sku"), col("vendor"), col("quantity"), col("unit_price"), col("discount"),
-    ]);
+    ]).cache();
     let orders = chosen.select([
         col("order_id"), col("name"), col("customer_id"), col("created_at"), col("processed_at"),
         col("updated_at"), col("cancelled_at"), col("cancel_reason"), col("test"),
@@ -18,7 +18,7 @@ pub fn orders(raw: &RawTables) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
         col("tags"), col("discount_codes"), col("total_price"), col("subtotal_price"),
         col("total_discounts"), col("total_tax"), col("total_shipping"), col("total_refunded"),
         col("country_code"), col("province_code"),
-    ]);
+    ]).cache();
     let refund_lines = refunds(raw.scan("refund_line_items")?)
         .join(orders.clone().select([col("order_id")]), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Semi))
         .join(
@@ -37,6 +37,7 @@ pub fn orders(raw: &RawTables) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
 /// Each refund's lines from its latest occurrence (an order version or a
 /// `refunds/create` payload carries the whole refund).
 fn refunds(occurrences: LazyFrame) -> LazyFrame {
+    let occurrences = occurrences.cache();
     let mut keys = vec![col("refund_id")];
     keys.extend(source_order());
     let n = keys.len();

@@ -5,7 +5,7 @@ use super::*;
 
 pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
     let versions = created_by(live_versions(raw.scan("products")?, "product_id"), as_of);
-    let chosen = version_as_of(versions.clone(), "product_id", as_of);
+    let chosen = version_as_of(versions.clone(), "product_id", as_of).cache();
     let variants = children_of(raw.scan("variants")?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
         col("variant_id"), col("product_id"), col("title"), col("sku"), col("price"),
         col("compare_at_price"), col("inventory_quantity"),

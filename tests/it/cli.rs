@@ -110,3 +110,18 @@ fn the_readme_catalog_is_what_shopfeat_features_prints() {
     let printed = String::from_utf8(shopfeat(&["features"]).stdout).unwrap();
     assert_eq!(readme[start..end].trim_end(), printed.trim_end(), "refresh the README: shopfeat features");
 }
+
+#[test]
+fn one_plan_scans_each_raw_entity_once_for_all_feature_tables() {
+    let landed = crate::common::land(&[fixture("features")]);
+    let plan = shopfeat::commands::compute::explain(&landed.root, "test", crate::common::ts("2025-03-01T00:00:00Z")).unwrap();
+    let mut scans: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.split("Parquet SCAN [").nth(1))
+        .map(|path| path.split("/raw/").nth(1).unwrap().split('/').next().unwrap())
+        .collect();
+    scans.sort();
+    let mut entities = shopfeat::land::raw::entities();
+    entities.sort();
+    assert_eq!(scans, entities, "{plan}");
+}
