@@ -125,3 +125,23 @@ fn one_plan_scans_each_raw_entity_once_for_all_feature_tables() {
     entities.sort();
     assert_eq!(scans, entities, "{plan}");
 }
+
+#[test]
+fn a_failed_compute_leaves_the_previous_outputs_intact() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    assert!(shopfeat(&["-q", "--root", r, "run"]).status.success());
+    let outputs = ["sample/features/product_features.parquet", "sample/features/user_features.parquet", "sample/features/collection_features.parquet", "sample/features.duckdb"];
+    let before: Vec<Vec<u8>> = outputs.iter().map(|o| std::fs::read(root.path().join(o)).unwrap()).collect();
+    // A raw snapshot damaged on disk: the next compute fails while reading.
+    let orders = root.path().join("sample/raw/orders");
+    let file = std::fs::read_dir(&orders).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&file, b"PAR1 not parquet").unwrap();
+    let failed = shopfeat(&["-q", "--root", r, "compute", "--as-of", "2025-11-30T23:59:59Z"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    for (o, bytes) in outputs.iter().zip(before) {
+        assert!(std::fs::read(root.path().join(o)).unwrap() == bytes, "{o} changed");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging")).collect();
+    assert!(leftovers.is_empty());
+}

@@ -8,7 +8,8 @@
 //! P1 3×18 = 54; O4 test; O5 cancelled before T; O6 2025-02-26 customer 901,
 //! cancelled after T: P1 1×20 − 2 = 18 and product 4 4×5; O7 created after T; O8
 //! 2025-02-20 customer 903: a custom line 2×35. Refunds: 1 unit / 18.00
-//! of O1 on 2025-02-22; one of O3 on 2025-03-05 (after T).
+//! of O1 on 2025-02-22; one of O3 on 2025-03-05 (after T). O2 and event e3 are each
+//! delivered twice: they count once.
 
 use crate::common::*;
 use shopfeat::features::{product, Inputs};
