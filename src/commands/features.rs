@@ -29,7 +29,7 @@ pub fn run(_global: &Global, args: FeaturesArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     for t in &catalog {
-        println!("## {} — key ({})\n", t.name, ["shop_id"].into_iter().chain(t.key.iter().map(|(k, _)| *k)).collect::<Vec<_>>().join(", "));
+        println!("### {} — key ({})\n", t.name, ["shop_id"].into_iter().chain(t.key.iter().map(|(k, _)| *k)).collect::<Vec<_>>().join(", "));
         println!("| column | type | definition |\n|---|---|---|");
         for f in &t.features {
             println!("| {} | {} | {} |", f.name, f.kind.name(), f.description.replace('|', "\\|"));
