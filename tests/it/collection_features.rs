@@ -15,21 +15,10 @@
 //! click). e32 (500) is older than 30 days, e34 (501) after T.
 
 use crate::common::*;
-use shopfeat::features::{collection, Inputs};
-use shopfeat::normalize::{self, RawTables};
+use shopfeat::features::collection;
 
 fn collections() -> Table {
-    let landed = land(&[fixture("features")]);
-    assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
-    let raw = RawTables::open(&landed.root, "test").unwrap();
-    let as_of = ts("2025-03-01T00:00:00Z");
-    let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of)).unwrap(), shop_id: "shop-x".into(), as_of };
-    Table(collection::build(&inputs).unwrap().collect().unwrap())
-}
-
-fn close(actual: Option<f64>, expected: f64) {
-    let a = actual.expect("a value");
-    assert!((a - expected).abs() < 1e-9, "{a} != {expected}");
+    features_fixture("2025-03-01T00:00:00Z", collection::build)
 }
 
 #[test]

@@ -145,3 +145,19 @@ pub fn list_i64s(v: AnyValue) -> Vec<i64> {
         other => panic!("not a list: {other:?}"),
     }
 }
+
+/// A feature table computed on the hand-built shop (`tests/fixtures/features`) at `t`.
+pub fn features_fixture(t: &str, build: impl Fn(&shopfeat::features::Inputs) -> PolarsResult<LazyFrame>) -> Table {
+    let landed = land(&[fixture("features")]);
+    assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
+    let raw = RawTables::open(&landed.root, "test").unwrap();
+    let as_of = ts(t);
+    let inputs = shopfeat::features::Inputs { main: normalize::normalize(&raw, Some(as_of)).unwrap(), shop_id: "shop-x".into(), as_of };
+    Table(build(&inputs).unwrap().collect().unwrap())
+}
+
+/// Asserts a float equals a hand-computed value (to rounding).
+pub fn close(actual: Option<f64>, expected: f64) {
+    let a = actual.expect("a value");
+    assert!((a - expected).abs() < 1e-9, "{a} != {expected}");
+}

@@ -12,22 +12,10 @@
 //! delivered twice: they count once.
 
 use crate::common::*;
-use shopfeat::features::{product, Inputs};
-use shopfeat::normalize::{self, RawTables};
+use shopfeat::features::product;
 
 fn features_at(t: &str) -> Table {
-    let landed = land(&[fixture("features")]);
-    assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
-    let raw = RawTables::open(&landed.root, "test").unwrap();
-    let as_of = ts(t);
-    let main = normalize::normalize(&raw, Some(as_of)).unwrap();
-    let inputs = Inputs { main, shop_id: "shop-x".into(), as_of };
-    Table(product::build(&inputs).collect().unwrap())
-}
-
-fn close(actual: Option<f64>, expected: f64) {
-    let a = actual.expect("a value");
-    assert!((a - expected).abs() < 1e-9, "{a} != {expected}");
+    features_fixture(t, |inputs| Ok(product::build(inputs)))
 }
 
 #[test]

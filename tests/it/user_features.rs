@@ -10,21 +10,10 @@
 //! (2025-02-20 12:00, 70, one custom line 2×35). O2 is a guest's.
 
 use crate::common::*;
-use shopfeat::features::{user, Inputs};
-use shopfeat::normalize::{self, RawTables};
+use shopfeat::features::user;
 
 fn users() -> Table {
-    let landed = land(&[fixture("features")]);
-    assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
-    let raw = RawTables::open(&landed.root, "test").unwrap();
-    let as_of = ts("2025-03-01T00:00:00Z");
-    let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of)).unwrap(), shop_id: "shop-x".into(), as_of };
-    Table(user::build(&inputs).collect().unwrap())
-}
-
-fn close(actual: Option<f64>, expected: f64) {
-    let a = actual.expect("a value");
-    assert!((a - expected).abs() < 1e-9, "{a} != {expected}");
+    features_fixture("2025-03-01T00:00:00Z", |inputs| Ok(user::build(inputs)))
 }
 
 #[test]
