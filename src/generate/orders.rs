@@ -128,9 +128,11 @@ impl<'a> OrderModel<'a> {
         let discounted = rng.chance(0.2);
         let mut lines = Vec::new();
         let mut next_line = 14_000_000_000 + index as i64 * 16;
+        // Nothing is sold before it exists.
+        let exists = |p: usize| self.products[p].created_at <= created_at;
         if rng.chance(BUNDLE_ORDER_RATE) && !self.bundles.is_empty() {
             let (a, b) = *rng.pick(&self.bundles);
-            for product in [a, b] {
+            for product in [a, b].into_iter().filter(|&p| exists(p)) {
                 lines.push(self.line(&mut rng, next_line, product, discounted));
                 next_line += 1;
             }
@@ -138,7 +140,7 @@ impl<'a> OrderModel<'a> {
         // About three lines per order, as in the shops this engine was built for.
         let extra = *rng.weighted(&[(1usize, 0.25), (2, 0.3), (3, 0.2), (4, 0.13), (5, 0.08), (6, 0.04)]);
         for _ in 0..extra.saturating_sub(lines.len() / 2) {
-            let product = self.popular[self.popularity.sample(&mut rng)];
+            let Some(product) = (0..8).map(|_| self.popular[self.popularity.sample(&mut rng)]).find(|&p| exists(p)) else { continue };
             lines.push(self.line(&mut rng, next_line, product, discounted));
             next_line += 1;
             // Sometimes the same product twice, as two lines (another variant).
@@ -147,7 +149,7 @@ impl<'a> OrderModel<'a> {
                 next_line += 1;
             }
         }
-        if rng.chance(0.03) {
+        if rng.chance(0.03) || lines.is_empty() {
             let price = (rng.range(5, 40) as f64) - 0.01;
             lines.push(LinePlan { id: next_line, product: None, variant: 0, title: "Gift wrapping".into(), quantity: 1, unit_price: price, discount: 0.0 });
         }
