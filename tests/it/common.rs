@@ -148,7 +148,12 @@ pub fn list_i64s(v: AnyValue) -> Vec<i64> {
 
 /// A feature table computed on the hand-built shop (`tests/fixtures/features`) at `t`.
 pub fn features_fixture(t: &str, build: impl Fn(&shopfeat::features::Inputs) -> PolarsResult<LazyFrame>) -> Table {
-    let landed = land(&[fixture("features")]);
+    feature_table_on("features", t, build)
+}
+
+/// A feature table computed on the fixture shop `tests/fixtures/<name>` at `t`.
+pub fn feature_table_on(name: &str, t: &str, build: impl Fn(&shopfeat::features::Inputs) -> PolarsResult<LazyFrame>) -> Table {
+    let landed = land(&[fixture(name)]);
     assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
     let raw = RawTables::open(&landed.root, "test").unwrap();
     let as_of = ts(t);

@@ -12,5 +12,6 @@ mod normalize_fixture;
 mod product_features;
 mod rest_examples;
 mod sample;
+mod session_features;
 mod storage;
 mod user_features;

@@ -134,7 +134,8 @@ fn the_sample_computes_one_feature_row_per_entity_without_nan() {
     let as_of = ts(&manifest(&sample_dir()).as_of);
     let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of).unwrap().tables;
     let expected_rows = [("product_features", 350), ("user_features", 381), ("collection_features", 6)];
-    assert_eq!(tables.iter().map(|(n, f)| (*n, f.height())).collect::<Vec<_>>(), expected_rows);
+    assert_eq!(tables.iter().take(3).map(|(n, f)| (*n, f.height())).collect::<Vec<_>>(), expected_rows);
+    assert!(tables[3].1.height() > 500, "{} sessions", tables[3].1.height());
     for ((name, frame), table) in tables.iter().zip(shopfeat::features::catalog(as_of)) {
         assert_eq!(*name, table.name);
         for (column, kind) in table.schema() {
