@@ -15,8 +15,8 @@ pub struct ComputeArgs {
     /// The point in time T (RFC 3339 or YYYY-MM-DD, UTC); default: now.
     #[arg(long, value_parser = super::parse_time)]
     pub as_of: Option<i64>,
-    /// Print the optimized plan of all feature tables instead of computing them
-    /// (one Parquet SCAN per raw entity: every table shares them).
+    /// Print the optimized plan of the main tables instead of computing (one
+    /// Parquet SCAN per raw entity; every feature table is computed from them).
     #[arg(long)]
     pub explain: bool,
 }
@@ -46,7 +46,8 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Computed> {
     if raw.is_empty() {
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
-    let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of))?, shop_id: shop.to_string(), as_of };
+    let main = normalize::normalize(&raw, Some(as_of))?.materialize()?;
+    let inputs = Inputs { main, shop_id: shop.to_string(), as_of };
     let plans = features::plans(&inputs)?;
     let m = &inputs.main;
     // The entities each table must have one row for, counted in the same plan.
@@ -81,11 +82,12 @@ pub struct Computed {
     pub expected: Vec<(&'static str, usize)>,
 }
 
-/// The optimized plan of every feature table at `as_of`, as Polars prints it.
+/// The optimized plan of the main tables at `as_of` — the only plan that reads
+/// raw data — as Polars prints it. The feature tables are computed from its result.
 pub fn explain(root: &DataRoot, shop: &str, as_of: i64) -> Result<String> {
     let raw = RawTables::open(root, shop)?;
-    let inputs = Inputs { main: normalize::normalize(&raw, Some(as_of))?, shop_id: shop.to_string(), as_of };
-    let plans = features::plans(&inputs)?;
-    let opt = plans.first().map(|(_, lf)| lf.get_current_optimizations()).unwrap_or_default();
-    Ok(LazyFrame::explain_all(plans.into_iter().map(|(_, lf)| lf.logical_plan).collect(), opt)?)
+    let main = normalize::normalize(&raw, Some(as_of))?;
+    let plans: Vec<DslPlan> = main.named().into_iter().map(|(_, lf)| lf.logical_plan).collect();
+    let opt = main.products.get_current_optimizations();
+    Ok(LazyFrame::explain_all(plans, opt)?)
 }

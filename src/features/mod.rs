@@ -8,6 +8,7 @@
 //! are never NaN — live here, once.
 
 pub mod collection;
+pub mod interaction;
 pub mod product;
 pub mod registry;
 pub mod session;
@@ -114,12 +115,13 @@ pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
 
 /// Every feature table's registry entries (`as_of` only shapes the expressions).
 pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of)]
+    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), interaction::table(as_of)]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
     Ok(vec![("product_features", product::build(inputs)), ("user_features", user::build(inputs)), ("collection_features", collection::build(inputs)?),
         ("session_features", session::build(inputs)?),
+        ("interaction_features", interaction::build(inputs)?),
     ])
 }

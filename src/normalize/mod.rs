@@ -50,6 +50,27 @@ pub struct MainTables {
 }
 
 impl MainTables {
+    /// Computes every main table in one plan (one scan of each raw entity, shared
+    /// sub-plans once) and returns them as in-memory frames, so that the feature
+    /// tables, which read each main table many times, never read or normalize again.
+    pub fn materialize(self) -> PolarsResult<MainTables> {
+        let named = self.named();
+        let mut frames = collect_all(named.into_iter().map(|(_, lf)| lf).collect())?.into_iter().map(|df| df.lazy());
+        let mut next = || frames.next().expect("one frame per main table");
+        Ok(MainTables {
+            products: next(),
+            variants: next(),
+            product_media: next(),
+            collections: next(),
+            collection_products: next(),
+            customers: next(),
+            orders: next(),
+            line_items: next(),
+            refund_line_items: next(),
+            events: next(),
+        })
+    }
+
     /// The tables by name, in the order of `design.md`.
     pub fn named(&self) -> Vec<(&'static str, LazyFrame)> {
         vec![
@@ -109,20 +130,7 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
     let customers = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
     let events = events::events(raw, as_of)?;
-    // Every main table is read by several feature tables: cached, each is
-    // computed once per plan, from one scan of each raw entity.
-    Ok(MainTables {
-        products: products.cache(),
-        variants: variants.cache(),
-        product_media: product_media.cache(),
-        collections: collections.cache(),
-        collection_products: collection_products.cache(),
-        customers: customers.cache(),
-        orders: orders.cache(),
-        line_items: line_items.cache(),
-        refund_line_items: refund_line_items.cache(),
-        events: events.cache(),
-    })
+    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events })
 }
 
 /// The order in which sources were landed: later snapshots, then webhooks after

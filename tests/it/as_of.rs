@@ -63,8 +63,8 @@ fn truncate_sample(out: &Path, t: i64) {
     std::fs::copy(sample.join("webhooks/products_delete-1.json"), out.join("webhooks/products_delete-1.json")).unwrap();
 }
 
-fn sorted(frame: &DataFrame, key: &str) -> DataFrame {
-    frame.sort([key], SortMultipleOptions::default()).unwrap()
+fn sorted(frame: &DataFrame, key: &[&str]) -> DataFrame {
+    frame.sort(key.iter().map(|k| k.to_string()).collect::<Vec<_>>(), SortMultipleOptions::default()).unwrap()
 }
 
 #[test]
@@ -77,10 +77,10 @@ fn computing_at_an_earlier_time_equals_computing_over_data_truncated_there() {
     assert!(truncated.report.problems.is_empty());
     let a = shopfeat::commands::compute::compute(&full.root, "test", t).unwrap().tables;
     let b = shopfeat::commands::compute::compute(&truncated.root, "test", t).unwrap().tables;
-    let keys = [("product_features", "product_id"), ("user_features", "customer_id"), ("collection_features", "collection_id"), ("session_features", "session_id")];
+    let keys = [("product_features", vec!["product_id"]), ("user_features", vec!["customer_id"]), ("collection_features", vec!["collection_id"]), ("session_features", vec!["session_id"]), ("interaction_features", vec!["customer_id", "product_id"])];
     assert_eq!(a.len(), keys.len());
     for (((name, fa), (_, fb)), (_, key)) in a.iter().zip(&b).zip(keys) {
-        let (fa, fb) = (sorted(fa, key), sorted(fb, key));
+        let (fa, fb) = (sorted(fa, &key), sorted(fb, &key));
         assert_eq!(fa.height(), fb.height(), "{name} rows");
         for column in fa.get_column_names() {
             let (ca, cb) = (fa.column(column).unwrap(), fb.column(column).unwrap());

@@ -8,6 +8,7 @@ mod collection_features;
 mod common;
 mod duckdb_views;
 mod fields;
+mod interaction_features;
 mod normalize_fixture;
 mod product_features;
 mod rest_examples;

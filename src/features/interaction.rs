@@ -1,0 +1,94 @@
+//! interaction_features — one row per (customer, product) with at least one linked
+//! `product_viewed`, `product_added_to_cart` or `product_removed_from_cart` event, or
+//! a valid purchase, at or before T.
+
+use super::registry::{feature, FeatureTable, Kind::*};
+use super::{capped, count_if, rate, Inputs, DAY_US};
+use polars::prelude::*;
+
+/// The registry entries of interaction_features, in catalog order.
+pub fn table(as_of: i64) -> FeatureTable {
+    let t = as_of;
+    let zero = |c: &str| col(c).fill_null(lit(0));
+    let whole_days = |later: Expr, earlier: Expr| (later.cast(DataType::Int64) - earlier.cast(DataType::Int64)).floor_div(lit(DAY_US));
+    FeatureTable {
+        name: "interaction_features",
+        key: &[("customer_id", I64), ("product_id", I64)],
+        features: vec![
+            feature("view_count", I64, "linked `product_viewed` events, all time", move || zero("views")),
+            feature("cart_add_count", I64, "linked `product_added_to_cart` events", move || zero("cart_adds")),
+            feature("cart_remove_count", I64, "linked `product_removed_from_cart` events", move || zero("cart_removes")),
+            feature("purchase_count", I64, "valid orders containing the product", move || zero("orders")),
+            feature("units_purchased", I64, "units in those orders", move || zero("units")),
+            feature("first_view_at", Ts, "first linked view", || col("first_view")),
+            feature("last_view_at", Ts, "latest linked view", || col("last_view")),
+            feature("first_purchase_at", Ts, "first valid order with the product", || col("first_purchase")),
+            feature("last_purchase_at", Ts, "latest valid order with the product", || col("last_purchase")),
+            feature("view_to_purchase_days", I64, "max(0, first_purchase_at - first_view_at) in whole days; null unless both", move || {
+                whole_days(col("first_purchase_at"), col("first_view_at")).clip_min(lit(0i64))
+            }),
+            feature("interaction_span_days", I64, "latest - earliest of the four dates, whole days", move || whole_days(col("latest"), col("earliest"))),
+            feature("interaction_score", F64, "views + 3·cart adds + 7·purchases", || {
+                (col("view_count") + lit(3i64) * col("cart_add_count") + lit(7i64) * col("purchase_count")).cast(DataType::Float64)
+            }),
+            feature("affinity_score", F64, "(0.3·min(cart_adds/views, 1) + 0.5·min(purchases/cart_adds, 1) + 0.2·[purchased]) · (0.7 + 0.3·max(0, 1 - days_since_last_view/365)), clamped 0..1; with no views the first term is 0 and the recency factor 1; the purchases/cart-adds term is 0 without cart adds", move || {
+                let browse = capped(rate(col("cart_add_count"), col("view_count")), 1.0);
+                let buy = capped(rate(col("purchase_count"), col("cart_add_count")), 1.0);
+                let purchased = col("purchase_count").gt(lit(0)).cast(DataType::Float64);
+                let days_since_view = whole_days(lit(t), col("last_view_at")).cast(DataType::Float64);
+                let recency = when(col("view_count").gt(lit(0)))
+                    .then(lit(0.7) + lit(0.3) * (lit(1.0) - days_since_view / lit(365.0)).clip_min(lit(0.0)))
+                    .otherwise(lit(1.0));
+                ((lit(0.3) * browse + lit(0.5) * buy + lit(0.2) * purchased) * recency).clip(lit(0.0), lit(1.0))
+            }),
+            feature("refunded_units", I64, "units of the product refunded (by T) on the customer's valid orders", move || zero("refund_units")),
+            feature("refund_rate", F64, "refunded_units / units_purchased", || rate(col("refunded_units"), col("units_purchased"))),
+        ],
+    }
+}
+
+/// The base frame: every (customer, product) with events or purchases.
+pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    let key = || [col("customer_id"), col("product_id")];
+    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    let views = is("product_viewed");
+    let events = inputs
+        .events()
+        .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
+        .filter(views.clone().or(is("product_added_to_cart")).or(is("product_removed_from_cart")))
+        .group_by(key())
+        .agg([
+            count_if(views.clone()).alias("views"),
+            count_if(is("product_added_to_cart")).alias("cart_adds"),
+            count_if(is("product_removed_from_cart")).alias("cart_removes"),
+            col("timestamp").filter(views.clone()).min().alias("first_view"),
+            col("timestamp").filter(views).max().alias("last_view"),
+        ]);
+    let purchases = inputs
+        .valid_lines()
+        .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
+        .group_by(key())
+        .agg([
+            col("order_id").n_unique().cast(DataType::Int64).alias("orders"),
+            col("quantity").sum().alias("units"),
+            col("ordered_at").min().alias("first_purchase"),
+            col("ordered_at").max().alias("last_purchase"),
+        ]);
+    let owners = inputs.valid_orders().select([col("order_id"), col("customer_id")]);
+    let refunds = inputs
+        .valid_refunds()
+        .join(owners, [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Inner))
+        .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
+        .group_by(key())
+        .agg([col("quantity").sum().alias("refund_units")]);
+    let both = events.join(purchases, key(), key(), JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns));
+    let dates = || [col("first_view"), col("last_view"), col("first_purchase"), col("last_purchase")];
+    Ok(both
+        .join(refunds, key(), key(), JoinArgs::new(JoinType::Left))
+        .with_columns([polars::lazy::dsl::min_horizontal(dates())?.alias("earliest"), polars::lazy::dsl::max_horizontal(dates())?.alias("latest")]))
+}
+
+/// interaction_features at `T`.
+pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+}
