@@ -7,6 +7,7 @@
 //! for every table — point in time, windows, valid orders, line revenue, rates that
 //! are never NaN — live here, once.
 
+pub mod behavior;
 pub mod collection;
 pub mod interaction;
 pub mod product;
@@ -115,13 +116,14 @@ pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
 
 /// Every feature table's registry entries (`as_of` only shapes the expressions).
 pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), interaction::table(as_of)]
+    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of)]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
     Ok(vec![("product_features", product::build(inputs)), ("user_features", user::build(inputs)), ("collection_features", collection::build(inputs)?),
         ("session_features", session::build(inputs)?),
+        ("customer_behavior_features", behavior::build(inputs)?),
         ("interaction_features", interaction::build(inputs)?),
     ])
 }

@@ -6,7 +6,7 @@
 //! count); c2–c6 are anonymous. Valid purchases: 900 — product 1 in O1 (3 units,
 //! 02-20 12:00, 1 unit refunded by T); 901 — product 1 in O3 (3 units, 01-10 12:00)
 //! and O6 (1 unit, 02-26 12:00), product 4 in O6 (4 units); 903 bought only a custom
-//! line; the refund of O3 comes after T.
+//! line; the refund of O3 comes after T. 902's browser c5 viewed product 4.
 
 use crate::common::*;
 use shopfeat::features::interaction;
@@ -36,7 +36,10 @@ fn one_row_per_customer_and_product_with_events_or_purchases() {
     let t = interactions();
     let mut pairs: Vec<(i64, i64)> = t.i64s("customer_id").into_iter().zip(t.i64s("product_id")).map(|(c, p)| (c.unwrap(), p.unwrap())).collect();
     pairs.sort();
-    assert_eq!(pairs, vec![(900, 1), (901, 1), (901, 4)]);
+    // 902's linked browser viewed product 4 once.
+    assert_eq!(pairs, vec![(900, 1), (901, 1), (901, 4), (902, 4)]);
+    assert_eq!(int(&t, 902, 4, "view_count"), Some(1));
+    assert_eq!(int(&t, 902, 4, "purchase_count"), Some(0));
     for (name, kind) in interaction::table(0).schema() {
         assert_eq!(t.0.column(name).unwrap().dtype(), &kind.dtype(), "{name}");
     }

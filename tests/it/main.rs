@@ -3,6 +3,7 @@
 
 mod as_of;
 mod bad_input;
+mod behavior_features;
 mod cli;
 mod collection_features;
 mod common;
