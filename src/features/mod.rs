@@ -12,6 +12,7 @@ pub mod collection;
 pub mod interaction;
 pub mod product;
 pub mod registry;
+pub mod search;
 pub mod session;
 pub mod sessions;
 pub mod user;
@@ -116,7 +117,7 @@ pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
 
 /// Every feature table's registry entries (`as_of` only shapes the expressions).
 pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of)]
+    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of), search::table(as_of)]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
@@ -125,5 +126,6 @@ pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
         ("session_features", session::build(inputs)?),
         ("customer_behavior_features", behavior::build(inputs)?),
         ("interaction_features", interaction::build(inputs)?),
+        ("search_product_features", search::build(inputs)?),
     ])
 }

@@ -14,6 +14,7 @@ mod normalize_fixture;
 mod product_features;
 mod rest_examples;
 mod sample;
+mod search_features;
 mod session_features;
 mod storage;
 mod user_features;
