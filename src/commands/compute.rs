@@ -1,5 +1,6 @@
 use super::Outcome;
 use crate::cli::Global;
+use crate::features::pairs::PairOptions;
 use crate::features::{self, Inputs};
 use crate::normalize::{self, RawTables};
 use crate::sinks;
@@ -15,6 +16,8 @@ pub struct ComputeArgs {
     /// The point in time T (RFC 3339 or YYYY-MM-DD, UTC); default: now.
     #[arg(long, value_parser = super::parse_time)]
     pub as_of: Option<i64>,
+    #[command(flatten)]
+    pub pairs: PairArgs,
     /// Print the optimized plan of the main tables instead of computing (one
     /// Parquet SCAN per raw entity; every feature table is computed from them).
     #[arg(long)]
@@ -29,7 +32,7 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let started = std::time::Instant::now();
-    let computed = compute(&root, &global.shop, as_of)?;
+    let computed = compute(&root, &global.shop, as_of, args.pairs.options())?;
     println!("{:<22} {:>10}", "table", "rows");
     for (name, frame) in &computed.tables {
         println!("{:<22} {:>10}", name, frame.height());
@@ -41,13 +44,13 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
 /// Computes every feature table of `shop` at `as_of` in one plan and writes them
 /// (Parquet and DuckDB). A run that fails leaves the previous outputs intact: every
 /// file is complete before the first one is made visible.
-pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Computed> {
+pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> Result<Computed> {
     let raw = RawTables::open(root, shop)?;
     if raw.is_empty() {
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
     let main = normalize::normalize(&raw, Some(as_of))?.materialize()?;
-    let inputs = Inputs { main, shop_id: shop.to_string(), as_of };
+    let inputs = Inputs { main, shop_id: shop.to_string(), as_of, pairs };
     let plans = features::plans(&inputs)?;
     let m = &inputs.main;
     // The entities each table must have one row for, counted in the same plan.
@@ -73,6 +76,24 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64) -> Result<Computed> {
     sinks::parquet::publish(root, staged)?;
     root.commit(database)?;
     Ok(Computed { tables, expected })
+}
+
+/// Bounds on product_pair_features, for `compute` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PairArgs {
+    /// Drop product pairs bought together in fewer valid orders than this.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_co_purchases: u32,
+    /// Keep at most this many partners per product (highest lift first; ties: count,
+    /// then id); default: unlimited.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pairs_per_product: Option<u32>,
+}
+
+impl PairArgs {
+    pub fn options(&self) -> PairOptions {
+        PairOptions { min_co_purchases: self.min_co_purchases, max_pairs_per_product: self.max_pairs_per_product }
+    }
 }
 
 /// The tables of one run and the entity counts they must match.

@@ -21,6 +21,8 @@ pub struct RunArgs {
     /// input directory's manifest.json, else now.
     #[arg(long, value_parser = super::parse_time)]
     pub as_of: Option<i64>,
+    #[command(flatten)]
+    pub pairs: compute::PairArgs,
 }
 
 pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
@@ -51,7 +53,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     let ingest_time = started.elapsed();
 
     let started = Instant::now();
-    let computed = compute::compute(&root, &global.shop, as_of)?;
+    let computed = compute::compute(&root, &global.shop, as_of, args.pairs.options())?;
     let compute_time = started.elapsed();
 
     let t = chrono::DateTime::from_timestamp_micros(as_of).unwrap_or_default();

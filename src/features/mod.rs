@@ -10,6 +10,7 @@
 pub mod behavior;
 pub mod collection;
 pub mod interaction;
+pub mod pairs;
 pub mod product;
 pub mod registry;
 pub mod search;
@@ -28,6 +29,8 @@ pub struct Inputs {
     pub shop_id: String,
     /// The point in time `T`, µs since the epoch, UTC.
     pub as_of: i64,
+    /// Bounds on product_feature pairs.
+    pub pairs: pairs::PairOptions,
 }
 
 impl Inputs {
@@ -117,7 +120,7 @@ pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
 
 /// Every feature table's registry entries (`as_of` only shapes the expressions).
 pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of), search::table(as_of)]
+    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of), search::table(as_of), pairs::table(as_of)]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
@@ -127,5 +130,6 @@ pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
         ("customer_behavior_features", behavior::build(inputs)?),
         ("interaction_features", interaction::build(inputs)?),
         ("search_product_features", search::build(inputs)?),
+        ("product_pair_features", pairs::build(inputs, inputs.pairs)?),
     ])
 }

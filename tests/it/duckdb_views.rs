@@ -16,7 +16,7 @@ fn sample() -> Computed {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
     let landed = land(&[sample.clone()]);
     let as_of = ts("2025-11-30T23:59:59Z");
-    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of).unwrap().tables;
+    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of, Default::default()).unwrap().tables;
     let dir = landed.root.local_dir().unwrap().join("test");
     let db = duckdb::Connection::open(dir.join("features.duckdb")).unwrap();
     Computed { _landed: landed, tables, db, dir }

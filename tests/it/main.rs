@@ -11,6 +11,7 @@ mod duckdb_views;
 mod fields;
 mod interaction_features;
 mod normalize_fixture;
+mod pair_features;
 mod product_features;
 mod rest_examples;
 mod sample;

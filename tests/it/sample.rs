@@ -132,7 +132,7 @@ fn a_medium_shop_generates_and_normalizes_to_its_manifest() {
 fn the_sample_computes_one_feature_row_per_entity_without_nan() {
     let landed = land(&[sample_dir()]);
     let as_of = ts(&manifest(&sample_dir()).as_of);
-    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of).unwrap().tables;
+    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of, Default::default()).unwrap().tables;
     let expected_rows = [("product_features", 350), ("user_features", 381), ("collection_features", 6)];
     assert_eq!(tables.iter().take(3).map(|(n, f)| (*n, f.height())).collect::<Vec<_>>(), expected_rows);
     assert!(tables[3].1.height() > 500, "{} sessions", tables[3].1.height());
