@@ -145,3 +145,26 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
     let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging")).collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn a_shop_without_events_gets_empty_event_tables_and_succeeds() {
+    let shop = tempfile::tempdir().unwrap();
+    for name in ["products.jsonl", "collections.jsonl", "customers.jsonl", "orders.jsonl"] {
+        std::fs::copy(fixture("features").join(name), shop.path().join(name)).unwrap();
+    }
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().to_str().unwrap();
+    let out = shopfeat(&["--root", r, "run", shop.path().to_str().unwrap(), "--as-of", "2025-03-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let warnings: Vec<String> = stderr(&out).lines().filter(|l| l.contains("WARN")).map(str::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("session_features") && warnings[0].contains("customer_behavior_features") && warnings[0].contains("search_product_features"));
+    let db = duckdb::Connection::open(root.path().join("sample/features.duckdb")).unwrap();
+    for (table, rows) in [("session_features", 0), ("customer_behavior_features", 0), ("search_product_features", 0), ("product_features", 3)] {
+        let n: i64 = db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        assert_eq!(n, rows, "{table}");
+    }
+    // Full schema even with no rows.
+    let columns: i64 = db.query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'session_features'", [], |r| r.get(0)).unwrap();
+    assert_eq!(columns as usize, shopfeat::features::session::table(0).schema().len());
+}
