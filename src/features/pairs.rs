@@ -53,10 +53,9 @@ fn pairs_within(items: LazyFrame, group: &str) -> LazyFrame {
 
 /// Sessions that did `name` with both products of a candidate pair.
 fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) -> PolarsResult<LazyFrame> {
-    let products = candidates
-        .clone()
-        .select([col("product_id_a").alias("product_id")])
-        .unique(None, UniqueKeepStrategy::Any);
+    // Only products of some candidate pair, on either side, can form one.
+    let side = |c: &str| candidates.clone().select([col(c).alias("product_id")]);
+    let products = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?.unique(None, UniqueKeepStrategy::Any);
     let items = sessions::sessionized(inputs)?
         .filter(col("name").eq(lit(name.to_string())).and(col("product_id").is_not_null()))
         .select([col("session_id"), col("product_id")])

@@ -69,8 +69,38 @@ fn inputs_for(baskets: &[(i64, bool, bool, Vec<i64>)]) -> (tempfile::TempDir, sh
     }
     let n = order_ids.len();
     main.line_items = df!("order_id" => order_ids, "product_id" => products, "quantity" => vec![1i64; n], "unit_price" => vec![1.0; n], "discount" => vec![0.0; n]).unwrap().lazy();
+    main.events = browsing(baskets, t0);
     let as_of = ts("2026-01-01T00:00:00Z");
     (dir, shopfeat::features::Inputs { main, shop_id: "s".into(), as_of, pairs: PairOptions::default() })
+}
+
+/// Every third order's products were viewed, every fifth order's added to cart, by a
+/// browser of its own within a minute (one session each).
+fn browsing(baskets: &[(i64, bool, bool, Vec<i64>)], t0: i64) -> LazyFrame {
+    let (mut ids, mut names, mut clients, mut times, mut products) = (vec![], vec![], vec![], vec![], vec![]);
+    for (id, _, _, ps) in baskets {
+        for (name, every) in [("product_viewed", 3), ("product_added_to_cart", 5)] {
+            if id % every == 0 {
+                for (k, p) in ps.iter().enumerate() {
+                    ids.push(format!("{name}-{id}-{k}"));
+                    names.push(name);
+                    clients.push(format!("c{id}"));
+                    times.push(t0 + id * 3_600_000_000 + k as i64 * 1_000_000);
+                    products.push(*p);
+                }
+            }
+        }
+    }
+    let n = ids.len();
+    df!("event_id" => ids, "name" => names, "client_id" => clients, "timestamp" => times, "customer_id" => vec![None::<i64>; n], "product_id" => products)
+        .unwrap()
+        .lazy()
+        .with_column(col("timestamp").cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))))
+}
+
+/// Naive co-session counts: browsers (one session each) whose `every`-th order held both.
+fn naive_co_sessions(baskets: &[(i64, bool, bool, Vec<i64>)], every: i64, a: i64, b: i64) -> i64 {
+    baskets.iter().filter(|(id, _, _, ps)| id % every == 0 && ps.contains(&a) && ps.contains(&b)).count() as i64
 }
 
 #[test]
@@ -98,6 +128,8 @@ fn pairs_equal_a_naive_reference_on_random_baskets() {
     let f = |c: &str| t.0.column(c).unwrap().f64().unwrap().iter().collect::<Vec<_>>();
     let (support, conf_ab, conf_ba, lift) = (f("support"), f("confidence_a_to_b"), f("confidence_b_to_a"), f("lift"));
     let co = t.i64s("co_purchase_count");
+    let (views, carts) = (t.i64s("co_view_count"), t.i64s("co_cart_count"));
+    let mut nonzero = 0;
     for i in 0..t.height() {
         let (pa, pb) = (a[i].unwrap(), b[i].unwrap());
         let c = together[&(pa, pb)];
@@ -107,7 +139,11 @@ fn pairs_equal_a_naive_reference_on_random_baskets() {
         close(conf_ab[i], c / na);
         close(conf_ba[i], c / nb);
         close(lift[i], (c / n) / ((na / n) * (nb / n)));
+        assert_eq!(views[i], Some(naive_co_sessions(&baskets, 3, pa, pb)), "co_view ({pa}, {pb})");
+        assert_eq!(carts[i], Some(naive_co_sessions(&baskets, 5, pa, pb)), "co_cart ({pa}, {pb})");
+        nonzero += usize::from(views[i] > Some(0));
     }
+    assert!(nonzero > 100, "{nonzero} pairs co-viewed");
 }
 
 #[test]
