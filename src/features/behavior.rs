@@ -3,7 +3,7 @@
 
 use super::registry::{feature, FeatureTable, Kind::*};
 use super::session::{aggregates as session_aggregates, device_type};
-use super::{capped, count_if, rate, sessions, with, Inputs, DAY_US};
+use super::{capped, count_if, rate, sessions, with, Inputs};
 use polars::prelude::*;
 
 /// A search query as the catalog compares them: lower-cased, trimmed, inner
@@ -15,7 +15,7 @@ pub fn normalized_query(query: Expr) -> Expr {
 /// The registry entries of customer_behavior_features, in catalog order.
 pub fn table(as_of: i64) -> FeatureTable {
     let t = as_of;
-    let days_since = move |c: &str| (lit(t) - col(c).cast(DataType::Int64)).floor_div(lit(DAY_US));
+    let days_since = move |ts: &str| super::days_since(t, ts);
     FeatureTable {
         name: "customer_behavior_features",
         key: &[("customer_id", I64)],
@@ -36,7 +36,7 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("last_event_at", Ts, "latest linked event", || col("last_event")),
             feature("days_since_first_event", I64, "whole days since first_event_at", move || days_since("first_event_at")),
             feature("days_since_last_event", I64, "whole days since last_event_at", move || days_since("last_event_at")),
-            feature("cross_session_span_days", I64, "last - first event, whole days", || (col("last_event_at").cast(DataType::Int64) - col("first_event_at").cast(DataType::Int64)).floor_div(lit(DAY_US))),
+            feature("cross_session_span_days", I64, "last - first event, whole days", || super::whole_days(col("last_event_at"), col("first_event_at"))),
             feature("sessions_per_week", F64, "session_count / max(cross_session_span_days / 7, 1)", || {
                 col("session_count").cast(DataType::Float64) / (col("cross_session_span_days").cast(DataType::Float64) / lit(7.0)).clip_min(lit(1.0))
             }),

@@ -2,14 +2,12 @@
 //! time and are never left out); price statistics are null without members.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, sessions, with, Inputs, DAY_US};
+use super::{capped, count_if, rate, sessions, with, zero, zero_f, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of collection_features, in catalog order.
 pub fn table(as_of: i64) -> FeatureTable {
     let t = as_of;
-    let zero = |c: &str| col(c).fill_null(lit(0));
-    let zero_f = |c: &str| col(c).fill_null(lit(0.0));
     let chars = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
     let points = |cond: Expr, p: i64| when(cond).then(lit(p)).otherwise(lit(0i64));
     let in_range = |x: Expr, lo: i64, hi: i64| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
@@ -61,7 +59,7 @@ pub fn table(as_of: i64) -> FeatureTable {
                     + lit(0.05) * col("image_score").cast(DataType::Float64) / lit(5.0)
             }),
             feature("days_since_update", I64, "whole days since the collection's updated_at, clamped at 0", move || {
-                (lit(t) - col("updated_at").cast(DataType::Int64)).floor_div(lit(DAY_US)).clip_min(lit(0i64))
+                super::days_since(t, "updated_at").clip_min(lit(0i64))
             }),
         ],
     }

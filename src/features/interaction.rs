@@ -3,14 +3,12 @@
 //! a valid purchase, at or before T.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, Inputs, DAY_US};
+use super::{capped, count_if, rate, whole_days, zero, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of interaction_features, in catalog order.
 pub fn table(as_of: i64) -> FeatureTable {
     let t = as_of;
-    let zero = |c: &str| col(c).fill_null(lit(0));
-    let whole_days = |later: Expr, earlier: Expr| (later.cast(DataType::Int64) - earlier.cast(DataType::Int64)).floor_div(lit(DAY_US));
     FeatureTable {
         name: "interaction_features",
         key: &[("customer_id", I64), ("product_id", I64)],

@@ -51,10 +51,6 @@ impl Inputs {
         t.clone().gt(lit(self.as_of - to_days * DAY_US)).and(t.lt_eq(lit(self.as_of - from_days * DAY_US)))
     }
 
-    /// Whole days since `ts`: `floor((T - ts) / 1 day)`; null when `ts` is null.
-    pub fn days_since(&self, ts: Expr) -> Expr {
-        (lit(self.as_of) - ts.cast(DataType::Int64)).floor_div(lit(DAY_US))
-    }
 
     /// Orders that count as purchases at `T`: not test, created by `T`, not
     /// cancelled by `T`.
@@ -94,6 +90,27 @@ impl Inputs {
             .otherwise(lit("c:") + col("client_id"));
         self.main.events.clone().filter(Self::us("timestamp").lt_eq(lit(self.as_of))).with_column(visitor.alias("visitor"))
     }
+}
+
+/// Whole days from `earlier` to `later`: `floor((later - earlier) / 1 day)`; null
+/// when either is null.
+pub fn whole_days(later: Expr, earlier: Expr) -> Expr {
+    (later.cast(DataType::Int64) - earlier.cast(DataType::Int64)).floor_div(lit(DAY_US))
+}
+
+/// Whole days from the timestamp column `ts` to `T`.
+pub fn days_since(as_of: i64, ts: &str) -> Expr {
+    whole_days(lit(as_of), col(ts))
+}
+
+/// A count column, 0 where the entity had none.
+pub fn zero(c: &str) -> Expr {
+    col(c).fill_null(lit(0))
+}
+
+/// An amount column, 0.0 where the entity had none.
+pub fn zero_f(c: &str) -> Expr {
+    col(c).fill_null(lit(0.0))
 }
 
 /// `a / b`, or 0.0 when `b` is 0 (never NaN or infinite).

@@ -2,13 +2,13 @@
 //! never sold or viewed); rates are never NaN.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, with, Inputs};
+use super::{capped, count_if, rate, with, zero, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of product_features, in catalog order.
 pub fn table(as_of: i64) -> FeatureTable {
     let t = as_of;
-    let days_since = move |ts: &str| (lit(t) - col(ts).cast(DataType::Int64)).floor_div(lit(super::DAY_US));
+    let days_since = move |ts: &str| super::days_since(t, ts);
     let text_len = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
     let present = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).gt(lit(0u32));
     let between = |x: Expr, lo: i64, hi: i64| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
@@ -16,7 +16,6 @@ pub fn table(as_of: i64) -> FeatureTable {
     let momentum = |views: &str, carts: &str, purchases: &str, days: f64| {
         (col(views).fill_null(lit(0)) + lit(3) * col(carts).fill_null(lit(0)) + lit(5) * col(purchases).fill_null(lit(0))).cast(DataType::Float64) / lit(days)
     };
-    let zero = |c: &str| col(c).fill_null(lit(0));
     FeatureTable {
         name: "product_features",
         key: &[("product_id", I64)],

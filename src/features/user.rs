@@ -3,15 +3,13 @@
 
 use super::product::price_tier;
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, rate, with, Inputs, DAY_US};
+use super::{count_if, rate, with, zero, zero_f, Inputs, DAY_US};
 use polars::prelude::*;
 
 /// The registry entries of user_features, in catalog order.
 pub fn table(as_of: i64) -> FeatureTable {
     let t = as_of;
-    let days_since = move |ts: &str| (lit(t) - col(ts).cast(DataType::Int64)).floor_div(lit(DAY_US));
-    let zero = |c: &str| col(c).fill_null(lit(0));
-    let zero_f = |c: &str| col(c).fill_null(lit(0.0));
+    let days_since = move |ts: &str| super::days_since(t, ts);
     // Fractional days between the first and the last order.
     let span_days = || (col("last_order_at").cast(DataType::Int64) - col("first_order_at").cast(DataType::Int64)).cast(DataType::Float64) / lit(DAY_US as f64);
     let repeat = || col("total_purchases").gt_eq(lit(2));
@@ -211,7 +209,7 @@ fn rfm(inputs: &Inputs, orders: LazyFrame) -> LazyFrame {
         .join(orders, [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Inner))
         .select([
             col("customer_id"),
-            quintile(lit(0i64) - (lit(t) - col("last_order").cast(DataType::Int64)).floor_div(lit(DAY_US))).alias("r_score"),
+            quintile(lit(0i64) - super::days_since(t, "last_order")).alias("r_score"),
             quintile(col("orders_all")).alias("f_score"),
             quintile(col("spent_all").round(2, RoundMode::HalfAwayFromZero)).alias("m_score"),
         ])
