@@ -82,11 +82,11 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> R
 #[derive(Debug, Clone, clap::Args)]
 pub struct PairArgs {
     /// Drop product pairs bought together in fewer valid orders than this.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 1, env = "SHOPFEAT_MIN_CO_PURCHASES", value_parser = clap::value_parser!(u32).range(1..))]
     pub min_co_purchases: u32,
     /// Keep at most this many partners per product (highest lift first; ties: count,
     /// then id); default: unlimited.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "SHOPFEAT_MAX_PAIRS_PER_PRODUCT", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pairs_per_product: Option<u32>,
 }
 
