@@ -33,9 +33,9 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     }
     let started = std::time::Instant::now();
     let computed = compute(&root, &global.shop, as_of, args.pairs.options())?;
-    println!("{:<22} {:>10}", "table", "rows");
+    println!("{:<28} {:>10}", "table", "rows");
     for (name, frame) in &computed.tables {
-        println!("{:<22} {:>10}", name, frame.height());
+        println!("{:<28} {:>10}", name, frame.height());
     }
     tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "computed {} tables", computed.tables.len());
     Ok(Outcome::Success)

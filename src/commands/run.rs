@@ -58,10 +58,10 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
 
     let t = chrono::DateTime::from_timestamp_micros(as_of).unwrap_or_default();
     println!("shop {} at {} → {}/{}", global.shop, t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), root.describe(), global.shop);
-    println!("{:<22} {:>8} {:>9}", "table", "rows", "expected");
+    println!("{:<28} {:>8} {:>9}", "table", "rows", "expected");
     for (name, frame) in &computed.tables {
         let expected = computed.expected.iter().find(|(n, _)| n == name).map(|(_, e)| e.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<22} {:>8} {:>9}", name, frame.height(), expected);
+        println!("{:<28} {:>8} {:>9}", name, frame.height(), expected);
     }
     println!("ingest {:.2} s{}, compute and write {:.2} s", ingest_time.as_secs_f64(), if landed_before { " (already landed)" } else { "" }, compute_time.as_secs_f64());
     let mismatched: Vec<&str> = computed
