@@ -49,8 +49,11 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> R
     if raw.is_empty() {
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
+    let started = std::time::Instant::now();
     let main = normalize::normalize(&raw, Some(as_of))?.materialize()?;
-    let inputs = Inputs { main, shop_id: shop.to_string(), as_of, pairs };
+    tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "main tables normalized");
+    let started = std::time::Instant::now();
+    let inputs = Inputs::new(main, shop, as_of, pairs)?;
     let plans = features::plans(&inputs)?;
     let m = &inputs.main;
     // The entities each table must have one row for, counted in the same plan.
@@ -65,6 +68,7 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> R
         .map(|((name, _), c)| Ok((*name, c.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0) as usize)))
         .collect::<Result<Vec<_>>>()?;
     let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
+    tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "feature tables computed");
     let empty: Vec<&str> = tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
     if !empty.is_empty() {
         // Expected for a shop without storefront events: one warning, not an error.

@@ -3,7 +3,7 @@
 
 use super::registry::{feature, FeatureTable, Kind::*};
 use super::session::{aggregates as session_aggregates, device_type};
-use super::{capped, count_if, rate, sessions, with, Inputs};
+use super::{capped, count_if, rate, with, Inputs};
 use polars::prelude::*;
 
 /// A search query as the catalog compares them: lower-cased, trimmed, inner
@@ -75,7 +75,7 @@ fn most_frequent(events: LazyFrame, value: Expr, alias: &str) -> LazyFrame {
 
 /// The base frame: one row per linked customer id.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    let events = sessions::sessionized(inputs)?.filter(col("customer_id").is_not_null());
+    let events = inputs.sessions.clone().filter(col("customer_id").is_not_null());
     let is = |name: &str| col("name").eq(lit(name.to_string()));
     let per_session = session_aggregates(events.clone())
         .select([

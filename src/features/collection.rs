@@ -2,7 +2,7 @@
 //! time and are never left out); price statistics are null without members.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, sessions, with, zero, zero_f, Inputs};
+use super::{capped, count_if, rate, with, zero, zero_f, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of collection_features, in catalog order.
@@ -126,7 +126,7 @@ fn top_vendors(members: LazyFrame) -> LazyFrame {
 
 /// Views, visitors, clicks, bounces and converting sessions in 30d per collection.
 fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
-    let events = sessions::sessionized(inputs)?;
+    let events = inputs.sessions.clone();
     let is = |name: &str| col("name").eq(lit(name.to_string()));
     // Each collection view or search opens a segment of its session; a product
     // view belongs to the segment it falls in.

@@ -31,9 +31,18 @@ pub struct Inputs {
     pub as_of: i64,
     /// Bounds on product_feature pairs.
     pub pairs: pairs::PairOptions,
+    /// The events at or before `T` in sessions, computed once: five tables read them.
+    pub sessions: LazyFrame,
 }
 
 impl Inputs {
+    /// The inputs of every feature table at `as_of`; sessionizes the events once.
+    pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
+        let events = events_at(&main, as_of);
+        let sessions = sessions::sessionized(events)?.collect()?.lazy();
+        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions })
+    }
+
     /// `ts` as µs since the epoch.
     fn us(ts: &str) -> Expr {
         col(ts).cast(DataType::Int64)
@@ -85,10 +94,7 @@ impl Inputs {
     /// Events at or before `T`, with their visitor: the linked customer, else
     /// `'c:' || client_id`.
     pub fn events(&self) -> LazyFrame {
-        let visitor = when(col("customer_id").is_not_null())
-            .then(col("customer_id").cast(DataType::String))
-            .otherwise(lit("c:") + col("client_id"));
-        self.main.events.clone().filter(Self::us("timestamp").lt_eq(lit(self.as_of))).with_column(visitor.alias("visitor"))
+        events_at(&self.main, self.as_of)
     }
 }
 
@@ -111,6 +117,13 @@ pub fn zero(c: &str) -> Expr {
 /// An amount column, 0.0 where the entity had none.
 pub fn zero_f(c: &str) -> Expr {
     col(c).fill_null(lit(0.0))
+}
+
+fn events_at(main: &MainTables, as_of: i64) -> LazyFrame {
+    let visitor = when(col("customer_id").is_not_null())
+        .then(col("customer_id").cast(DataType::String))
+        .otherwise(lit("c:") + col("client_id"));
+    main.events.clone().filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of))).with_column(visitor.alias("visitor"))
 }
 
 /// `a / b`, or 0.0 when `b` is 0 (never NaN or infinite).

@@ -2,7 +2,7 @@
 //! valid order (a < b), counted once per order, bounded by [`PairOptions`].
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{rate, sessions, Inputs};
+use super::{rate, Inputs};
 use polars::prelude::*;
 
 /// Bounds on the pair table, so a large catalog does not explode.
@@ -56,7 +56,9 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) 
     // Only products of some candidate pair, on either side, can form one.
     let side = |c: &str| candidates.clone().select([col(c).alias("product_id")]);
     let products = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?.unique(None, UniqueKeepStrategy::Any);
-    let items = sessions::sessionized(inputs)?
+    let items = inputs
+        .sessions
+        .clone()
         .filter(col("name").eq(lit(name.to_string())).and(col("product_id").is_not_null()))
         .select([col("session_id"), col("product_id")])
         .unique(None, UniqueKeepStrategy::Any)

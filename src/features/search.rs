@@ -3,7 +3,7 @@
 
 use super::behavior::normalized_query;
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, rate, sessions, Inputs};
+use super::{count_if, rate, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of search_product_features, in catalog order.
@@ -28,7 +28,7 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let is = |name: &str| col("name").eq(lit(name.to_string()));
     // Each search opens a segment of its session; a view belongs to the segment it falls in.
     let segment = is("search_submitted").cast(DataType::Int64).cum_sum(false).over([col("session_id")])?;
-    let events = sessions::sessionized(inputs)?.with_column(segment.alias("segment"));
+    let events = inputs.sessions.clone().with_column(segment.alias("segment"));
     let position = col("event_id").cum_count(false).over([col("event_id")])?;
     let impressions = events
         .clone()

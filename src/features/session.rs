@@ -1,7 +1,7 @@
 //! session_features — one row per session (see [`super::sessions`]) at or before T.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, sessions, with, Inputs};
+use super::{count_if, with, Inputs};
 use polars::prelude::*;
 
 const SEARCH_ENGINES: &str = "google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|ask|aol";
@@ -96,7 +96,7 @@ pub fn aggregates(events: LazyFrame) -> LazyFrame {
 /// The base frame: one row per session with its aggregates and its order's total.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let orders = inputs.main.orders.clone().select([col("order_id").alias("last_order_id"), col("total_price").alias("order_total")]);
-    Ok(with(aggregates(sessions::sessionized(inputs)?), orders, "last_order_id"))
+    Ok(with(aggregates(inputs.sessions.clone()), orders, "last_order_id"))
 }
 
 /// session_features at `T`.

@@ -71,7 +71,7 @@ fn inputs_for(baskets: &[(i64, bool, bool, Vec<i64>)]) -> (tempfile::TempDir, sh
     main.line_items = df!("order_id" => order_ids, "product_id" => products, "quantity" => vec![1i64; n], "unit_price" => vec![1.0; n], "discount" => vec![0.0; n]).unwrap().lazy();
     main.events = browsing(baskets, t0);
     let as_of = ts("2026-01-01T00:00:00Z");
-    (dir, shopfeat::features::Inputs { main, shop_id: "s".into(), as_of, pairs: PairOptions::default() })
+    (dir, shopfeat::features::Inputs::new(main, "s", as_of, PairOptions::default()).unwrap())
 }
 
 /// Every third order's products were viewed, every fifth order's added to cart, by a
