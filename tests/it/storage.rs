@@ -53,3 +53,17 @@ fn file_urls_are_local_roots() {
     let root = DataRoot::open(&url).unwrap();
     assert_eq!(root.local_dir(), Some(dir.path()));
 }
+
+#[test]
+fn features_are_computed_and_written_through_an_object_store_root() {
+    let root = DataRoot::open("memory:///shops").unwrap();
+    let files = land::collect_inputs(&[fixture("features")]).unwrap();
+    land::land(&root, "remote", &files, &indicatif::ProgressBar::hidden()).unwrap();
+    let computed = shopfeat::commands::compute::compute(&root, "remote", crate::common::ts("2025-03-01"), Default::default()).unwrap();
+    assert_eq!(computed.tables[0].1.height(), 3);
+    let names = root.list("remote/features").unwrap();
+    assert_eq!(names.len(), computed.tables.len(), "{names:?}");
+    let parquet = root.get("remote/features/product_features.parquet").unwrap().unwrap();
+    assert_eq!(&parquet[..4], b"PAR1");
+    assert!(root.get("remote/features.duckdb").unwrap().is_some_and(|db| db.len() > 4096));
+}
