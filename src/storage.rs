@@ -7,7 +7,7 @@
 //! file whole or not at all. Paths given to [`DataRoot`] are relative to the root,
 //! with `/` separators.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use futures::TryStreamExt;
 use object_store::{path::Path as StorePath, ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::io::{Read, Write};
@@ -201,13 +201,6 @@ impl DataRoot {
                 }
                 Ok(dest)
             }
-        }
-    }
-
-    pub fn require_local(&self, what: &str) -> Result<&Path> {
-        match self.local_dir() {
-            Some(p) => Ok(p),
-            None => bail!("{what} needs a local data root"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! time and are never left out); price statistics are null without members.
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, with, zero, zero_f, Inputs};
+use super::{capped, count_if, product, rate, with, zero, zero_f, Inputs};
 use polars::prelude::*;
 
 /// The registry entries of collection_features, in catalog order.
@@ -67,23 +67,17 @@ pub fn table(as_of: i64) -> FeatureTable {
 
 /// Member products with what collection features read of them.
 fn members(inputs: &Inputs) -> LazyFrame {
-    let t = inputs.as_of;
     let m = &inputs.main;
-    let prices = m.variants.clone().group_by([col("product_id")]).agg([col("price").min().alias("price")]);
-    let sales = inputs.valid_lines().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([
-        col("quantity").filter(inputs.within("ordered_at", 30)).sum().alias("units_30d"),
-        col("revenue").filter(inputs.within("ordered_at", 30)).sum().alias("revenue_30d"),
-        col("revenue").sum().alias("revenue"),
-    ]);
-    let products = with(with(m.products.clone(), prices, "product_id"), sales, "product_id").select([
+    // The product table's own aggregates: a member's price and sales are the product's.
+    let products = with(with(m.products.clone(), product::variants(m.variants.clone()), "product_id"), product::sales(inputs), "product_id").select([
         col("product_id"),
-        col("price"),
+        col("min_price").alias("price"),
         col("vendor"),
         col("product_type"),
-        col("status").eq(lit("ACTIVE")).and(col("published_at").cast(DataType::Int64).lt_eq(lit(t))).fill_null(lit(false)).alias("active"),
+        product::is_active(inputs.as_of).alias("active"),
         col("units_30d").fill_null(lit(0)),
-        col("revenue_30d").fill_null(lit(0.0)),
-        col("revenue").fill_null(lit(0.0)),
+        col("revenue_30d_sum").fill_null(lit(0.0)).alias("revenue_30d"),
+        col("revenue_all").fill_null(lit(0.0)).alias("revenue"),
     ]);
     m.collection_products.clone().join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
 }

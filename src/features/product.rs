@@ -128,11 +128,14 @@ pub fn table(as_of: i64) -> FeatureTable {
             }),
             feature("product_age_days", I64, "whole days since created_at", move || days_since("created_at")),
             feature("days_since_update", I64, "whole days since updated_at, clamped at 0", move || days_since("updated_at").clip_min(lit(0i64))),
-            feature("is_active", Bool, "status = ACTIVE and published_at <= T", move || {
-                col("status").eq(lit("ACTIVE")).and(col("published_at").cast(DataType::Int64).lt_eq(lit(t))).fill_null(lit(false))
-            }),
+            feature("is_active", Bool, "status = ACTIVE and published_at <= T", move || is_active(t)),
         ],
     }
+}
+
+/// A product is active at `as_of` when its status is ACTIVE and it was published by then.
+pub fn is_active(as_of: i64) -> Expr {
+    col("status").eq(lit("ACTIVE")).and(col("published_at").cast(DataType::Int64).lt_eq(lit(as_of))).fill_null(lit(false))
 }
 
 /// `< 25` budget, `< 75` mid, `< 200` premium, else luxury; null for no price.
@@ -185,7 +188,9 @@ fn cart_views(inputs: &Inputs) -> LazyFrame {
         .agg([len().cast(DataType::Int64).alias("cart_views_30d")])
 }
 
-fn sales(inputs: &Inputs) -> LazyFrame {
+/// Per product: sales in valid orders (30d, 7d, days 8..30, all time) and the
+/// quantity-weighted unit-price sums.
+pub(super) fn sales(inputs: &Inputs) -> LazyFrame {
     let d30 = inputs.within("ordered_at", 30);
     let d7 = inputs.within("ordered_at", 7);
     let d8_30 = inputs.between_days("ordered_at", 7, 30);
@@ -210,7 +215,8 @@ fn sales(inputs: &Inputs) -> LazyFrame {
     ])
 }
 
-fn variants(variants: LazyFrame) -> LazyFrame {
+/// Per product: variant prices, inventory and count.
+pub(super) fn variants(variants: LazyFrame) -> LazyFrame {
     variants.group_by([col("product_id")]).agg([
         col("price").min().alias("min_price"),
         col("price").max().alias("max_variant_price"),

@@ -116,11 +116,12 @@ pub fn table(as_of: i64) -> FeatureTable {
 
 /// The base frame: every customer at `T` with the aggregates its features read.
 pub fn base(inputs: &Inputs) -> LazyFrame {
+    let orders = orders(inputs);
     let mut frame = inputs.main.customers.clone();
-    for aggregates in [orders(inputs), lines(inputs), preferences(inputs, "product_type", "top_category"), preferences(inputs, "vendor", "top_vendor"), refunds(inputs), events(inputs)] {
+    for aggregates in [orders.clone(), lines(inputs), preferences(inputs, "product_type", "top_category"), preferences(inputs, "vendor", "top_vendor"), refunds(inputs), events(inputs)] {
         frame = with(frame, aggregates, "customer_id");
     }
-    with(frame, rfm(inputs, orders(inputs)), "customer_id")
+    with(frame, rfm(inputs, orders), "customer_id")
 }
 
 fn orders(inputs: &Inputs) -> LazyFrame {
