@@ -74,7 +74,7 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> R
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
-    let staged = sinks::parquet::stage(root, shop, &tables)?;
+    let staged = sinks::parquet::stage(root, &tables, |name| sinks::parquet::table_path(shop, name))?;
     let paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
     let database = sinks::duckdb::stage(root, shop, &paths)?;
     sinks::parquet::publish(root, staged)?;

@@ -1,6 +1,7 @@
 use super::Outcome;
 use crate::cli::Global;
 use crate::normalize::{self, RawTables};
+use crate::sinks;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use polars::prelude::*;
@@ -25,12 +26,11 @@ pub fn run(global: &Global, args: NormalizeArgs) -> Result<Outcome> {
     let tables = normalize::normalize(&raw, args.as_of)?;
     let named = tables.named();
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
+    let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
+    let staged = sinks::parquet::stage(&root, &tables, |name| format!("{}/main/{name}.parquet", global.shop))?;
+    sinks::parquet::publish(&root, staged)?;
     println!("{:<22} {:>10}", "table", "rows");
-    for ((name, _), mut frame) in named.into_iter().zip(frames) {
-        let rel = format!("{}/main/{name}.parquet", global.shop);
-        let mut staged = root.stage(&rel)?;
-        ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
-        root.commit(staged)?;
+    for (name, frame) in &tables {
         println!("{:<22} {:>10}", name, frame.height());
     }
     Ok(Outcome::Success)

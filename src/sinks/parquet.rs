@@ -1,4 +1,5 @@
-//! `<root>/<shop>/features/<table>.parquet`, one file per table.
+//! Parquet files under the data root: `<shop>/features/<table>.parquet` for feature
+//! tables, `<shop>/main/<table>.parquet` for `shopfeat normalize`.
 
 use crate::storage::{DataRoot, StagedFile};
 use anyhow::Result;
@@ -8,12 +9,13 @@ pub fn table_path(shop: &str, table: &str) -> String {
     format!("{shop}/features/{table}.parquet")
 }
 
-/// Writes every table to a staged file; nothing is visible until [`publish`].
-pub fn stage(root: &DataRoot, shop: &str, tables: &[(&'static str, DataFrame)]) -> Result<Vec<StagedFile>> {
+/// Writes every table to a staged file at `path(name)`; nothing is visible until
+/// [`publish`].
+pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String) -> Result<Vec<StagedFile>> {
     tables
         .iter()
         .map(|(name, frame)| {
-            let rel = table_path(shop, name);
+            let rel = path(name);
             let mut staged = root.stage(&rel)?;
             let mut frame = frame.clone();
             ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
