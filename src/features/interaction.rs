@@ -41,6 +41,8 @@ pub fn table(as_of: i64) -> FeatureTable {
             }),
             feature("refunded_units", I64, "units of the product refunded (by T) on the customer's valid orders", move || zero("refund_units")),
             feature("refund_rate", F64, "refunded_units / units_purchased", || rate(col("refunded_units"), col("units_purchased"))),
+            // Beyond the catalog: the timestamp of the Gorse `add_to_cart` feedback.
+            feature("last_cart_add_at", Ts, "latest linked `product_added_to_cart`", || col("last_cart_add")),
         ],
     }
 }
@@ -61,6 +63,7 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
             count_if(is("product_removed_from_cart")).alias("cart_removes"),
             col("timestamp").filter(views.clone()).min().alias("first_view"),
             col("timestamp").filter(views).max().alias("last_view"),
+            col("timestamp").filter(is("product_added_to_cart")).max().alias("last_cart_add"),
         ]);
     let purchases = inputs
         .valid_lines()
@@ -88,5 +91,6 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// interaction_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    let known = inputs.without_deleted_customers(inputs.without_deleted_products(base(inputs)?, "product_id"));
+    Ok(table(inputs.as_of).project(known, &inputs.shop_id, inputs.as_of))
 }

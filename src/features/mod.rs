@@ -91,6 +91,20 @@ impl Inputs {
             .join(self.valid_orders().select([col("order_id")]), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Semi))
     }
 
+    /// Rows of `frame` except those whose `column` names a product deleted in
+    /// Shopify: no feature table keeps a row for one. (A product id never seen in
+    /// the catalog, e.g. from a partial export, stays.)
+    pub fn without_deleted_products(&self, frame: LazyFrame, column: &str) -> LazyFrame {
+        let ids = self.main.deleted_products.clone().select([col("product_id").alias(column)]);
+        frame.join(ids, [col(column)], [col(column)], JoinArgs::new(JoinType::Anti))
+    }
+
+    /// Rows of `frame` except those of customers deleted in Shopify.
+    pub fn without_deleted_customers(&self, frame: LazyFrame) -> LazyFrame {
+        let ids = self.main.deleted_customers.clone();
+        frame.join(ids, [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Anti))
+    }
+
     /// Events at or before `T`, with their visitor: the linked customer, else
     /// `'c:' || client_id`.
     pub fn events(&self) -> LazyFrame {

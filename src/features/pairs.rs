@@ -72,11 +72,10 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) 
 
 /// The base frame: candidate pairs with their counts.
 pub fn base(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
-    let baskets = inputs
-        .valid_lines()
-        .filter(col("product_id").is_not_null())
-        .select([col("order_id"), col("product_id"), col("ordered_at")])
-        .unique(Some(cols(["order_id", "product_id"])), UniqueKeepStrategy::Any);
+    // Products deleted from the catalog pair with nothing; the other pairs of
+    // their orders keep their counts.
+    let lines = inputs.valid_lines().filter(col("product_id").is_not_null()).select([col("order_id"), col("product_id"), col("ordered_at")]);
+    let baskets = inputs.without_deleted_products(lines, "product_id").unique(Some(cols(["order_id", "product_id"])), UniqueKeepStrategy::Any);
     let shop_orders = inputs.valid_orders().select([len().cast(DataType::Int64).alias("shop_orders"), lit(1i32).alias("_one")]);
     let per_product = baskets.clone().group_by([col("product_id")]).agg([len().cast(DataType::Int64).alias("orders")]);
     let times = baskets.clone().select([col("order_id"), col("ordered_at")]).unique(None, UniqueKeepStrategy::Any);

@@ -129,6 +129,11 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("product_age_days", I64, "whole days since created_at", move || days_since("created_at")),
             feature("days_since_update", I64, "whole days since updated_at, clamped at 0", move || days_since("updated_at").clip_min(lit(0i64))),
             feature("is_active", Bool, "status = ACTIVE and published_at <= T", move || is_active(t)),
+            // Beyond the catalog: what the Gorse export needs for an item.
+            feature("published_at", Ts, "copied from the product (null when unpublished); the Gorse item timestamp", || col("published_at")),
+            feature("collection_handles", ListStr, "handles of the collections listing the product, sorted; the Gorse item categories", || {
+                col("handles").fill_null(lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::String)).implode(false))
+            }),
         ],
     }
 }
@@ -151,7 +156,7 @@ pub fn price_tier(price: Expr) -> Expr {
 pub fn base(inputs: &Inputs) -> LazyFrame {
     let m = &inputs.main;
     let mut frame = m.products.clone();
-    for aggregates in [event_counts(inputs), cart_views(inputs), sales(inputs), variants(m.variants.clone()), media(m.product_media.clone()), memberships(m.collection_products.clone()), refunds(inputs)] {
+    for aggregates in [event_counts(inputs), cart_views(inputs), sales(inputs), variants(m.variants.clone()), media(m.product_media.clone()), memberships(m.collection_products.clone(), m.collections.clone()), refunds(inputs)] {
         frame = with(frame, aggregates, "product_id");
     }
     frame
@@ -236,8 +241,12 @@ fn media(media: LazyFrame) -> LazyFrame {
     ])
 }
 
-fn memberships(memberships: LazyFrame) -> LazyFrame {
-    memberships.group_by([col("product_id")]).agg([len().cast(DataType::Int64).alias("collections")])
+fn memberships(memberships: LazyFrame, collections: LazyFrame) -> LazyFrame {
+    let handles = collections.select([col("collection_id"), col("handle").alias("collection_handle")]);
+    memberships
+        .join(handles, [col("collection_id")], [col("collection_id")], JoinArgs::new(JoinType::Left))
+        .group_by([col("product_id")])
+        .agg([len().cast(DataType::Int64).alias("collections"), col("collection_handle").drop_nulls().sort(SortOptions::default()).alias("handles")])
 }
 
 fn refunds(inputs: &Inputs) -> LazyFrame {

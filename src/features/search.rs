@@ -67,5 +67,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// search_product_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table(inputs.as_of).project(inputs.without_deleted_products(base(inputs)?, "product_id"), &inputs.shop_id, inputs.as_of))
 }

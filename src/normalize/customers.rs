@@ -3,9 +3,11 @@
 
 use super::*;
 
-pub fn customers(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
-    let versions = created_by(live_versions(raw.scan("customers")?, "customer_id"), as_of);
-    Ok(version_as_of(versions, "customer_id", as_of).select([
+/// (customers, deleted customer ids)
+pub fn customers(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame)> {
+    let (live, deleted) = live_and_deleted(raw.scan("customers")?, "customer_id");
+    let versions = created_by(live, as_of);
+    let customers = version_as_of(versions, "customer_id", as_of).select([
         col("customer_id"), col("email"), col("first_name"), col("last_name"), col("state"),
         col("verified_email"), col("tax_exempt"), col("tags"), col("locale"),
         col("created_at"), col("updated_at"), col("country_code"), col("province_code"),
@@ -15,5 +17,6 @@ pub fn customers(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
         // Shopify's lifetime totals include facts after any as_of: kept for
         // inspection, never used by a feature.
         col("number_of_orders"), col("amount_spent"),
-    ]))
+    ]);
+    Ok((customers, deleted))
 }

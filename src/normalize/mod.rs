@@ -47,6 +47,11 @@ pub struct MainTables {
     pub line_items: LazyFrame,
     pub refund_line_items: LazyFrame,
     pub events: LazyFrame,
+    /// Ids deleted in Shopify (`product_id`, `customer_id`): feature tables keyed
+    /// by a product or customer leave these out, while history that names them
+    /// (a customer's orders) keeps them.
+    pub deleted_products: LazyFrame,
+    pub deleted_customers: LazyFrame,
 }
 
 impl MainTables {
@@ -54,8 +59,9 @@ impl MainTables {
     /// sub-plans once) and returns them as in-memory frames, so that the feature
     /// tables, which read each main table many times, never read or normalize again.
     pub fn materialize(self) -> PolarsResult<MainTables> {
-        let named = self.named();
-        let mut frames = collect_all(named.into_iter().map(|(_, lf)| lf).collect())?.into_iter().map(|df| df.lazy());
+        let mut plans: Vec<LazyFrame> = self.named().into_iter().map(|(_, lf)| lf).collect();
+        plans.extend([self.deleted_products, self.deleted_customers]);
+        let mut frames = collect_all(plans)?.into_iter().map(|df| df.lazy());
         let mut next = || frames.next().expect("one frame per main table");
         Ok(MainTables {
             products: next(),
@@ -68,6 +74,8 @@ impl MainTables {
             line_items: next(),
             refund_line_items: next(),
             events: next(),
+            deleted_products: next(),
+            deleted_customers: next(),
         })
     }
 
@@ -124,13 +132,13 @@ impl RawTables {
 
 /// Normalizes a shop's raw snapshots into its main tables as of `as_of`.
 pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
-    let (products, variants, product_media) = products::products(raw, as_of)?;
+    let (products, variants, product_media, deleted_products) = products::products(raw, as_of)?;
     let collections = collections::collections(raw, as_of)?;
     let collection_products = collections::memberships(raw, &products, &collections)?;
-    let customers = customers::customers(raw, as_of)?;
+    let (customers, deleted_customers) = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
     let events = events::events(raw, as_of)?;
-    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events })
+    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers })
 }
 
 /// The order in which sources were landed: later snapshots, then webhooks after
@@ -156,14 +164,19 @@ fn deleted_ids(versions: &LazyFrame, id: &str) -> LazyFrame {
 
 /// The versions of an entity that are not deletions, minus deleted ids.
 fn live_versions(versions: LazyFrame, id: &str) -> LazyFrame {
-    // Read twice (deletions, versions): one scan.
+    live_and_deleted(versions, id).0
+}
+
+/// [`live_versions`] and the deleted ids, from one scan.
+fn live_and_deleted(versions: LazyFrame, id: &str) -> (LazyFrame, LazyFrame) {
     let versions = versions.cache();
-    let deleted = deleted_ids(&versions, id);
-    versions
+    let deleted = deleted_ids(&versions, id).cache();
+    let live = versions
         .filter(col("deleted").eq(lit(false)).or(col("deleted").is_null()))
-        .join(deleted, [col(id)], [col(id)], JoinArgs::new(JoinType::Anti))
+        .join(deleted.clone(), [col(id)], [col(id)], JoinArgs::new(JoinType::Anti))
         .with_column(version_time().alias("version_time"))
-        .cache()
+        .cache();
+    (live, deleted)
 }
 
 /// One version per id as of `as_of`: the latest with `updated_at <= as_of`; when

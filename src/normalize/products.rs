@@ -3,8 +3,10 @@
 
 use super::*;
 
-pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
-    let versions = created_by(live_versions(raw.scan("products")?, "product_id"), as_of);
+/// (products, variants, media, deleted product ids)
+pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame, LazyFrame)> {
+    let (live, deleted) = live_and_deleted(raw.scan("products")?, "product_id");
+    let versions = created_by(live, as_of);
     let chosen = version_as_of(versions.clone(), "product_id", as_of).cache();
     let variants = children_of(raw.scan("variants")?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
         col("variant_id"), col("product_id"), col("title"), col("sku"), col("price"),
@@ -18,5 +20,5 @@ pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, L
         col("seo_title"), col("seo_description"), col("created_at"), col("updated_at"),
         col("published_at"), col("option_count"),
     ]);
-    Ok((products, variants, media))
+    Ok((products, variants, media, deleted))
 }

@@ -55,6 +55,7 @@ fn viewed_carted_bought_and_refunded() {
     assert_eq!(i("last_view_at"), Some(ts("2025-02-26T10:00:00Z")));
     assert_eq!(i("first_purchase_at"), Some(ts("2025-02-20T12:00:00Z")));
     assert_eq!(i("last_purchase_at"), Some(ts("2025-02-20T12:00:00Z")));
+    assert_eq!(i("last_cart_add_at"), Some(ts("2025-02-26T10:01:00Z"))); // e6
     assert_eq!(i("view_to_purchase_days"), Some(0)); // bought before the first view: max(0, …)
     assert_eq!(i("interaction_span_days"), Some(5)); // 02-20 12:00 → 02-26 10:00
     close(float(&t, 900, 1, "interaction_score"), 12.0); // 2 + 3·1 + 7·1
@@ -70,6 +71,7 @@ fn bought_without_views() {
     let i = |p: i64, c: &str| int(&t, 901, p, c);
     assert_eq!((i(1, "view_count"), i(1, "purchase_count"), i(1, "units_purchased")), (Some(0), Some(2), Some(4)));
     assert_eq!(i(1, "first_view_at"), None);
+    assert_eq!(i(1, "last_cart_add_at"), None);
     assert_eq!(i(1, "view_to_purchase_days"), None);
     assert_eq!(i(1, "interaction_span_days"), Some(47)); // 01-10 12:00 → 02-26 12:00
     close(float(&t, 901, 1, "interaction_score"), 14.0);

@@ -102,6 +102,9 @@ fn prices_inventory_and_content_of_a_busy_product() {
     assert_eq!(i("option_count"), Some(2));
     assert_eq!(i("tag_count"), Some(3));
     assert_eq!(i("collection_count"), Some(1));
+    // Its products line lists collection 500 (handle "tees").
+    assert_eq!(f.strs("product_id", 1, "collection_handles"), vec!["tees".to_string()]);
+    assert_eq!(i("published_at"), Some(ts("2025-01-01T00:00:00Z")));
     assert_eq!(f.bool("product_id", 1, "has_video_content"), Some(true));
     assert_eq!(f.bool("product_id", 1, "has_3d_content"), Some(true));
     close(x("variant_complexity"), 0.2);
@@ -154,6 +157,8 @@ fn a_product_never_sold_or_viewed_has_zeros_not_nan() {
     assert_eq!(f.bool("product_id", 2, "has_video_content"), Some(false));
     // Not published: not active.
     assert_eq!(f.bool("product_id", 2, "is_active"), Some(false));
+    assert_eq!(i("published_at"), None);
+    assert_eq!(f.strs("product_id", 2, "collection_handles"), vec!["tees".to_string()]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use crate::common::*;
 use polars::prelude::*;
 use shopfeat::generate::{self, Manifest, PresetName};
+use shopfeat::normalize::{self, RawTables};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -152,4 +153,24 @@ fn the_sample_computes_one_feature_row_per_entity_without_nan() {
     assert!(viewed > 50, "{viewed} products viewed in 30d");
     let segments = tables[1].1.column("rfm_segment").unwrap().str().unwrap().iter().flatten().collect::<std::collections::BTreeSet<_>>();
     assert!(segments.len() >= 5, "{segments:?}");
+}
+
+#[test]
+fn a_product_deleted_by_webhook_keeps_no_row_in_any_feature_table() {
+    // The sample's products/delete webhook removes product 350, which was viewed,
+    // carted and bought (by customer 90) before.
+    let landed = land(&[sample_dir()]);
+    let as_of = ts(&manifest(&sample_dir()).as_of);
+    let raw = RawTables::open(&landed.root, "test").unwrap();
+    let lines = normalize::normalize(&raw, Some(as_of)).unwrap().line_items.filter(col("product_id").eq(lit(7_100_000_350i64))).collect().unwrap();
+    assert!(lines.height() > 0, "the deleted product was sold");
+    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of, Default::default()).unwrap().tables;
+    for (name, frame) in &tables {
+        for column in ["product_id", "product_id_a", "product_id_b"] {
+            if let Ok(c) = frame.column(column) {
+                let hits = c.i64().unwrap().iter().filter(|id| *id == Some(7_100_000_350)).count();
+                assert_eq!(hits, 0, "{name}.{column}");
+            }
+        }
+    }
 }
