@@ -28,6 +28,10 @@ pub struct Global {
     /// Shop id: the folder under the root that holds this shop's data.
     #[arg(long, global = true, default_value = "sample", env = "SHOPFEAT_SHOP")]
     pub shop: String,
+    /// Config file (TOML) with the Shopify and Gorse settings and secrets; default:
+    /// ./shopfeat.toml when it exists.
+    #[arg(long, global = true, env = "SHOPFEAT_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     /// More log output (-v debug, -vv trace). RUST_LOG, when set, wins.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -44,4 +48,5 @@ pub enum Command {
     Compute(commands::compute::ComputeArgs),
     Features(commands::features::FeaturesArgs),
     Run(commands::run::RunArgs),
+    Export(commands::export::ExportArgs),
 }

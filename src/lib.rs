@@ -6,6 +6,7 @@
 //! in the raw shapes; [`storage`] is the data root with atomic writes.
 
 pub mod cli;
+pub mod config;
 pub mod commands;
 pub mod features;
 pub mod generate;
@@ -13,4 +14,5 @@ pub mod land;
 pub mod normalize;
 pub mod progress;
 pub mod sinks;
+pub mod state;
 pub mod storage;

@@ -1,6 +1,7 @@
 //! One file per subcommand: parse its arguments, call the stage, report.
 
 pub mod compute;
+pub mod export;
 pub mod features;
 pub mod generate;
 pub mod ingest;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Compute(args) => compute::run(&cli.global, args),
         Command::Features(args) => features::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Export(args) => export::run(&cli.global, args),
     }
 }
 

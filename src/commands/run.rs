@@ -1,6 +1,6 @@
 use super::Outcome;
 use crate::cli::Global;
-use crate::commands::compute;
+use crate::commands::{compute, export};
 use crate::land;
 use crate::storage::DataRoot;
 use anyhow::{bail, Context, Result};
@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The nightly job: land the shop's raw files (skipped when these exact files were
-/// landed before), compute every feature table, write Parquet and DuckDB, and print
-/// a summary (rows per table, expected vs actual entities, time per stage).
+/// landed before), compute every feature table, write Parquet and DuckDB, print a
+/// summary (rows per table, expected vs actual entities, time per stage), and
+/// export what changed to Gorse when a Gorse URL is configured (GORSE_URL or
+/// `[gorse] url`).
 ///
 /// With no arguments it runs on the sample shop in `data/sample` into `./out`, at
 /// the sample's own clock (its `manifest.json`), so 30-day windows are not empty.
@@ -72,6 +74,12 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
         .collect();
     if !mismatched.is_empty() {
         bail!("row counts differ from the entity counts for {}", mismatched.join(", "));
+    }
+    let config = crate::config::Config::load(global.config.as_deref())?;
+    if let Some(url) = export::configured_url(&config) {
+        let options = export::options(&url, &config);
+        let report = crate::sinks::gorse::export(&root, &global.shop, &options)?;
+        export::print_report(&report, &options);
     }
     Ok(Outcome::Success)
 }

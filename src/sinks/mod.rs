@@ -3,3 +3,4 @@
 
 pub mod duckdb;
 pub mod parquet;
+pub mod gorse;

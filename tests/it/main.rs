@@ -9,6 +9,8 @@ mod collection_features;
 mod common;
 mod duckdb_views;
 mod fields;
+mod gorse_export;
+mod gorse_standin;
 mod interaction_features;
 mod normalize_fixture;
 mod pair_features;

@@ -1,0 +1,115 @@
+use super::Outcome;
+use crate::cli::Global;
+use crate::config::{self, Config};
+use crate::sinks::gorse::{self, Options, Report, Retry};
+use crate::storage::DataRoot;
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Export the shop's feature tables to a recommender.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub target: ExportTarget,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ExportTarget {
+    Gorse(GorseArgs),
+}
+
+/// Send items (product_features), users (user_features) and feedback
+/// (interaction_features: purchase, add_to_cart, view) to Gorse's REST API.
+///
+/// Only rows that changed since the last export to the same Gorse are sent, and
+/// rows that disappeared are deleted; an interrupted export resumes where it
+/// stopped. The API key comes from GORSE_API_KEY or `[gorse] api_key` in the
+/// config file, never from a flag.
+#[derive(Debug, clap::Args)]
+pub struct GorseArgs {
+    /// Gorse server, e.g. http://127.0.0.1:8088 (else GORSE_URL, else `[gorse] url`).
+    #[arg(long, env = "GORSE_URL")]
+    pub url: Option<String>,
+    /// Prefix for every item and user id, e.g. `shop1-` (letters, digits, - _ . :).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Rows per request [default: 1000].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: Option<u32>,
+    /// Requests in flight at once [default: 4].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub in_flight: Option<u32>,
+    /// Send every row, changed or not (deletions still apply).
+    #[arg(long)]
+    pub full: bool,
+    /// Write the requests as JSONL to FILE instead of sending them (no key in it).
+    #[arg(long, value_name = "FILE")]
+    pub dry_run: Option<PathBuf>,
+    /// Seconds before a request counts as lost and is retried.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Retries per request (exponential backoff with jitter) before giving up.
+    #[arg(long, default_value_t = 6)]
+    pub max_retries: u32,
+    /// Seconds between saves of the checkpoint while sending.
+    #[arg(long, default_value_t = 5.0)]
+    pub checkpoint_secs: f64,
+}
+
+pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
+    let ExportTarget::Gorse(args) = args.target;
+    let config = Config::load(global.config.as_deref())?;
+    let Some(url) = args.url.clone().or(config.gorse.url.clone()) else {
+        bail!("no Gorse URL: pass --url, set GORSE_URL, or set [gorse] url in the config file");
+    };
+    let mut options = options(&url, &config);
+    if let Some(prefix) = args.prefix {
+        options.prefix = prefix;
+    }
+    if let Some(n) = args.batch_size {
+        options.batch_size = n as usize;
+    }
+    if let Some(n) = args.in_flight {
+        options.in_flight = n as usize;
+    }
+    options.full = args.full;
+    options.dry_run = args.dry_run;
+    options.timeout = seconds(args.timeout, "--timeout")?;
+    options.retry = Retry { max_retries: args.max_retries, ..Retry::default() };
+    options.checkpoint_every = seconds(args.checkpoint_secs, "--checkpoint-secs")?;
+    let root = DataRoot::open(&global.root)?;
+    let report = gorse::export(&root, &global.shop, &options)?;
+    print_report(&report, &options);
+    Ok(Outcome::Success)
+}
+
+/// Export settings from the config file (and GORSE_API_KEY), for `url`.
+pub fn options(url: &str, config: &Config) -> Options {
+    let mut options = Options::new(url);
+    options.key = config::secret("GORSE_API_KEY", config.gorse.api_key.as_ref());
+    options.prefix = config.gorse.prefix.clone().unwrap_or_default();
+    options.batch_size = config.gorse.batch_size.unwrap_or(options.batch_size);
+    options.in_flight = config.gorse.in_flight.unwrap_or(options.in_flight);
+    options
+}
+
+/// The Gorse URL `run` exports to, when one is configured.
+pub fn configured_url(config: &Config) -> Option<String> {
+    std::env::var("GORSE_URL").ok().filter(|u| !u.is_empty()).or(config.gorse.url.clone())
+}
+
+pub fn print_report(report: &Report, options: &Options) {
+    let verb = if options.dry_run.is_some() { "would send" } else { "sent" };
+    let [items, users, feedback] = report.upserted;
+    let [del_items, del_users, del_feedback] = report.deleted;
+    println!("gorse: {verb} {items} items, {users} users, {feedback} feedback; deleted {del_items} items, {del_users} users, {del_feedback} feedback; {} unchanged", report.unchanged);
+    println!("gorse: {} requests, {} retries, {:.2} s ({:.0} rows/s)", report.requests, report.retries, report.seconds, report.rows_sent() as f64 / report.seconds.max(1e-9));
+    if let Some(path) = &options.dry_run {
+        println!("gorse: requests written to {}", path.display());
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
+}

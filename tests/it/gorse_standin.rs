@@ -1,0 +1,354 @@
+//! An in-process stand-in for Gorse v0.5's REST API, on loopback, as Gorse's own
+//! tests (server/rest_test.go, storage/data/database_test.go) describe it:
+//! - `X-API-Key` checked when a key is set: 401 `unauthorized`; `/api/health/*` exempt;
+//! - a body without `Content-Type: application/json` → 400; error bodies are plain
+//!   text; success is `{"RowAffected": n}`;
+//! - items and users are replaced whole on insert, the first occurrence of an id in
+//!   a batch wins; `PUT /api/feedback` overwrites, `POST` adds to `Value`; feedback
+//!   for an unknown user or item inserts a bare one; deleting a user or item
+//!   deletes its feedback;
+//! - labels: null, string, number, array of all strings or all numbers, or an
+//!   object of those; anything else → 400;
+//! - `GET /api/{items,users,feedback}?n=&cursor=` lists in id order, empty cursor
+//!   at the end.
+//! Faults are injected on writes only (reads are how the tests look at the result).
+
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Store {
+    pub items: BTreeMap<String, Value>,
+    pub users: BTreeMap<String, Value>,
+    /// (type, user, item) → feedback
+    pub feedback: BTreeMap<(String, String, String), Value>,
+}
+
+/// Shares of write requests that fail, each drawn independently per request.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// 500 before applying.
+    pub server_error: f64,
+    /// 429 (Retry-After: 0) before applying.
+    pub too_many: f64,
+    /// Applied, then answered after `slow_for` (past the client's timeout).
+    pub slow: f64,
+    pub slow_for: Duration,
+    /// Applied, then the connection is closed without an answer.
+    pub dropped: f64,
+    /// Added to every write.
+    pub latency: Duration,
+}
+
+struct Shared {
+    key: Option<String>,
+    store: Mutex<Store>,
+    faults: Mutex<Faults>,
+    rng: Mutex<u64>,
+    /// "METHOD /api/<resource>" → requests received
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+pub struct Gorse {
+    pub url: String,
+    shared: Arc<Shared>,
+}
+
+impl Gorse {
+    pub fn start(key: Option<&str>) -> Gorse {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shared = Arc::new(Shared {
+            key: key.map(str::to_string),
+            store: Mutex::default(),
+            faults: Mutex::default(),
+            rng: Mutex::new(0x9e37_79b9_7f4a_7c15),
+            requests: Mutex::default(),
+        });
+        let server = shared.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else { continue };
+                    let shared = server.clone();
+                    tokio::spawn(async move { serve(socket, shared).await });
+                }
+            });
+        });
+        Gorse { url, shared }
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.shared.faults.lock().unwrap() = faults;
+    }
+
+    pub fn store(&self) -> Store {
+        self.shared.store.lock().unwrap().clone()
+    }
+
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests().values().sum()
+    }
+
+    pub fn reset_counts(&self) {
+        self.shared.requests.lock().unwrap().clear();
+    }
+
+    /// Every object of `resource` (`items`, `users`, `feedback`) read back through
+    /// the listing API, page by page.
+    pub fn list(&self, resource: &str) -> Vec<Value> {
+        let field = match resource {
+            "items" => "Items",
+            "users" => "Users",
+            _ => "Feedback",
+        };
+        let (mut all, mut cursor) = (vec![], String::new());
+        loop {
+            let page = self.get(&format!("/api/{resource}?n=100&cursor={cursor}"));
+            all.extend(page[field].as_array().unwrap().iter().cloned());
+            cursor = page["Cursor"].as_str().unwrap().to_string();
+            if cursor.is_empty() {
+                return all;
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let mut stream = std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        let key = self.shared.key.as_deref().map(|k| format!("X-API-Key: {k}\r\n")).unwrap_or_default();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: gorse\r\n{key}Connection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    query: BTreeMap<String, String>,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+async fn read_request(reader: &mut BufReader<tokio::net::TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query = query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Some(Request { method, path: path.to_string(), query, headers, body })
+}
+
+async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut reader = BufReader::new(socket);
+    while let Some(request) = read_request(&mut reader).await {
+        let resource = request.path.split('/').take(3).collect::<Vec<_>>().join("/");
+        *shared.requests.lock().unwrap().entry(format!("{} {resource}", request.method)).or_default() += 1;
+        let close = request.headers.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let write = request.method != "GET";
+        let faults = shared.faults.lock().unwrap().clone();
+        if write && !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        let roll = if write { next_random(&shared) } else { 1.0 };
+        let (status, body, retry_after) = if roll < faults.server_error {
+            (500, "internal server error".to_string(), false)
+        } else if roll < faults.server_error + faults.too_many {
+            (429, "too many requests".to_string(), true)
+        } else {
+            let (status, body) = handle(&shared, &request);
+            if roll < faults.server_error + faults.too_many + faults.slow {
+                tokio::time::sleep(faults.slow_for).await;
+            } else if roll < faults.server_error + faults.too_many + faults.slow + faults.dropped {
+                return; // applied, never answered
+            }
+            (status, body, false)
+        };
+        let content_type = if status == 200 { "application/json" } else { "text/plain; charset=utf-8" };
+        let extra = if retry_after { "Retry-After: 0\r\n" } else { "" };
+        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
+        let socket = reader.get_mut();
+        if socket.write_all(head.as_bytes()).await.is_err() || socket.write_all(body.as_bytes()).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+fn next_random(shared: &Shared) -> f64 {
+    let mut state = shared.rng.lock().unwrap();
+    // xorshift64*: reproducible fault sequences.
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn handle(shared: &Shared, request: &Request) -> (u16, String) {
+    if let Some(key) = &shared.key {
+        if !request.path.starts_with("/api/health") && request.headers.get("x-api-key") != Some(key) {
+            return (401, "unauthorized".into());
+        }
+    }
+    if matches!(request.method.as_str(), "POST" | "PUT") && !request.headers.get("content-type").is_some_and(|c| c.starts_with("application/json")) {
+        return (400, "unsupported content type".into());
+    }
+    let mut store = shared.store.lock().unwrap();
+    let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+    let result = match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["api", "health", ..]) => Ok(json!({"Ready": true})),
+        ("POST", ["api", "items"]) => insert(&request.body, "ItemId", &mut store.items, item),
+        ("POST", ["api", "users"]) => insert(&request.body, "UserId", &mut store.users, user),
+        ("PUT", ["api", "feedback"]) => feedback(&request.body, &mut store, true),
+        ("POST", ["api", "feedback"]) => feedback(&request.body, &mut store, false),
+        ("DELETE", ["api", "item", id]) => {
+            let n = store.items.remove(*id).is_some() as u64;
+            store.feedback.retain(|(_, _, i), _| i != id);
+            Ok(json!({"RowAffected": n}))
+        }
+        ("DELETE", ["api", "user", id]) => {
+            let n = store.users.remove(*id).is_some() as u64;
+            store.feedback.retain(|(_, u, _), _| u != id);
+            Ok(json!({"RowAffected": n}))
+        }
+        ("DELETE", ["api", "feedback", t, u, i]) => {
+            let n = store.feedback.remove(&(t.to_string(), u.to_string(), i.to_string())).is_some() as u64;
+            Ok(json!({"RowAffected": n}))
+        }
+        ("GET", ["api", "items"]) => Ok(page(&store.items, &request.query, "Items")),
+        ("GET", ["api", "users"]) => Ok(page(&store.users, &request.query, "Users")),
+        ("GET", ["api", "feedback"]) => {
+            let keyed: BTreeMap<String, Value> = store.feedback.iter().map(|((t, u, i), v)| (format!("{t}/{u}/{i}"), v.clone())).collect();
+            Ok(page(&keyed, &request.query, "Feedback"))
+        }
+        _ => return (404, "404 page not found".into()),
+    };
+    match result {
+        Ok(v) => (200, v.to_string()),
+        Err(why) => (400, why),
+    }
+}
+
+fn page(objects: &BTreeMap<String, Value>, query: &BTreeMap<String, String>, field: &str) -> Value {
+    let n: usize = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(10);
+    let cursor = query.get("cursor").cloned().unwrap_or_default();
+    let rest: Vec<(&String, &Value)> = objects.iter().filter(|(k, _)| cursor.is_empty() || k.as_str() > cursor.as_str()).collect();
+    let taken: Vec<Value> = rest.iter().take(n).map(|(_, v)| (*v).clone()).collect();
+    let next = if rest.len() > n { rest[n - 1].0.clone() } else { String::new() };
+    json!({ "Cursor": next, field: taken })
+}
+
+fn insert(body: &[u8], id_field: &str, table: &mut BTreeMap<String, Value>, shape: fn(&Map<String, Value>) -> Result<Value, String>) -> Result<Value, String> {
+    let rows: Vec<Value> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut batch: BTreeMap<String, Value> = BTreeMap::new();
+    for row in &rows {
+        let row = row.as_object().ok_or("not an object")?;
+        let id = row.get(id_field).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or(format!("{id_field} is required"))?;
+        if id.contains('/') {
+            return Err(format!("invalid {id_field} {id:?}"));
+        }
+        let object = shape(row)?;
+        batch.entry(id.to_string()).or_insert(object); // the first occurrence wins
+    }
+    let n = batch.len();
+    table.extend(batch);
+    Ok(json!({"RowAffected": n}))
+}
+
+fn item(row: &Map<String, Value>) -> Result<Value, String> {
+    let categories = row.get("Categories").cloned().unwrap_or(json!([]));
+    if !categories.as_array().is_some_and(|c| c.iter().all(Value::is_string)) {
+        return Err("Categories must be strings".into());
+    }
+    Ok(json!({
+        "ItemId": row["ItemId"],
+        "IsHidden": row.get("IsHidden").and_then(Value::as_bool).unwrap_or(false),
+        "Categories": categories,
+        "Timestamp": timestamp(row.get("Timestamp"))?,
+        "Labels": labels(row.get("Labels"))?,
+        "Comment": row.get("Comment").and_then(Value::as_str).unwrap_or(""),
+    }))
+}
+
+fn user(row: &Map<String, Value>) -> Result<Value, String> {
+    Ok(json!({ "UserId": row["UserId"], "Labels": labels(row.get("Labels"))?, "Subscribe": [], "Comment": "" }))
+}
+
+fn feedback(body: &[u8], store: &mut Store, overwrite: bool) -> Result<Value, String> {
+    let rows: Vec<Value> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for row in &rows {
+        let field = |f: &str| row.get(f).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).ok_or(format!("{f} is required"));
+        let (kind, user, item) = (field("FeedbackType")?, field("UserId")?, field("ItemId")?);
+        let value = row.get("Value").and_then(Value::as_f64).unwrap_or(0.0);
+        let timestamp = timestamp(row.get("Timestamp"))?;
+        store.users.entry(user.clone()).or_insert_with(|| json!({"UserId": user, "Labels": null, "Subscribe": [], "Comment": ""}));
+        store.items.entry(item.clone()).or_insert_with(|| json!({"ItemId": item, "IsHidden": false, "Categories": [], "Timestamp": "0001-01-01T00:00:00Z", "Labels": null, "Comment": ""}));
+        let key = (kind.clone(), user.clone(), item.clone());
+        let value = match store.feedback.get(&key) {
+            Some(old) if !overwrite => old["Value"].as_f64().unwrap_or(0.0) + value,
+            _ => value,
+        };
+        store.feedback.insert(key, json!({"FeedbackType": kind, "UserId": user, "ItemId": item, "Value": value, "Timestamp": timestamp, "Comment": ""}));
+        n += 1;
+    }
+    Ok(json!({"RowAffected": n}))
+}
+
+fn timestamp(value: Option<&Value>) -> Result<Value, String> {
+    match value {
+        None | Some(Value::Null) => Ok(json!("0001-01-01T00:00:00Z")),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).map(|_| json!(s)).map_err(|e| format!("parsing time {s:?}: {e}")),
+        Some(other) => Err(format!("cannot unmarshal {other} into time")),
+    }
+}
+
+fn labels(value: Option<&Value>) -> Result<Value, String> {
+    fn plain(v: &Value) -> bool {
+        match v {
+            Value::Null | Value::String(_) | Value::Number(_) => true,
+            Value::Array(a) => a.iter().all(Value::is_string) || a.iter().all(Value::is_number),
+            _ => false,
+        }
+    }
+    let value = value.cloned().unwrap_or(Value::Null);
+    let ok = match &value {
+        Value::Object(m) => m.values().all(plain),
+        v => plain(v),
+    };
+    if ok {
+        Ok(value)
+    } else {
+        Err(format!("unsupported labels: {value}"))
+    }
+}
