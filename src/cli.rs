@@ -43,6 +43,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Generate(commands::generate::GenerateArgs),
+    Fetch(commands::fetch::FetchArgs),
     Ingest(commands::ingest::IngestArgs),
     Normalize(commands::normalize::NormalizeArgs),
     Compute(commands::compute::ComputeArgs),

@@ -13,6 +13,8 @@ pub mod generate;
 pub mod land;
 pub mod normalize;
 pub mod progress;
+pub mod retry;
+pub mod shopify;
 pub mod sinks;
 pub mod state;
 pub mod storage;

@@ -3,6 +3,7 @@
 pub mod compute;
 pub mod export;
 pub mod features;
+pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Features(args) => features::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
+        Command::Fetch(args) => fetch::run(&cli.global, args),
     }
 }
 

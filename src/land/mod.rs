@@ -97,6 +97,11 @@ pub struct SnapshotManifest {
     /// A hash of the inputs' names and bytes: `run` skips inputs already landed.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// The whole shop as Shopify had it (a historical fetch): earlier snapshots
+    /// no longer count for the Admin API entities, so a record absent here is gone.
+    /// Events, which Shopify's Admin API does not serve, are kept from every snapshot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 /// The raw directory of a shop.
@@ -171,8 +176,14 @@ pub fn new_snapshot_id(now: chrono::DateTime<chrono::Utc>) -> String {
 
 /// Lands `inputs` for `shop` as one new snapshot and returns what happened.
 pub fn land(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &indicatif::ProgressBar) -> Result<LandReport> {
+    land_snapshot(root, shop, inputs, progress, false)
+}
+
+/// [`land`], marking the snapshot `full` when it holds the whole shop.
+pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &indicatif::ProgressBar, full: bool) -> Result<LandReport> {
     let now = chrono::Utc::now();
     let mut lander = Lander::new(root, shop, new_snapshot_id(now), now.timestamp_micros());
+    lander.full = full;
     for input in inputs {
         lander.land_file(input, progress)?;
     }
@@ -187,12 +198,13 @@ struct Lander<'a> {
     buffers: RawBuffers,
     writers: HashMap<&'static str, (StagedFile, ParquetBatches)>,
     report: LandReport,
+    full: bool,
 }
 
 impl<'a> Lander<'a> {
     fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64) -> Self {
         let report = LandReport { snapshot, ..Default::default() };
-        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report }
+        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full: false }
     }
 
     fn origin(&self, source: Source, topic: Option<String>, file: &str, line: u64) -> Origin {
@@ -363,6 +375,7 @@ impl<'a> Lander<'a> {
                 rows: self.report.landed.clone(),
                 inputs: inputs.iter().map(|i| i.path.display().to_string()).collect(),
                 fingerprint: Some(fingerprint(inputs)?),
+                full: self.full,
             };
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;

@@ -105,8 +105,11 @@ pub struct RawTables {
 impl RawTables {
     pub fn open(root: &DataRoot, shop: &str) -> Result<Self> {
         let mut files: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
-        for manifest in land::snapshots(root, shop)? {
-            for (entity, rel) in &manifest.files {
+        let manifests = land::snapshots(root, shop)?;
+        // A full snapshot (historical fetch) replaces everything before it, but events.
+        let last_full = manifests.iter().rposition(|m| m.full).unwrap_or(0);
+        for (i, manifest) in manifests.iter().enumerate() {
+            for (entity, rel) in manifest.files.iter().filter(|(entity, _)| i >= last_full || entity.as_str() == "events") {
                 files.entry(entity.clone()).or_default().push(root.local_copy(rel)?);
             }
         }

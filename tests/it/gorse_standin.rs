@@ -13,12 +13,11 @@
 //!   at the end.
 //! Faults are injected on writes only (reads are how the tests look at the result).
 
+use crate::http::{self, Reply, Request};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Store {
@@ -60,9 +59,6 @@ pub struct Gorse {
 
 impl Gorse {
     pub fn start(key: Option<&str>) -> Gorse {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Shared {
             key: key.map(str::to_string),
             store: Mutex::default(),
@@ -71,17 +67,7 @@ impl Gorse {
             requests: Mutex::default(),
         });
         let server = shared.clone();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((socket, _)) = listener.accept().await else { continue };
-                    let shared = server.clone();
-                    tokio::spawn(async move { serve(socket, shared).await });
-                }
-            });
-        });
+        let url = http::start(move |request| respond(&server, request));
         Gorse { url, shared }
     }
 
@@ -125,84 +111,40 @@ impl Gorse {
     }
 
     fn get(&self, path: &str) -> Value {
-        let mut stream = std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
-        let key = self.shared.key.as_deref().map(|k| format!("X-API-Key: {k}\r\n")).unwrap_or_default();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: gorse\r\n{key}Connection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-        serde_json::from_str(body).unwrap()
+        let key = self.shared.key.clone().unwrap_or_default();
+        let (status, body) = http::get(&self.url, path, &[("X-API-Key", &key)]);
+        assert!(status.starts_with("HTTP/1.1 200"), "GET {path}: {status}");
+        serde_json::from_str(&body).unwrap()
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-async fn read_request(reader: &mut BufReader<tokio::net::TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
+/// Counts the request, draws a fault, and answers as Gorse would.
+fn respond(shared: &Shared, request: &Request) -> Reply {
+    let resource = request.path.split('/').take(3).collect::<Vec<_>>().join("/");
+    *shared.requests.lock().unwrap().entry(format!("{} {resource}", request.method)).or_default() += 1;
+    let write = request.method != "GET";
+    let faults = shared.faults.lock().unwrap().clone();
+    let roll = if write { next_random(shared) } else { 1.0 };
+    let mut threshold = faults.server_error;
+    if roll < threshold {
+        return Reply { delay: faults.latency, ..Reply::text(500, "internal server error") };
     }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).await.ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    threshold += faults.too_many;
+    if roll < threshold {
+        let mut reply = Reply::text(429, "too many requests");
+        reply.headers.push(("Retry-After", "0".into()));
+        return reply;
     }
-    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.ok()?;
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let query = query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Some(Request { method, path: path.to_string(), query, headers, body })
-}
-
-async fn serve(socket: tokio::net::TcpStream, shared: Arc<Shared>) {
-    let mut reader = BufReader::new(socket);
-    while let Some(request) = read_request(&mut reader).await {
-        let resource = request.path.split('/').take(3).collect::<Vec<_>>().join("/");
-        *shared.requests.lock().unwrap().entry(format!("{} {resource}", request.method)).or_default() += 1;
-        let close = request.headers.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let write = request.method != "GET";
-        let faults = shared.faults.lock().unwrap().clone();
-        if write && !faults.latency.is_zero() {
-            tokio::time::sleep(faults.latency).await;
-        }
-        let roll = if write { next_random(&shared) } else { 1.0 };
-        let (status, body, retry_after) = if roll < faults.server_error {
-            (500, "internal server error".to_string(), false)
-        } else if roll < faults.server_error + faults.too_many {
-            (429, "too many requests".to_string(), true)
-        } else {
-            let (status, body) = handle(&shared, &request);
-            if roll < faults.server_error + faults.too_many + faults.slow {
-                tokio::time::sleep(faults.slow_for).await;
-            } else if roll < faults.server_error + faults.too_many + faults.slow + faults.dropped {
-                return; // applied, never answered
-            }
-            (status, body, false)
-        };
-        let content_type = if status == 200 { "application/json" } else { "text/plain; charset=utf-8" };
-        let extra = if retry_after { "Retry-After: 0\r\n" } else { "" };
-        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}\r\n", body.len());
-        let socket = reader.get_mut();
-        if socket.write_all(head.as_bytes()).await.is_err() || socket.write_all(body.as_bytes()).await.is_err() || close {
-            return;
-        }
+    let (status, body) = handle(shared, request);
+    let mut reply = if status == 200 { Reply::json(200, &serde_json::from_str(&body).unwrap()) } else { Reply::text(status, &body) };
+    reply.delay = if write { faults.latency } else { Duration::ZERO };
+    threshold += faults.slow;
+    if roll < threshold {
+        reply.delay = faults.slow_for; // applied, answered too late
+    } else if roll < threshold + faults.dropped {
+        reply.drop = true; // applied, never answered
     }
+    reply
 }
 
 fn next_random(shared: &Shared) -> f64 {

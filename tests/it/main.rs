@@ -11,6 +11,7 @@ mod duckdb_views;
 mod fields;
 mod gorse_export;
 mod gorse_standin;
+mod http;
 mod interaction_features;
 mod normalize_fixture;
 mod pair_features;

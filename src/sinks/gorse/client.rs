@@ -4,31 +4,9 @@
 //! plain-text error body).
 
 use crate::config::Secret;
+pub use crate::retry::Retry;
+use crate::retry::describe;
 use std::time::Duration;
-
-/// Bounds on retrying one request.
-#[derive(Debug, Clone)]
-pub struct Retry {
-    /// Attempts after the first.
-    pub max_retries: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Retry { max_retries: 6, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(15) }
-    }
-}
-
-impl Retry {
-    /// Full jitter in the upper half: `d/2 + rand·d/2` with `d = base·2^attempt`,
-    /// capped, so clients that failed together do not retry together.
-    fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let d = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
-        d.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GorseError {
@@ -63,7 +41,7 @@ impl Client {
         let mut last = String::new();
         for attempt in 0..=self.retry.max_retries {
             if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1, jitter())).await;
+                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
             }
             match self.once(method, path, body.clone()).await {
                 Ok(Outcome::Done) => return Ok(Sent { retries: attempt }),
@@ -116,30 +94,4 @@ impl Client {
 enum Outcome {
     Done,
     Retry { why: String, after: Option<Duration> },
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "connection failed"
-    };
-    // The source chain says why (refused, reset…); the URL carries no secret.
-    let mut why = kind.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        why = format!("{why}: {s}");
-        source = s.source();
-    }
-    why
-}
-
-/// A number in 0..1 that differs between calls and processes.
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
