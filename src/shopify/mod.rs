@@ -63,6 +63,7 @@ impl FetchOptions {
     }
 }
 
+#[derive(Debug)]
 pub struct FetchReport {
     /// Objects per entity, as Shopify counted them.
     pub objects: BTreeMap<&'static str, u64>,
