@@ -12,6 +12,7 @@ pub mod features;
 pub mod generate;
 pub mod land;
 pub mod normalize;
+pub mod peer;
 pub mod progress;
 pub mod retry;
 pub mod shopify;

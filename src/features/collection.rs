@@ -124,36 +124,36 @@ fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
     let is = |name: &str| col("name").eq(lit(name.to_string()));
     // Each collection view or search opens a segment of its session; a product
     // view belongs to the segment it falls in.
-    let segment = (is("collection_viewed").or(is("search_submitted"))).cast(DataType::Int64).cum_sum(false).over([col("session_id")])?;
+    let segment = (is("collection_viewed").or(is("search_submitted"))).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
     let segmented = events.clone().with_column(segment.alias("segment"));
     let views = segmented.clone().filter(is("collection_viewed").and(col("collection_id").is_not_null()).and(inputs.within("timestamp", 30)));
     let membership = members.select([col("collection_id"), col("product_id")]);
     let clicked_views = segmented
         .filter(is("product_viewed"))
-        .select([col("session_id"), col("segment"), col("product_id")])
-        .join(views.clone().select([col("session_id"), col("segment"), col("event_id"), col("collection_id")]), [col("session_id"), col("segment")], [col("session_id"), col("segment")], JoinArgs::new(JoinType::Inner))
+        .select([col("session"), col("segment"), col("product_id")])
+        .join(views.clone().select([col("session"), col("segment"), col("event_id"), col("collection_id")]), [col("session"), col("segment")], [col("session"), col("segment")], JoinArgs::new(JoinType::Inner))
         .join(membership.clone(), [col("collection_id"), col("product_id")], [col("collection_id"), col("product_id")], JoinArgs::new(JoinType::Semi))
         .select([col("event_id")])
         .unique(None, UniqueKeepStrategy::Any)
         .with_column(lit(true).alias("clicked"));
     let checkout_products = events
         .filter(is("checkout_completed"))
-        .select([col("session_id"), col("product_ids").alias("product_id")])
+        .select([col("session"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .join(membership, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
-        .select([col("session_id"), col("collection_id"), lit(true).alias("converted")])
+        .select([col("session"), col("collection_id"), lit(true).alias("converted")])
         .unique(None, UniqueKeepStrategy::Any);
     Ok(views
         .join(clicked_views, [col("event_id")], [col("event_id")], JoinArgs::new(JoinType::Left))
-        .join(checkout_products, [col("session_id"), col("collection_id")], [col("session_id"), col("collection_id")], JoinArgs::new(JoinType::Left))
+        .join(checkout_products, [col("session"), col("collection_id")], [col("session"), col("collection_id")], JoinArgs::new(JoinType::Left))
         .group_by([col("collection_id")])
         .agg([
             len().cast(DataType::Int64).alias("views_30d"),
             col("visitor").n_unique().cast(DataType::Int64).alias("viewers_30d"),
             count_if(col("clicked").fill_null(lit(false))).alias("clicks_30d"),
             count_if(col("is_last_in_session")).alias("bounces_30d"),
-            col("session_id").n_unique().cast(DataType::Int64).alias("viewing_sessions"),
-            col("session_id").filter(col("converted").fill_null(lit(false))).n_unique().cast(DataType::Int64).alias("converted_sessions"),
+            col("session").n_unique().cast(DataType::Int64).alias("viewing_sessions"),
+            col("session").filter(col("converted").fill_null(lit(false))).n_unique().cast(DataType::Int64).alias("converted_sessions"),
         ]))
 }
 

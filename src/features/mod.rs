@@ -31,15 +31,22 @@ pub struct Inputs {
     pub as_of: i64,
     /// Bounds on product_feature pairs.
     pub pairs: pairs::PairOptions,
-    /// The events at or before `T` in sessions, computed once: five tables read them.
+    /// The events at or before `T` in sessions, computed once: every table that
+    /// reads events reads them from here (the main table's copy is dropped).
     pub sessions: LazyFrame,
 }
 
 impl Inputs {
     /// The inputs of every feature table at `as_of`; sessionizes the events once.
-    pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
-        let events = events_at(&main, as_of);
-        let sessions = sessions::sessionized(events)?.collect()?.lazy();
+    pub fn new(mut main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
+        let events = main.events.clone().filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of)));
+        // A visitor is the linked customer id, else minus the browser's number:
+        // distinct visitors are distinct integers, cheaper to count than strings.
+        let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
+        let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor")).collect()?.lazy();
+        // Events are the largest table: keep one copy, the sessionized one.
+        let schema = main.events.collect_schema()?;
+        main.events = DataFrame::empty_with_schema(&schema).lazy();
         Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions })
     }
 
@@ -105,10 +112,9 @@ impl Inputs {
         frame.join(ids, [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Anti))
     }
 
-    /// Events at or before `T`, with their visitor: the linked customer, else
-    /// `'c:' || client_id`.
+    /// Events at or before `T`, with their `visitor` (the sessionized events).
     pub fn events(&self) -> LazyFrame {
-        events_at(&self.main, self.as_of)
+        self.sessions.clone()
     }
 }
 
@@ -131,13 +137,6 @@ pub fn zero(c: &str) -> Expr {
 /// An amount column, 0.0 where the entity had none.
 pub fn zero_f(c: &str) -> Expr {
     col(c).fill_null(lit(0.0))
-}
-
-fn events_at(main: &MainTables, as_of: i64) -> LazyFrame {
-    let visitor = when(col("customer_id").is_not_null())
-        .then(col("customer_id").cast(DataType::String))
-        .otherwise(lit("c:") + col("client_id"));
-    main.events.clone().filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of))).with_column(visitor.alias("visitor"))
 }
 
 /// `a / b`, or 0.0 when `b` is 0 (never NaN or infinite).

@@ -60,11 +60,11 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) 
         .sessions
         .clone()
         .filter(col("name").eq(lit(name.to_string())).and(col("product_id").is_not_null()))
-        .select([col("session_id"), col("product_id")])
+        .select([col("session"), col("product_id")])
         .unique(None, UniqueKeepStrategy::Any)
         .join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Semi));
     let key = || [col("product_id_a"), col("product_id_b")];
-    Ok(pairs_within(items, "session_id")
+    Ok(pairs_within(items, "session")
         .join(candidates.select(key()), key(), key(), JoinArgs::new(JoinType::Semi))
         .group_by(key())
         .agg([len().cast(DataType::Int64).alias(alias)]))

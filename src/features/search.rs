@@ -27,13 +27,13 @@ pub fn table(_as_of: i64) -> FeatureTable {
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let is = |name: &str| col("name").eq(lit(name.to_string()));
     // Each search opens a segment of its session; a view belongs to the segment it falls in.
-    let segment = is("search_submitted").cast(DataType::Int64).cum_sum(false).over([col("session_id")])?;
+    let segment = is("search_submitted").cast(DataType::Int64).cum_sum(false).over([col("session")])?;
     let events = inputs.sessions.clone().with_column(segment.alias("segment"));
     let position = col("event_id").cum_count(false).over([col("event_id")])?;
     let impressions = events
         .clone()
         .filter(is("search_submitted"))
-        .select([col("event_id"), col("session_id"), col("segment"), col("timestamp"), normalized_query(col("search_query")).alias("search_query"), col("product_ids").alias("product_id")])
+        .select([col("event_id"), col("session"), col("segment"), col("timestamp"), normalized_query(col("search_query")).alias("search_query"), col("product_ids").alias("product_id")])
         .filter(col("search_query").is_not_null().and(col("search_query").neq(lit(""))))
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .with_column(position.cast(DataType::Int64).alias("position"))
@@ -41,16 +41,16 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let views = events
         .clone()
         .filter(is("product_viewed").and(col("product_id").is_not_null()))
-        .select([col("session_id"), col("segment"), col("product_id"), lit(true).alias("clicked")])
+        .select([col("session"), col("segment"), col("product_id"), lit(true).alias("clicked")])
         .unique(None, UniqueKeepStrategy::Any);
     let bought = events
         .filter(is("checkout_completed"))
-        .select([col("session_id"), col("product_ids").alias("product_id")])
+        .select([col("session"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
-        .select([col("session_id"), col("product_id"), lit(true).alias("bought")])
+        .select([col("session"), col("product_id"), lit(true).alias("bought")])
         .unique(None, UniqueKeepStrategy::Any);
-    let click_keys = || [col("session_id"), col("segment"), col("product_id")];
-    let session_keys = || [col("session_id"), col("product_id")];
+    let click_keys = || [col("session"), col("segment"), col("product_id")];
+    let session_keys = || [col("session"), col("product_id")];
     let clicked = col("clicked").fill_null(lit(false));
     Ok(impressions
         .join(views, click_keys(), click_keys(), JoinArgs::new(JoinType::Left))
@@ -59,7 +59,7 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
         .agg([
             len().cast(DataType::Int64).alias("impressions"),
             count_if(clicked.clone()).alias("clicks"),
-            col("session_id").filter(clicked.and(col("bought").fill_null(lit(false)))).n_unique().cast(DataType::Int64).alias("purchases"),
+            col("session").filter(clicked.and(col("bought").fill_null(lit(false)))).n_unique().cast(DataType::Int64).alias("purchases"),
             col("position").cast(DataType::Float64).mean().alias("mean_position"),
             col("timestamp").max().alias("last_search"),
         ]))

@@ -87,9 +87,11 @@ pub fn aggregates(events: LazyFrame) -> LazyFrame {
         col("user_agent").first().alias("first_user_agent"),
     ];
     aggs.extend(names.iter().map(|n| count_if(col("name").eq(lit(*n))).alias(format!("n_{n}"))));
+    let session_id = col("client") + lit(":") + col("start").cast(DataType::Int64).floor_div(lit(1000i64)).cast(DataType::String);
     events
-        .group_by_stable([col("session_id")])
+        .group_by_stable([col("session")])
         .agg(aggs)
+        .with_column(session_id.alias("session_id"))
         .with_column(col("landing_url").str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1).alias("landing_host"))
 }
 

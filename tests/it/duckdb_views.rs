@@ -88,3 +88,34 @@ fn top_products_by_revenue_names_the_collections_that_rank_them() {
         }
     }
 }
+
+#[test]
+fn the_benchmark_peer_sql_agrees_with_the_engine_on_the_sample() {
+    use shopfeat::peer;
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let landed = crate::common::land(&[sample]);
+    let as_of = crate::common::ts("2025-11-30T23:59:59Z");
+    let raw = shopfeat::normalize::RawTables::open(&landed.root, "test").unwrap();
+    let main = shopfeat::normalize::normalize(&raw, Some(as_of)).unwrap().materialize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    peer::write_main(&main, dir.path()).unwrap();
+
+    let inputs = shopfeat::features::Inputs::new(peer::read_main(dir.path(), &main).unwrap(), "test", as_of, Default::default()).unwrap();
+    let ours = shopfeat::normalize::collect_all(peer::ours(&inputs).unwrap()).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    peer::run_duckdb(&conn, dir.path(), as_of).unwrap();
+    for ((table, key, _), frame) in peer::CORE.iter().zip(&ours) {
+        let theirs = peer::duckdb_table(&conn, table, dir.path()).unwrap();
+        peer::compare(table, key, frame, &theirs).unwrap();
+    }
+    // Not vacuous: refunds, 30-day views and pairs are there.
+    let sum = |f: &polars::prelude::DataFrame, c: &str| f.column(c).unwrap().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().sum().unwrap_or(0.0);
+    assert!(sum(&ours[0], "refunded_units") > 0.0 && sum(&ours[0], "view_count_30d") > 0.0 && sum(&ours[1], "refunded_orders") > 0.0);
+    assert!(ours[2].height() > 100);
+    // And a wrong value would be caught.
+    let mut broken = ours[2].clone();
+    let bumped = broken.column("co_purchase_count").unwrap().as_materialized_series() + 1;
+    broken.with_column(bumped.into()).unwrap();
+    let theirs = peer::duckdb_table(&conn, "pair_core", dir.path()).unwrap();
+    assert!(peer::compare("pair_core", &["product_id_a", "product_id_b"], &broken, &theirs).is_err());
+}

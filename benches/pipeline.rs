@@ -1,0 +1,185 @@
+//! The pipeline at three sizes, each stage timed with its peak memory, against
+//! two peers measured in the same run on the same data:
+//! - ingest against a bare `serde_json` parse of the same lines (the least any
+//!   JSON landing must pay);
+//! - the shared core features (product and user aggregates over orders, line
+//!   items and refunds; 30-day event counts; pair co-purchase counts) computed by
+//!   our plans and by DuckDB SQL (`sql/peer/core_features.sql`) from the same
+//!   normalized Parquet files, checked equal value by value.
+//!
+//! Stages run as `shopfeat` child processes so each one's peak RSS is its own.
+//! Presets: env `SHOPFEAT_BENCH_PRESETS` (default `sample,medium`; `large` needs
+//! ~12 GB of disk and ~15 minutes). Shops are generated once into
+//! `~/.cache/shopfeat-bench`. Run: `cargo bench --bench pipeline`.
+
+use shopfeat::features::Inputs;
+use shopfeat::generate::{self, PresetName};
+use shopfeat::land;
+use shopfeat::normalize::{self, RawTables};
+use shopfeat::peer;
+use shopfeat::storage::DataRoot;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
+
+/// Seconds, peak resident MB and stderr of one child process.
+struct Measured {
+    seconds: f64,
+    peak_mb: f64,
+    stderr: String,
+}
+
+fn measure(command: &mut Command) -> Measured {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("RUST_LOG").spawn().expect("spawn shopfeat");
+    let mut pipe = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
+    // wait4 reaps the child and reports its own peak RSS (KiB on Linux).
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = reader.join().unwrap_or_default();
+    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{command:?} failed:\n{stderr}");
+    Measured { seconds, peak_mb: usage.ru_maxrss as f64 / 1024.0, stderr }
+}
+
+fn shopfeat(root: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--root", root.to_str().expect("utf-8 path"), "--shop", "bench"]);
+    c
+}
+
+fn cached_shop(preset: PresetName) -> (PathBuf, Option<Measured>) {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+    let dir = Path::new(&home).join(".cache/shopfeat-bench").join(format!("{preset:?}-42").to_lowercase());
+    if dir.join("manifest.json").exists() {
+        return (dir, None);
+    }
+    let name = format!("{preset:?}").to_lowercase();
+    let generated = measure(Command::new(BIN).args(["generate", "--preset", &name, "--seed", "42", "--out", dir.to_str().expect("utf-8 path")]));
+    (dir, Some(generated))
+}
+
+fn as_of(shop: &Path) -> i64 {
+    let manifest: generate::Manifest = serde_json::from_slice(&std::fs::read(shop.join("manifest.json")).expect("manifest")).expect("manifest JSON");
+    shopfeat::commands::parse_time(&manifest.as_of).expect("as_of")
+}
+
+/// Parses every line of every input with serde_json; nothing else.
+fn parse_only(inputs: &[land::InputFile]) {
+    for input in inputs {
+        let file = std::fs::File::open(&input.path).expect("open");
+        match input.kind {
+            land::InputKind::Lines => {
+                for line in BufReader::with_capacity(1 << 20, file).lines() {
+                    let line = line.expect("read");
+                    if !line.trim().is_empty() {
+                        let _: serde_json::Value = serde_json::from_str(&line).expect("json");
+                    }
+                }
+            }
+            land::InputKind::Payload => {
+                let mut text = String::new();
+                BufReader::new(file).read_to_string(&mut text).expect("read");
+                let _: serde_json::Value = serde_json::from_str(&text).expect("json");
+            }
+        }
+    }
+}
+
+/// `seconds="1.23"` of the log line containing `what`.
+fn logged_seconds(stderr: &str, what: &str) -> f64 {
+    stderr
+        .lines()
+        .find(|l| l.contains(what))
+        .and_then(|l| l.split("seconds=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The core features both ways on the same main-table files: (ours s, DuckDB s).
+fn core_features(root: &Path, t: i64) -> (f64, f64) {
+    let data = DataRoot::open(root.to_str().expect("utf-8 path")).expect("root");
+    let raw = RawTables::open(&data, "bench").expect("raw");
+    let main = normalize::normalize(&raw, Some(t)).expect("normalize").materialize().expect("materialize");
+    let dir = root.join("peer-main");
+    peer::write_main(&main, &dir).expect("write main tables");
+
+    let started = Instant::now();
+    let inputs = Inputs::new(peer::read_main(&dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
+    let ours = normalize::collect_all(peer::ours(&inputs).expect("plans")).expect("collect");
+    let ours_seconds = started.elapsed().as_secs_f64();
+    drop(inputs);
+    drop(main);
+
+    let started = Instant::now();
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    peer::run_duckdb(&conn, &dir, t).expect("peer SQL");
+    let duckdb_seconds = started.elapsed().as_secs_f64();
+
+    for ((table, key, _), frame) in peer::CORE.iter().zip(&ours) {
+        let theirs = peer::duckdb_table(&conn, table, &dir).expect("read DuckDB's table");
+        peer::compare(table, key, frame, &theirs).expect("ours and DuckDB agree");
+    }
+    (ours_seconds, duckdb_seconds)
+}
+
+fn main() {
+    let presets = std::env::var("SHOPFEAT_BENCH_PRESETS").unwrap_or_else(|_| "sample,medium".into());
+    let rows = [
+        "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all 8 tables (peak) | normalize · features · write | core features: ours | DuckDB | ours / DuckDB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ];
+    let mut table: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    let mut notes = vec![];
+    for name in presets.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let preset = <PresetName as clap::ValueEnum>::from_str(name, true).expect("preset: sample, medium or large");
+        let (shop, generated) = cached_shop(preset);
+        let t = as_of(&shop);
+        let inputs = land::collect_inputs(std::slice::from_ref(&shop)).expect("inputs");
+        let mb = inputs.iter().map(|i| std::fs::metadata(&i.path).map(|m| m.len()).unwrap_or(0)).sum::<u64>() as f64 / 1e6;
+        let scratch = tempfile::tempdir_in(shop.parent().expect("cache dir")).expect("tempdir");
+        let root = scratch.path().join("root");
+
+        let ingest = measure(shopfeat(&root).args(["-q", "ingest", shop.to_str().expect("utf-8 path")]));
+        let started = Instant::now();
+        parse_only(&inputs);
+        let parse = started.elapsed().as_secs_f64();
+        let time = chrono::DateTime::from_timestamp_micros(t).expect("as_of").to_rfc3339();
+        let compute = measure(shopfeat(&root).args(["compute", "--as-of", &time]));
+        let stages = [
+            logged_seconds(&compute.stderr, "main tables normalized"),
+            logged_seconds(&compute.stderr, "feature tables computed"),
+            logged_seconds(&compute.stderr, "tables written"),
+        ];
+        let (ours, duckdb) = core_features(&root, t);
+
+        let generate = generated.map(|g| format!("{:.1} s, {:.0} MB", g.seconds, g.peak_mb)).unwrap_or_else(|| "cached".into());
+        table.push(format!(
+            "| {name} | {mb:.0} MB | {generate} | {:.1} s ({:.0} MB/s), {:.0} MB | {:.1}× | {:.1} s, {:.0} MB | {:.1} · {:.1} · {:.1} s | {:.2} s | {:.2} s | {:.2} |",
+            ingest.seconds, mb / ingest.seconds, ingest.peak_mb, ingest.seconds / parse, compute.seconds, compute.peak_mb,
+            stages[0], stages[1], stages[2], ours, duckdb, ours / duckdb
+        ));
+        eprintln!("{}", table.last().expect("row"));
+
+        if preset == PresetName::Sample {
+            // The nightly job end to end on the committed sample: land, compute, write, summary.
+            let run_root = scratch.path().join("run");
+            let run = measure(Command::new(BIN).current_dir(env!("CARGO_MANIFEST_DIR")).args(["--root", run_root.to_str().expect("utf-8 path"), "run"]));
+            eprintln!("shopfeat run on data/sample: {:.2} s, {:.0} MB peak", run.seconds, run.peak_mb);
+            notes.push(format!("`shopfeat run` on data/sample (land, compute, write, summary): {:.2} s, {:.0} MB peak", run.seconds, run.peak_mb));
+        }
+    }
+    println!("{}\n", table.join("\n"));
+    for note in notes {
+        println!("{note}");
+    }
+}
