@@ -61,7 +61,7 @@ pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> R
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
     let started = std::time::Instant::now();
-    let main = normalize::normalize(&raw, Some(as_of))?.materialize()?;
+    let main = normalize::normalize(&raw, Some(as_of))?.for_features().materialize()?;
     tracing::info!(seconds = format!("{:.2}", started.elapsed().as_secs_f64()), "main tables normalized");
     let started = std::time::Instant::now();
     let inputs = Inputs::new(main, shop, as_of, pairs)?;
@@ -125,7 +125,7 @@ pub struct Computed {
 pub fn profile(root: &DataRoot, shop: &str, as_of: i64, pairs: PairOptions) -> Result<Vec<(&'static str, usize, f64)>> {
     let raw = RawTables::open(root, shop)?;
     let started = std::time::Instant::now();
-    let main = normalize::normalize(&raw, Some(as_of))?.materialize()?;
+    let main = normalize::normalize(&raw, Some(as_of))?.for_features().materialize()?;
     let mut timings = vec![("main tables", main.events.clone().collect()?.height(), started.elapsed().as_secs_f64())];
     let started = std::time::Instant::now();
     let inputs = Inputs::new(main, shop, as_of, pairs)?;

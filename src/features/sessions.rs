@@ -9,9 +9,10 @@ use polars::prelude::*;
 const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
 
 /// `events` with `browser` (a number per `client_id`), `session`, `_row` (their
-/// order) and `is_last_in_session`.
+/// order) and `is_last_in_session`. The events come sorted by browser, time and
+/// landing order, as normalization leaves them.
 ///
-/// Sorted by browser and time, a session starts where the browser changes or the
+/// In that order, a session starts where the browser changes or the
 /// gap to the previous event exceeds 30 minutes, so every step is a shift or a
 /// running sum over the sorted rows — no per-browser window (a hash of string
 /// ids) is needed.
@@ -23,7 +24,6 @@ pub fn sessionized(events: LazyFrame) -> PolarsResult<LazyFrame> {
     // The last event of a session is followed by a start (or by nothing).
     let is_last = col("_starts").shift(lit(-1)).fill_null(lit(true));
     Ok(events
-        .sort_by_exprs([col("client_id"), col("timestamp")], SortMultipleOptions::default().with_maintain_order(true))
         .with_row_index("_row", None)
         .with_columns([starts.alias("_starts"), new_browser().fill_null(lit(true)).cast(DataType::Int64).cum_sum(false).alias("browser")])
         .with_columns([

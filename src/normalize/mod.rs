@@ -79,6 +79,14 @@ impl MainTables {
         })
     }
 
+    /// The same tables without the event columns no feature reads (the largest
+    /// table, so this is most of the memory of a run); the plan is pruned before
+    /// anything is read.
+    pub fn for_features(mut self) -> MainTables {
+        self.events = self.events.drop(cols(["event_customer_id", "variant_id", "referrer"]));
+        self
+    }
+
     /// The tables by name, in the order of `design.md`.
     pub fn named(&self) -> Vec<(&'static str, LazyFrame)> {
         vec![
