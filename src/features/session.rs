@@ -2,6 +2,7 @@
 
 use super::registry::{feature, FeatureTable, Kind::*};
 use super::{count_if, with, Inputs};
+use crate::normalize::url_host;
 use polars::prelude::*;
 
 const SEARCH_ENGINES: &str = "google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|ask|aol";
@@ -83,7 +84,7 @@ pub fn aggregates(events: LazyFrame) -> LazyFrame {
         col("path").first().alias("first_path"),
         col("path").last().alias("last_path"),
         col("url").first().alias("landing_url"),
-        col("referrer_host").first().alias("first_referrer_host"),
+        col("referrer").first().alias("first_referrer"),
         col("user_agent").first().alias("first_user_agent"),
     ];
     aggs.extend(names.iter().map(|n| count_if(col("name").eq(lit(*n))).alias(format!("n_{n}"))));
@@ -92,7 +93,8 @@ pub fn aggregates(events: LazyFrame) -> LazyFrame {
         .group_by_stable([col("session")])
         .agg(aggs)
         .with_column(session_id.alias("session_id"))
-        .with_column(col("landing_url").str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1).alias("landing_host"))
+        // Hosts from the first event's URLs: once per session, not per event.
+        .with_columns([url_host(col("landing_url")).alias("landing_host"), url_host(col("first_referrer")).alias("first_referrer_host")])
 }
 
 /// The base frame: one row per session with its aggregates and its order's total.

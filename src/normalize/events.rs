@@ -13,7 +13,9 @@
 use super::*;
 
 pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
-    let mut events = raw.scan("events")?.unique_stable_generic(Some(vec![col("event_id")]), UniqueKeepStrategy::First).with_row_index("_landing", None);
+    // The first landed of each id: a filter keeps the rows in place, where a
+    // unique would gather every column of the largest table.
+    let mut events = raw.scan("events")?.filter(col("event_id").is_first_distinct()).with_row_index("_landing", None);
     if let Some(t) = as_of {
         // Events after T had not happened at T.
         events = events.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));
@@ -38,7 +40,13 @@ pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
             col("event_customer_id"), col("product_id"), col("variant_id"), col("collection_id"),
             col("order_id"), col("search_query"), col("product_ids"), col("url"), col("path"),
             col("referrer"),
-            col("referrer").str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1).alias("referrer_host"),
+            url_host(col("referrer")).alias("referrer_host"),
             col("user_agent"),
         ]))
+}
+
+/// The lower-case host of a URL (`https://Shop.Example:443/x` → `shop.example`);
+/// null when it has none.
+pub fn url_host(url: Expr) -> Expr {
+    url.str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1)
 }

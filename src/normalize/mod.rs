@@ -26,6 +26,8 @@ mod events;
 mod orders;
 mod products;
 
+pub use events::url_host;
+
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
 use anyhow::Result;
@@ -83,7 +85,7 @@ impl MainTables {
     /// table, so this is most of the memory of a run); the plan is pruned before
     /// anything is read.
     pub fn for_features(mut self) -> MainTables {
-        self.events = self.events.drop(cols(["event_customer_id", "variant_id", "referrer"]));
+        self.events = self.events.drop(cols(["event_customer_id", "variant_id", "referrer_host"]));
         self
     }
 

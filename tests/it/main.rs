@@ -24,3 +24,4 @@ mod session_features;
 mod shopify_fake;
 mod storage;
 mod user_features;
+mod scratch_prof;
