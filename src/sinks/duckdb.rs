@@ -3,7 +3,6 @@
 
 use crate::storage::{DataRoot, StagedFile};
 use anyhow::{Context, Result};
-use std::io::Write;
 use std::path::Path;
 
 /// The `sql/` files, by name: each creates one view over the feature tables.
@@ -34,6 +33,6 @@ pub fn stage(root: &DataRoot, shop: &str, tables: &[(&'static str, &Path)]) -> R
         db.execute_batch("CHECKPOINT;")?;
     }
     let mut staged = root.stage(&database_path(shop))?;
-    staged.writer().write_all(&std::fs::read(&path)?)?;
+    std::io::copy(&mut std::fs::File::open(&path)?, staged.writer())?;
     Ok(staged)
 }

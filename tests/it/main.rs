@@ -24,4 +24,3 @@ mod session_features;
 mod shopify_fake;
 mod storage;
 mod user_features;
-mod scratch_prof;
