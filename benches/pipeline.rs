@@ -114,7 +114,7 @@ fn core_features(root: &Path, t: i64) -> (f64, f64) {
     peer::write_main(&main, &dir).expect("write main tables");
 
     let started = Instant::now();
-    let inputs = Inputs::new(peer::read_main(&dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
+    let inputs = Inputs::lazy(peer::read_main(&dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
     let ours = normalize::collect_all(peer::ours(&inputs).expect("plans")).expect("collect");
     let ours_seconds = started.elapsed().as_secs_f64();
     drop(inputs);

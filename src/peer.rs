@@ -35,13 +35,16 @@ pub fn duckdb_table(conn: &duckdb::Connection, table: &str, scratch: &Path) -> R
 }
 
 /// The engine's plans for the same columns: the feature tables' own plans, cut to
-/// the core columns (Polars prunes what those do not need).
+/// the core columns (Polars prunes what those do not need), and for pairs the
+/// pair table's co-purchase step.
 pub fn ours(inputs: &Inputs) -> PolarsResult<Vec<LazyFrame>> {
     let pick = |frame: LazyFrame, (_, key, values): (&str, &[&str], &[&str])| frame.select(key.iter().chain(values.iter()).map(|c| col(*c)).collect::<Vec<_>>());
     Ok(vec![
         pick(features::product::build(inputs), CORE[0]),
         pick(features::user::build(inputs), CORE[1]),
-        pick(features::pairs::build(inputs, PairOptions::default())?, CORE[2]),
+        // The pair table's co-purchase step (its co-view and co-cart counts are
+        // not among the shared features).
+        pick(features::pairs::co_purchases(inputs, PairOptions::default())?.rename(["co"], ["co_purchase_count"], true), CORE[2]),
     ])
 }
 
@@ -76,10 +79,14 @@ pub fn write_main(main: &crate::normalize::MainTables, dir: &Path) -> Result<()>
     Ok(())
 }
 
-/// The main tables read back from `dir`; the ids of deleted products and
-/// customers (not among the files) come from `deleted`.
+/// The main tables as scans of `dir` (read when a plan runs, only the columns it
+/// needs); the ids of deleted products and customers (not among the files) come
+/// from `deleted`.
 pub fn read_main(dir: &Path, deleted: &crate::normalize::MainTables) -> Result<crate::normalize::MainTables> {
-    let read = |name: &str| -> Result<LazyFrame> { Ok(ParquetReader::new(std::fs::File::open(dir.join(format!("{name}.parquet")))?).finish()?.lazy()) };
+    let read = |name: &str| -> Result<LazyFrame> {
+        let path = dir.join(format!("{name}.parquet"));
+        Ok(LazyFrame::scan_parquet(PlRefPath::new(path.to_str().context("the main directory is not UTF-8")?), ScanArgsParquet::default())?)
+    };
     Ok(crate::normalize::MainTables {
         products: read("products")?,
         variants: read("variants")?,

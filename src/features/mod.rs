@@ -38,15 +38,23 @@ pub struct Inputs {
 
 impl Inputs {
     /// The inputs of every feature table at `as_of`; sessionizes the events once.
-    pub fn new(mut main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
+    pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
+        let mut inputs = Inputs::lazy(main, shop_id, as_of, pairs)?;
+        inputs.sessions = inputs.sessions.collect()?.lazy();
+        // Events are the largest table: keep one copy, the sessionized one.
+        let schema = inputs.main.events.collect_schema()?;
+        inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
+        Ok(inputs)
+    }
+
+    /// The same inputs with the sessions left as a plan: for computing a few
+    /// tables (each then sessionizes what it reads), not all of them.
+    pub fn lazy(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
         let events = main.events.clone().filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of)));
         // A visitor is the linked customer id, else minus the browser's number:
         // distinct visitors are distinct integers, cheaper to count than strings.
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
-        let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor")).collect()?.lazy();
-        // Events are the largest table: keep one copy, the sessionized one.
-        let schema = main.events.collect_schema()?;
-        main.events = DataFrame::empty_with_schema(&schema).lazy();
+        let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
         Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions })
     }
 

@@ -72,6 +72,18 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) 
 
 /// The base frame: candidate pairs with their counts.
 pub fn base(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
+    let key = || [col("product_id_a"), col("product_id_b")];
+    let candidates = co_purchases(inputs, options)?.cache();
+    let views = co_sessions(inputs, candidates.clone(), "product_viewed", "co_views")?;
+    let carts = co_sessions(inputs, candidates.clone(), "product_added_to_cart", "co_carts")?;
+    Ok(candidates
+        .join(views, key(), key(), JoinArgs::new(JoinType::Left))
+        .join(carts, key(), key(), JoinArgs::new(JoinType::Left)))
+}
+
+/// The candidate pairs: products bought together (`co` orders, first and last),
+/// with each product's orders and the shop's, within the bounds.
+pub fn co_purchases(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
     // Products deleted from the catalog pair with nothing; the other pairs of
     // their orders keep their counts.
     let lines = inputs.valid_lines().filter(col("product_id").is_not_null()).select([col("order_id"), col("product_id"), col("ordered_at")]);
@@ -92,12 +104,7 @@ pub fn base(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
     if let Some(k) = options.max_pairs_per_product {
         candidates = bounded(candidates, k)?;
     }
-    let candidates = candidates.cache();
-    let views = co_sessions(inputs, candidates.clone(), "product_viewed", "co_views")?;
-    let carts = co_sessions(inputs, candidates.clone(), "product_added_to_cart", "co_carts")?;
-    Ok(candidates
-        .join(views, key(), key(), JoinArgs::new(JoinType::Left))
-        .join(carts, key(), key(), JoinArgs::new(JoinType::Left)))
+    Ok(candidates)
 }
 
 /// Keeps, for every product, its `k` best partners by lift (ties: count, then the

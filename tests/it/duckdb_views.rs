@@ -100,7 +100,7 @@ fn the_benchmark_peer_sql_agrees_with_the_engine_on_the_sample() {
     let dir = tempfile::tempdir().unwrap();
     peer::write_main(&main, dir.path()).unwrap();
 
-    let inputs = shopfeat::features::Inputs::new(peer::read_main(dir.path(), &main).unwrap(), "test", as_of, Default::default()).unwrap();
+    let inputs = shopfeat::features::Inputs::lazy(peer::read_main(dir.path(), &main).unwrap(), "test", as_of, Default::default()).unwrap();
     let ours = shopfeat::normalize::collect_all(peer::ours(&inputs).unwrap()).unwrap();
     let conn = duckdb::Connection::open_in_memory().unwrap();
     peer::run_duckdb(&conn, dir.path(), as_of).unwrap();
