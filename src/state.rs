@@ -17,13 +17,12 @@ pub struct ShopState {
 }
 
 /// Where the last Gorse export went and how far it got. The rows it delivered are
-/// in [`GorseExportState::rows_file`] (one hash per row), which is the checkpoint:
-/// an interrupted export resumes by skipping rows whose hash is already there.
+/// in `<shop>/state/gorse-rows.parquet` (one hash per row), which is the
+/// checkpoint: an interrupted export resumes by skipping rows whose hash is there.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GorseExportState {
     /// Gorse URL and id prefix: hashes only mean something for the same target.
     pub target: String,
-    pub rows_file: String,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub rows_delivered: u64,

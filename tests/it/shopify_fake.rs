@@ -82,7 +82,7 @@ pub struct Faults {
     pub too_many: u32,
     /// The next bulk operation for this entity ends FAILED.
     pub fail_entity: Option<String>,
-    /// Charge every request 10 points from a bucket of 40 refilled at 100/s.
+    /// Charge every request 10 points from a bucket of 40 refilled at 20/s.
     pub throttle: bool,
 }
 
@@ -125,7 +125,7 @@ pub struct Shopify {
 }
 
 const BUCKET: f64 = 40.0;
-const RESTORE: f64 = 100.0;
+const RESTORE: f64 = 20.0;
 const COST: f64 = 10.0;
 
 impl Shopify {

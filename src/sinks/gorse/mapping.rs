@@ -188,11 +188,11 @@ impl Source {
     }
 }
 
-/// The three sources of one shop, read from its feature Parquet files. Feedback is
+/// The three sources of one shop, read from its feature Parquet files (the
+/// prefix checked by [`check_prefix`] first). Feedback is
 /// kept only between exported users and items: Gorse would otherwise insert a
 /// bare item or user for it.
 pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, prefix: &str) -> Result<Vec<Source>> {
-    check_prefix(prefix)?;
     let item_columns = ["product_id", "is_active", "published_at", "collection_handles", "product_type", "title"];
     let products = products.select(item_columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
     let users = users.select(std::iter::once("customer_id").chain(USER_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;

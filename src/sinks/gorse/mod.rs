@@ -105,7 +105,7 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     if !same_target {
         delivered.save(root, &rows_file)?;
     }
-    state.gorse = Some(GorseExportState { target, rows_file: rows_file.clone(), started_at: state::now_rfc3339(), finished_at: None, rows_delivered: delivered.len() as u64 });
+    state.gorse = Some(GorseExportState { target, started_at: state::now_rfc3339(), finished_at: None, rows_delivered: delivered.len() as u64 });
     state.save(root, shop)?;
 
     let mut sender = Sender::new(root, &rows_file, options, &plans)?;
@@ -180,12 +180,6 @@ fn batches<'a>(source: &'a Source, plan: &'a Plan, size: usize) -> impl Iterator
     })
 }
 
-/// Upserts first (items, users, then feedback, so feedback never creates a bare
-/// item or user), then deletions in the reverse order.
-fn upsert_order<'a>(sources: &'a [Source], plans: &'a [Plan]) -> impl Iterator<Item = (&'a Source, &'a Plan)> {
-    sources.iter().zip(plans.iter())
-}
-
 fn kind_index(kind: Kind) -> usize {
     Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
@@ -195,13 +189,14 @@ fn write_dry_run(path: &std::path::Path, sources: &[Source], plans: &[Plan], opt
     let mut out = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
     {
         let mut w = std::io::BufWriter::new(out.as_file_mut());
-        for (source, plan) in upsert_order(sources, plans) {
+        for (source, plan) in sources.iter().zip(plans) {
             let (method, endpoint) = source.kind.upsert();
             for batch in batches(source, plan, options.batch_size) {
                 let batch = batch?;
-                let body: serde_json::Value = serde_json::from_slice(&batch.body)?;
-                serde_json::to_writer(&mut w, &serde_json::json!({ "method": method, "path": endpoint, "body": body }))?;
-                w.write_all(b"\n")?;
+                // The body is already JSON: written as it would go on the wire.
+                write!(w, "{{\"method\":\"{method}\",\"path\":\"{endpoint}\",\"body\":")?;
+                w.write_all(&batch.body)?;
+                w.write_all(b"}\n")?;
                 report.requests += 1;
                 report.upserted[kind_index(source.kind)] += batch.rows.len() as u64;
             }
@@ -260,8 +255,10 @@ impl<'a> Sender<'a> {
         })
     }
 
+    /// Upserts first (items, users, then feedback, so feedback never creates a bare
+    /// item or user), then deletions in the reverse order.
     fn send_all(&mut self, sources: &[Source], plans: &[Plan], delivered: &mut Delivered, report: &mut Report) -> Result<()> {
-        for (source, plan) in upsert_order(sources, plans) {
+        for (source, plan) in sources.iter().zip(plans) {
             self.upsert(source, plan, delivered, report)?;
         }
         for plan in plans.iter().rev() {
