@@ -363,3 +363,14 @@ fn export_throughput() {
     let store = gorse.store();
     assert_eq!(store.items.len() as u64, first.upserted[0]);
 }
+
+#[test]
+fn credentials_in_the_gorse_url_are_never_written_down() {
+    let landed = computed_sample();
+    let gorse = Gorse::start(None);
+    let url = gorse.url.replace("http://", "http://admin:hunter2@");
+    gorse::export(&landed.root, "test", &Options { url, ..options(&gorse) }).unwrap();
+    let state = std::fs::read_to_string(landed.root.local_dir().unwrap().join("test/state.json")).unwrap();
+    assert!(state.contains(&gorse.url) && !state.contains("hunter2") && !state.contains("admin"), "{state}");
+    assert_eq!(gorse.store().items.len(), 350);
+}

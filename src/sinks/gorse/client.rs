@@ -55,7 +55,7 @@ impl Client {
                 Err(fatal) => return Err(fatal),
             }
         }
-        Err(GorseError::GaveUp { url: self.base.clone(), method, path: path.to_string(), attempts: self.retry.max_retries + 1, last })
+        Err(GorseError::GaveUp { url: super::without_credentials(&self.base), method, path: path.to_string(), attempts: self.retry.max_retries + 1, last })
     }
 
     async fn once(&self, method: &'static str, path: &str, body: Option<bytes::Bytes>) -> Result<Outcome, GorseError> {

@@ -85,12 +85,12 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, &options.prefix)?;
 
     let mut state = ShopState::load(root, shop)?;
-    let target = format!("{} prefix={:?}", options.url.trim_end_matches('/'), options.prefix);
+    let target = format!("{} prefix={:?}", without_credentials(&options.url), options.prefix);
     let rows_file = checkpoint::rows_file(shop);
     let same_target = state.gorse.as_ref().is_some_and(|g| g.target == target);
     let mut delivered = if same_target { Delivered::load(root, &rows_file)? } else { Delivered::default() };
     if !same_target && options.dry_run.is_none() {
-        tracing::info!("first export to {}: every row is sent", options.url);
+        tracing::info!("first export to {}: every row is sent", without_credentials(&options.url));
     }
     let plans = sources.iter().map(|s| plan(s, &delivered, options.full)).collect::<Result<Vec<_>>>()?;
     let mut report = Report { unchanged: plans.iter().map(|p| p.unchanged).sum(), ..Report::default() };
@@ -122,6 +122,18 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     state.save(root, shop)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The URL as it may be written down: without a user or password in it.
+pub(crate) fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.as_str().trim_end_matches('/').to_string()
+        }
+        Err(_) => url.trim_end_matches('/').to_string(),
+    }
 }
 
 fn read_table(root: &DataRoot, rel: &str) -> Result<DataFrame> {
