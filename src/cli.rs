@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 /// web-pixel events) into machine-learning feature tables.
 ///
 /// Data lives under a root (a local directory or an object-store URL):
-/// `<root>/<shop>/raw/` holds immutable snapshots landed by `ingest`,
-/// `<root>/<shop>/main/` the normalized tables written by `normalize`.
+/// `<root>/<shop>/raw/` holds immutable snapshots landed by `ingest` or `fetch`,
+/// `<root>/<shop>/features/` the feature tables (and `features.duckdb`),
+/// `<root>/<shop>/state.json` the fetch watermarks and the last Gorse export.
+/// Secrets (Shopify token, Gorse key) come from the environment or `--config`.
 #[derive(Debug, Parser)]
 #[command(name = "shopfeat", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

@@ -10,8 +10,9 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The nightly job: land the shop's raw files (skipped when these exact files were
-/// landed before), compute every feature table, write Parquet and DuckDB, print a
+/// The nightly job: fetch the shop from Shopify when one is configured, else land
+/// its raw files (skipped when these exact files were landed before), compute
+/// every feature table, write Parquet and DuckDB, print a
 /// summary (rows per table, expected vs actual entities, time per stage), and
 /// export what changed to Gorse when a Gorse URL is configured (GORSE_URL or
 /// `[gorse] url`).
