@@ -2,7 +2,7 @@
 //! event at or before T (also an id missing from the customer list).
 
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::session::{aggregates as session_aggregates, device_type};
+use super::session::device_type;
 use super::{capped, count_if, rate, with, Inputs};
 use polars::prelude::*;
 
@@ -77,7 +77,8 @@ fn most_frequent(events: LazyFrame, value: Expr, alias: &str) -> LazyFrame {
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let events = inputs.sessions.clone().filter(col("customer_id").is_not_null());
     let is = |name: &str| col("name").eq(lit(name.to_string()));
-    let per_session = session_aggregates(events.clone())
+    // A browser's events all carry its customer, so a session is the customer's whole.
+    let per_session = inputs.session_facts.clone().filter(col("customer").is_not_null())
         .select([
             col("customer").alias("customer_id"),
             ((col("end").cast(DataType::Int64) - col("start").cast(DataType::Int64)).floor_div(lit(1_000_000i64))).alias("duration"),

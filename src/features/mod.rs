@@ -34,6 +34,10 @@ pub struct Inputs {
     /// The events at or before `T` in sessions, computed once: every table that
     /// reads events reads them from here (the main table's copy is dropped).
     pub sessions: LazyFrame,
+    /// One row per session with its counts and first/last facts
+    /// ([`session::aggregates`]): session_features and customer_behavior_features
+    /// both read it.
+    pub session_facts: LazyFrame,
 }
 
 impl Inputs {
@@ -41,6 +45,7 @@ impl Inputs {
     pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
         let mut inputs = Inputs::lazy(main, shop_id, as_of, pairs)?;
         inputs.sessions = inputs.sessions.collect()?.lazy();
+        inputs.session_facts = session::aggregates(inputs.sessions.clone()).collect()?.lazy();
         // Events are the largest table: keep one copy, the sessionized one.
         let schema = inputs.main.events.collect_schema()?;
         inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
@@ -55,7 +60,8 @@ impl Inputs {
         // distinct visitors are distinct integers, cheaper to count than strings.
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
-        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions })
+        let session_facts = session::aggregates(sessions.clone());
+        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts })
     }
 
     /// `ts` as µs since the epoch.

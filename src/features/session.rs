@@ -100,7 +100,7 @@ pub fn aggregates(events: LazyFrame) -> LazyFrame {
 /// The base frame: one row per session with its aggregates and its order's total.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let orders = inputs.main.orders.clone().select([col("order_id").alias("last_order_id"), col("total_price").alias("order_total")]);
-    Ok(with(aggregates(inputs.sessions.clone()), orders, "last_order_id"))
+    Ok(with(inputs.session_facts.clone(), orders, "last_order_id"))
 }
 
 /// session_features at `T`.

@@ -96,6 +96,14 @@ fn browsing(baskets: &[(i64, bool, bool, Vec<i64>)], t0: i64) -> LazyFrame {
         .unwrap()
         .lazy()
         .with_column(col("timestamp").cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))))
+        // The rest of the main events table's columns, empty.
+        .with_columns(
+            [("collection_id", DataType::Int64), ("order_id", DataType::Int64), ("product_ids", DataType::List(Box::new(DataType::Int64)))]
+                .into_iter()
+                .chain(["search_query", "url", "path", "referrer", "user_agent"].map(|c| (c, DataType::String)))
+                .map(|(c, t)| lit(NULL).cast(t).alias(c))
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Naive co-session counts: browsers (one session each) whose `every`-th order held both.
