@@ -69,6 +69,7 @@ pub async fn run(admin: &Admin, entity: &'static str, query: &str, dir: &Path, p
     tracing::info!(operation = %id, "bulk query for {entity} started");
 
     let mut wait = polling.first;
+    let mut last_count = 0;
     let done = loop {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(polling.max);
@@ -81,7 +82,12 @@ pub async fn run(admin: &Admin, entity: &'static str, query: &str, dir: &Path, p
                 bail!("bulk operation {id} for {entity} ended {} (errorCode {code})", node["status"].as_str().unwrap_or("?"));
             }
             status => {
-                tracing::debug!(operation = %id, status, objects = node["objectCount"].as_str().unwrap_or("0"), "bulk operation running");
+                // Progress on a long operation: a line whenever Shopify's count moves.
+                let objects = count(&node["objectCount"]);
+                if objects != last_count {
+                    tracing::info!(operation = %id, status, objects, "bulk query for {entity} running");
+                    last_count = objects;
+                }
                 if started.elapsed() > polling.deadline {
                     bail!("bulk operation {id} for {entity} still {status} after {:?}", polling.deadline);
                 }
