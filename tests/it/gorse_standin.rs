@@ -135,8 +135,7 @@ fn respond(shared: &Shared, request: &Request) -> Reply {
         reply.headers.push(("Retry-After", "0".into()));
         return reply;
     }
-    let (status, body) = handle(shared, request);
-    let mut reply = if status == 200 { Reply::json(200, &serde_json::from_str(&body).unwrap()) } else { Reply::text(status, &body) };
+    let mut reply = handle(shared, request);
     reply.delay = if write { faults.latency } else { Duration::ZERO };
     threshold += faults.slow;
     if roll < threshold {
@@ -156,14 +155,14 @@ fn next_random(shared: &Shared) -> f64 {
     (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn handle(shared: &Shared, request: &Request) -> (u16, String) {
+fn handle(shared: &Shared, request: &Request) -> Reply {
     if let Some(key) = &shared.key {
         if !request.path.starts_with("/api/health") && request.headers.get("x-api-key") != Some(key) {
-            return (401, "unauthorized".into());
+            return Reply::text(401, "unauthorized");
         }
     }
     if matches!(request.method.as_str(), "POST" | "PUT") && !request.headers.get("content-type").is_some_and(|c| c.starts_with("application/json")) {
-        return (400, "unsupported content type".into());
+        return Reply::text(400, "unsupported content type");
     }
     let mut store = shared.store.lock().unwrap();
     let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
@@ -193,11 +192,11 @@ fn handle(shared: &Shared, request: &Request) -> (u16, String) {
             let keyed: BTreeMap<String, Value> = store.feedback.iter().map(|((t, u, i), v)| (format!("{t}/{u}/{i}"), v.clone())).collect();
             Ok(page(&keyed, &request.query, "Feedback"))
         }
-        _ => return (404, "404 page not found".into()),
+        _ => return Reply::text(404, "404 page not found"),
     };
     match result {
-        Ok(v) => (200, v.to_string()),
-        Err(why) => (400, why),
+        Ok(v) => Reply::json(200, &v),
+        Err(why) => Reply::text(400, &why),
     }
 }
 
