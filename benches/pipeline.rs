@@ -11,6 +11,10 @@
 //! Presets: env `SHOPFEAT_BENCH_PRESETS` (default `sample,medium`; `large` needs
 //! ~12 GB of disk and ~15 minutes). Shops are generated once into
 //! `~/.cache/shopfeat-bench`. Run: `cargo bench --bench pipeline`.
+//!
+//! `SHOPFEAT_BENCH` picks what runs: `pipeline` (the default, above), `export`
+//! (Gorse export throughput into the tests' stand-in) or `fetch` (a historical and
+//! an incremental run through the tests' fake Admin API); see `benches/services/`.
 
 use shopfeat::features::Inputs;
 use shopfeat::generate::{self, PresetName};
@@ -23,31 +27,51 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+// The tests' loopback stand-ins for Gorse and the Admin API, shared with the
+// service benchmarks (their own tests compile only under `cargo test`).
+#[allow(dead_code)]
+#[path = "../tests/it/http.rs"]
+mod http;
+#[allow(dead_code)]
+#[path = "../tests/it/gorse_standin.rs"]
+mod gorse_standin;
+#[allow(dead_code)]
+#[path = "../tests/it/shopify_fake.rs"]
+mod shopify_fake;
+#[path = "services/export.rs"]
+mod export_bench;
+#[path = "services/fetch.rs"]
+mod fetch_bench;
+
 const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
 
-/// Seconds, peak resident MB and stderr of one child process.
+/// Seconds, peak resident MB and stdout of one child process.
 struct Measured {
     seconds: f64,
     peak_mb: f64,
-    stderr: String,
+    stdout: String,
 }
 
 fn measure(command: &mut Command) -> Measured {
     let started = Instant::now();
-    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("RUST_LOG").spawn().expect("spawn shopfeat");
-    let mut pipe = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("RUST_LOG").spawn().expect("spawn shopfeat");
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out_reader = read_all(Box::new(child.stdout.take().expect("stdout")));
+    let err_reader = read_all(Box::new(child.stderr.take().expect("stderr")));
     // wait4 reaps the child and reports its own peak RSS (KiB on Linux).
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let seconds = started.elapsed().as_secs_f64();
-    let stderr = reader.join().unwrap_or_default();
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
     assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{command:?} failed:\n{stderr}");
-    Measured { seconds, peak_mb: usage.ru_maxrss as f64 / 1024.0, stderr }
+    Measured { seconds, peak_mb: usage.ru_maxrss as f64 / 1024.0, stdout }
 }
 
 fn shopfeat(root: &Path) -> Command {
@@ -69,7 +93,7 @@ fn cached_shop(preset: PresetName) -> (PathBuf, Option<Measured>) {
 
 fn as_of(shop: &Path) -> i64 {
     let manifest: generate::Manifest = serde_json::from_slice(&std::fs::read(shop.join("manifest.json")).expect("manifest")).expect("manifest JSON");
-    shopfeat::commands::parse_time(&manifest.as_of).expect("as_of")
+    shopfeat::time::parse_time(&manifest.as_of).expect("as_of")
 }
 
 /// Parses every line of every input with serde_json; nothing else.
@@ -94,15 +118,9 @@ fn parse_only(inputs: &[land::InputFile]) {
     }
 }
 
-/// `seconds="1.23"` of the log line containing `what`.
-fn logged_seconds(stderr: &str, what: &str) -> f64 {
-    stderr
-        .lines()
-        .find(|l| l.contains(what))
-        .and_then(|l| l.split("seconds=\"").nth(1))
-        .and_then(|s| s.split('"').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
+/// The seconds of `stage` in a `--json` report's `stages`.
+fn stage_seconds(report: &serde_json::Value, stage: &str) -> f64 {
+    report["stages"].as_array().into_iter().flatten().find(|s| s["stage"] == stage).and_then(|s| s["seconds"].as_f64()).unwrap_or(f64::NAN)
 }
 
 /// The core features both ways on the same main-table files: (ours s, DuckDB s).
@@ -133,6 +151,15 @@ fn core_features(root: &Path, t: i64) -> (f64, f64) {
 }
 
 fn main() {
+    match std::env::var("SHOPFEAT_BENCH").as_deref().unwrap_or("pipeline") {
+        "pipeline" => pipeline(),
+        "export" => export_bench::run(),
+        "fetch" => fetch_bench::run(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export or fetch"),
+    }
+}
+
+fn pipeline() {
     let presets = std::env::var("SHOPFEAT_BENCH_PRESETS").unwrap_or_else(|_| "sample,medium".into());
     let rows = [
         "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all 8 tables (peak) | normalize · features · write | core features: ours | DuckDB | ours / DuckDB |",
@@ -154,12 +181,9 @@ fn main() {
         parse_only(&inputs);
         let parse = started.elapsed().as_secs_f64();
         let time = chrono::DateTime::from_timestamp_micros(t).expect("as_of").to_rfc3339();
-        let compute = measure(shopfeat(&root).args(["compute", "--as-of", &time]));
-        let stages = [
-            logged_seconds(&compute.stderr, "main tables normalized"),
-            logged_seconds(&compute.stderr, "feature tables computed"),
-            logged_seconds(&compute.stderr, "tables written"),
-        ];
+        let compute = measure(shopfeat(&root).args(["-q", "compute", "--json", "--as-of", &time]));
+        let report: serde_json::Value = serde_json::from_str(&compute.stdout).expect("compute --json prints one JSON object");
+        let stages = ["normalize", "features", "write"].map(|stage| stage_seconds(&report, stage));
         let (ours, duckdb) = core_features(&root, t);
 
         let generate = generated.map(|g| format!("{:.1} s, {:.0} MB", g.seconds, g.peak_mb)).unwrap_or_else(|| "cached".into());

@@ -1,7 +1,14 @@
 //! The command line: global flags and one subcommand per stage.
 
 use crate::commands;
+use crate::config::{self, Config};
+use crate::features::pairs::PairOptions;
+use crate::retry::Retry;
+use crate::shopify::{self, FetchOptions, Mode};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// Turns a Shopify shop's raw data (GraphQL bulk exports, webhook payloads,
 /// web-pixel events) into machine-learning feature tables.
@@ -52,4 +59,75 @@ pub enum Command {
     Features(commands::features::FeaturesArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
+}
+
+/// Bounds on product_pair_features, for `compute` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PairArgs {
+    /// Drop product pairs bought together in fewer valid orders than this.
+    #[arg(long, default_value_t = 1, env = "SHOPFEAT_MIN_CO_PURCHASES", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_co_purchases: u32,
+    /// Keep at most this many partners per product (highest lift first; ties: count,
+    /// then id); default: unlimited.
+    #[arg(long, env = "SHOPFEAT_MAX_PAIRS_PER_PRODUCT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pairs_per_product: Option<u32>,
+}
+
+impl PairArgs {
+    pub fn options(&self) -> PairOptions {
+        PairOptions { min_co_purchases: self.min_co_purchases, max_pairs_per_product: self.max_pairs_per_product }
+    }
+}
+
+/// Where the shop is, for `fetch` and `run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShopifyArgs {
+    /// The shop, NAME.myshopify.com (else `[shopify] shop_domain`).
+    #[arg(long, value_name = "DOMAIN")]
+    pub shop_domain: Option<String>,
+    /// Base URL in place of the shop domain: a proxy, or a local test server
+    /// (http://127.0.0.1:PORT serving /admin/api/<version>/graphql.json).
+    #[arg(long, value_name = "URL", conflicts_with = "shop_domain")]
+    pub api_url: Option<String>,
+    /// Admin API version [default: 2025-01, else `[shopify] api_version`].
+    #[arg(long)]
+    pub api_version: Option<String>,
+    /// A folder of webhook payloads (`orders_updated-1.json`, …) and event files
+    /// (`events-*.jsonl`) to land in the same snapshot; landed files move to
+    /// `<inbox>/landed/<snapshot>/`.
+    #[arg(long, value_name = "DIR")]
+    pub inbox: Option<PathBuf>,
+    /// Seconds by which each fetch overlaps the previous one.
+    #[arg(long, default_value_t = 300)]
+    pub overlap_secs: u64,
+    /// Retries per request (5xx, 429, dropped connections) before giving up.
+    #[arg(long, default_value_t = 8)]
+    pub max_retries: u32,
+}
+
+impl ShopifyArgs {
+    /// The base URL, from the flags or the config file; `None` when neither names a shop.
+    pub fn api_url(&self, config: &Config) -> Result<Option<String>> {
+        if let Some(url) = self.api_url.clone().or(config.shopify.api_url.clone()) {
+            return Ok(Some(url));
+        }
+        match self.shop_domain.as_deref().or(config.shopify.shop_domain.as_deref()) {
+            Some(domain) => Ok(Some(shopify::shop_url(domain)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn options(&self, api_url: &str, config: &Config, mode: Mode) -> Result<FetchOptions> {
+        let Some(token) = config::secret("SHOPIFY_ACCESS_TOKEN", config.shopify.access_token.as_ref()) else {
+            bail!("no Shopify access token: set SHOPIFY_ACCESS_TOKEN or [shopify] access_token in the config file");
+        };
+        let mut options = FetchOptions::new(api_url, token, mode);
+        if let Some(v) = self.api_version.clone().or(config.shopify.api_version.clone()) {
+            options.api_version = v;
+        }
+        options.inbox = self.inbox.clone();
+        options.overlap = Duration::from_secs(self.overlap_secs);
+        options.retry = Retry { max_retries: self.max_retries, ..Retry::default() };
+        Ok(options)
+    }
 }

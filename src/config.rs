@@ -83,6 +83,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The Gorse URL `run` exports to, when one is configured (GORSE_URL, else
+    /// `[gorse] url`).
+    pub fn gorse_url(&self) -> Option<String> {
+        std::env::var("GORSE_URL").ok().filter(|u| !u.is_empty()).or(self.gorse.url.clone())
+    }
+}
+
 /// A secret from the environment variable `var`, else from the config file.
 pub fn secret(var: &str, configured: Option<&Secret>) -> Option<Secret> {
     match std::env::var(var) {

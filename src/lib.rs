@@ -1,21 +1,28 @@
 //! shopfeat: a Shopify shop's raw data → machine-learning feature tables.
 //!
 //! The pipeline reads top to bottom, one module per stage:
-//! [`land`] (raw files → immutable Parquet snapshots) → [`normalize`] (snapshots →
-//! main tables, Polars lazy) → features → sinks. [`generate`] makes synthetic shops
-//! in the raw shapes; [`storage`] is the data root with atomic writes.
+//! [`land`] (raw files → immutable Parquet snapshots; [`shopify`] fetches them) →
+//! [`normalize`] (snapshots → main tables, Polars lazy) → [`features`] (main
+//! tables → feature tables) → [`sinks`] (Parquet, DuckDB, Gorse). [`pipeline`] is
+//! the one way to run those stages, with typed reports; [`commands`] only parse
+//! arguments, call it and print. [`generate`] makes synthetic shops in the raw
+//! shapes; [`storage`] is the data root with atomic writes.
 
 pub mod cli;
 pub mod config;
 pub mod commands;
 pub mod features;
 pub mod generate;
+pub mod hash;
 pub mod land;
 pub mod normalize;
 pub mod peer;
+pub mod pipeline;
 pub mod progress;
 pub mod retry;
 pub mod shopify;
 pub mod sinks;
 pub mod state;
 pub mod storage;
+pub mod time;
+pub mod vocabulary;

@@ -40,8 +40,8 @@ pub fn duckdb_table(conn: &duckdb::Connection, table: &str, scratch: &Path) -> R
 pub fn ours(inputs: &Inputs) -> PolarsResult<Vec<LazyFrame>> {
     let pick = |frame: LazyFrame, (_, key, values): (&str, &[&str], &[&str])| frame.select(key.iter().chain(values.iter()).map(|c| col(*c)).collect::<Vec<_>>());
     Ok(vec![
-        pick(features::product::build(inputs), CORE[0]),
-        pick(features::user::build(inputs), CORE[1]),
+        pick(features::product::build(inputs)?, CORE[0]),
+        pick(features::user::build(inputs)?, CORE[1]),
         // The pair table's co-purchase step (its co-view and co-cart counts are
         // not among the shared features).
         pick(features::pairs::co_purchases(inputs, PairOptions::default())?.rename(["co"], ["co_purchase_count"], true), CORE[2]),

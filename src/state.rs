@@ -44,7 +44,3 @@ impl ShopState {
         root.put(&path(shop), &serde_json::to_vec_pretty(self)?)
     }
 }
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}

@@ -1,6 +1,6 @@
 -- The benchmark's peer: the core features as plain SQL over the normalized main
 -- tables ({main}/<table>.parquet) at T ({t}, µs since the epoch). Same
--- definitions as the engine (features.md): valid orders are not test, created by
+-- definitions as the engine (the README's catalog): valid orders are not test, created by
 -- T and not cancelled by T; line revenue = quantity · unit_price − discount;
 -- refunds count when created by T on a valid order.
 

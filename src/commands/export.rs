@@ -1,9 +1,11 @@
 use super::Outcome;
 use crate::cli::Global;
-use crate::config::{self, Config};
-use crate::sinks::gorse::{self, Options, Report, Retry};
+use crate::config::Config;
+use crate::pipeline::{self, ExportReport};
+use crate::sinks::gorse::{Options, Retry};
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,6 +57,9 @@ pub struct GorseArgs {
     /// Seconds between saves of the checkpoint while sending.
     #[arg(long, default_value_t = 5.0)]
     pub checkpoint_secs: f64,
+    /// Print the report as one JSON object on stdout (the summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
@@ -63,7 +68,7 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
     let Some(url) = args.url.clone().or(config.gorse.url.clone()) else {
         bail!("no Gorse URL: pass --url, set GORSE_URL, or set [gorse] url in the config file");
     };
-    let mut options = options(&url, &config);
+    let mut options = Options::from_config(&url, &config);
     if let Some(prefix) = args.prefix {
         options.prefix = prefix;
     }
@@ -79,35 +84,23 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
     options.retry = Retry { max_retries: args.max_retries, ..Retry::default() };
     options.checkpoint_every = seconds(args.checkpoint_secs, "--checkpoint-secs")?;
     let root = DataRoot::open(&global.root)?;
-    let report = gorse::export(&root, &global.shop, &options)?;
-    print_report(&report, &options);
+    let report = pipeline::export_gorse(&root, &global.shop, &options)?;
+    super::print_report(args.json, &report, |out| print_exported(out, &report))?;
     Ok(Outcome::Success)
 }
 
-/// Export settings from the config file (and GORSE_API_KEY), for `url`.
-pub fn options(url: &str, config: &Config) -> Options {
-    let mut options = Options::new(url);
-    options.key = config::secret("GORSE_API_KEY", config.gorse.api_key.as_ref());
-    options.prefix = config.gorse.prefix.clone().unwrap_or_default();
-    options.batch_size = config.gorse.batch_size.unwrap_or(options.batch_size);
-    options.in_flight = config.gorse.in_flight.unwrap_or(options.in_flight);
-    options
-}
-
-/// The Gorse URL `run` exports to, when one is configured.
-pub fn configured_url(config: &Config) -> Option<String> {
-    std::env::var("GORSE_URL").ok().filter(|u| !u.is_empty()).or(config.gorse.url.clone())
-}
-
-pub fn print_report(report: &Report, options: &Options) {
-    let verb = if options.dry_run.is_some() { "would send" } else { "sent" };
-    let [items, users, feedback] = report.upserted;
-    let [del_items, del_users, del_feedback] = report.deleted;
-    println!("gorse: {verb} {items} items, {users} users, {feedback} feedback; deleted {del_items} items, {del_users} users, {del_feedback} feedback; {} unchanged", report.unchanged);
-    println!("gorse: {} requests, {} retries, {:.2} s ({:.0} rows/s)", report.requests, report.retries, report.seconds, report.rows_sent() as f64 / report.seconds.max(1e-9));
-    if let Some(path) = &options.dry_run {
-        println!("gorse: requests written to {}", path.display());
+/// Rows sent and deleted per kind, requests, retries, throughput.
+pub fn print_exported(out: &mut dyn Write, report: &ExportReport) -> std::io::Result<()> {
+    let g = &report.gorse;
+    let verb = if report.dry_run.is_some() { "would send" } else { "sent" };
+    let [items, users, feedback] = g.upserted;
+    let [del_items, del_users, del_feedback] = g.deleted;
+    writeln!(out, "gorse: {verb} {items} items, {users} users, {feedback} feedback; deleted {del_items} items, {del_users} users, {del_feedback} feedback; {} unchanged", g.unchanged)?;
+    writeln!(out, "gorse: {} requests, {} retries, {:.2} s ({:.0} rows/s)", g.requests, g.retries, g.seconds, g.rows_sent() as f64 / g.seconds.max(1e-9))?;
+    if let Some(path) = &report.dry_run {
+        writeln!(out, "gorse: requests written to {path}")?;
     }
+    Ok(())
 }
 
 fn seconds(value: f64, flag: &str) -> Result<Duration> {

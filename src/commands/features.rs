@@ -13,7 +13,7 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(_global: &Global, args: FeaturesArgs) -> Result<Outcome> {
-    let catalog = features::catalog(0);
+    let catalog = features::catalog();
     if args.json {
         let tables: Vec<serde_json::Value> = catalog
             .iter()

@@ -1,12 +1,11 @@
 use super::Outcome;
-use crate::cli::Global;
-use crate::config::{self, Config};
-use crate::retry::Retry;
-use crate::shopify::{self, FetchOptions, FetchReport, Mode};
+use crate::cli::{Global, ShopifyArgs};
+use crate::config::Config;
+use crate::pipeline::{self, FetchedReport};
+use crate::shopify::Mode;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::io::Write;
 
 /// Pull the shop from Shopify's Admin API into a raw snapshot: every record
 /// (historical) or those updated since the last fetch (incremental), with GraphQL
@@ -23,59 +22,9 @@ pub struct FetchArgs {
     /// incremental: records updated since the watermarks.
     #[arg(long, value_enum, default_value_t = Mode::Incremental)]
     pub mode: Mode,
-}
-
-/// Where the shop is, for `fetch` and `run`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ShopifyArgs {
-    /// The shop, NAME.myshopify.com (else `[shopify] shop_domain`).
-    #[arg(long, value_name = "DOMAIN")]
-    pub shop_domain: Option<String>,
-    /// Base URL in place of the shop domain: a proxy, or a local test server
-    /// (http://127.0.0.1:PORT serving /admin/api/<version>/graphql.json).
-    #[arg(long, value_name = "URL", conflicts_with = "shop_domain")]
-    pub api_url: Option<String>,
-    /// Admin API version [default: 2025-01, else `[shopify] api_version`].
+    /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
-    pub api_version: Option<String>,
-    /// A folder of webhook payloads (`orders_updated-1.json`, …) and event files
-    /// (`events-*.jsonl`) to land in the same snapshot; landed files move to
-    /// `<inbox>/landed/<snapshot>/`.
-    #[arg(long, value_name = "DIR")]
-    pub inbox: Option<PathBuf>,
-    /// Seconds by which each fetch overlaps the previous one.
-    #[arg(long, default_value_t = 300)]
-    pub overlap_secs: u64,
-    /// Retries per request (5xx, 429, dropped connections) before giving up.
-    #[arg(long, default_value_t = 8)]
-    pub max_retries: u32,
-}
-
-impl ShopifyArgs {
-    /// The base URL, from the flags or the config file; `None` when neither names a shop.
-    pub fn api_url(&self, config: &Config) -> Result<Option<String>> {
-        if let Some(url) = self.api_url.clone().or(config.shopify.api_url.clone()) {
-            return Ok(Some(url));
-        }
-        match self.shop_domain.as_deref().or(config.shopify.shop_domain.as_deref()) {
-            Some(domain) => Ok(Some(shopify::shop_url(domain)?)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn options(&self, api_url: &str, config: &Config, mode: Mode) -> Result<FetchOptions> {
-        let Some(token) = config::secret("SHOPIFY_ACCESS_TOKEN", config.shopify.access_token.as_ref()) else {
-            bail!("no Shopify access token: set SHOPIFY_ACCESS_TOKEN or [shopify] access_token in the config file");
-        };
-        let mut options = FetchOptions::new(api_url, token, mode);
-        if let Some(v) = self.api_version.clone().or(config.shopify.api_version.clone()) {
-            options.api_version = v;
-        }
-        options.inbox = self.inbox.clone();
-        options.overlap = Duration::from_secs(self.overlap_secs);
-        options.retry = Retry { max_retries: self.max_retries, ..Retry::default() };
-        Ok(options)
-    }
+    pub json: bool,
 }
 
 pub fn run(global: &Global, args: FetchArgs) -> Result<Outcome> {
@@ -85,16 +34,19 @@ pub fn run(global: &Global, args: FetchArgs) -> Result<Outcome> {
     };
     let options = args.shopify.options(&api_url, &config, args.mode)?;
     let root = DataRoot::open(&global.root)?;
-    let report = shopify::fetch(&root, &global.shop, &options)?;
-    print_report(&report);
+    let report = pipeline::fetch(&root, &global.shop, &options)?;
+    super::print_report(args.json, &report, |out| print_fetched(out, &report))?;
     Ok(Outcome::Success)
 }
 
-pub fn print_report(report: &FetchReport) {
-    let objects: Vec<String> = report.objects.iter().map(|(e, n)| format!("{n} {e}")).collect();
-    println!("fetched {} objects ({}); {} inbox files", report.objects.values().sum::<u64>(), objects.join(", "), report.inbox_files);
-    println!("snapshot {}: {} rows landed, {} skipped", report.landed.snapshot, report.landed.landed_total(), report.landed.skipped_total());
-    for (entity, mark) in &report.watermarks {
-        println!("watermark {entity:<12} {mark}");
+/// Objects fetched, the snapshot landed, the watermarks.
+pub fn print_fetched(out: &mut dyn Write, report: &FetchedReport) -> std::io::Result<()> {
+    let f = &report.fetched;
+    let objects: Vec<String> = f.objects.iter().map(|(e, n)| format!("{n} {e}")).collect();
+    writeln!(out, "fetched {} objects ({}); {} inbox files", f.objects.values().sum::<u64>(), objects.join(", "), f.inbox_files)?;
+    writeln!(out, "snapshot {}: {} rows landed, {} skipped", f.landed.snapshot, f.landed.landed_total(), f.landed.skipped_total())?;
+    for (entity, mark) in &f.watermarks {
+        writeln!(out, "watermark {entity:<12} {mark}")?;
     }
+    Ok(())
 }

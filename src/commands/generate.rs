@@ -25,9 +25,9 @@ pub struct GenerateArgs {
 
 pub fn run(_global: &Global, args: GenerateArgs) -> Result<Outcome> {
     let started = std::time::Instant::now();
-    let bar = crate::progress::bar(0, "generate", false);
-    let manifest = generate::generate(args.preset, args.seed, &args.out, args.gzip, &bar)?;
-    bar.finish_and_clear();
+    let progress = crate::progress::Progress::new(0, "generate", false);
+    let manifest = generate::generate(args.preset, args.seed, &args.out, args.gzip, &progress)?;
+    progress.finish();
     tracing::info!(
         out = %args.out.display(),
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),

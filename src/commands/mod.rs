@@ -1,4 +1,5 @@
-//! One file per subcommand: parse its arguments, call the stage, report.
+//! One file per subcommand: parse its arguments, call the [`pipeline`](crate::pipeline),
+//! print its report.
 
 pub mod compute;
 pub mod export;
@@ -11,6 +12,8 @@ pub mod run;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
 
 /// What a command asks the process to exit with.
 pub enum Outcome {
@@ -32,13 +35,17 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
-/// Parses an RFC 3339 time (`2025-06-01T00:00:00Z`) or a date (`2025-06-01`, at
-/// midnight UTC) into µs since the epoch.
-pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_micros());
+/// Prints a command's result: the human summary on stdout; with `--json`, the
+/// report as one JSON object on stdout and the summary on stderr, so a cron job
+/// reads the one and a person the other.
+pub fn print_report<R: Serialize>(json: bool, report: &R, summary: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    if json {
+        summary(&mut std::io::stderr().lock())?;
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        summary(&mut std::io::stdout().lock())?;
     }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros())
-        .map_err(|_| format!("{s:?} is neither an RFC 3339 time (2025-06-01T00:00:00Z) nor a date (2025-06-01)"))
+    Ok(())
 }

@@ -1,21 +1,14 @@
 //! customer_behavior_features — one row per customer id with at least one linked
 //! event at or before T (also an id missing from the customer list).
 
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::session::device_type;
-use super::{capped, count_if, rate, with, Inputs};
+use super::expr::{capped, count_if, days_since, device_type, is_event, normalized_query, rate, whole_days};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*};
+use super::{with, Inputs};
+use crate::vocabulary::EventName::{self, *};
 use polars::prelude::*;
 
-/// A search query as the catalog compares them: lower-cased, trimmed, inner
-/// whitespace collapsed.
-pub fn normalized_query(query: Expr) -> Expr {
-    query.str().to_lowercase().str().strip_chars(lit(NULL)).str().replace_all(lit(r"\s+"), lit(" "), false)
-}
-
 /// The registry entries of customer_behavior_features, in catalog order.
-pub fn table(as_of: i64) -> FeatureTable {
-    let t = as_of;
-    let days_since = move |ts: &str| super::days_since(t, ts);
+pub fn table() -> FeatureTable {
     FeatureTable {
         name: "customer_behavior_features",
         key: &[("customer_id", I64)],
@@ -34,9 +27,9 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("checkout_completed_count", I64, "`checkout_completed`", || col("n_checkout_completed")),
             feature("first_event_at", Ts, "first linked event", || col("first_event")),
             feature("last_event_at", Ts, "latest linked event", || col("last_event")),
-            feature("days_since_first_event", I64, "whole days since first_event_at", move || days_since("first_event_at")),
-            feature("days_since_last_event", I64, "whole days since last_event_at", move || days_since("last_event_at")),
-            feature("cross_session_span_days", I64, "last - first event, whole days", || super::whole_days(col("last_event_at"), col("first_event_at"))),
+            feature_at("days_since_first_event", I64, "whole days since first_event_at", |t| days_since(t, "first_event_at")),
+            feature_at("days_since_last_event", I64, "whole days since last_event_at", |t| days_since(t, "last_event_at")),
+            feature("cross_session_span_days", I64, "last - first event, whole days", || whole_days(col("last_event_at"), col("first_event_at"))),
             feature("sessions_per_week", F64, "session_count / max(cross_session_span_days / 7, 1)", || {
                 col("session_count").cast(DataType::Float64) / (col("cross_session_span_days").cast(DataType::Float64) / lit(7.0)).clip_min(lit(1.0))
             }),
@@ -76,7 +69,7 @@ fn most_frequent(events: LazyFrame, value: Expr, alias: &str) -> LazyFrame {
 /// The base frame: one row per linked customer id.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let events = inputs.sessions.clone().filter(col("customer_id").is_not_null());
-    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    let is = is_event;
     // A browser's events all carry its customer, so a session is the customer's whole.
     let per_session = inputs.session_facts.clone().filter(col("customer").is_not_null())
         .select([
@@ -91,20 +84,19 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
             col("duration").cast(DataType::Float64).mean().alias("mean_duration"),
             col("device").n_unique().cast(DataType::Int64).alias("devices"),
         ]);
-    let names = ["product_viewed", "collection_viewed", "product_added_to_cart", "product_removed_from_cart", "cart_viewed", "search_submitted", "checkout_started", "checkout_completed"];
     let mut aggs = vec![
         len().cast(DataType::Int64).alias("events"),
         col("timestamp").min().alias("first_event"),
         col("timestamp").max().alias("last_event"),
-        col("product_id").filter(is("product_viewed")).drop_nulls().n_unique().cast(DataType::Int64).alias("products_viewed_all"),
-        col("collection_id").filter(is("collection_viewed")).drop_nulls().n_unique().cast(DataType::Int64).alias("collections_viewed"),
+        col("product_id").filter(is(ProductViewed)).drop_nulls().n_unique().cast(DataType::Int64).alias("products_viewed_all"),
+        col("collection_id").filter(is(CollectionViewed)).drop_nulls().n_unique().cast(DataType::Int64).alias("collections_viewed"),
         col("name").n_unique().cast(DataType::Int64).alias("event_names"),
     ];
-    aggs.extend(names.iter().map(|n| count_if(is(n)).alias(format!("n_{n}"))));
+    aggs.extend(EventName::ALL.map(|name| count_if(is(name)).alias(format!("n_{}", name.as_str()))));
     let totals = events.clone().group_by([col("customer_id")]).agg(aggs);
     let terms = events
         .clone()
-        .filter(is("search_submitted").and(col("search_query").is_not_null()))
+        .filter(is(SearchSubmitted).and(col("search_query").is_not_null()))
         .select([col("customer_id"), normalized_query(col("search_query")).alias("term")])
         .filter(col("term").neq(lit("")))
         .group_by([col("customer_id"), col("term")])
@@ -123,5 +115,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// customer_behavior_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs)?, &inputs.shop_id, inputs.as_of))
 }

@@ -1,13 +1,15 @@
 //! collection_features — one row per collection (collections have no creation
 //! time and are never left out); price statistics are null without members.
 
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, product, rate, with, zero, zero_f, Inputs};
+use super::aggregates::{product_sales, variant_stats};
+use super::expr::{capped, count_if, days_since, is_active, is_event, rate, zero, zero_f};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*};
+use super::{with, Inputs};
+use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
 /// The registry entries of collection_features, in catalog order.
-pub fn table(as_of: i64) -> FeatureTable {
-    let t = as_of;
+pub fn table() -> FeatureTable {
     let chars = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
     let points = |cond: Expr, p: i64| when(cond).then(lit(p)).otherwise(lit(0i64));
     let in_range = |x: Expr, lo: i64, hi: i64| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
@@ -58,8 +60,8 @@ pub fn table(as_of: i64) -> FeatureTable {
                     + lit(0.05) * col("seo_score").cast(DataType::Float64) / lit(8.0)
                     + lit(0.05) * col("image_score").cast(DataType::Float64) / lit(5.0)
             }),
-            feature("days_since_update", I64, "whole days since the collection's updated_at, clamped at 0", move || {
-                super::days_since(t, "updated_at").clip_min(lit(0i64))
+            feature_at("days_since_update", I64, "whole days since the collection's updated_at, clamped at 0", |t| {
+                days_since(t, "updated_at").clip_min(lit(0i64))
             }),
         ],
     }
@@ -69,12 +71,12 @@ pub fn table(as_of: i64) -> FeatureTable {
 fn members(inputs: &Inputs) -> LazyFrame {
     let m = &inputs.main;
     // The product table's own aggregates: a member's price and sales are the product's.
-    let products = with(with(m.products.clone(), product::variants(m.variants.clone()), "product_id"), product::sales(inputs), "product_id").select([
+    let products = with(with(m.products.clone(), variant_stats(m.variants.clone()), "product_id"), product_sales(inputs), "product_id").select([
         col("product_id"),
         col("min_price").alias("price"),
         col("vendor"),
         col("product_type"),
-        product::is_active(inputs.as_of).alias("active"),
+        is_active(inputs.as_of).alias("active"),
         col("units_30d").fill_null(lit(0)),
         col("revenue_30d_sum").fill_null(lit(0.0)).alias("revenue_30d"),
         col("revenue_all").fill_null(lit(0.0)).alias("revenue"),
@@ -121,15 +123,15 @@ fn top_vendors(members: LazyFrame) -> LazyFrame {
 /// Views, visitors, clicks, bounces and converting sessions in 30d per collection.
 fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
     let events = inputs.sessions.clone();
-    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    let is = is_event;
     // Each collection view or search opens a segment of its session; a product
     // view belongs to the segment it falls in.
-    let segment = (is("collection_viewed").or(is("search_submitted"))).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
+    let segment = (is(CollectionViewed).or(is(SearchSubmitted))).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
     let segmented = events.clone().with_column(segment.alias("segment"));
-    let views = segmented.clone().filter(is("collection_viewed").and(col("collection_id").is_not_null()).and(inputs.within("timestamp", 30)));
+    let views = segmented.clone().filter(is(CollectionViewed).and(col("collection_id").is_not_null()).and(inputs.within("timestamp", 30)));
     let membership = members.select([col("collection_id"), col("product_id")]);
     let clicked_views = segmented
-        .filter(is("product_viewed"))
+        .filter(is(ProductViewed))
         .select([col("session"), col("segment"), col("product_id")])
         .join(views.clone().select([col("session"), col("segment"), col("event_id"), col("collection_id")]), [col("session"), col("segment")], [col("session"), col("segment")], JoinArgs::new(JoinType::Inner))
         .join(membership.clone(), [col("collection_id"), col("product_id")], [col("collection_id"), col("product_id")], JoinArgs::new(JoinType::Semi))
@@ -137,7 +139,7 @@ fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
         .unique(None, UniqueKeepStrategy::Any)
         .with_column(lit(true).alias("clicked"));
     let checkout_products = events
-        .filter(is("checkout_completed"))
+        .filter(is(CheckoutCompleted))
         .select([col("session"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .join(membership, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
@@ -177,5 +179,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// collection_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs)?, &inputs.shop_id, inputs.as_of))
 }

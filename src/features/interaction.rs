@@ -2,13 +2,14 @@
 //! `product_viewed`, `product_added_to_cart` or `product_removed_from_cart` event, or
 //! a valid purchase, at or before T.
 
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, whole_days, zero, Inputs};
+use super::expr::{capped, count_if, is_event, rate, whole_days, zero};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*};
+use super::Inputs;
+use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
 /// The registry entries of interaction_features, in catalog order.
-pub fn table(as_of: i64) -> FeatureTable {
-    let t = as_of;
+pub fn table() -> FeatureTable {
     FeatureTable {
         name: "interaction_features",
         key: &[("customer_id", I64), ("product_id", I64)],
@@ -29,7 +30,7 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("interaction_score", F64, "views + 3·cart adds + 7·purchases", || {
                 (col("view_count") + lit(3i64) * col("cart_add_count") + lit(7i64) * col("purchase_count")).cast(DataType::Float64)
             }),
-            feature("affinity_score", F64, "(0.3·min(cart_adds/views, 1) + 0.5·min(purchases/cart_adds, 1) + 0.2·[purchased]) · (0.7 + 0.3·max(0, 1 - days_since_last_view/365)), clamped 0..1; with no views the first term is 0 and the recency factor 1; the purchases/cart-adds term is 0 without cart adds", move || {
+            feature_at("affinity_score", F64, "(0.3·min(cart_adds/views, 1) + 0.5·min(purchases/cart_adds, 1) + 0.2·[purchased]) · (0.7 + 0.3·max(0, 1 - days_since_last_view/365)), clamped 0..1; with no views the first term is 0 and the recency factor 1; the purchases/cart-adds term is 0 without cart adds", |t| {
                 let browse = capped(rate(col("cart_add_count"), col("view_count")), 1.0);
                 let buy = capped(rate(col("purchase_count"), col("cart_add_count")), 1.0);
                 let purchased = col("purchase_count").gt(lit(0)).cast(DataType::Float64);
@@ -50,20 +51,20 @@ pub fn table(as_of: i64) -> FeatureTable {
 /// The base frame: every (customer, product) with events or purchases.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let key = || [col("customer_id"), col("product_id")];
-    let is = |name: &str| col("name").eq(lit(name.to_string()));
-    let views = is("product_viewed");
+    let is = is_event;
+    let views = is(ProductViewed);
     let events = inputs
         .events()
         .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
-        .filter(views.clone().or(is("product_added_to_cart")).or(is("product_removed_from_cart")))
+        .filter(views.clone().or(is(ProductAddedToCart)).or(is(ProductRemovedFromCart)))
         .group_by(key())
         .agg([
             count_if(views.clone()).alias("views"),
-            count_if(is("product_added_to_cart")).alias("cart_adds"),
-            count_if(is("product_removed_from_cart")).alias("cart_removes"),
+            count_if(is(ProductAddedToCart)).alias("cart_adds"),
+            count_if(is(ProductRemovedFromCart)).alias("cart_removes"),
             col("timestamp").filter(views.clone()).min().alias("first_view"),
             col("timestamp").filter(views).max().alias("last_view"),
-            col("timestamp").filter(is("product_added_to_cart")).max().alias("last_cart_add"),
+            col("timestamp").filter(is(ProductAddedToCart)).max().alias("last_cart_add"),
         ]);
     let purchases = inputs
         .valid_lines()
@@ -92,5 +93,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 /// interaction_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let known = inputs.without_deleted_customers(inputs.without_deleted_products(base(inputs)?, "product_id"));
-    Ok(table(inputs.as_of).project(known, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(known, &inputs.shop_id, inputs.as_of))
 }

@@ -1,14 +1,20 @@
-//! Features: the main tables at `as_of` → the feature tables of `features.md`, as
+//! Features: the main tables at `as_of` → the feature tables of the README's catalog, as
 //! columnar Polars expressions over the whole shop.
 //!
-//! Every table is one file with the same parts in the same order: its registry
-//! entries ([`registry::FeatureTable`]), the aggregates it needs from the main
-//! tables, and the base frame the entries are evaluated over. The rules that hold
-//! for every table — point in time, windows, valid orders, line revenue, rates that
-//! are never NaN — live here, once.
+//! Every table is one file with the same face and the same parts in the same
+//! order: `table() -> FeatureTable` (its registry entries,
+//! [`registry::FeatureTable`]), the aggregates it needs from the main tables, the
+//! base frame the entries are evaluated over, and `build(&Inputs) ->
+//! PolarsResult<LazyFrame>`. The rules that hold for every table — point in time,
+//! valid orders, line revenue — live here, once; the expressions several tables
+//! share (rates, windows, event tests, price tier, device type…) in [`expr`], and
+//! the aggregates several tables share in [`aggregates`]. Table files import from
+//! those and never from each other.
 
+pub mod aggregates;
 pub mod behavior;
 pub mod collection;
+pub mod expr;
 pub mod interaction;
 pub mod pairs;
 pub mod product;
@@ -20,8 +26,6 @@ pub mod user;
 
 use crate::normalize::MainTables;
 use polars::prelude::*;
-
-pub const DAY_US: i64 = 86_400_000_000;
 
 /// What every feature table is computed from.
 pub struct Inputs {
@@ -35,8 +39,8 @@ pub struct Inputs {
     /// reads events reads them from here (the main table's copy is dropped).
     pub sessions: LazyFrame,
     /// One row per session with its counts and first/last facts
-    /// ([`session::aggregates`]): session_features and customer_behavior_features
-    /// both read it.
+    /// ([`sessions::session_facts`]): session_features and
+    /// customer_behavior_features both read it.
     pub session_facts: LazyFrame,
 }
 
@@ -45,7 +49,7 @@ impl Inputs {
     pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
         let mut inputs = Inputs::lazy(main, shop_id, as_of, pairs)?;
         inputs.sessions = inputs.sessions.collect()?.lazy();
-        inputs.session_facts = session::aggregates(inputs.sessions.clone()).collect()?.lazy();
+        inputs.session_facts = sessions::session_facts(inputs.sessions.clone()).collect()?.lazy();
         // Events are the largest table: keep one copy, the sessionized one.
         let schema = inputs.main.events.collect_schema()?;
         inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
@@ -60,36 +64,28 @@ impl Inputs {
         // distinct visitors are distinct integers, cheaper to count than strings.
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
-        let session_facts = session::aggregates(sessions.clone());
+        let session_facts = sessions::session_facts(sessions.clone());
         Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts })
     }
 
-    /// `ts` as µs since the epoch.
-    fn us(ts: &str) -> Expr {
-        col(ts).cast(DataType::Int64)
-    }
-
-    /// `T - days < ts <= T`.
+    /// `T - days < ts <= T` ([`expr::within`] at this `T`).
     pub fn within(&self, ts: &str, days: i64) -> Expr {
-        let t = Self::us(ts);
-        t.clone().gt(lit(self.as_of - days * DAY_US)).and(t.lt_eq(lit(self.as_of)))
+        expr::within(self.as_of, ts, days)
     }
 
-    /// `T - to_days < ts <= T - from_days` (e.g. "days 8..30": from 7, to 30).
+    /// `T - to_days < ts <= T - from_days` ([`expr::between_days`] at this `T`).
     pub fn between_days(&self, ts: &str, from_days: i64, to_days: i64) -> Expr {
-        let t = Self::us(ts);
-        t.clone().gt(lit(self.as_of - to_days * DAY_US)).and(t.lt_eq(lit(self.as_of - from_days * DAY_US)))
+        expr::between_days(self.as_of, ts, from_days, to_days)
     }
-
 
     /// Orders that count as purchases at `T`: not test, created by `T`, not
     /// cancelled by `T`.
     pub fn valid_orders(&self) -> LazyFrame {
-        let cancelled_by_t = col("cancelled_at").is_not_null().and(Self::us("cancelled_at").lt_eq(lit(self.as_of)));
+        let cancelled_by_t = col("cancelled_at").is_not_null().and(expr::by(self.as_of, "cancelled_at"));
         self.main
             .orders
             .clone()
-            .filter(col("test").eq(lit(false)).and(Self::us("created_at").lt_eq(lit(self.as_of))).and(cancelled_by_t.not()))
+            .filter(col("test").eq(lit(false)).and(expr::by(self.as_of, "created_at")).and(cancelled_by_t.not()))
     }
 
     /// Lines of valid orders with their order's time and customer and
@@ -108,7 +104,7 @@ impl Inputs {
         self.main
             .refund_line_items
             .clone()
-            .filter(Self::us("created_at").lt_eq(lit(self.as_of)))
+            .filter(expr::by(self.as_of, "created_at"))
             .join(self.valid_orders().select([col("order_id")]), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Semi))
     }
 
@@ -132,61 +128,18 @@ impl Inputs {
     }
 }
 
-/// Whole days from `earlier` to `later`: `floor((later - earlier) / 1 day)`; null
-/// when either is null.
-pub fn whole_days(later: Expr, earlier: Expr) -> Expr {
-    (later.cast(DataType::Int64) - earlier.cast(DataType::Int64)).floor_div(lit(DAY_US))
-}
-
-/// Whole days from the timestamp column `ts` to `T`.
-pub fn days_since(as_of: i64, ts: &str) -> Expr {
-    whole_days(lit(as_of), col(ts))
-}
-
-/// A count column, 0 where the entity had none.
-pub fn zero(c: &str) -> Expr {
-    col(c).fill_null(lit(0))
-}
-
-/// An amount column, 0.0 where the entity had none.
-pub fn zero_f(c: &str) -> Expr {
-    col(c).fill_null(lit(0.0))
-}
-
-/// `a / b`, or 0.0 when `b` is 0 (never NaN or infinite).
-pub fn rate(a: Expr, b: Expr) -> Expr {
-    when(b.clone().cast(DataType::Float64).eq(lit(0.0)))
-        .then(lit(0.0))
-        .otherwise(a.cast(DataType::Float64) / b.cast(DataType::Float64))
-}
-
-/// `min(x, cap)` as f64.
-pub fn capped(x: Expr, cap: f64) -> Expr {
-    x.cast(DataType::Float64).clip_max(lit(cap))
-}
-
-/// Count of rows where `cond` holds, as i64.
-pub fn count_if(cond: Expr) -> Expr {
-    cond.cast(DataType::Int64).sum()
-}
-
 /// Left-joins `right` on `key`.
 pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
     left.join(right, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
 }
 
-/// Every feature table's registry entries (`as_of` only shapes the expressions).
-pub fn catalog(as_of: i64) -> Vec<registry::FeatureTable> {
-    vec![product::table(as_of), user::table(as_of), collection::table(as_of), session::table(as_of), behavior::table(as_of), interaction::table(as_of), search::table(as_of), pairs::table(as_of)]
+/// Every feature table's registry entries, in catalog order.
+pub fn catalog() -> Vec<registry::FeatureTable> {
+    vec![product::table(), user::table(), collection::table(), session::table(), behavior::table(), interaction::table(), search::table(), pairs::table()]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
-    Ok(vec![("product_features", product::build(inputs)), ("user_features", user::build(inputs)), ("collection_features", collection::build(inputs)?),
-        ("session_features", session::build(inputs)?),
-        ("customer_behavior_features", behavior::build(inputs)?),
-        ("interaction_features", interaction::build(inputs)?),
-        ("search_product_features", search::build(inputs)?),
-        ("product_pair_features", pairs::build(inputs, inputs.pairs)?),
-    ])
+    let builds: [fn(&Inputs) -> PolarsResult<LazyFrame>; 8] = [product::build, user::build, collection::build, session::build, behavior::build, interaction::build, search::build, pairs::build];
+    catalog().iter().zip(builds).map(|(table, build)| Ok((table.name, build(inputs)?))).collect()
 }

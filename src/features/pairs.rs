@@ -1,8 +1,10 @@
 //! product_pair_features — one row per pair of distinct products bought in the same
 //! valid order (a < b), counted once per order, bounded by [`PairOptions`].
 
+use super::expr::{is_event, rate};
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{rate, Inputs};
+use super::Inputs;
+use crate::vocabulary::EventName;
 use polars::prelude::*;
 
 /// Bounds on the pair table, so a large catalog does not explode.
@@ -23,7 +25,7 @@ impl Default for PairOptions {
 }
 
 /// The registry entries of product_pair_features, in catalog order.
-pub fn table(_as_of: i64) -> FeatureTable {
+pub fn table() -> FeatureTable {
     let orders_f = |c: &str| col(c).cast(DataType::Float64);
     FeatureTable {
         name: "product_pair_features",
@@ -52,14 +54,14 @@ fn pairs_within(items: LazyFrame, group: &str) -> LazyFrame {
 }
 
 /// Sessions that did `name` with both products of a candidate pair.
-fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) -> PolarsResult<LazyFrame> {
+fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: EventName, alias: &str) -> PolarsResult<LazyFrame> {
     // Only products of some candidate pair, on either side, can form one.
     let side = |c: &str| candidates.clone().select([col(c).alias("product_id")]);
     let products = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?.unique(None, UniqueKeepStrategy::Any);
     let items = inputs
         .sessions
         .clone()
-        .filter(col("name").eq(lit(name.to_string())).and(col("product_id").is_not_null()))
+        .filter(is_event(name).and(col("product_id").is_not_null()))
         .select([col("session"), col("product_id")])
         .unique(None, UniqueKeepStrategy::Any)
         .join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Semi));
@@ -74,8 +76,8 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: &str, alias: &str) 
 pub fn base(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
     let key = || [col("product_id_a"), col("product_id_b")];
     let candidates = co_purchases(inputs, options)?.cache();
-    let views = co_sessions(inputs, candidates.clone(), "product_viewed", "co_views")?;
-    let carts = co_sessions(inputs, candidates.clone(), "product_added_to_cart", "co_carts")?;
+    let views = co_sessions(inputs, candidates.clone(), EventName::ProductViewed, "co_views")?;
+    let carts = co_sessions(inputs, candidates.clone(), EventName::ProductAddedToCart, "co_carts")?;
     Ok(candidates
         .join(views, key(), key(), JoinArgs::new(JoinType::Left))
         .join(carts, key(), key(), JoinArgs::new(JoinType::Left)))
@@ -131,7 +133,7 @@ fn bounded(candidates: LazyFrame, k: u32) -> PolarsResult<LazyFrame> {
     Ok(candidates.join(kept, key(), key(), JoinArgs::new(JoinType::Semi)))
 }
 
-/// product_pair_features at `T`.
-pub fn build(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs, options)?, &inputs.shop_id, inputs.as_of))
+/// product_pair_features at `T`, within the bounds of `inputs.pairs`.
+pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    Ok(table().project(base(inputs, inputs.pairs)?, &inputs.shop_id, inputs.as_of))
 }

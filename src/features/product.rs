@@ -1,14 +1,15 @@
 //! product_features — one row per product in the catalog at `T` (also products
 //! never sold or viewed); rates are never NaN.
 
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::{capped, count_if, rate, with, zero, Inputs};
+use super::aggregates::{product_sales, variant_stats};
+use super::expr::{capped, count_if, days_since, is_active, is_event, price_tier, rate, zero};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*};
+use super::{with, Inputs};
+use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
 /// The registry entries of product_features, in catalog order.
-pub fn table(as_of: i64) -> FeatureTable {
-    let t = as_of;
-    let days_since = move |ts: &str| super::days_since(t, ts);
+pub fn table() -> FeatureTable {
     let text_len = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).cast(DataType::Int64);
     let present = |c: &str| col(c).str().len_chars().fill_null(lit(0u32)).gt(lit(0u32));
     let between = |x: Expr, lo: i64, hi: i64| x.clone().gt_eq(lit(lo)).and(x.lt_eq(lit(hi)));
@@ -48,8 +49,8 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("last_viewed_at", Ts, "latest `product_viewed` of the product", || col("last_viewed")),
             feature("first_purchased_at", Ts, "first valid order containing it", || col("first_purchase")),
             feature("last_purchased_at", Ts, "latest valid order containing it", || col("last_purchase")),
-            feature("days_since_first_purchase", I64, "whole days since first_purchased_at", move || days_since("first_purchased_at")),
-            feature("days_since_last_purchase", I64, "whole days since last_purchased_at", move || days_since("last_purchased_at")),
+            feature_at("days_since_first_purchase", I64, "whole days since first_purchased_at", |t| days_since(t, "first_purchased_at")),
+            feature_at("days_since_last_purchase", I64, "whole days since last_purchased_at", |t| days_since(t, "last_purchased_at")),
             feature("price", F64, "lowest variant price", || col("min_price")),
             feature("max_price", F64, "highest variant price", || col("max_variant_price")),
             feature("compare_at_price", F64, "highest variant compare-at price (null if none)", || col("max_compare_at")),
@@ -126,9 +127,9 @@ pub fn table(as_of: i64) -> FeatureTable {
                     .when(r.gt(lit(0.0))).then(lit(10i64))
                     .otherwise(lit(0i64))
             }),
-            feature("product_age_days", I64, "whole days since created_at", move || days_since("created_at")),
-            feature("days_since_update", I64, "whole days since updated_at, clamped at 0", move || days_since("updated_at").clip_min(lit(0i64))),
-            feature("is_active", Bool, "status = ACTIVE and published_at <= T", move || is_active(t)),
+            feature_at("product_age_days", I64, "whole days since created_at", |t| days_since(t, "created_at")),
+            feature_at("days_since_update", I64, "whole days since updated_at, clamped at 0", |t| days_since(t, "updated_at").clip_min(lit(0i64))),
+            feature_at("is_active", Bool, "status = ACTIVE and published_at <= T", is_active),
             // Beyond the catalog: what the Gorse export needs for an item.
             feature("published_at", Ts, "copied from the product (null when unpublished); the Gorse item timestamp", || col("published_at")),
             feature("collection_handles", ListStr, "handles of the collections listing the product, sorted; the Gorse item categories", || {
@@ -138,45 +139,31 @@ pub fn table(as_of: i64) -> FeatureTable {
     }
 }
 
-/// A product is active at `as_of` when its status is ACTIVE and it was published by then.
-pub fn is_active(as_of: i64) -> Expr {
-    col("status").eq(lit("ACTIVE")).and(col("published_at").cast(DataType::Int64).lt_eq(lit(as_of))).fill_null(lit(false))
-}
-
-/// `< 25` budget, `< 75` mid, `< 200` premium, else luxury; null for no price.
-pub fn price_tier(price: Expr) -> Expr {
-    when(price.clone().is_null()).then(lit(NULL).cast(DataType::String))
-        .when(price.clone().lt(lit(25.0))).then(lit("budget"))
-        .when(price.clone().lt(lit(75.0))).then(lit("mid"))
-        .when(price.lt(lit(200.0))).then(lit("premium"))
-        .otherwise(lit("luxury"))
-}
-
 /// The base frame: every product at `T` with the aggregates its features read.
 pub fn base(inputs: &Inputs) -> LazyFrame {
     let m = &inputs.main;
     let mut frame = m.products.clone();
-    for aggregates in [event_counts(inputs), cart_views(inputs), sales(inputs), variants(m.variants.clone()), media(m.product_media.clone()), memberships(m.collection_products.clone(), m.collections.clone()), refunds(inputs)] {
+    for aggregates in [event_counts(inputs), cart_views(inputs), product_sales(inputs), variant_stats(m.variants.clone()), media(m.product_media.clone()), memberships(m.collection_products.clone(), m.collections.clone()), refunds(inputs)] {
         frame = with(frame, aggregates, "product_id");
     }
     frame
 }
 
 fn event_counts(inputs: &Inputs) -> LazyFrame {
-    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    let is = is_event;
     let d30 = inputs.within("timestamp", 30);
     let d7 = inputs.within("timestamp", 7);
     let d8_30 = inputs.between_days("timestamp", 7, 30);
     inputs.events().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([
-        count_if(is("product_viewed").and(d30.clone())).alias("views_30d"),
-        col("visitor").filter(is("product_viewed").and(d30.clone())).n_unique().cast(DataType::Int64).alias("viewers_30d"),
-        count_if(is("product_added_to_cart").and(d30.clone())).alias("cart_adds_30d"),
-        count_if(is("product_removed_from_cart").and(d30)).alias("cart_removes_30d"),
-        col("timestamp").filter(is("product_viewed")).max().alias("last_viewed"),
-        count_if(is("product_viewed").and(d7.clone())).alias("views_7d"),
-        count_if(is("product_added_to_cart").and(d7)).alias("cart_adds_7d"),
-        count_if(is("product_viewed").and(d8_30.clone())).alias("views_8_30d"),
-        count_if(is("product_added_to_cart").and(d8_30)).alias("cart_adds_8_30d"),
+        count_if(is(ProductViewed).and(d30.clone())).alias("views_30d"),
+        col("visitor").filter(is(ProductViewed).and(d30.clone())).n_unique().cast(DataType::Int64).alias("viewers_30d"),
+        count_if(is(ProductAddedToCart).and(d30.clone())).alias("cart_adds_30d"),
+        count_if(is(ProductRemovedFromCart).and(d30)).alias("cart_removes_30d"),
+        col("timestamp").filter(is(ProductViewed)).max().alias("last_viewed"),
+        count_if(is(ProductViewed).and(d7.clone())).alias("views_7d"),
+        count_if(is(ProductAddedToCart).and(d7)).alias("cart_adds_7d"),
+        count_if(is(ProductViewed).and(d8_30.clone())).alias("views_8_30d"),
+        count_if(is(ProductAddedToCart).and(d8_30)).alias("cart_adds_8_30d"),
     ])
 }
 
@@ -184,51 +171,13 @@ fn event_counts(inputs: &Inputs) -> LazyFrame {
 fn cart_views(inputs: &Inputs) -> LazyFrame {
     inputs
         .events()
-        .filter(col("name").eq(lit("cart_viewed")).and(inputs.within("timestamp", 30)))
+        .filter(is_event(CartViewed).and(inputs.within("timestamp", 30)))
         .select([col("event_id"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .filter(col("product_id").is_not_null())
         .unique(None, UniqueKeepStrategy::Any)
         .group_by([col("product_id")])
         .agg([len().cast(DataType::Int64).alias("cart_views_30d")])
-}
-
-/// Per product: sales in valid orders (30d, 7d, days 8..30, all time) and the
-/// quantity-weighted unit-price sums.
-pub(super) fn sales(inputs: &Inputs) -> LazyFrame {
-    let d30 = inputs.within("ordered_at", 30);
-    let d7 = inputs.within("ordered_at", 7);
-    let d8_30 = inputs.between_days("ordered_at", 7, 30);
-    let priced = col("quantity").gt(lit(0));
-    inputs.valid_lines().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([
-        col("order_id").filter(d30.clone()).n_unique().cast(DataType::Int64).alias("purchases_30d"),
-        col("customer_id").filter(d30.clone()).drop_nulls().n_unique().cast(DataType::Int64).alias("purchasers_30d"),
-        col("quantity").filter(d30.clone()).sum().alias("units_30d"),
-        col("revenue").filter(d30).sum().alias("revenue_30d_sum"),
-        col("order_id").n_unique().cast(DataType::Int64).alias("purchases_all"),
-        col("quantity").sum().alias("units_all"),
-        col("revenue").sum().alias("revenue_all"),
-        col("ordered_at").min().alias("first_purchase"),
-        col("ordered_at").max().alias("last_purchase"),
-        col("order_id").filter(d7).n_unique().cast(DataType::Int64).alias("purchases_7d"),
-        col("order_id").filter(d8_30).n_unique().cast(DataType::Int64).alias("purchases_8_30d"),
-        // Per-unit selling price p = revenue / quantity, weighted by quantity:
-        // Σq, Σq·p = Σrevenue, Σq·p² = Σrevenue²/q.
-        col("quantity").filter(priced.clone()).sum().alias("priced_units"),
-        col("revenue").filter(priced.clone()).sum().alias("priced_revenue"),
-        (col("revenue") * col("revenue") / col("quantity").cast(DataType::Float64)).filter(priced).sum().alias("priced_q_p2"),
-    ])
-}
-
-/// Per product: variant prices, inventory and count.
-pub(super) fn variants(variants: LazyFrame) -> LazyFrame {
-    variants.group_by([col("product_id")]).agg([
-        col("price").min().alias("min_price"),
-        col("price").max().alias("max_variant_price"),
-        col("compare_at_price").max().alias("max_compare_at"),
-        col("inventory_quantity").sum().alias("inventory"),
-        len().cast(DataType::Int64).alias("variants"),
-    ])
 }
 
 fn media(media: LazyFrame) -> LazyFrame {
@@ -257,6 +206,6 @@ fn refunds(inputs: &Inputs) -> LazyFrame {
 }
 
 /// product_features at `T`.
-pub fn build(inputs: &Inputs) -> LazyFrame {
-    table(inputs.as_of).project(base(inputs), &inputs.shop_id, inputs.as_of)
+pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    Ok(table().project(base(inputs), &inputs.shop_id, inputs.as_of))
 }

@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-/// Column types of the catalog (`features.md`'s type shorthand).
+/// Column types of the catalog (the README's feature catalog).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     I64,
@@ -43,17 +43,47 @@ impl Kind {
     }
 }
 
-/// One feature column. `expr` is evaluated over the table's base frame with every
-/// feature declared before it already present, so a rate can name its counts.
+/// One feature column. Its expression is evaluated over the table's base frame
+/// with every feature declared before it already present, so a rate can name its
+/// counts.
 pub struct Feature {
     pub name: &'static str,
     pub kind: Kind,
     pub description: &'static str,
-    pub expr: Box<dyn Fn() -> Expr + Send + Sync>,
+    definition: Definition,
 }
 
+/// A feature's expression: most do not depend on the point in time `T`; those
+/// that do (days since, windows) are handed it, so a table's definition is built
+/// without one (as `shopfeat features` builds the catalog).
+enum Definition {
+    Fixed(Box<dyn Fn() -> Expr + Send + Sync>),
+    AtT(Box<dyn Fn(i64) -> Expr + Send + Sync>),
+}
+
+impl Feature {
+    /// The column's expression at `T` (µs since the epoch).
+    pub fn expr(&self, as_of: i64) -> Expr {
+        match &self.definition {
+            Definition::Fixed(expr) => expr(),
+            Definition::AtT(expr) => expr(as_of),
+        }
+    }
+
+    /// Whether the expression depends on `T`.
+    pub fn reads_as_of(&self) -> bool {
+        matches!(self.definition, Definition::AtT(_))
+    }
+}
+
+/// A feature whose expression does not depend on `T`.
 pub fn feature(name: &'static str, kind: Kind, description: &'static str, expr: impl Fn() -> Expr + Send + Sync + 'static) -> Feature {
-    Feature { name, kind, description, expr: Box::new(expr) }
+    Feature { name, kind, description, definition: Definition::Fixed(Box::new(expr)) }
+}
+
+/// A feature whose expression reads `T` (µs since the epoch), e.g. days since.
+pub fn feature_at(name: &'static str, kind: Kind, description: &'static str, expr: impl Fn(i64) -> Expr + Send + Sync + 'static) -> Feature {
+    Feature { name, kind, description, definition: Definition::AtT(Box::new(expr)) }
 }
 
 /// A feature table: its name, key columns and features, in output order.
@@ -69,7 +99,7 @@ impl FeatureTable {
     pub fn project(&self, base: LazyFrame, shop_id: &str, as_of: i64) -> LazyFrame {
         let mut frame = base;
         for f in &self.features {
-            frame = frame.with_column((f.expr)().strict_cast(f.kind.dtype()).alias(f.name));
+            frame = frame.with_column(f.expr(as_of).strict_cast(f.kind.dtype()).alias(f.name));
         }
         let mut columns = vec![
             lit(shop_id.to_string()).alias("shop_id"),

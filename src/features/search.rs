@@ -1,13 +1,14 @@
 //! search_product_features — one row per (normalized query, product) that appeared
 //! in a `search_submitted` result list at or before T.
 
-use super::behavior::normalized_query;
+use super::expr::{count_if, is_event, normalized_query, rate};
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, rate, Inputs};
+use super::Inputs;
+use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
 /// The registry entries of search_product_features, in catalog order.
-pub fn table(_as_of: i64) -> FeatureTable {
+pub fn table() -> FeatureTable {
     FeatureTable {
         name: "search_product_features",
         key: &[("search_query", Str), ("product_id", I64)],
@@ -25,14 +26,14 @@ pub fn table(_as_of: i64) -> FeatureTable {
 
 /// The base frame: one row per (query, product) with impressions.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    let is = |name: &str| col("name").eq(lit(name.to_string()));
+    let is = is_event;
     // Each search opens a segment of its session; a view belongs to the segment it falls in.
-    let segment = is("search_submitted").cast(DataType::Int64).cum_sum(false).over([col("session")])?;
+    let segment = is(SearchSubmitted).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
     let events = inputs.sessions.clone().with_column(segment.alias("segment"));
     let position = col("event_id").cum_count(false).over([col("event_id")])?;
     let impressions = events
         .clone()
-        .filter(is("search_submitted"))
+        .filter(is(SearchSubmitted))
         .select([col("event_id"), col("session"), col("segment"), col("timestamp"), normalized_query(col("search_query")).alias("search_query"), col("product_ids").alias("product_id")])
         .filter(col("search_query").is_not_null().and(col("search_query").neq(lit(""))))
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
@@ -40,11 +41,11 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
         .unique_stable_generic(Some(vec![col("event_id"), col("product_id")]), UniqueKeepStrategy::First);
     let views = events
         .clone()
-        .filter(is("product_viewed").and(col("product_id").is_not_null()))
+        .filter(is(ProductViewed).and(col("product_id").is_not_null()))
         .select([col("session"), col("segment"), col("product_id"), lit(true).alias("clicked")])
         .unique(None, UniqueKeepStrategy::Any);
     let bought = events
-        .filter(is("checkout_completed"))
+        .filter(is(CheckoutCompleted))
         .select([col("session"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .select([col("session"), col("product_id"), lit(true).alias("bought")])
@@ -67,5 +68,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// search_product_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(inputs.without_deleted_products(base(inputs)?, "product_id"), &inputs.shop_id, inputs.as_of))
+    Ok(table().project(inputs.without_deleted_products(base(inputs)?, "product_id"), &inputs.shop_id, inputs.as_of))
 }

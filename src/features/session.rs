@@ -1,8 +1,8 @@
 //! session_features — one row per session (see [`super::sessions`]) at or before T.
 
+use super::expr::device_type;
 use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, with, Inputs};
-use crate::normalize::url_host;
+use super::{with, Inputs};
 use polars::prelude::*;
 
 const SEARCH_ENGINES: &str = "google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|ask|aol";
@@ -15,7 +15,7 @@ fn host_has_label(host: Expr, names: &str) -> Expr {
 }
 
 /// The registry entries of session_features, in catalog order.
-pub fn table(_as_of: i64) -> FeatureTable {
+pub fn table() -> FeatureTable {
     let is_email_campaign = || col("landing_url").str().contains(lit(r"[?&]utm_medium=email(&|#|$)"), false).fill_null(lit(false));
     FeatureTable {
         name: "session_features",
@@ -60,43 +60,6 @@ pub fn table(_as_of: i64) -> FeatureTable {
     }
 }
 
-/// bot / tablet / mobile / desktop from a user agent.
-pub fn device_type(user_agent: Expr) -> Expr {
-    let ua = || user_agent.clone().str().to_lowercase().fill_null(lit(""));
-    let has = |pattern: &str| ua().str().contains(lit(pattern.to_string()), false);
-    when(has("bot|crawler|spider")).then(lit("bot"))
-        .when(has("ipad|tablet").or(has("android").and(has("mobile").not()))).then(lit("tablet"))
-        .when(has("mobile|iphone|android")).then(lit("mobile"))
-        .otherwise(lit("desktop"))
-}
-
-/// Per session: its events' counts and first/last facts.
-pub fn aggregates(events: LazyFrame) -> LazyFrame {
-    let names = ["page_viewed", "product_viewed", "collection_viewed", "search_submitted", "product_added_to_cart", "product_removed_from_cart", "cart_viewed", "checkout_started", "checkout_completed"];
-    let mut aggs = vec![
-        col("client_id").first().alias("client"),
-        col("customer_id").first().alias("customer"),
-        col("timestamp").min().alias("start"),
-        col("timestamp").max().alias("end"),
-        len().cast(DataType::Int64).alias("events"),
-        col("product_id").filter(col("name").eq(lit("product_viewed"))).drop_nulls().n_unique().cast(DataType::Int64).alias("products_viewed"),
-        col("order_id").filter(col("name").eq(lit("checkout_completed"))).last().alias("last_order_id"),
-        col("path").first().alias("first_path"),
-        col("path").last().alias("last_path"),
-        col("url").first().alias("landing_url"),
-        col("referrer").first().alias("first_referrer"),
-        col("user_agent").first().alias("first_user_agent"),
-    ];
-    aggs.extend(names.iter().map(|n| count_if(col("name").eq(lit(*n))).alias(format!("n_{n}"))));
-    let session_id = col("client") + lit(":") + col("start").cast(DataType::Int64).floor_div(lit(1000i64)).cast(DataType::String);
-    events
-        .group_by_stable([col("session")])
-        .agg(aggs)
-        .with_column(session_id.alias("session_id"))
-        // Hosts from the first event's URLs: once per session, not per event.
-        .with_columns([url_host(col("landing_url")).alias("landing_host"), url_host(col("first_referrer")).alias("first_referrer_host")])
-}
-
 /// The base frame: one row per session with its aggregates and its order's total.
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let orders = inputs.main.orders.clone().select([col("order_id").alias("last_order_id"), col("total_price").alias("order_total")]);
@@ -105,5 +68,5 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
 
 /// session_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table(inputs.as_of).project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs)?, &inputs.shop_id, inputs.as_of))
 }

@@ -4,6 +4,8 @@
 //! group-bys and joins hash cheaply; session_features names it `session_id` =
 //! `client_id:<start in ms>`, stable across reruns.
 
+use super::expr::{count_if, is_event, url_host};
+use crate::vocabulary::EventName;
 use polars::prelude::*;
 
 const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
@@ -31,4 +33,32 @@ pub fn sessionized(events: LazyFrame) -> PolarsResult<LazyFrame> {
             is_last.alias("is_last_in_session"),
         ])
         .drop(cols(["_starts"])))
+}
+
+/// One row per session: its events' counts by name and its first/last facts
+/// (client, customer, start, end, landing URL, referrer, user agent, last order),
+/// which session_features and customer_behavior_features both read.
+pub fn session_facts(events: LazyFrame) -> LazyFrame {
+    let mut aggs = vec![
+        col("client_id").first().alias("client"),
+        col("customer_id").first().alias("customer"),
+        col("timestamp").min().alias("start"),
+        col("timestamp").max().alias("end"),
+        len().cast(DataType::Int64).alias("events"),
+        col("product_id").filter(is_event(EventName::ProductViewed)).drop_nulls().n_unique().cast(DataType::Int64).alias("products_viewed"),
+        col("order_id").filter(is_event(EventName::CheckoutCompleted)).last().alias("last_order_id"),
+        col("path").first().alias("first_path"),
+        col("path").last().alias("last_path"),
+        col("url").first().alias("landing_url"),
+        col("referrer").first().alias("first_referrer"),
+        col("user_agent").first().alias("first_user_agent"),
+    ];
+    aggs.extend(EventName::ALL.map(|name| count_if(is_event(name)).alias(format!("n_{}", name.as_str()))));
+    let session_id = col("client") + lit(":") + col("start").cast(DataType::Int64).floor_div(lit(1000i64)).cast(DataType::String);
+    events
+        .group_by_stable([col("session")])
+        .agg(aggs)
+        .with_column(session_id.alias("session_id"))
+        // Hosts from the first event's URLs: once per session, not per event.
+        .with_columns([url_host(col("landing_url")).alias("landing_host"), url_host(col("first_referrer")).alias("first_referrer_host")])
 }

@@ -1,15 +1,14 @@
 //! user_features — one row per customer in the catalog at `T` (also customers
 //! with no orders); rates are never NaN, RFM scores are 0 without orders.
 
-use super::product::price_tier;
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::{count_if, rate, with, zero, zero_f, Inputs, DAY_US};
+use super::expr::{count_if, days_since, price_tier, rate, zero, zero_f};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*};
+use super::{with, Inputs};
+use crate::time::DAY_US;
 use polars::prelude::*;
 
 /// The registry entries of user_features, in catalog order.
-pub fn table(as_of: i64) -> FeatureTable {
-    let t = as_of;
-    let days_since = move |ts: &str| super::days_since(t, ts);
+pub fn table() -> FeatureTable {
     // Fractional days between the first and the last order.
     let span_days = || (col("last_order_at").cast(DataType::Int64) - col("first_order_at").cast(DataType::Int64)).cast(DataType::Float64) / lit(DAY_US as f64);
     let repeat = || col("total_purchases").gt_eq(lit(2));
@@ -28,7 +27,7 @@ pub fn table(as_of: i64) -> FeatureTable {
                 when(col("province_code").is_not_null()).then(col("province_code") + lit(", ") + col("country_code")).otherwise(col("country_code"))
             }),
             feature("tag_count", I64, "tags on the customer", || col("tags").list().len().fill_null(lit(0u32)).cast(DataType::Int64)),
-            feature("customer_age_days", I64, "whole days since the customer was created", move || days_since("created_at")),
+            feature_at("customer_age_days", I64, "whole days since the customer was created", |t| days_since(t, "created_at")),
             feature("total_purchases", I64, "valid orders", move || zero("orders_all")),
             feature("total_spent", F64, "sum of order totals (total_price) of valid orders", move || zero_f("spent_all")),
             feature("avg_order_value", F64, "mean of those totals (0 when none)", || rate(col("total_spent"), col("total_purchases"))),
@@ -40,8 +39,8 @@ pub fn table(as_of: i64) -> FeatureTable {
             feature("spent_90d", F64, "their totals", move || zero_f("spent_in_90d")),
             feature("first_order_at", Ts, "first valid order", || col("first_order")),
             feature("last_order_at", Ts, "latest valid order", || col("last_order")),
-            feature("days_since_first_order", I64, "null when no order", move || days_since("first_order_at")),
-            feature("days_since_last_order", I64, "null when no order", move || days_since("last_order_at")),
+            feature_at("days_since_first_order", I64, "null when no order", |t| days_since(t, "first_order_at")),
+            feature_at("days_since_last_order", I64, "null when no order", |t| days_since(t, "last_order_at")),
             feature("avg_days_between_orders", F64, "(last - first) in fractional days / (total_purchases - 1); 0 with fewer than 2 orders", move || {
                 when(repeat()).then(span_days() / (col("total_purchases") - lit(1)).cast(DataType::Float64)).otherwise(lit(0.0))
             }),
@@ -210,13 +209,13 @@ fn rfm(inputs: &Inputs, orders: LazyFrame) -> LazyFrame {
         .join(orders, [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Inner))
         .select([
             col("customer_id"),
-            quintile(lit(0i64) - super::days_since(t, "last_order")).alias("r_score"),
+            quintile(lit(0i64) - days_since(t, "last_order")).alias("r_score"),
             quintile(col("orders_all")).alias("f_score"),
             quintile(col("spent_all").round(2, RoundMode::HalfAwayFromZero)).alias("m_score"),
         ])
 }
 
 /// user_features at `T`.
-pub fn build(inputs: &Inputs) -> LazyFrame {
-    table(inputs.as_of).project(base(inputs), &inputs.shop_id, inputs.as_of)
+pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+    Ok(table().project(base(inputs), &inputs.shop_id, inputs.as_of))
 }

@@ -169,7 +169,7 @@ impl<'a> EventWriter<'a> {
         let agent = *rng.weighted(AGENTS);
         // Some shoppers browsed anonymously days before buying: stitched later.
         if customer.is_some() && rng.chance(0.25) && !lines.is_empty() {
-            let mut early = Session { client: client.clone(), customer: None, t: order.created_at - rng.range(2, 20) * 86_400 * SECOND, agent, referrer: *rng.weighted(REFERRERS), events: 0, buffer: vec![] };
+            let mut early = Session { client: client.clone(), customer: None, t: order.created_at - rng.range(2, 20) * super::DAY, agent, referrer: *rng.weighted(REFERRERS), events: 0, buffer: vec![] };
             self.start(&mut rng, &mut early)?;
             self.view_product(&mut rng, &mut early, lines[0].0, lines[0].1)?;
             self.write(early, None)?;

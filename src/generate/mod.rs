@@ -1,4 +1,4 @@
-//! Synthetic shops of any size, in exactly the raw shapes of `raw-formats.md`.
+//! Synthetic shops of any size, in exactly the raw shapes the README's "Inputs" describes.
 //!
 //! Deterministic: a preset and a seed give byte-identical files. Streaming: orders
 //! and events are regenerated from per-order random streams and written as they
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-pub const DAY: i64 = 86_400_000_000;
+pub use crate::time::DAY_US as DAY;
 
 /// Sizes of a generated shop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -143,125 +143,31 @@ fn count(rows: &mut BTreeMap<String, u64>, table: &str, n: usize) {
     *rows.entry(table.to_string()).or_default() += n as u64;
 }
 
-/// Writes a shop of `preset` into `out` and returns its manifest.
-pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &indicatif::ProgressBar) -> Result<Manifest> {
+/// The product whose `products/update` webhook drops its non-image media.
+const UPDATED_PRODUCT: usize = 0;
+
+/// Writes a shop of `preset` into `out` and returns its manifest. The phases run
+/// in a fixed order, each with its own random streams, so a seed gives the same
+/// files whatever changes inside one phase.
+pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &crate::progress::Progress) -> Result<Manifest> {
     let preset = name.preset();
     std::fs::create_dir_all(out.join("webhooks")).with_context(|| format!("cannot create {}", out.display()))?;
     let as_of = chrono::DateTime::parse_from_rfc3339("2025-11-30T23:59:59Z")?.timestamp_micros();
     let shop = Shop { seed, preset, start: as_of - 183 * DAY, as_of, url: "https://shopfeat-sample.myshopify.com".into() };
-    let mut rows = BTreeMap::new();
-    progress.set_length((preset.orders * 2) as u64);
+    progress.set_total((preset.orders * 2) as u64);
 
     // Catalog: one extra product, deleted by a webhook at the end.
     let mut products = catalog::build_products(&preset, seed, shop.start, as_of);
     let collections = catalog::build_collections(&preset, seed, &mut products, as_of);
-    let deleted = products.len() - 1;
-    let updated = 0;
-    let mut out_products = JsonlWriter::create(out, "products", gzip)?;
-    for (i, product) in products.iter().enumerate() {
-        for line in catalog::product_lines(product, &collections, MEDIA_BASE) {
-            out_products.write(&line)?;
-        }
-        if i != deleted {
-            count(&mut rows, "products", 1);
-            count(&mut rows, "variants", product.variants.len());
-            let media = if i == updated { product.media_kinds.iter().filter(|k| **k == "IMAGE").count() } else { product.media_kinds.len() };
-            count(&mut rows, "product_media", media);
-            count(&mut rows, "collection_products", product.collections.len());
-        }
-    }
-    out_products.finish()?;
-    let mut out_collections = JsonlWriter::create(out, "collections", gzip)?;
-    for c in &collections {
-        for line in catalog::collection_lines(c, &products) {
-            out_collections.write(&line)?;
-        }
-    }
-    out_collections.finish()?;
-    count(&mut rows, "collections", collections.len());
-
-    // Customers need their lifetime totals: a first pass over the orders.
     let model = orders::OrderModel::new(&shop, &products, preset.customers);
-    let mut stats = vec![customers::OrderStats::default(); preset.customers];
-    for i in 0..preset.orders {
-        let o = model.plan(i);
-        if let Some(c) = o.customer {
-            let s = &mut stats[c];
-            s.orders += 1;
-            s.spent += o.total();
-            s.first_order_at = Some(s.first_order_at.map_or(o.created_at, |t| t.min(o.created_at)));
-        }
-        progress.inc(1);
-    }
     let customer_ids: Vec<i64> = (0..preset.customers).map(customers::customer_id).collect();
-    let mut out_customers = JsonlWriter::create(out, "customers", gzip)?;
-    let mut first_customer = Value::Null;
-    for (i, s) in stats.iter().enumerate() {
-        let line = customers::customer_line(&shop, i, s);
-        out_customers.write(&line)?;
-        if i == 0 {
-            first_customer = line;
-        }
-    }
-    out_customers.finish()?;
-    count(&mut rows, "customers", preset.customers);
+    let plan = Plan { out, gzip, shop: &shop, products: &products, collections: &collections, model: &model, customer_ids: &customer_ids };
 
-    // Orders and the visits around them, in time order.
-    let client_of = |c: usize| format!("{:024x}", (c as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) >> 32);
-    let mut out_orders = JsonlWriter::create(out, "orders", gzip)?;
-    let mut events = events::EventWriter::new(JsonlWriter::create(out, "events", gzip)?, &shop, &products, &collections);
-    let mut browse_rng = rng::Rand::new(seed, 5);
-    let mut browse_key = 0u64;
-    for i in 0..preset.orders {
-        let o = model.plan(i);
-        for line in model.bulk_lines(&o, &customer_ids) {
-            out_orders.write(&line)?;
-        }
-        count(&mut rows, "orders", 1);
-        count(&mut rows, "line_items", o.lines.len());
-        count(&mut rows, "refund_line_items", o.refunds.iter().map(|r| r.lines.len()).sum());
-        if !o.test {
-            events.purchase_session(&model, &o, &customer_ids, client_of)?;
-        }
-        let next = if i + 1 < preset.orders { model.plan(i + 1).created_at } else { as_of };
-        let visits = preset.browse_per_order.floor() as usize + browse_rng.chance(preset.browse_per_order.fract()) as usize;
-        for _ in 0..visits {
-            browse_key += 1;
-            let t = o.created_at + (browse_rng.unit() * (next - o.created_at).max(1) as f64) as i64;
-            let t = t.min(as_of - 3_600_000_000);
-            let known = browse_rng.chance(0.4).then(|| {
-                let c = model.customer_rank[model.customer_popularity.sample(&mut browse_rng)];
-                (client_of(c), customer_ids[c])
-            });
-            events.browse_session(&model, browse_key, t, known)?;
-        }
-        progress.inc(1);
-    }
-    out_orders.finish()?;
-    count(&mut rows, "events", events.count as usize);
-    events.out.finish()?;
-
-    // Webhooks that arrived after the bulk export.
-    let hooks = out.join("webhooks");
-    let write_hook = |name: &str, value: &Value| -> Result<()> {
-        std::fs::write(hooks.join(name), serde_json::to_vec_pretty(value)?).with_context(|| format!("cannot write webhook {name}"))
-    };
-    write_hook("products_update-1.json", &catalog::product_update_payload(&products[updated], &shop, MEDIA_BASE))?;
-    write_hook("products_delete-1.json", &serde_json::json!({"id": products[deleted].id}))?;
-    write_hook("customers_update-1.json", &customers::customer_update_payload(&shop, &first_customer))?;
-    let updated_order = model.plan(preset.orders.saturating_sub(30));
-    write_hook("orders_updated-1.json", &model.rest_payload(&updated_order, &customer_ids, as_of - 3_600_000_000))?;
-    let refunded = (preset.orders / 2..preset.orders)
-        .map(|i| model.plan(i))
-        .find(|o| o.refunds.is_empty() && o.cancelled_at.is_none() && !o.test && o.lines[0].product.is_some())
-        .context("no order to refund")?;
-    let refund = serde_json::json!({
-        "id": 920_000_000i64, "order_id": refunded.id, "created_at": iso(as_of - 3 * 3_600_000_000),
-        "note": "damaged in transit", "restock": false,
-        "refund_line_items": [{"line_item_id": refunded.lines[0].id, "quantity": 1, "subtotal": refunded.refund_subtotal(0, 1)}],
-    });
-    write_hook("refunds_create-1.json", &refund)?;
-    count(&mut rows, "refund_line_items", 1);
+    let mut rows = BTreeMap::new();
+    plan.write_catalog(&mut rows)?;
+    let first_customer = plan.write_customers(&mut rows, progress)?;
+    plan.write_orders_and_events(&mut rows, progress)?;
+    plan.write_webhooks(&first_customer, &mut rows)?;
 
     let manifest = Manifest {
         shop_id: "sample".into(),
@@ -278,4 +184,145 @@ pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &
     };
     std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(manifest)
+}
+
+/// What every phase of [`generate`] reads.
+struct Plan<'a> {
+    out: &'a Path,
+    gzip: bool,
+    shop: &'a Shop,
+    products: &'a [catalog::Product],
+    collections: &'a [catalog::Collection],
+    model: &'a orders::OrderModel<'a>,
+    customer_ids: &'a [i64],
+}
+
+impl Plan<'_> {
+    /// The product deleted by a webhook (its rows are not expected).
+    fn deleted_product(&self) -> usize {
+        self.products.len() - 1
+    }
+
+    /// `products.jsonl` and `collections.jsonl`.
+    fn write_catalog(&self, rows: &mut BTreeMap<String, u64>) -> Result<()> {
+        let mut out_products = JsonlWriter::create(self.out, "products", self.gzip)?;
+        for (i, product) in self.products.iter().enumerate() {
+            for line in catalog::product_lines(product, self.collections, MEDIA_BASE) {
+                out_products.write(&line)?;
+            }
+            if i != self.deleted_product() {
+                count(rows, "products", 1);
+                count(rows, "variants", product.variants.len());
+                let media = if i == UPDATED_PRODUCT { product.media_kinds.iter().filter(|k| **k == "IMAGE").count() } else { product.media_kinds.len() };
+                count(rows, "product_media", media);
+                count(rows, "collection_products", product.collections.len());
+            }
+        }
+        out_products.finish()?;
+        let mut out_collections = JsonlWriter::create(self.out, "collections", self.gzip)?;
+        for c in self.collections {
+            for line in catalog::collection_lines(c, self.products) {
+                out_collections.write(&line)?;
+            }
+        }
+        out_collections.finish()?;
+        count(rows, "collections", self.collections.len());
+        Ok(())
+    }
+
+    /// `customers.jsonl`, with lifetime totals from a first pass over the orders;
+    /// returns the first customer's line (its update webhook builds on it).
+    fn write_customers(&self, rows: &mut BTreeMap<String, u64>, progress: &crate::progress::Progress) -> Result<Value> {
+        let n = self.customer_ids.len();
+        let mut stats = vec![customers::OrderStats::default(); n];
+        for i in 0..self.shop.preset.orders {
+            let o = self.model.plan(i);
+            if let Some(c) = o.customer {
+                let s = &mut stats[c];
+                s.orders += 1;
+                s.spent += o.total();
+                s.first_order_at = Some(s.first_order_at.map_or(o.created_at, |t| t.min(o.created_at)));
+            }
+            progress.inc(1);
+        }
+        let mut out_customers = JsonlWriter::create(self.out, "customers", self.gzip)?;
+        let mut first_customer = Value::Null;
+        for (i, s) in stats.iter().enumerate() {
+            let line = customers::customer_line(self.shop, i, s);
+            out_customers.write(&line)?;
+            if i == 0 {
+                first_customer = line;
+            }
+        }
+        out_customers.finish()?;
+        count(rows, "customers", n);
+        Ok(first_customer)
+    }
+
+    /// `orders.jsonl` and `events.jsonl`: orders and the visits around them, in
+    /// time order.
+    fn write_orders_and_events(&self, rows: &mut BTreeMap<String, u64>, progress: &crate::progress::Progress) -> Result<()> {
+        let (shop, model, customer_ids) = (self.shop, self.model, self.customer_ids);
+        let orders = shop.preset.orders;
+        let client_of = |c: usize| format!("{:024x}", (c as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) >> 32);
+        let mut out_orders = JsonlWriter::create(self.out, "orders", self.gzip)?;
+        let mut events = events::EventWriter::new(JsonlWriter::create(self.out, "events", self.gzip)?, shop, self.products, self.collections);
+        let mut browse_rng = rng::Rand::new(shop.seed, 5);
+        let mut browse_key = 0u64;
+        for i in 0..orders {
+            let o = model.plan(i);
+            for line in model.bulk_lines(&o, customer_ids) {
+                out_orders.write(&line)?;
+            }
+            count(rows, "orders", 1);
+            count(rows, "line_items", o.lines.len());
+            count(rows, "refund_line_items", o.refunds.iter().map(|r| r.lines.len()).sum());
+            if !o.test {
+                events.purchase_session(model, &o, customer_ids, client_of)?;
+            }
+            let next = if i + 1 < orders { model.plan(i + 1).created_at } else { shop.as_of };
+            let visits = shop.preset.browse_per_order.floor() as usize + browse_rng.chance(shop.preset.browse_per_order.fract()) as usize;
+            for _ in 0..visits {
+                browse_key += 1;
+                let t = o.created_at + (browse_rng.unit() * (next - o.created_at).max(1) as f64) as i64;
+                let t = t.min(shop.as_of - 3_600_000_000);
+                let known = browse_rng.chance(0.4).then(|| {
+                    let c = model.customer_rank[model.customer_popularity.sample(&mut browse_rng)];
+                    (client_of(c), customer_ids[c])
+                });
+                events.browse_session(model, browse_key, t, known)?;
+            }
+            progress.inc(1);
+        }
+        out_orders.finish()?;
+        count(rows, "events", events.count as usize);
+        events.out.finish()
+    }
+
+    /// `webhooks/*.json`: payloads that arrived after the bulk export.
+    fn write_webhooks(&self, first_customer: &Value, rows: &mut BTreeMap<String, u64>) -> Result<()> {
+        let (shop, model, products) = (self.shop, self.model, self.products);
+        let hooks = self.out.join("webhooks");
+        let write_hook = |name: &str, value: &Value| -> Result<()> {
+            std::fs::write(hooks.join(name), serde_json::to_vec_pretty(value)?).with_context(|| format!("cannot write webhook {name}"))
+        };
+        write_hook("products_update-1.json", &catalog::product_update_payload(&products[UPDATED_PRODUCT], shop, MEDIA_BASE))?;
+        write_hook("products_delete-1.json", &serde_json::json!({"id": products[self.deleted_product()].id}))?;
+        write_hook("customers_update-1.json", &customers::customer_update_payload(shop, first_customer))?;
+        let orders = shop.preset.orders;
+        let updated_order = model.plan(orders.saturating_sub(30));
+        write_hook("orders_updated-1.json", &model.rest_payload(&updated_order, self.customer_ids, shop.as_of - 3_600_000_000))?;
+        let refunded = (orders / 2..orders)
+            .map(|i| model.plan(i))
+            .find(|o| o.refunds.is_empty() && o.cancelled_at.is_none() && !o.test && o.lines[0].product.is_some())
+            .context("no order to refund")?;
+        let refund = serde_json::json!({
+            "id": 920_000_000i64, "order_id": refunded.id, "created_at": iso(shop.as_of - 3 * 3_600_000_000),
+            "note": "damaged in transit", "restock": false,
+            "refund_line_items": [{"line_item_id": refunded.lines[0].id, "quantity": 1, "subtotal": refunded.refund_subtotal(0, 1)}],
+        });
+        write_hook("refunds_create-1.json", &refund)?;
+        count(rows, "refund_line_items", 1);
+        Ok(())
+    }
 }

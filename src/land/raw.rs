@@ -6,6 +6,7 @@
 //! i64 whatever their shape (GID, number, numeric string), money is f64 in shop
 //! currency, timestamps are µs since the epoch, UTC.
 
+use crate::vocabulary::RawEntity;
 use polars::prelude::*;
 
 /// Where a raw row came from. Normalization orders versions of one entity by
@@ -56,7 +57,7 @@ impl Source {
 
 /// The buffer of one raw table, whatever its row type.
 pub trait RawBuffer {
-    fn entity(&self) -> &'static str;
+    fn entity(&self) -> RawEntity;
     fn len(&self) -> usize;
     /// Takes the buffered rows out as a frame (origin columns first, then the row's).
     fn take_frame(&mut self) -> PolarsResult<DataFrame>;
@@ -100,7 +101,7 @@ macro_rules! column {
 
 /// Declares one raw table: a row struct, a column buffer and its Parquet schema.
 macro_rules! raw_table {
-    ($(#[$doc:meta])* $row:ident, $buf:ident, $entity:literal { $($field:ident : $kind:ident),* $(,)? }) => {
+    ($(#[$doc:meta])* $row:ident, $buf:ident, $entity:expr => { $($field:ident : $kind:ident),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Default, PartialEq)]
         pub struct $row { $(pub $field: cell!($kind)),* }
@@ -110,7 +111,6 @@ macro_rules! raw_table {
         pub struct $buf { origins: Vec<(Origin, String)>, $($field: Vec<cell!($kind)>),* }
 
         impl $buf {
-            pub const ENTITY: &'static str = $entity;
             pub fn push(&mut self, origin: &Origin, record: String, row: $row) {
                 self.origins.push((origin.clone(), record));
                 $(self.$field.push(row.$field);)*
@@ -118,7 +118,7 @@ macro_rules! raw_table {
         }
 
         impl RawBuffer for $buf {
-            fn entity(&self) -> &'static str { $entity }
+            fn entity(&self) -> RawEntity { $entity }
             fn len(&self) -> usize { self.origins.len() }
             fn take_frame(&mut self) -> PolarsResult<DataFrame> {
                 let taken = std::mem::take(self);
@@ -163,7 +163,7 @@ fn origin_columns(origins: Vec<(Origin, String)>) -> PolarsResult<Vec<Column>> {
 raw_table! {
     /// A version of a product (bulk `Product` line or REST product payload). A
     /// `products/delete` payload lands as a row with `deleted = true`.
-    ProductRow, ProductBuf, "products" {
+    ProductRow, ProductBuf, RawEntity::Products => {
         product_id: i64, deleted: bool, title: str, handle: str, vendor: str,
         product_type: str, status: str, tags: strs, description: str,
         description_html: str, seo_title: str, seo_description: str,
@@ -174,7 +174,7 @@ raw_table! {
 
 raw_table! {
     /// A variant, attached to the product version on line `parent_line` of the same file.
-    VariantRow, VariantBuf, "variants" {
+    VariantRow, VariantBuf, RawEntity::Variants => {
         variant_id: i64, product_id: i64, parent_line: i64, title: str, sku: str,
         price: f64, compare_at_price: f64, inventory_quantity: i64,
     }
@@ -182,7 +182,7 @@ raw_table! {
 
 raw_table! {
     /// A media item (image, video, external video, 3D model) of a product version.
-    MediaRow, MediaBuf, "product_media" {
+    MediaRow, MediaBuf, RawEntity::ProductMedia => {
         media_id: i64, product_id: i64, parent_line: i64, media_type: str, alt: str,
     }
 }
@@ -190,14 +190,14 @@ raw_table! {
 raw_table! {
     /// One listed membership of a product in a collection, from either side
     /// (a product's `collections`, a collection's `products`, or a REST collect).
-    MembershipRow, MembershipBuf, "collection_products" {
+    MembershipRow, MembershipBuf, RawEntity::CollectionProducts => {
         collection_id: i64, product_id: i64,
     }
 }
 
 raw_table! {
     /// A version of a collection (custom or smart).
-    CollectionRow, CollectionBuf, "collections" {
+    CollectionRow, CollectionBuf, RawEntity::Collections => {
         collection_id: i64, deleted: bool, title: str, handle: str, description: str,
         description_html: str, sort_order: str, seo_title: str, seo_description: str,
         image_url: str, image_alt: str, is_automated: bool, updated_at: ts,
@@ -206,7 +206,7 @@ raw_table! {
 
 raw_table! {
     /// A version of a customer.
-    CustomerRow, CustomerBuf, "customers" {
+    CustomerRow, CustomerBuf, RawEntity::Customers => {
         customer_id: i64, deleted: bool, email: str, first_name: str, last_name: str,
         state: str, verified_email: bool, tax_exempt: bool, tags: strs, locale: str,
         created_at: ts, updated_at: ts, number_of_orders: i64, amount_spent: f64,
@@ -216,7 +216,7 @@ raw_table! {
 
 raw_table! {
     /// A version of an order.
-    OrderRow, OrderBuf, "orders" {
+    OrderRow, OrderBuf, RawEntity::Orders => {
         order_id: i64, deleted: bool, name: str, customer_id: i64, created_at: ts,
         processed_at: ts, updated_at: ts, cancelled_at: ts, cancel_reason: str,
         test: bool, financial_status: str, fulfillment_status: str, currency: str,
@@ -230,7 +230,7 @@ raw_table! {
 raw_table! {
     /// A line of the order version on line `parent_line`. `product_id` is null for a
     /// custom line item.
-    LineItemRow, LineItemBuf, "line_items" {
+    LineItemRow, LineItemBuf, RawEntity::LineItems => {
         line_item_id: i64, order_id: i64, parent_line: i64, product_id: i64,
         variant_id: i64, title: str, sku: str, vendor: str, quantity: i64,
         unit_price: f64, discount: f64,
@@ -240,7 +240,7 @@ raw_table! {
 raw_table! {
     /// A refunded line, as one occurrence of its refund (inline in an order version
     /// or a `refunds/create` payload).
-    RefundLineRow, RefundLineBuf, "refund_line_items" {
+    RefundLineRow, RefundLineBuf, RawEntity::RefundLineItems => {
         refund_id: i64, order_id: i64, refund_created_at: ts, line_item_id: i64,
         quantity: i64, subtotal: f64,
     }
@@ -248,7 +248,7 @@ raw_table! {
 
 raw_table! {
     /// A storefront web-pixel event with the ids it mentions.
-    EventRow, EventBuf, "events" {
+    EventRow, EventBuf, RawEntity::Events => {
         event_id: str, name: str, client_id: str, timestamp: ts, event_customer_id: i64,
         product_id: i64, variant_id: i64, collection_id: i64, order_id: i64,
         search_query: str, product_ids: ids, url: str, path: str, referrer: str,
@@ -281,14 +281,9 @@ impl RawBuffers {
     }
 }
 
-/// Every raw entity.
-pub fn entities() -> Vec<&'static str> {
-    RawBuffers::default().all().iter().map(|b| b.entity()).collect()
-}
-
-/// The Parquet schema of a raw entity's snapshots.
-pub fn empty_frame(entity: &str) -> Option<DataFrame> {
+/// The Parquet schema of a raw entity's snapshots, as an empty frame.
+pub fn empty_frame(entity: RawEntity) -> PolarsResult<DataFrame> {
     let mut buffers = RawBuffers::default();
-    let buffer = buffers.all().into_iter().find(|b| b.entity() == entity)?;
-    buffer.take_frame().ok()
+    let buffer = buffers.all().into_iter().find(|b| b.entity() == entity).expect("a buffer per raw entity");
+    buffer.take_frame()
 }

@@ -5,7 +5,7 @@
 use super::*;
 
 pub fn collections(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
-    let versions = live_versions(raw.scan("collections")?, "collection_id");
+    let versions = live_versions(raw.scan(RawEntity::Collections)?, "collection_id");
     Ok(version_as_of(versions, "collection_id", as_of).cache().select([
         col("collection_id"), col("title"), col("handle"), col("description"),
         col("description_html"), col("sort_order"), col("seo_title"), col("seo_description"),
@@ -15,7 +15,7 @@ pub fn collections(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
 
 pub fn memberships(raw: &RawTables, products: &LazyFrame, collections: &LazyFrame) -> Result<LazyFrame> {
     let listed = raw
-        .scan("collection_products")?
+        .scan(RawEntity::CollectionProducts)?
         .select([col("collection_id"), col("product_id")])
         .unique_stable(None, UniqueKeepStrategy::First);
     Ok(semi(semi(listed, products, "product_id"), collections, "collection_id"))

@@ -5,7 +5,7 @@ use super::*;
 
 /// (customers, deleted customer ids)
 pub fn customers(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame)> {
-    let (live, deleted) = live_and_deleted(raw.scan("customers")?, "customer_id");
+    let (live, deleted) = live_and_deleted(raw.scan(RawEntity::Customers)?, "customer_id");
     let versions = created_by(live, as_of);
     let customers = version_as_of(versions, "customer_id", as_of).select([
         col("customer_id"), col("email"), col("first_name"), col("last_name"), col("state"),

@@ -4,7 +4,7 @@
 //! With `as_of`, events after it are left out. The table is sorted by
 //! `client_id`, then time, then landing order.
 //!
-//! Identity stitching (`design.md`): an event links its `client_id` to a customer
+//! Identity stitching (the README's "Normalization"): an event links its `client_id` to a customer
 //! when it carries one (`customerId`, or the customer of a completed checkout's
 //! order). Every event of that `client_id`, earlier ones too, gets the customer of
 //! the client's latest link at or before `as_of` (two links at one instant: the
@@ -15,7 +15,7 @@ use super::*;
 pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
     // The first landed of each id: a filter keeps the rows in place, where a
     // unique would gather every column of the largest table.
-    let mut events = raw.scan("events")?.filter(col("event_id").is_first_distinct()).with_row_index("_landing", None);
+    let mut events = raw.scan(RawEntity::Events)?.filter(col("event_id").is_first_distinct()).with_row_index("_landing", None);
     if let Some(t) = as_of {
         // Events after T had not happened at T.
         events = events.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));

@@ -30,6 +30,7 @@ pub use events::url_host;
 
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
+use crate::vocabulary::RawEntity;
 use anyhow::Result;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -89,7 +90,7 @@ impl MainTables {
         self
     }
 
-    /// The tables by name, in the order of `design.md`.
+    /// The tables by name, in the order of the README's data layout.
     pub fn named(&self) -> Vec<(&'static str, LazyFrame)> {
         vec![
             ("products", self.products.clone()),
@@ -119,7 +120,7 @@ impl RawTables {
         // A full snapshot (historical fetch) replaces everything before it, but events.
         let last_full = manifests.iter().rposition(|m| m.full).unwrap_or(0);
         for (i, manifest) in manifests.iter().enumerate() {
-            for (entity, rel) in manifest.files.iter().filter(|(entity, _)| i >= last_full || entity.as_str() == "events") {
+            for (entity, rel) in manifest.files.iter().filter(|(entity, _)| i >= last_full || entity.as_str() == RawEntity::Events.name()) {
                 files.entry(entity.clone()).or_default().push(root.local_copy(rel)?);
             }
         }
@@ -132,13 +133,13 @@ impl RawTables {
 
     /// All landed rows of `entity`, in landing order; an empty frame with the raw
     /// schema when nothing was landed.
-    pub fn scan(&self, entity: &str) -> Result<LazyFrame> {
-        match self.files.get(entity) {
+    pub fn scan(&self, entity: RawEntity) -> Result<LazyFrame> {
+        match self.files.get(entity.name()) {
             Some(paths) if !paths.is_empty() => {
                 let paths: Vec<PlRefPath> = paths.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
                 Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?)
             }
-            _ => Ok(raw::empty_frame(entity).ok_or_else(|| anyhow::anyhow!("unknown raw entity {entity}"))?.lazy()),
+            _ => Ok(raw::empty_frame(entity)?.lazy()),
         }
     }
 }

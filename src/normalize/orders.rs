@@ -5,9 +5,9 @@
 use super::*;
 
 pub fn orders(raw: &RawTables) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
-    let versions = live_versions(raw.scan("orders")?, "order_id");
+    let versions = live_versions(raw.scan(RawEntity::Orders)?, "order_id");
     let chosen = version_as_of(versions.clone(), "order_id", None).cache();
-    let line_items = children_of(raw.scan("line_items")?, versions, chosen.clone(), "order_id", "line_item_id").select([
+    let line_items = children_of(raw.scan(RawEntity::LineItems)?, versions, chosen.clone(), "order_id", "line_item_id").select([
         col("line_item_id"), col("order_id"), col("product_id"), col("variant_id"), col("title"),
         col("sku"), col("vendor"), col("quantity"), col("unit_price"), col("discount"),
     ]).cache();
@@ -19,7 +19,7 @@ pub fn orders(raw: &RawTables) -> Result<(LazyFrame, LazyFrame, LazyFrame)> {
         col("total_discounts"), col("total_tax"), col("total_shipping"), col("total_refunded"),
         col("country_code"), col("province_code"),
     ]).cache();
-    let refund_lines = refunds(raw.scan("refund_line_items")?)
+    let refund_lines = refunds(raw.scan(RawEntity::RefundLineItems)?)
         .join(orders.clone().select([col("order_id")]), [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Semi))
         .join(
             line_items.clone().select([col("line_item_id"), col("product_id")]),

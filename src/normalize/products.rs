@@ -5,14 +5,14 @@ use super::*;
 
 /// (products, variants, media, deleted product ids)
 pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame, LazyFrame)> {
-    let (live, deleted) = live_and_deleted(raw.scan("products")?, "product_id");
+    let (live, deleted) = live_and_deleted(raw.scan(RawEntity::Products)?, "product_id");
     let versions = created_by(live, as_of);
     let chosen = version_as_of(versions.clone(), "product_id", as_of).cache();
-    let variants = children_of(raw.scan("variants")?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
+    let variants = children_of(raw.scan(RawEntity::Variants)?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
         col("variant_id"), col("product_id"), col("title"), col("sku"), col("price"),
         col("compare_at_price"), col("inventory_quantity"),
     ]);
-    let media = children_of(raw.scan("product_media")?, versions, chosen.clone(), "product_id", "media_id")
+    let media = children_of(raw.scan(RawEntity::ProductMedia)?, versions, chosen.clone(), "product_id", "media_id")
         .select([col("media_id"), col("product_id"), col("media_type"), col("alt")]);
     let products = chosen.select([
         col("product_id"), col("title"), col("handle"), col("vendor"), col("product_type"),

@@ -3,6 +3,7 @@
 //! entities of a fetch run one after another.
 
 use super::client::Admin;
+use crate::vocabulary::RawEntity;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ impl Default for Polling {
 
 /// A finished bulk operation and its downloaded result.
 pub struct Finished {
-    pub entity: &'static str,
+    pub entity: RawEntity,
     pub id: String,
     pub file: PathBuf,
     pub objects: u64,
@@ -46,7 +47,7 @@ pub struct Finished {
 }
 
 /// Runs `query` for `entity` and downloads the result to `dir/<entity>.jsonl`.
-pub async fn run(admin: &Admin, entity: &'static str, query: &str, dir: &Path, polling: &Polling) -> Result<Finished> {
+pub async fn run(admin: &Admin, entity: RawEntity, query: &str, dir: &Path, polling: &Polling) -> Result<Finished> {
     let started = tokio::time::Instant::now();
     let mut wait = polling.first;
     let operation = loop {

@@ -1,18 +1,16 @@
 //! The Admin GraphQL API: one endpoint, the access token in a header, and the
 //! ways Shopify says "later" — the cost throttle (`THROTTLED` with
 //! `extensions.cost.throttleStatus`), HTTP 429 with `Retry-After`, 5xx — each
-//! waited out within bounds. A refused token stops at once.
+//! classified for the shared retry driver ([`crate::retry`]) and waited out within
+//! bounds. A refused token stops at once.
 
 use crate::config::Secret;
-use crate::retry::{describe, Retry};
-use anyhow::{bail, Context, Result};
+use crate::retry::{describe, retry_after, Attempt, Retry, Stop};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
-
-/// Throttled answers waited out per request before giving up.
-const MAX_THROTTLED: u32 = 30;
 
 pub struct Admin {
     http: reqwest::Client,
@@ -33,81 +31,60 @@ impl Admin {
     /// Runs one GraphQL document and returns its `data`.
     pub async fn graphql(&self, query: &str, variables: Value) -> Result<Value> {
         let body = json!({ "query": query, "variables": variables });
-        let (mut failures, mut throttled) = (0u32, 0u32);
-        let mut last = String::new();
-        loop {
-            if failures > self.retry.max_retries {
-                bail!("Shopify at {} gave no answer after {} attempts; last: {last}", self.endpoint, failures);
-            }
-            let sent = self.http.post(&self.endpoint).header("X-Shopify-Access-Token", self.token.expose()).json(&body).send().await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    last = describe(&e);
-                    self.pause(&mut failures, None).await;
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
-            let text = match response.text().await {
-                Ok(t) => t,
-                Err(e) => {
-                    last = describe(&e);
-                    self.pause(&mut failures, None).await;
-                    continue;
-                }
-            };
-            match status {
-                200..=299 => {}
-                401 | 403 => bail!("Shopify refused the access token ({status}: {}); set SHOPIFY_ACCESS_TOKEN or [shopify] access_token", short(&text)),
-                429 => {
-                    last = format!("429 {}", short(&text));
-                    self.pause(&mut failures, retry_after.map(Duration::from_secs_f64)).await;
-                    continue;
-                }
-                500..=599 => {
-                    last = format!("{status} {}", short(&text));
-                    self.pause(&mut failures, None).await;
-                    continue;
-                }
-                _ => bail!("Shopify rejected the request ({status}: {})", short(&text)),
-            }
-            let answer: Value = serde_json::from_str(&text).with_context(|| format!("Shopify answered with something that is not JSON: {}", short(&text)))?;
-            if let Some(errors) = answer.get("errors").filter(|e| !e.is_null()) {
-                if is_throttled(errors) && throttled < MAX_THROTTLED {
-                    throttled += 1;
-                    let wait = throttle_wait(&answer).unwrap_or(self.retry.base_delay);
-                    tracing::debug!(seconds = wait.as_secs_f64(), "throttled by Shopify's cost limit; waiting");
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                bail!("Shopify GraphQL error: {}", messages(errors));
-            }
-            return Ok(answer.get("data").cloned().unwrap_or(Value::Null));
+        match self.retry.drive(|| self.graphql_once(&body)).await {
+            Ok((data, _)) => Ok(data),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::GaveUp { attempts, last }) => bail!("Shopify at {} gave no answer after {attempts} attempts; last: {last}", self.endpoint),
         }
     }
 
-    async fn pause(&self, failures: &mut u32, at_least: Option<Duration>) {
-        let wait = self.retry.delay(*failures).max(at_least.unwrap_or_default());
-        *failures += 1;
-        tokio::time::sleep(wait).await;
+    /// One request, classified: the cost throttle is waited out as Shopify
+    /// computes it; 429 (with `Retry-After`), 5xx and dropped connections are
+    /// retried; a refused token or a GraphQL error stops at once.
+    async fn graphql_once(&self, body: &Value) -> Attempt<Value, anyhow::Error> {
+        let sent = self.http.post(&self.endpoint).header("X-Shopify-Access-Token", self.token.expose()).json(body).send().await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
+        };
+        let status = response.status().as_u16();
+        let at_least = retry_after(response.headers());
+        let text = match response.text().await {
+            Ok(t) => t,
+            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
+        };
+        match status {
+            200..=299 => {}
+            401 | 403 => return Attempt::Fatal(anyhow!("Shopify refused the access token ({status}: {}); set SHOPIFY_ACCESS_TOKEN or [shopify] access_token", short(&text))),
+            429 => return Attempt::Failed { why: format!("429 {}", short(&text)), at_least },
+            500..=599 => return Attempt::Failed { why: format!("{status} {}", short(&text)), at_least: None },
+            _ => return Attempt::Fatal(anyhow!("Shopify rejected the request ({status}: {})", short(&text))),
+        }
+        let answer: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) => return Attempt::Fatal(anyhow!("Shopify answered with something that is not JSON: {}", short(&text))),
+        };
+        match answer.get("errors").filter(|e| !e.is_null()) {
+            Some(errors) if is_throttled(errors) => Attempt::Wait { after: throttle_wait(&answer).unwrap_or(self.retry.base_delay) },
+            Some(errors) => Attempt::Fatal(anyhow!("Shopify GraphQL error: {}", messages(errors))),
+            None => Attempt::Done(answer.get("data").cloned().unwrap_or(Value::Null)),
+        }
     }
 
     /// Streams the file at `url` (a bulk operation's result, on Shopify's storage:
     /// no token is sent there) into `dest`, chunk by chunk; a broken download is
     /// started again, within the retry bounds.
     pub async fn download(&self, url: &str, dest: &Path) -> Result<u64> {
-        let mut failures = 0;
-        loop {
+        let attempt = || async {
             match self.download_once(url, dest).await {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) if failures < self.retry.max_retries => {
-                    tracing::debug!("download failed ({e:#}); starting again");
-                    self.pause(&mut failures, None).await;
-                }
-                Err(e) => return Err(e.context(format!("cannot download the bulk result after {} attempts", failures + 1))),
+                Ok(bytes) => Attempt::Done(bytes),
+                Err(e) => Attempt::<u64, anyhow::Error>::Failed { why: format!("{e:#}"), at_least: None },
             }
+        };
+        match self.retry.drive(attempt).await {
+            Ok((bytes, _)) => Ok(bytes),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::GaveUp { attempts, last }) => bail!("cannot download the bulk result after {attempts} attempts: {last}"),
         }
     }
 
@@ -142,7 +119,8 @@ fn throttle_wait(answer: &Value) -> Option<Duration> {
     let status = cost.get("throttleStatus")?;
     let available = status.get("currentlyAvailable")?.as_f64()?;
     let rate = status.get("restoreRate")?.as_f64()?.max(1.0);
-    Some(Duration::from_secs_f64(((requested - available).max(0.0) / rate).max(0.05)))
+    // JSON numbers are finite, but a huge cost is not: never panic, the driver caps the wait.
+    Duration::try_from_secs_f64(((requested - available).max(0.0) / rate).max(0.05)).ok()
 }
 
 fn messages(errors: &Value) -> String {

@@ -17,12 +17,14 @@ use crate::land::{self, InputFile, InputKind, LandReport};
 use crate::retry::Retry;
 use crate::state::ShopState;
 use crate::storage::DataRoot;
+use crate::vocabulary::RawEntity;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Pull the whole shop; the snapshot replaces earlier ones; watermarks reset.
     Historical,
@@ -63,7 +65,7 @@ impl FetchOptions {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize)]
 pub struct FetchReport {
     /// Objects per entity, as Shopify counted them.
     pub objects: BTreeMap<&'static str, u64>,
@@ -85,10 +87,10 @@ pub fn shop_url(domain: &str) -> Result<String> {
 /// Fetches, lands one snapshot, then advances the watermarks.
 pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<FetchReport> {
     let state = ShopState::load(root, shop)?;
-    let since = |entity: &str| -> Result<Option<String>> {
+    let since = |entity: RawEntity| -> Result<Option<String>> {
         match options.mode {
             Mode::Historical => Ok(None),
-            Mode::Incremental => match state.watermarks.get(entity) {
+            Mode::Incremental => match state.watermarks.get(entity.name()) {
                 Some(w) => Ok(Some(w.clone())),
                 None => bail!("no watermark for {entity} in shop {shop:?}: run `shopfeat fetch --mode historical` first"),
             },
@@ -98,7 +100,7 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     let admin = client::Admin::new(&options.api_url, &options.api_version, options.token.clone(), options.retry.clone(), options.timeout)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut finished = Vec::new();
-    for entity in queries::ENTITIES {
+    for entity in RawEntity::FETCHED {
         let since = since(entity)?;
         let query = queries::bulk_query(entity, since.as_deref()).context("unknown entity")?;
         match &since {
@@ -115,17 +117,17 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     };
     files.extend(inbox.iter().cloned());
     let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
-    let bar = crate::progress::bar(total, "land", true);
-    let landed = land::land_snapshot(root, shop, &files, &bar, options.mode == Mode::Historical)?;
-    bar.finish_and_clear();
+    let progress = crate::progress::Progress::new(total, "land", true);
+    let landed = land::land_snapshot(root, shop, &files, &progress, options.mode == Mode::Historical)?;
+    progress.finish();
 
     // The snapshot is committed: only now may the watermarks move.
     let mut state = ShopState::load(root, shop)?;
     for f in &finished {
         let mark = (f.created_at - chrono::Duration::from_std(options.overlap)?).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let keep_later = options.mode == Mode::Incremental && state.watermarks.get(f.entity).is_some_and(|old| *old > mark);
+        let keep_later = options.mode == Mode::Incremental && state.watermarks.get(f.entity.name()).is_some_and(|old| *old > mark);
         if !keep_later {
-            state.watermarks.insert(f.entity.to_string(), mark);
+            state.watermarks.insert(f.entity.name().to_string(), mark);
         }
     }
     state.save(root, shop)?;
@@ -133,7 +135,7 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
         file_away(dir, &inbox, &landed.snapshot)?;
     }
     Ok(FetchReport {
-        objects: finished.iter().map(|f| (f.entity, f.objects)).collect(),
+        objects: finished.iter().map(|f| (f.entity.name(), f.objects)).collect(),
         inbox_files: inbox.len(),
         landed,
         watermarks: state.watermarks,

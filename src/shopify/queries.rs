@@ -1,8 +1,8 @@
-//! The bulk queries of `raw-formats.md`, one per root entity, optionally
+//! The bulk queries (the README's "Inputs"), one per root entity, optionally
 //! restricted to records updated since a watermark.
 
 /// Root entities in fetch order: the catalog first, then who bought it, then orders.
-pub const ENTITIES: [&str; 4] = ["products", "collections", "customers", "orders"];
+use crate::vocabulary::RawEntity;
 
 const PRODUCTS: &str = "id title handle vendor productType tags status createdAt updatedAt publishedAt
     description descriptionHtml templateSuffix onlineStoreUrl totalInventory
@@ -43,14 +43,15 @@ const ORDERS: &str = "id name createdAt processedAt updatedAt cancelledAt cancel
       totalDiscountSet { shopMoney { amount } }
     } } }";
 
-/// The bulk query of `entity`; with `since`, only records updated at or after it
-/// (RFC 3339, UTC).
-pub fn bulk_query(entity: &str, since: Option<&str>) -> Option<String> {
+/// The bulk query of `entity` (one of [`RawEntity::FETCHED`]); with `since`, only
+/// records updated at or after it (RFC 3339, UTC). `None` for an entity that is
+/// not a root of the Admin API.
+pub fn bulk_query(entity: RawEntity, since: Option<&str>) -> Option<String> {
     let fields = match entity {
-        "products" => PRODUCTS,
-        "collections" => COLLECTIONS,
-        "customers" => CUSTOMERS,
-        "orders" => ORDERS,
+        RawEntity::Products => PRODUCTS,
+        RawEntity::Collections => COLLECTIONS,
+        RawEntity::Customers => CUSTOMERS,
+        RawEntity::Orders => ORDERS,
         _ => return None,
     };
     let filter = since.map(|t| format!("(query: \"updated_at:>='{t}'\")")).unwrap_or_default();

@@ -87,7 +87,7 @@ fn a_failed_ingest_leaves_no_snapshot_behind() {
     let root_dir = tempfile::tempdir().unwrap();
     let root = shopfeat::storage::DataRoot::open(root_dir.path().to_str().unwrap()).unwrap();
     let files = land::collect_inputs(&[dir.path().to_path_buf()]).unwrap();
-    assert!(land::land(&root, "test", &files, &indicatif::ProgressBar::hidden()).is_err());
+    assert!(land::land(&root, "test", &files, &shopfeat::progress::Progress::hidden()).is_err());
     assert!(land::snapshots(&root, "test").unwrap().is_empty());
     let leftovers: Vec<_> = walk(root_dir.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet" || e == "json")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

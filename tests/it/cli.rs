@@ -80,7 +80,7 @@ fn the_catalog_prints_as_json_from_the_registry() {
     assert_eq!(product["table"], "product_features");
     assert_eq!(product["key"], serde_json::json!(["product_id"]));
     let columns = product["columns"].as_array().unwrap();
-    assert_eq!(columns.len(), shopfeat::features::product::table(0).features.len());
+    assert_eq!(columns.len(), shopfeat::features::product::table().features.len());
     assert!(columns.iter().any(|c| c["name"] == "trending_score" && c["type"] == "f64"));
 }
 
@@ -114,16 +114,28 @@ fn the_readme_catalog_is_what_shopfeat_features_prints() {
 #[test]
 fn one_plan_scans_each_raw_entity_once_for_all_feature_tables() {
     let landed = crate::common::land(&[fixture("features")]);
-    let plan = shopfeat::commands::compute::explain(&landed.root, "test", crate::common::ts("2025-03-01T00:00:00Z")).unwrap();
+    let plan = shopfeat::pipeline::explain(&landed.root, "test", crate::common::ts("2025-03-01T00:00:00Z")).unwrap();
     let mut scans: Vec<&str> = plan
         .lines()
         .filter_map(|l| l.split("Parquet SCAN [").nth(1))
         .map(|path| path.split("/raw/").nth(1).unwrap().split('/').next().unwrap())
         .collect();
     scans.sort();
-    let mut entities = shopfeat::land::raw::entities();
+    let mut entities: Vec<&str> = shopfeat::vocabulary::RawEntity::ALL.iter().map(|e| e.name()).collect();
     entities.sort();
     assert_eq!(scans, entities, "{plan}");
+    // …and the feature tables read only those in-memory results: no plan of theirs
+    // scans a file.
+    let as_of = crate::common::ts("2025-03-01T00:00:00Z");
+    let main = shopfeat::pipeline::normalize(&landed.root, "test", Some(as_of)).unwrap().for_features().materialize().unwrap();
+    let inputs = shopfeat::features::Inputs::new(main, "test", as_of, Default::default()).unwrap();
+    let plans = shopfeat::features::plans(&inputs).unwrap();
+    assert_eq!(plans.len(), 8);
+    for (name, plan) in plans {
+        let text = plan.explain(true).unwrap();
+        assert!(!text.contains("SCAN") || !text.contains(".parquet"), "{name} reads files:\n{text}");
+        assert!(text.contains("DF ["), "{name} reads in-memory frames:\n{text}");
+    }
 }
 
 #[test]
@@ -166,5 +178,5 @@ fn a_shop_without_events_gets_empty_event_tables_and_succeeds() {
     }
     // Full schema even with no rows.
     let columns: i64 = db.query_row("SELECT count(*) FROM information_schema.columns WHERE table_name = 'session_features'", [], |r| r.get(0)).unwrap();
-    assert_eq!(columns as usize, shopfeat::features::session::table(0).schema().len());
+    assert_eq!(columns as usize, shopfeat::features::session::table().schema().len());
 }

@@ -11,13 +11,20 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-pub fn shared_testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/shopify-rest-2025-01")
+/// Shopify's documented REST examples (MIT; licence beside them).
+pub fn rest_examples() -> PathBuf {
+    fixture("shopify-rest-2025-01")
+}
+
+/// Every feature table of `shop` at `as_of`, computed and published through the
+/// pipeline.
+pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: shopfeat::features::pairs::PairOptions) -> anyhow::Result<shopfeat::pipeline::Computed> {
+    shopfeat::pipeline::compute_and_publish(root, shop, &shopfeat::pipeline::ComputeOptions { as_of, pairs })
 }
 
 /// `2025-02-10T12:00:00Z` → µs.
 pub fn ts(s: &str) -> i64 {
-    shopfeat::commands::parse_time(s).expect("test timestamp")
+    shopfeat::time::parse_time(s).expect("test timestamp")
 }
 
 /// A temporary data root with one shop landed from `inputs`.
@@ -32,7 +39,7 @@ pub fn land(inputs: &[PathBuf]) -> Landed {
     let dir = tempfile::tempdir().unwrap();
     let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
     let files = land::collect_inputs(inputs).unwrap();
-    let report = land::land(&root, "test", &files, &indicatif::ProgressBar::hidden()).unwrap();
+    let report = land::land(&root, "test", &files, &shopfeat::progress::Progress::hidden()).unwrap();
     Landed { _dir: dir, root, report }
 }
 

@@ -16,7 +16,7 @@ fn sample() -> Computed {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
     let landed = land(&[sample.clone()]);
     let as_of = ts("2025-11-30T23:59:59Z");
-    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of, Default::default()).unwrap().tables;
+    let tables = crate::common::compute(&landed.root, "test", as_of, Default::default()).unwrap().tables;
     let dir = landed.root.local_dir().unwrap().join("test");
     let db = duckdb::Connection::open(dir.join("features.duckdb")).unwrap();
     Computed { _landed: landed, tables, db, dir }
@@ -118,4 +118,61 @@ fn the_benchmark_peer_sql_agrees_with_the_engine_on_the_sample() {
     broken.with_column(bumped.into()).unwrap();
     let theirs = peer::duckdb_table(&conn, "pair_core", dir.path()).unwrap();
     assert!(peer::compare("pair_core", &["product_id_a", "product_id_b"], &broken, &theirs).is_err());
+}
+
+/// Per table and view of the database: its rows, and a digest of every value (each
+/// row as text, sorted), as DuckDB reads them. The same SQL runs in both DuckDBs.
+const DIGEST_SQL: &str = "SELECT count(*), md5(coalesce(string_agg(CAST(x AS VARCHAR), chr(10) ORDER BY CAST(x AS VARCHAR)), '')) FROM {name} AS x";
+const RELATIONS_SQL: &str = "SELECT table_name FROM information_schema.tables ORDER BY table_name";
+
+/// The DuckDB of the long-term-support line (1.4), as a Python with `duckdb` 1.4:
+/// `.ci/run` installs it and sets SHOPFEAT_DUCKDB_LTS_PYTHON.
+fn lts_python() -> Option<String> {
+    match std::env::var("SHOPFEAT_DUCKDB_LTS_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("CI").is_some() => panic!("SHOPFEAT_DUCKDB_LTS_PYTHON is not set: .ci/run installs DuckDB 1.4 and sets it"),
+        _ => None,
+    }
+}
+
+#[test]
+fn duckdb_1_4_opens_the_database_and_reads_every_table_and_view() {
+    let Some(python) = lts_python() else {
+        eprintln!("skipped: set SHOPFEAT_DUCKDB_LTS_PYTHON to a Python with duckdb 1.4 (as .ci/run does)");
+        return;
+    };
+    // DuckDB locks a file a process has open for writing: only the old one reads it now.
+    let Computed { _landed, tables, db, dir } = sample();
+    drop(db);
+    let path = dir.join("features.duckdb");
+    let script = format!(
+        "import duckdb, json, sys\n\
+         con = duckdb.connect(sys.argv[1], read_only=True)\n\
+         con.execute(\"SET TimeZone = 'UTC'\")\n\
+         out = {{'version': duckdb.__version__, 'relations': {{}}}}\n\
+         for (name,) in con.execute({RELATIONS_SQL:?}).fetchall():\n    \
+             out['relations'][name] = list(con.execute({DIGEST_SQL:?}.replace('{{name}}', name)).fetchone())\n\
+         print(json.dumps(out))\n"
+    );
+    let output = std::process::Command::new(&python).arg("-c").arg(&script).arg(&path).output().expect("run the DuckDB 1.4 Python");
+    assert!(output.status.success(), "DuckDB 1.4 could not read {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+    let theirs: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(theirs["version"].as_str().unwrap().starts_with("1.4."), "{theirs}");
+
+    // The same digests from the bundled DuckDB: every relation, every value equal.
+    // The bundled DuckDB has no ICU: it prints TIMESTAMPTZ in UTC, as the other
+    // does with TimeZone set to UTC.
+    let db = duckdb::Connection::open(&path).unwrap();
+    let names: Vec<String> = db.prepare(RELATIONS_SQL).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let expected: Vec<&str> = tables.iter().map(|(n, _)| *n).chain(shopfeat::sinks::duckdb::VIEWS.iter().map(|(f, _)| f.trim_end_matches(".sql"))).collect();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for name in &names {
+        let (rows, digest): (i64, String) = db.query_row(&DIGEST_SQL.replace("{name}", name), [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(theirs["relations"][name], serde_json::json!([rows, digest]), "{name}");
+        if let Some((_, frame)) = tables.iter().find(|(n, _)| n == name) {
+            assert_eq!(rows, frame.height() as i64, "{name}");
+        }
+    }
 }

@@ -210,7 +210,7 @@ fn split_events(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn features(root: &DataRoot) -> Vec<(&'static str, DataFrame)> {
-    let computed = shopfeat::commands::compute::compute(root, "test", ts(AS_OF), Default::default()).unwrap();
+    let computed = crate::common::compute(root, "test", ts(AS_OF), Default::default()).unwrap();
     computed.tables.into_iter().map(|(n, f)| (n, sorted(f))).collect()
 }
 
@@ -349,45 +349,4 @@ fn run_fetches_the_shop_then_computes_and_an_incremental_run_follows() {
     let second = shopfeat(dir.path(), &["run", "--api-url", &fake.url, "--as-of", AS_OF, "--mode", "incremental"], TOKEN);
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(fake.queries()[4..].iter().all(|(_, f)| f.as_deref() == Some("2025-11-30T23:55:00Z")));
-}
-
-/// A measurement, not a check: a historical run (fetch + compute) of a generated
-/// shop through the fake, then an incremental run after 1% of its orders and
-/// products change. Run (with a shop from `shopfeat generate`, e.g. the bench cache):
-/// `SHOPFEAT_FETCH_SHOP=~/.cache/shopfeat-bench/medium-42 cargo test --release -- --ignored incremental_timing --nocapture`
-#[test]
-#[ignore]
-fn incremental_timing() {
-    let shop_dir = PathBuf::from(std::env::var("SHOPFEAT_FETCH_SHOP").expect("SHOPFEAT_FETCH_SHOP: a generated shop directory"));
-    let as_of = ts(&serde_json::from_slice::<serde_json::Value>(&std::fs::read(shop_dir.join("manifest.json")).unwrap()).unwrap()["as_of"].as_str().unwrap().to_string());
-    let dir = tempfile::tempdir().unwrap();
-    let mut shop = read_shop(&shop_dir);
-    let fake = Shopify::start(TOKEN, shop.clone(), "2025-12-01T00:00:00Z");
-    let root = root_in(dir.path(), "root");
-    let mut options = options(&fake, Mode::Historical, Some(&inbox(dir.path(), "inbox", &[shop_dir.join("events.jsonl")])));
-    options.polling.max = Duration::from_millis(20);
-    let timed = |what: &str, options: &FetchOptions| {
-        let started = std::time::Instant::now();
-        let report = shopify::fetch(&root, "test", options).unwrap();
-        let fetched = started.elapsed().as_secs_f64();
-        shopfeat::commands::compute::compute(&root, "test", as_of, Default::default()).unwrap();
-        let total = started.elapsed().as_secs_f64();
-        println!("{what}: {} objects; fetch + land {fetched:.1} s, compute {:.1} s, total {total:.1} s", report.objects.values().sum::<u64>(), total - fetched);
-    };
-    timed("historical", &options);
-    for entity in ["orders", "products", "customers"] {
-        let records = shop.get_mut(entity).unwrap();
-        let n = records.len();
-        for record in records.iter_mut().step_by(100).take(n / 100) {
-            let mut root = record.root();
-            root["updatedAt"] = json!("2025-12-01T12:00:00Z");
-            root["tags"] = json!(["changed"]);
-            record.set_root(&root);
-        }
-    }
-    fake.set_shop(shop);
-    fake.set_clock("2025-12-02T00:00:00Z");
-    options.mode = Mode::Incremental;
-    options.inbox = None;
-    timed("incremental after a 1% change", &options);
 }

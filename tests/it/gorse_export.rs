@@ -19,7 +19,7 @@ const SAMPLE_AS_OF: &str = "2025-11-30T23:59:59Z";
 /// The sample shop landed and computed into a temporary root, shop `test`.
 fn computed_sample() -> Landed {
     let landed = land(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")]);
-    shopfeat::commands::compute::compute(&landed.root, "test", ts(SAMPLE_AS_OF), Default::default()).unwrap();
+    crate::common::compute(&landed.root, "test", ts(SAMPLE_AS_OF), Default::default()).unwrap();
     landed
 }
 
@@ -342,26 +342,6 @@ fn run_exports_when_a_gorse_url_is_configured() {
     assert_eq!((store.items.len(), store.users.len()), (350, 381));
     let ids: BTreeSet<&String> = store.feedback.keys().map(|(_, _, i)| i).collect();
     assert!(ids.iter().all(|i| store.items.contains_key(*i)));
-}
-
-/// A measurement, not a check: rows per second into the stand-in for an already
-/// computed shop. Run:
-/// `SHOPFEAT_EXPORT_ROOT=/tmp/med SHOPFEAT_EXPORT_SHOP=medium cargo test --release -- --ignored export_throughput --nocapture`
-#[test]
-#[ignore]
-fn export_throughput() {
-    let root = std::env::var("SHOPFEAT_EXPORT_ROOT").expect("SHOPFEAT_EXPORT_ROOT: a root with computed features");
-    let shop = std::env::var("SHOPFEAT_EXPORT_SHOP").unwrap_or_else(|_| "medium".into());
-    let root = shopfeat::storage::DataRoot::open(&root).unwrap();
-    let gorse = Gorse::start(Some(KEY));
-    let mut o = options(&gorse);
-    o.batch_size = 1000;
-    let first = gorse::export(&root, &shop, &o).unwrap();
-    let again = gorse::export(&root, &shop, &o).unwrap();
-    println!("first export: {:?} rows in {:.2} s = {:.0} rows/s, {} requests", first.upserted, first.seconds, first.rows_sent() as f64 / first.seconds, first.requests);
-    println!("unchanged re-export: {} rows sent, {} unchanged, {:.2} s", again.rows_sent(), again.unchanged, again.seconds);
-    let store = gorse.store();
-    assert_eq!(store.items.len() as u64, first.upserted[0]);
 }
 
 #[test]

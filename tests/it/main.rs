@@ -17,6 +17,7 @@ mod interaction_features;
 mod normalize_fixture;
 mod pair_features;
 mod product_features;
+mod registry;
 mod rest_examples;
 mod sample;
 mod search_features;

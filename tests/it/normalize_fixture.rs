@@ -225,7 +225,7 @@ fn as_of_takes_versions_as_they_stood_then() {
 fn landing_twice_changes_nothing() {
     let landed = landed();
     let files = shopfeat::land::collect_inputs(&[fixture("shop")]).unwrap();
-    shopfeat::land::land(&landed.root, "test", &files, &indicatif::ProgressBar::hidden()).unwrap();
+    shopfeat::land::land(&landed.root, "test", &files, &shopfeat::progress::Progress::hidden()).unwrap();
     let t = landed.tables(None);
     assert_eq!(t["products"].ids("product_id"), vec![1, 2, 3, 5]);
     assert_eq!(t["line_items"].height(), 3);

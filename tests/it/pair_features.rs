@@ -10,11 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 fn the_one_pair_of_the_fixture_shop() {
     // Valid orders at T: O1 (product 1 twice, a custom line), O2 (1), O3 (1), O6 (1 and 4),
     // O8 (a custom line only): 5 orders; product 1 in 4 of them, product 4 in 1.
-    let t = features_fixture("2025-03-01T00:00:00Z", |inputs| pairs::build(inputs, PairOptions::default()));
+    let t = features_fixture("2025-03-01T00:00:00Z", pairs::build);
     assert_eq!(t.height(), 1);
-    for (name, kind) in pairs::table(0).schema() {
-        assert_eq!(t.0.column(name).unwrap().dtype(), &kind.dtype(), "{name}");
-    }
     assert_eq!((t.int("product_id_a", 1, "product_id_b"), t.int("product_id_a", 1, "co_purchase_count")), (Some(4), Some(1)));
     // No session viewed or carted both.
     assert_eq!((t.int("product_id_a", 1, "co_view_count"), t.int("product_id_a", 1, "co_cart_count")), (Some(0), Some(0)));
@@ -130,7 +127,7 @@ fn pairs_equal_a_naive_reference_on_random_baskets() {
         }
     }
     let (_dir, inputs) = inputs_for(&baskets);
-    let t = Table(pairs::build(&inputs, PairOptions::default()).unwrap().collect().unwrap());
+    let t = Table(pairs::build(&inputs).unwrap().collect().unwrap());
     assert_eq!(t.height(), together.len());
     let (a, b) = (t.i64s("product_id_a"), t.i64s("product_id_b"));
     let f = |c: &str| t.0.column(c).unwrap().f64().unwrap().iter().collect::<Vec<_>>();
@@ -157,13 +154,17 @@ fn pairs_equal_a_naive_reference_on_random_baskets() {
 #[test]
 fn bounds_keep_frequent_pairs_and_each_products_best_partners() {
     let baskets = random_baskets(3000);
-    let (_dir, inputs) = inputs_for(&baskets);
-    let all = pairs::build(&inputs, PairOptions::default()).unwrap().collect().unwrap();
-    let frequent = pairs::build(&inputs, PairOptions { min_co_purchases: 5, max_pairs_per_product: None }).unwrap().collect().unwrap();
+    let (_dir, mut inputs) = inputs_for(&baskets);
+    let mut pairs_within = |options: PairOptions| {
+        inputs.pairs = options;
+        pairs::build(&inputs).unwrap().collect().unwrap()
+    };
+    let all = pairs_within(PairOptions::default());
+    let frequent = pairs_within(PairOptions { min_co_purchases: 5, max_pairs_per_product: None });
     let expected = all.column("co_purchase_count").unwrap().i64().unwrap().iter().flatten().filter(|c| *c >= 5).count();
     assert_eq!(frequent.height(), expected);
     let k = 3;
-    let bounded = pairs::build(&inputs, PairOptions { min_co_purchases: 1, max_pairs_per_product: Some(k) }).unwrap().collect().unwrap();
+    let bounded = pairs_within(PairOptions { min_co_purchases: 1, max_pairs_per_product: Some(k) });
     let mut partners: BTreeMap<i64, usize> = BTreeMap::new();
     let (a, b) = (bounded.column("product_id_a").unwrap().i64().unwrap(), bounded.column("product_id_b").unwrap().i64().unwrap());
     for (x, y) in a.iter().zip(b.iter()) {
@@ -187,7 +188,7 @@ fn the_samples_planted_bundles_are_among_the_highest_lift_pairs() {
     let landed = land(&[sample]);
     let as_of = ts(manifest["as_of"].as_str().unwrap());
     let options = PairOptions { min_co_purchases: 3, max_pairs_per_product: None };
-    let tables = shopfeat::commands::compute::compute(&landed.root, "test", as_of, options).unwrap().tables;
+    let tables = crate::common::compute(&landed.root, "test", as_of, options).unwrap().tables;
     let pairs = &tables.iter().find(|(n, _)| *n == "product_pair_features").unwrap().1;
     let ranked = pairs.clone().lazy()
         .sort(["lift", "co_purchase_count"], SortMultipleOptions::default().with_order_descending_multi([true, true]))

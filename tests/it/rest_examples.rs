@@ -1,10 +1,10 @@
-//! Shopify's own documented REST examples (`../shared/testdata`), landed as webhook
+//! Shopify's own documented REST examples (`tests/fixtures/shopify-rest-2025-01`), landed as webhook
 //! payloads and normalized to the values they hold.
 
 use crate::common::*;
 
 fn landed() -> Landed {
-    let dir = shared_testdata();
+    let dir = rest_examples();
     let files: Vec<_> = ["order", "product", "customer", "refund", "custom_collection", "smart_collection", "collect"]
         .iter()
         .map(|n| dir.join(format!("{n}.json")))

@@ -12,7 +12,7 @@ fn an_object_store_root_lands_and_normalizes_like_a_local_one() {
     let root = DataRoot::open("memory:///shops").unwrap();
     assert!(root.local_dir().is_none());
     let files = land::collect_inputs(&[fixture("shop")]).unwrap();
-    let report = land::land(&root, "remote", &files, &indicatif::ProgressBar::hidden()).unwrap();
+    let report = land::land(&root, "remote", &files, &shopfeat::progress::Progress::hidden()).unwrap();
     assert!(report.problems.is_empty());
     assert_eq!(land::snapshots(&root, "remote").unwrap().len(), 1);
     let raw = RawTables::open(&root, "remote").unwrap();
@@ -58,8 +58,8 @@ fn file_urls_are_local_roots() {
 fn features_are_computed_and_written_through_an_object_store_root() {
     let root = DataRoot::open("memory:///shops").unwrap();
     let files = land::collect_inputs(&[fixture("features")]).unwrap();
-    land::land(&root, "remote", &files, &indicatif::ProgressBar::hidden()).unwrap();
-    let computed = shopfeat::commands::compute::compute(&root, "remote", crate::common::ts("2025-03-01"), Default::default()).unwrap();
+    land::land(&root, "remote", &files, &shopfeat::progress::Progress::hidden()).unwrap();
+    let computed = crate::common::compute(&root, "remote", crate::common::ts("2025-03-01"), Default::default()).unwrap();
     assert_eq!(computed.tables[0].1.height(), 3);
     let names = root.list("remote/features").unwrap();
     assert_eq!(names.len(), computed.tables.len(), "{names:?}");

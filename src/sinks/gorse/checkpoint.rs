@@ -68,9 +68,3 @@ impl Delivered {
         self.rows.is_empty()
     }
 }
-
-/// FNV-1a, 64 bits: stable across builds and platforms (std's hasher is not
-/// promised to be), and a row hash needs nothing stronger.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
-}

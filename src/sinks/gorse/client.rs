@@ -1,11 +1,11 @@
-//! Gorse's REST API over HTTP: one request at a time per call, retried with
-//! exponential backoff and jitter on what may pass (5xx, 429, timeouts, dropped
+//! Gorse's REST API over HTTP: one request at a time per call, retried by the
+//! shared driver ([`crate::retry`]) on what may pass (5xx, 429, timeouts, dropped
 //! connections), stopped at once on what will not (other 4xx, with Gorse's
 //! plain-text error body).
 
 use crate::config::Secret;
 pub use crate::retry::Retry;
-use crate::retry::describe;
+use crate::retry::{describe, retry_after, Attempt, Stop};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,27 +38,16 @@ impl Client {
 
     /// Sends one request until it succeeds, fails for good, or runs out of retries.
     pub async fn send(&self, method: &'static str, path: &str, body: Option<bytes::Bytes>) -> Result<Sent, GorseError> {
-        let mut last = String::new();
-        for attempt in 0..=self.retry.max_retries {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-            }
-            match self.once(method, path, body.clone()).await {
-                Ok(Outcome::Done) => return Ok(Sent { retries: attempt }),
-                Ok(Outcome::Retry { why, after }) => {
-                    tracing::debug!(method, path, attempt, "{why}; retrying");
-                    if let Some(after) = after {
-                        tokio::time::sleep(after.min(self.retry.max_delay)).await;
-                    }
-                    last = why;
-                }
-                Err(fatal) => return Err(fatal),
-            }
+        match self.retry.drive(|| self.once(method, path, body.clone())).await {
+            Ok(((), retries)) => Ok(Sent { retries }),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::GaveUp { attempts, last }) => Err(GorseError::GaveUp { url: super::without_credentials(&self.base), method, path: path.to_string(), attempts, last }),
         }
-        Err(GorseError::GaveUp { url: super::without_credentials(&self.base), method, path: path.to_string(), attempts: self.retry.max_retries + 1, last })
     }
 
-    async fn once(&self, method: &'static str, path: &str, body: Option<bytes::Bytes>) -> Result<Outcome, GorseError> {
+    /// One attempt, classified: what may pass (5xx, 429, timeouts, dropped
+    /// connections) is retried; a refused key or another 4xx is not.
+    async fn once(&self, method: &'static str, path: &str, body: Option<bytes::Bytes>) -> Attempt<(), GorseError> {
         let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut request = self.http.request(method_value, format!("{}{path}", self.base));
         if let Some(key) = &self.key {
@@ -70,28 +59,23 @@ impl Client {
         let response = match request.send().await {
             Ok(r) => r,
             // Timeouts, refused or dropped connections: transient until proven otherwise.
-            Err(e) => return Ok(Outcome::Retry { why: describe(&e), after: None }),
+            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
         };
         let status = response.status();
-        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let at_least = retry_after(response.headers());
         let text = match response.text().await {
             Ok(t) => t,
-            Err(e) => return Ok(Outcome::Retry { why: describe(&e), after: None }),
+            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
         };
         let body = text.trim().chars().take(500).collect::<String>();
         match status.as_u16() {
-            200..=299 => Ok(Outcome::Done),
+            200..=299 => Attempt::Done(()),
             // Deleting what is already gone is done.
-            404 if method == "DELETE" => Ok(Outcome::Done),
-            429 => Ok(Outcome::Retry { why: format!("429 {body}"), after: retry_after }),
-            s @ 500..=599 => Ok(Outcome::Retry { why: format!("{s} {body}"), after: None }),
-            s @ (401 | 403) => Err(GorseError::Unauthorized { status: s, body }),
-            s => Err(GorseError::Rejected { method, path: path.to_string(), status: s, body }),
+            404 if method == "DELETE" => Attempt::Done(()),
+            429 => Attempt::Failed { why: format!("429 {body}"), at_least },
+            s @ 500..=599 => Attempt::Failed { why: format!("{s} {body}"), at_least: None },
+            s @ (401 | 403) => Attempt::Fatal(GorseError::Unauthorized { status: s, body }),
+            s => Attempt::Fatal(GorseError::Rejected { method, path: path.to_string(), status: s, body }),
         }
     }
-}
-
-enum Outcome {
-    Done,
-    Retry { why: String, after: Option<Duration> },
 }

@@ -1,0 +1,182 @@
+//! Raw snapshots → main tables → feature tables → Parquet and DuckDB.
+
+use super::report::{Stage, StageReport, TableRows};
+use crate::time::rfc3339;
+use crate::features::pairs::PairOptions;
+use crate::features::{self, Inputs};
+use crate::normalize::{self, AsOf, MainTables, RawTables};
+use crate::sinks;
+use crate::storage::DataRoot;
+use anyhow::{bail, Result};
+use polars::prelude::*;
+use serde::Serialize;
+
+/// What the feature tables are computed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComputeOptions {
+    /// The point in time `T`, µs since the epoch (UTC): nothing after it counts.
+    pub as_of: i64,
+    pub pairs: PairOptions,
+}
+
+/// What [`compute`] (and [`publish`]) did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComputeReport {
+    pub shop: String,
+    /// `T`, RFC 3339.
+    pub as_of: String,
+    /// Every feature table in catalog order, with the entity count it must match.
+    pub tables: Vec<TableRows>,
+    pub stages: Vec<StageReport>,
+}
+
+impl ComputeReport {
+    /// Tables whose rows differ from their entity count.
+    pub fn mismatched(&self) -> Vec<&'static str> {
+        self.tables.iter().filter(|t| !t.matches()).map(|t| t.table).collect()
+    }
+}
+
+/// The feature tables of one run, in memory, and the report so far.
+pub struct Computed {
+    pub tables: Vec<(&'static str, DataFrame)>,
+    pub report: ComputeReport,
+}
+
+/// The main tables of `shop` at `as_of` (latest versions when `None`), lazily.
+///
+/// Fails when the shop has no committed snapshot: there is nothing to normalize.
+pub fn normalize(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<MainTables> {
+    let raw = RawTables::open(root, shop)?;
+    if raw.is_empty() {
+        bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
+    }
+    normalize::normalize(&raw, as_of)
+}
+
+/// What [`write_main_tables`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct NormalizeReport {
+    pub shop: String,
+    pub tables: Vec<TableRows>,
+    pub stages: Vec<StageReport>,
+}
+
+/// Writes the main tables at `as_of` to `<shop>/main/<table>.parquet`, for
+/// inspection; all of them or, on failure, none.
+pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<NormalizeReport> {
+    let stage = Stage::start("normalize");
+    let named = normalize(root, shop, as_of)?.named();
+    let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
+    let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
+    let staged = sinks::parquet::stage(root, &tables, |name| format!("{shop}/main/{name}.parquet"))?;
+    sinks::parquet::publish(root, staged)?;
+    let rows = tables.iter().map(|(table, f)| TableRows { table, rows: f.height(), expected: None }).collect();
+    Ok(NormalizeReport { shop: shop.to_string(), tables: rows, stages: vec![stage.finish()] })
+}
+
+/// Computes every feature table of `shop` at `T`, in memory: the main tables in
+/// one plan, the events sessionized once, then each feature table.
+///
+/// Guarantees: one row per entity existing at `T` in the entity-keyed tables
+/// (the report holds both counts); nothing after `T` counts; nothing is written.
+pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
+    let stage = Stage::start("normalize");
+    let main = normalize(root, shop, Some(options.as_of))?.for_features().materialize()?;
+    let mut stages = vec![stage.finish()];
+
+    let stage = Stage::start("features");
+    let inputs = Inputs::new(main, shop, options.as_of, options.pairs)?;
+    let plans = features::plans(&inputs)?;
+    // One table at a time: they share only the in-memory inputs, and on two cores
+    // running them side by side costs memory without saving time.
+    let frames = plans.iter().map(|(_, lf)| lf.clone().collect()).collect::<PolarsResult<Vec<_>>>()?;
+    let expected = entity_counts(&inputs)?;
+    stages.push(stage.finish());
+
+    let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
+    let rows = tables
+        .iter()
+        .map(|(table, frame)| TableRows { table, rows: frame.height(), expected: expected.iter().find(|(n, _)| n == table).map(|(_, e)| *e) })
+        .collect();
+    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, stages };
+    Ok(Computed { tables, report })
+}
+
+/// The entities each entity-keyed table must have one row for, at `T`.
+fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
+    let m = &inputs.main;
+    let entities = [("product_features", &m.products), ("user_features", &m.customers), ("collection_features", &m.collections)];
+    let counts = normalize::collect_all(entities.iter().map(|(_, lf)| (*lf).clone().select([len()])).collect())?;
+    entities
+        .iter()
+        .zip(counts)
+        .map(|((name, _), c)| Ok((*name, c.column("len")?.cast(&DataType::Int64)?.i64()?.get(0).unwrap_or(0) as usize)))
+        .collect()
+}
+
+/// Writes the computed tables as `<shop>/features/<table>.parquet` and
+/// `<shop>/features.duckdb` (the same tables plus the `sql/` views).
+///
+/// Guarantees: every file is complete before the first is made visible, so a
+/// failure leaves the previous outputs as they were.
+pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed) -> Result<()> {
+    let stage = Stage::start("write");
+    let tables = &computed.tables;
+    let empty: Vec<&str> = tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
+    if !empty.is_empty() {
+        // Expected for a shop without storefront events: one warning, not an error.
+        tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
+    }
+    let staged = sinks::parquet::stage(root, tables, |name| sinks::parquet::table_path(shop, name))?;
+    let paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
+    let database = sinks::duckdb::stage(root, shop, &paths)?;
+    sinks::parquet::publish(root, staged)?;
+    root.commit(database)?;
+    computed.report.stages.push(stage.finish());
+    Ok(())
+}
+
+/// [`compute`] then [`publish`]: what `shopfeat compute` does.
+pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
+    let mut computed = compute(root, shop, options)?;
+    publish(root, shop, &mut computed)?;
+    Ok(computed)
+}
+
+/// One stage of [`profile`] with the rows it produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfiledStage {
+    #[serde(flatten)]
+    pub stage: StageReport,
+    pub rows: usize,
+}
+
+/// Each stage of [`compute`] on its own: the main tables, the sessionized events,
+/// then every feature table (by its name), each collected alone. Slower in total
+/// than [`compute`] (shared work is done once per table); nothing is written.
+pub fn profile(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Vec<ProfiledStage>> {
+    let stage = Stage::start("main tables");
+    let main = normalize(root, shop, Some(options.as_of))?.for_features().materialize()?;
+    let rows = main.events.clone().collect()?.height();
+    let mut stages = vec![ProfiledStage { stage: stage.finish(), rows }];
+    let stage = Stage::start("sessions");
+    let inputs = Inputs::new(main, shop, options.as_of, options.pairs)?;
+    let rows = inputs.sessions.clone().collect()?.height();
+    stages.push(ProfiledStage { stage: stage.finish(), rows });
+    for (name, plan) in features::plans(&inputs)? {
+        let stage = Stage::start(name);
+        let rows = plan.collect()?.height();
+        stages.push(ProfiledStage { stage: stage.finish(), rows });
+    }
+    Ok(stages)
+}
+
+/// The optimized plan of the main tables at `as_of` — the only plan that reads
+/// raw data — as Polars prints it. The feature tables are computed from its result.
+pub fn explain(root: &DataRoot, shop: &str, as_of: i64) -> Result<String> {
+    let main = normalize(root, shop, Some(as_of))?;
+    let plans: Vec<DslPlan> = main.named().into_iter().map(|(_, lf)| lf.logical_plan).collect();
+    let opt = main.products.get_current_optimizations();
+    Ok(LazyFrame::explain_all(plans, opt)?)
+}

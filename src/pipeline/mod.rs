@@ -1,0 +1,34 @@
+//! The pipeline: the one way to run shopfeat's stages, for the commands, the
+//! tests and the benchmark alike.
+//!
+//! ```text
+//! land (ingest | fetch) → normalize → compute → publish → export
+//! ```
+//!
+//! - [`ingest`] / [`fetch`]: raw files or the Shopify Admin API → one immutable
+//!   raw snapshot under `<root>/<shop>/raw/` ([`land`](crate::land),
+//!   [`shopify`](crate::shopify)).
+//! - [`normalize`]: every committed snapshot → the main tables at `T`, lazily
+//!   ([`normalize`](crate::normalize)); [`write_main_tables`] writes them.
+//! - [`compute`]: the main tables → every feature table at `T`, in memory
+//!   ([`features`](crate::features)).
+//! - [`publish`]: the feature tables → Parquet and `features.duckdb`, all or
+//!   nothing ([`sinks`](crate::sinks)).
+//! - [`export_gorse`]: the published tables → Gorse, only what changed.
+//! - [`run`]: the nightly job, composed of the steps above.
+//!
+//! Each entry point returns a typed report (rows against entity counts, time and
+//! peak memory per stage, skipped records, export counts) that serializes to the
+//! JSON of `--json`; none of them prints.
+
+mod compute;
+mod export;
+mod land;
+mod report;
+mod run;
+
+pub use compute::{compute, compute_and_publish, explain, normalize, profile, publish, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
+pub use export::{export_gorse, ExportReport};
+pub use land::{fetch, ingest, ingest_once, FetchedReport, IngestReport};
+pub use report::{Stage, StageReport, TableRows};
+pub use run::{run, Landing, RunOptions, RunReport, Source};
