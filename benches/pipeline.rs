@@ -36,6 +36,9 @@ mod http;
 #[path = "../tests/it/gorse_standin.rs"]
 mod gorse_standin;
 #[allow(dead_code)]
+#[path = "../tests/it/graphql.rs"]
+mod graphql;
+#[allow(dead_code)]
 #[path = "../tests/it/shopify_fake.rs"]
 mod shopify_fake;
 #[path = "services/export.rs"]

@@ -89,7 +89,8 @@ pub struct ShopifyArgs {
     /// (http://127.0.0.1:PORT serving /admin/api/<version>/graphql.json).
     #[arg(long, value_name = "URL", conflicts_with = "shop_domain")]
     pub api_url: Option<String>,
-    /// Admin API version [default: 2025-01, else `[shopify] api_version`].
+    /// Admin API version [default: `[shopify] api_version`, else the latest stable
+    /// version this release knows, 2026-10].
     #[arg(long)]
     pub api_version: Option<String>,
     /// A folder of webhook payloads (`orders_updated-1.json`, …) and event files

@@ -11,7 +11,7 @@
 //! [shopify]
 //! shop_domain = "example.myshopify.com"
 //! access_token = "shpat_…"  # or SHOPIFY_ACCESS_TOKEN
-//! api_version = "2025-01"
+//! api_version = "2026-10"   # optional; default: the latest stable version
 //! ```
 
 use anyhow::{Context, Result};

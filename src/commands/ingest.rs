@@ -20,7 +20,8 @@ pub struct IngestArgs {
     /// Shop directories or files to land.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Exit non-zero (2) when any record was skipped.
+    /// Exit non-zero (2) when any record was skipped or a child line was left
+    /// unattached.
     #[arg(long)]
     pub strict: bool,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
@@ -41,9 +42,9 @@ pub fn run(global: &Global, args: IngestArgs) -> Result<Outcome> {
         crate::land::raw_dir(&global.shop)
     );
     super::print_report(args.json, &report, |out| print_landed(out, &report.landed))?;
-    let skipped = report.landed.skipped_total();
-    if skipped > 0 && args.strict {
-        return Ok(Outcome::Failed(format!("{skipped} records skipped (--strict)")));
+    let (skipped, unattached) = (report.landed.skipped_total(), report.landed.unattached_total());
+    if (skipped > 0 || unattached > 0) && args.strict {
+        return Ok(Outcome::Failed(format!("{skipped} records skipped, {unattached} child lines unattached (--strict)")));
     }
     Ok(Outcome::Success)
 }
@@ -53,13 +54,15 @@ pub fn print_landed(out: &mut dyn Write, report: &LandReport) -> std::io::Result
     let mut entities: Vec<&String> = report.landed.keys().chain(report.skipped.keys()).collect();
     entities.sort();
     entities.dedup();
-    writeln!(out, "{:<22} {:>10} {:>8}", "entity", "landed", "skipped")?;
+    writeln!(out, "{:<22} {:>10} {:>8} {:>10}", "entity", "landed", "skipped", "unattached")?;
     for e in entities {
-        writeln!(out, "{:<22} {:>10} {:>8}", e, report.landed.get(e).unwrap_or(&0), report.skipped.get(e).unwrap_or(&0))?;
+        let n = |m: &std::collections::BTreeMap<String, u64>| *m.get(e).unwrap_or(&0);
+        writeln!(out, "{:<22} {:>10} {:>8} {:>10}", e, n(&report.landed), n(&report.skipped), n(&report.unattached))?;
     }
     let listed = report.problems.len() as u64;
-    if report.skipped_total() > listed {
-        writeln!(out, "({} more problems not listed)", report.skipped_total() - listed)?;
+    let problems = report.skipped_total() + report.unattached_total();
+    if problems > listed {
+        writeln!(out, "({} more problems not listed)", problems - listed)?;
     }
     Ok(())
 }

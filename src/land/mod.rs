@@ -41,18 +41,22 @@ const FLUSH_ROWS: usize = 64 * 1024;
 /// Problems kept in the report word for word; beyond that they are only counted.
 const MAX_LISTED_PROBLEMS: usize = 1000;
 
-/// A record that did not land.
+/// A record that did not land, or landed but cannot be used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     pub file: String,
     pub line: u64,
     pub entity: String,
     pub problem: String,
+    /// The record landed all the same (an unattached child line).
+    #[serde(default)]
+    pub landed: bool,
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {} skipped: {}", self.file, self.line, self.entity, self.problem)
+        let fate = if self.landed { "landed unused" } else { "skipped" };
+        write!(f, "{}:{}: {} {fate}: {}", self.file, self.line, self.entity, self.problem)
     }
 }
 
@@ -66,6 +70,10 @@ pub struct LandReport {
     pub landed: BTreeMap<String, u64>,
     /// Records skipped per entity (`unknown` when the record could not be classified).
     pub skipped: BTreeMap<String, u64>,
+    /// Bulk child lines whose parent is not in their file, per entity: landed
+    /// (nothing is lost) but attached to nothing, each also listed in `problems`.
+    #[serde(default)]
+    pub unattached: BTreeMap<String, u64>,
     /// The first problems, word for word.
     pub problems: Vec<Problem>,
 }
@@ -76,6 +84,9 @@ impl LandReport {
     }
     pub fn landed_total(&self) -> u64 {
         self.landed.values().sum()
+    }
+    pub fn unattached_total(&self) -> u64 {
+        self.unattached.values().sum()
     }
 }
 
@@ -123,10 +134,15 @@ impl<'a> Lander<'a> {
         }
     }
 
+    /// A record that did not land: counted as skipped and noted.
     fn problem(&mut self, file: &str, line: u64, entity: Option<RawEntity>, problem: String) {
         let entity = entity.map_or("unknown", RawEntity::name);
         *self.report.skipped.entry(entity.to_string()).or_default() += 1;
-        let p = Problem { file: file.to_string(), line, entity: entity.to_string(), problem };
+        self.note(Problem { file: file.to_string(), line, entity: entity.to_string(), problem, landed: false });
+    }
+
+    /// Lists a problem in the report (the first ones) and the log.
+    fn note(&mut self, p: Problem) {
         if self.report.problems.len() < MAX_LISTED_PROBLEMS {
             tracing::warn!("{p}");
             self.report.problems.push(p);
@@ -194,6 +210,11 @@ impl<'a> Lander<'a> {
             if line_no % 65536 == 0 {
                 self.flush(false)?;
             }
+        }
+        for orphan in bulk.unattached() {
+            *self.report.unattached.entry(orphan.entity.name().to_string()).or_default() += 1;
+            let problem = format!("its parent {} is not in this file, so it is attached to nothing", orphan.parent);
+            self.note(Problem { file: file.to_string(), line: orphan.line, entity: orphan.entity.name().to_string(), problem, landed: true });
         }
         Ok(())
     }

@@ -173,7 +173,9 @@ raw_table! {
 }
 
 raw_table! {
-    /// A variant, attached to the product version on line `parent_line` of the same file.
+    /// A variant of product `product_id` in the same file (normalization attaches it
+    /// to the version of that product it chooses from the file); `parent_line` is
+    /// the parent's line where it is known (REST payloads), else null.
     VariantRow, VariantBuf, RawEntity::Variants => {
         variant_id: i64, product_id: i64, parent_line: i64, title: str, sku: str,
         price: f64, compare_at_price: f64, inventory_quantity: i64,
@@ -228,8 +230,8 @@ raw_table! {
 }
 
 raw_table! {
-    /// A line of the order version on line `parent_line`. `product_id` is null for a
-    /// custom line item.
+    /// A line of order `order_id` in the same file (see variants for how it is
+    /// attached). `product_id` is null for a custom line item.
     LineItemRow, LineItemBuf, RawEntity::LineItems => {
         line_item_id: i64, order_id: i64, parent_line: i64, product_id: i64,
         variant_id: i64, title: str, sku: str, vendor: str, quantity: i64,

@@ -61,12 +61,12 @@ pub fn product(f: Fields, shape: Shape) -> FieldResult<ProductRow> {
     })
 }
 
-pub fn variant(f: Fields, shape: Shape, product_id: i64, parent_line: i64) -> FieldResult<VariantRow> {
+pub fn variant(f: Fields, shape: Shape, product_id: i64, parent_line: Option<i64>) -> FieldResult<VariantRow> {
     let k = |graphql, rest| shape.path(graphql, rest);
     Ok(VariantRow {
         variant_id: Some(f.required_id("id")?),
         product_id: Some(product_id),
-        parent_line: Some(parent_line),
+        parent_line,
         title: f.str("title")?,
         sku: f.str("sku")?,
         price: f.money("price")?,
@@ -77,7 +77,7 @@ pub fn variant(f: Fields, shape: Shape, product_id: i64, parent_line: i64) -> Fi
 
 /// A media item. GraphQL says its type in `mediaContentType` (else the GID's type
 /// tells); REST `images` are images.
-pub fn media(f: Fields, gid_type: Option<&str>, product_id: i64, parent_line: i64) -> FieldResult<MediaRow> {
+pub fn media(f: Fields, gid_type: Option<&str>, product_id: i64, parent_line: Option<i64>) -> FieldResult<MediaRow> {
     let from_gid = match gid_type {
         Some("Video") => "VIDEO",
         Some("ExternalVideo") => "EXTERNAL_VIDEO",
@@ -87,7 +87,7 @@ pub fn media(f: Fields, gid_type: Option<&str>, product_id: i64, parent_line: i6
     Ok(MediaRow {
         media_id: Some(f.required_id("id")?),
         product_id: Some(product_id),
-        parent_line: Some(parent_line),
+        parent_line,
         media_type: Some(f.str("mediaContentType")?.unwrap_or_else(|| from_gid.to_string())),
         alt: f.str("alt")?,
     })
@@ -184,12 +184,12 @@ pub fn order(f: Fields, shape: Shape) -> FieldResult<OrderRow> {
     })
 }
 
-pub fn line_item(f: Fields, shape: Shape, order_id: i64, parent_line: i64) -> FieldResult<LineItemRow> {
+pub fn line_item(f: Fields, shape: Shape, order_id: i64, parent_line: Option<i64>) -> FieldResult<LineItemRow> {
     let k = |graphql, rest| shape.path(graphql, rest);
     Ok(LineItemRow {
         line_item_id: Some(f.required_id("id")?),
         order_id: Some(order_id),
-        parent_line: Some(parent_line),
+        parent_line,
         product_id: f.id(k("product.id", "product_id"))?,
         variant_id: f.id(k("variant.id", "variant_id"))?,
         title: f.str("title")?,

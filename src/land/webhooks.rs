@@ -40,10 +40,10 @@ pub(super) fn land_payload(topic: &str, value: &Value, origin: &Origin, record: 
             let product = shopify::product(f, Shape::Rest).map_err(tag(entity))?;
             let id = product.product_id.unwrap_or_default();
             let variants = f.array("variants").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "variants[]").and_then(|v| shopify::variant(v, Shape::Rest, id, line)))
+                .map(|v| Fields::of(v, "variants[]").and_then(|v| shopify::variant(v, Shape::Rest, id, Some(line))))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
             let images = f.array("images").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "images[]").and_then(|v| shopify::media(v, None, id, line)))
+                .map(|v| Fields::of(v, "images[]").and_then(|v| shopify::media(v, None, id, Some(line))))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
             for v in variants {
                 buf.variants.push(origin, String::new(), v);
@@ -57,7 +57,7 @@ pub(super) fn land_payload(topic: &str, value: &Value, origin: &Origin, record: 
             let order = shopify::order(f, Shape::Rest).map_err(tag(entity))?;
             let id = order.order_id.unwrap_or_default();
             let lines = f.array("line_items").map_err(tag(entity))?.iter()
-                .map(|v| Fields::of(v, "line_items[]").and_then(|v| shopify::line_item(v, Shape::Rest, id, line)))
+                .map(|v| Fields::of(v, "line_items[]").and_then(|v| shopify::line_item(v, Shape::Rest, id, Some(line))))
                 .collect::<FieldResult<Vec<_>>>().map_err(tag(entity))?;
             let refunds = refunds_of(f, Shape::Rest, id).map_err(tag(entity))?;
             lines.into_iter().for_each(|l| buf.line_items.push(origin, String::new(), l));

@@ -12,7 +12,8 @@
 //! - deletions apply whatever `as_of`; products and customers created after
 //!   `as_of` are left out; orders always use their latest version;
 //! - child rows (variants, media, line items) travel with the chosen version of
-//!   their parent, unioned by child id over duplicates of that version;
+//!   their parent: those of the same parent in the files holding that version,
+//!   wherever they stand in the file, unioned by child id;
 //! - refunds are the union by refund id over every version of the order and every
 //!   `refunds/create` payload; events are unique by id (first kept) and stitched to
 //!   customers.
@@ -146,9 +147,9 @@ impl RawTables {
 
 /// Normalizes a shop's raw snapshots into its main tables as of `as_of`.
 pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
-    let (products, variants, product_media, deleted_products) = products::products(raw, as_of)?;
-    let collections = collections::collections(raw, as_of)?;
-    let collection_products = collections::memberships(raw, &products, &collections)?;
+    let (products, variants, product_media, deleted_products, product_versions) = products::products(raw, as_of)?;
+    let (collections, collection_versions) = collections::collections(raw, as_of)?;
+    let collection_products = collections::memberships(raw, product_versions, collection_versions, &products, &collections)?;
     let (customers, deleted_customers) = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
     let events = events::events(raw, as_of)?;
@@ -214,17 +215,21 @@ fn version_as_of(versions: LazyFrame, id: &str, as_of: AsOf) -> LazyFrame {
         .unique_stable_generic(Some(vec![col(id)]), UniqueKeepStrategy::Last)
 }
 
-/// The child rows of the chosen parent versions: those attached to any version of
-/// the same parent with the same `updated_at` (duplicates), unique by child id.
+/// The child rows of the chosen parent versions, unique by child id: the children
+/// of the same parent in every file that holds a version of it with the same
+/// `updated_at` (bulk output is ungrouped, so a child belongs to its parent in its
+/// file, not to a line; a parent listed twice has its children unioned).
 fn children_of(children: LazyFrame, all_versions: LazyFrame, chosen: LazyFrame, parent_id: &str, child_id: &str) -> LazyFrame {
     let same_version = all_versions
         .join(chosen.select([col(parent_id), col("version_time")]), [col(parent_id), col("version_time")], [col(parent_id), col("version_time")], JoinArgs::new(JoinType::Semi))
-        .select([col("snapshot"), col("file"), col("line").alias("parent_line")]);
+        .select([col("snapshot"), col("file"), col(parent_id)])
+        .unique(None, UniqueKeepStrategy::Any);
     let mut keys = vec![col(child_id)];
     keys.extend(source_order());
     let n = keys.len();
+    let by_parent = || [col("snapshot"), col("file"), col(parent_id)];
     children
-        .join(same_version, [col("snapshot"), col("file"), col("parent_line")], [col("snapshot"), col("file"), col("parent_line")], JoinArgs::new(JoinType::Semi))
+        .join(same_version, by_parent(), by_parent(), JoinArgs::new(JoinType::Semi))
         .sort_by_exprs(keys, ascending(n))
         .unique_stable_generic(Some(vec![col(child_id)]), UniqueKeepStrategy::Last)
 }

@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// (products, variants, media, deleted product ids)
-pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame, LazyFrame)> {
+/// (products, variants, media, deleted product ids, every landed version)
+pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, LazyFrame, LazyFrame, LazyFrame)> {
     let (live, deleted) = live_and_deleted(raw.scan(RawEntity::Products)?, "product_id");
-    let versions = created_by(live, as_of);
+    let versions = created_by(live.clone(), as_of);
     let chosen = version_as_of(versions.clone(), "product_id", as_of).cache();
     let variants = children_of(raw.scan(RawEntity::Variants)?, versions.clone(), chosen.clone(), "product_id", "variant_id").select([
         col("variant_id"), col("product_id"), col("title"), col("sku"), col("price"),
@@ -20,5 +20,5 @@ pub fn products(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, LazyFrame, L
         col("seo_title"), col("seo_description"), col("created_at"), col("updated_at"),
         col("published_at"), col("option_count"),
     ]);
-    Ok((products, variants, media, deleted))
+    Ok((products, variants, media, deleted, live))
 }

@@ -1,6 +1,7 @@
-//! One bulk operation: start it, wait for it (polling with backoff), download
-//! its JSONL. API 2025-01 runs one bulk query per shop and app at a time, so the
-//! entities of a fetch run one after another.
+//! One bulk operation: start it, follow it by its id (polling with backoff), and
+//! download its JSONL. From API 2026-01 an app may run five bulk queries per shop
+//! at once, so the entities of a fetch run side by side; when Shopify says the
+//! limit is reached (another run's operations), the start waits and tries again.
 
 use super::client::Admin;
 use crate::vocabulary::RawEntity;
@@ -12,12 +13,12 @@ use std::time::Duration;
 const RUN: &str = "mutation run($query: String!) {
   bulkOperationRunQuery(query: $query) {
     bulkOperation { id status createdAt }
-    userErrors { field message }
+    userErrors { field message code }
   }
 }";
 
 const POLL: &str = "query poll($id: ID!) {
-  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url createdAt completedAt } }
+  bulkOperation(id: $id) { id status errorCode objectCount rootObjectCount url createdAt completedAt }
 }";
 
 /// How often to ask about a running operation: from `first`, doubling, at most `max`.
@@ -25,7 +26,7 @@ const POLL: &str = "query poll($id: ID!) {
 pub struct Polling {
     pub first: Duration,
     pub max: Duration,
-    /// Give up on an operation (or on waiting for another one to end) after this.
+    /// Give up on an operation (or on waiting for a free slot) after this.
     pub deadline: Duration,
 }
 
@@ -33,6 +34,15 @@ impl Default for Polling {
     fn default() -> Self {
         Polling { first: Duration::from_millis(500), max: Duration::from_secs(10), deadline: Duration::from_secs(6 * 3600) }
     }
+}
+
+/// A bulk operation that did not complete, as the caller may want to react to it.
+#[derive(Debug, thiserror::Error)]
+pub enum BulkError {
+    /// The app may not read some field the query selects (protected customer
+    /// data, a missing scope).
+    #[error("Shopify denied access to a field of the {entity} query (bulk operation {id} ended FAILED, errorCode ACCESS_DENIED)")]
+    AccessDenied { entity: RawEntity, id: String },
 }
 
 /// A finished bulk operation and its downloaded result.
@@ -48,53 +58,10 @@ pub struct Finished {
 
 /// Runs `query` for `entity` and downloads the result to `dir/<entity>.jsonl`.
 pub async fn run(admin: &Admin, entity: RawEntity, query: &str, dir: &Path, polling: &Polling) -> Result<Finished> {
-    let started = tokio::time::Instant::now();
-    let mut wait = polling.first;
-    let operation = loop {
-        let data = admin.graphql(RUN, json!({ "query": query })).await.with_context(|| format!("starting the bulk query for {entity}"))?;
-        let result = &data["bulkOperationRunQuery"];
-        let errors: Vec<&str> = result["userErrors"].as_array().map(|e| e.iter().filter_map(|e| e["message"].as_str()).collect()).unwrap_or_default();
-        if errors.is_empty() {
-            break result["bulkOperation"].clone();
-        }
-        // Another bulk query of this app is still running (an earlier, killed fetch): wait for it.
-        if errors.iter().any(|e| e.contains("already in progress")) && started.elapsed() < polling.deadline {
-            tracing::info!("another bulk operation is running; waiting to start the one for {entity}");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(polling.max);
-            continue;
-        }
-        bail!("Shopify refused the bulk query for {entity}: {}", errors.join("; "));
-    };
+    let operation = start(admin, entity, query, polling).await?;
     let id = operation["id"].as_str().context("bulkOperationRunQuery returned no operation id")?.to_string();
     tracing::info!(operation = %id, "bulk query for {entity} started");
-
-    let mut wait = polling.first;
-    let mut last_count = 0;
-    let done = loop {
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(polling.max);
-        let data = admin.graphql(POLL, json!({ "id": id })).await.with_context(|| format!("polling bulk operation {id} ({entity})"))?;
-        let node = data["node"].clone();
-        match node["status"].as_str().unwrap_or("") {
-            "COMPLETED" => break node,
-            "FAILED" | "CANCELED" | "CANCELLED" | "EXPIRED" => {
-                let code = node["errorCode"].as_str().unwrap_or("none");
-                bail!("bulk operation {id} for {entity} ended {} (errorCode {code})", node["status"].as_str().unwrap_or("?"));
-            }
-            status => {
-                // Progress on a long operation: a line whenever Shopify's count moves.
-                let objects = count(&node["objectCount"]);
-                if objects != last_count {
-                    tracing::info!(operation = %id, status, objects, "bulk query for {entity} running");
-                    last_count = objects;
-                }
-                if started.elapsed() > polling.deadline {
-                    bail!("bulk operation {id} for {entity} still {status} after {:?}", polling.deadline);
-                }
-            }
-        }
-    };
+    let done = follow(admin, entity, &id, polling).await?;
 
     let file = dir.join(format!("{entity}.jsonl"));
     let bytes = match done["url"].as_str() {
@@ -110,6 +77,66 @@ pub async fn run(admin: &Admin, entity: RawEntity, query: &str, dir: &Path, poll
     let objects = count(&done["objectCount"]);
     tracing::info!(operation = %id, objects, bytes, "bulk query for {entity} downloaded");
     Ok(Finished { entity, id, file, objects, bytes, created_at })
+}
+
+/// Starts the operation; while the app's operations on this shop are at their
+/// limit (earlier runs, a killed fetch), waits for a free slot.
+async fn start(admin: &Admin, entity: RawEntity, query: &str, polling: &Polling) -> Result<Value> {
+    let started = tokio::time::Instant::now();
+    let mut wait = polling.first;
+    loop {
+        let data = admin.graphql(RUN, json!({ "query": query })).await.with_context(|| format!("starting the bulk query for {entity}"))?;
+        let result = &data["bulkOperationRunQuery"];
+        let errors = result["userErrors"].as_array().cloned().unwrap_or_default();
+        if errors.is_empty() {
+            return Ok(result["bulkOperation"].clone());
+        }
+        let busy = errors.iter().any(|e| {
+            let message = e["message"].as_str().unwrap_or("").to_lowercase();
+            e["code"] == "OPERATION_IN_PROGRESS" || message.contains("in progress") || message.contains("limit")
+        });
+        if busy && started.elapsed() < polling.deadline {
+            tracing::info!("the app's bulk operations on this shop are at their limit; waiting to start the one for {entity}");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(polling.max);
+            continue;
+        }
+        let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+        bail!("Shopify refused the bulk query for {entity}: {}", messages.join("; "));
+    }
+}
+
+/// Polls the operation by its id until it completes (its final state), or fails.
+async fn follow(admin: &Admin, entity: RawEntity, id: &str, polling: &Polling) -> Result<Value> {
+    let started = tokio::time::Instant::now();
+    let mut wait = polling.first;
+    let mut last_count = 0;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(polling.max);
+        let data = admin.graphql(POLL, json!({ "id": id })).await.with_context(|| format!("polling bulk operation {id} ({entity})"))?;
+        let operation = data["bulkOperation"].clone();
+        match operation["status"].as_str().unwrap_or("") {
+            "COMPLETED" => return Ok(operation),
+            "FAILED" if operation["errorCode"] == "ACCESS_DENIED" => return Err(BulkError::AccessDenied { entity, id: id.to_string() }.into()),
+            "FAILED" | "CANCELED" | "CANCELLED" | "EXPIRED" => {
+                let code = operation["errorCode"].as_str().unwrap_or("none");
+                bail!("bulk operation {id} for {entity} ended {} (errorCode {code})", operation["status"].as_str().unwrap_or("?"));
+            }
+            "" => bail!("Shopify knows no bulk operation {id} ({entity})"),
+            status => {
+                // Progress on a long operation: a line whenever Shopify's count moves.
+                let objects = count(&operation["objectCount"]);
+                if objects != last_count {
+                    tracing::info!(operation = %id, status, objects, "bulk query for {entity} running");
+                    last_count = objects;
+                }
+                if started.elapsed() > polling.deadline {
+                    bail!("bulk operation {id} for {entity} still {status} after {:?}", polling.deadline);
+                }
+            }
+        }
+    }
 }
 
 /// `objectCount` is an unsigned 64-bit integer, which GraphQL sends as a string.

@@ -15,8 +15,12 @@ use std::time::Duration;
 pub struct Admin {
     http: reqwest::Client,
     endpoint: String,
+    version: String,
     token: Secret,
     retry: Retry,
+    /// Shopify answered as another API version (the asked one is out of support);
+    /// said once.
+    version_warned: std::sync::atomic::AtomicBool,
 }
 
 impl Admin {
@@ -25,7 +29,7 @@ impl Admin {
     pub fn new(api_url: &str, version: &str, token: Secret, retry: Retry, timeout: Duration) -> Result<Admin> {
         let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10))).build()?;
         let endpoint = format!("{}/admin/api/{version}/graphql.json", api_url.trim_end_matches('/'));
-        Ok(Admin { http, endpoint, token, retry })
+        Ok(Admin { http, endpoint, version: version.to_string(), token, retry, version_warned: Default::default() })
     }
 
     /// Runs one GraphQL document and returns its `data`.
@@ -49,6 +53,7 @@ impl Admin {
         };
         let status = response.status().as_u16();
         let at_least = retry_after(response.headers());
+        self.check_version(response.headers());
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
@@ -68,6 +73,17 @@ impl Admin {
             Some(errors) if is_throttled(errors) => Attempt::Wait { after: throttle_wait(&answer).unwrap_or(self.retry.base_delay) },
             Some(errors) => Attempt::Fatal(anyhow!("Shopify GraphQL error: {}", messages(errors))),
             None => Attempt::Done(answer.get("data").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Warns (once) when Shopify answers as another API version than the one
+    /// asked for: it does so when the asked one left its support window, and
+    /// shapes may then differ from what this fetcher expects.
+    fn check_version(&self, headers: &reqwest::header::HeaderMap) {
+        use std::sync::atomic::Ordering;
+        let Some(answered) = headers.get("x-shopify-api-version").and_then(|v| v.to_str().ok()) else { return };
+        if answered != self.version && !self.version_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!("Shopify answered as API version {answered}, not {} (out of support?): use --api-version {answered} or later", self.version);
         }
     }
 

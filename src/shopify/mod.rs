@@ -1,6 +1,8 @@
 //! Shopify → raw snapshots. A historical fetch pulls the whole shop with one bulk
-//! operation per root entity; an incremental fetch runs the same queries filtered
-//! to records updated since each entity's watermark. Files dropped in an inbox
+//! operation per root entity (run side by side from API 2026-01); an incremental
+//! fetch runs the same queries filtered to records updated since each entity's
+//! watermark. Refund lines, which bulk queries cannot hold, follow with paged
+//! queries for the refunded orders ([`refunds`]). Files dropped in an inbox
 //! (webhook payloads, web-pixel events) land in the same snapshot.
 //!
 //! Watermarks are Shopify's own clock — the time each bulk operation started,
@@ -11,6 +13,7 @@
 pub mod bulk;
 pub mod client;
 pub mod queries;
+pub mod refunds;
 
 use crate::config::Secret;
 use crate::land::{self, InputFile, InputKind, LandReport};
@@ -53,7 +56,7 @@ impl FetchOptions {
     pub fn new(api_url: &str, token: Secret, mode: Mode) -> FetchOptions {
         FetchOptions {
             api_url: api_url.to_string(),
-            api_version: "2025-01".into(),
+            api_version: queries::API_VERSION.into(),
             token,
             mode,
             inbox: None,
@@ -67,8 +70,12 @@ impl FetchOptions {
 
 #[derive(Debug, serde::Serialize)]
 pub struct FetchReport {
+    /// The Admin API version asked for.
+    pub api_version: String,
     /// Objects per entity, as Shopify counted them.
     pub objects: BTreeMap<&'static str, u64>,
+    /// The refund lines fetched apart from the bulk queries.
+    pub refunds: refunds::RefundFetch,
     pub inbox_files: usize,
     pub landed: LandReport,
     pub watermarks: BTreeMap<String, String>,
@@ -87,30 +94,24 @@ pub fn shop_url(domain: &str) -> Result<String> {
 /// Fetches, lands one snapshot, then advances the watermarks.
 pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<FetchReport> {
     let state = ShopState::load(root, shop)?;
-    let since = |entity: RawEntity| -> Result<Option<String>> {
-        match options.mode {
-            Mode::Historical => Ok(None),
+    let mut since = BTreeMap::new();
+    for entity in RawEntity::FETCHED {
+        let mark = match options.mode {
+            Mode::Historical => None,
             Mode::Incremental => match state.watermarks.get(entity.name()) {
-                Some(w) => Ok(Some(w.clone())),
+                Some(w) => Some(w.clone()),
                 None => bail!("no watermark for {entity} in shop {shop:?}: run `shopfeat fetch --mode historical` first"),
             },
-        }
-    };
+        };
+        since.insert(entity, mark);
+    }
     let downloads = tempfile::tempdir().context("cannot create a temporary directory for the downloads")?;
     let admin = client::Admin::new(&options.api_url, &options.api_version, options.token.clone(), options.retry.clone(), options.timeout)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut finished = Vec::new();
-    for entity in RawEntity::FETCHED {
-        let since = since(entity)?;
-        let query = queries::bulk_query(entity, since.as_deref()).context("unknown entity")?;
-        match &since {
-            Some(t) => tracing::info!("fetching {entity} updated since {t}"),
-            None => tracing::info!("fetching every {entity}"),
-        }
-        finished.push(runtime.block_on(bulk::run(&admin, entity, &query, downloads.path(), &options.polling))?);
-    }
+    let (finished, refunds) = runtime.block_on(fetch_all(&admin, &since, downloads.path(), options))?;
 
     let mut files: Vec<InputFile> = finished.iter().map(|f| InputFile { kind: InputKind::Lines, path: f.file.clone() }).collect();
+    files.push(InputFile { kind: InputKind::Lines, path: downloads.path().join(REFUNDS_FILE) });
     let inbox = match &options.inbox {
         Some(dir) => inbox_files(dir)?,
         None => vec![],
@@ -135,11 +136,57 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
         file_away(dir, &inbox, &landed.snapshot)?;
     }
     Ok(FetchReport {
+        api_version: options.api_version.clone(),
         objects: finished.iter().map(|f| (f.entity.name(), f.objects)).collect(),
+        refunds,
         inbox_files: inbox.len(),
         landed,
         watermarks: state.watermarks,
     })
+}
+
+/// The file the refund lines of a fetch are saved to, beside the bulk results.
+const REFUNDS_FILE: &str = "refunds.jsonl";
+
+/// Every entity's bulk query (side by side where the API version allows it,
+/// else one after another), then the refund lines of the refunded orders.
+async fn fetch_all(admin: &client::Admin, since: &BTreeMap<RawEntity, Option<String>>, dir: &Path, options: &FetchOptions) -> Result<(Vec<bulk::Finished>, refunds::RefundFetch)> {
+    let one = |entity: RawEntity| fetch_entity(admin, entity, since[&entity].as_deref(), dir, &options.polling);
+    let finished: Vec<bulk::Finished> = if options.api_version.as_str() >= queries::CONCURRENT_BULK_SINCE {
+        futures::future::try_join_all(RawEntity::FETCHED.map(one)).await?
+    } else {
+        let mut done = vec![];
+        for entity in RawEntity::FETCHED {
+            done.push(one(entity).await?);
+        }
+        done
+    };
+    let orders = finished.iter().find(|f| f.entity == RawEntity::Orders).context("the orders were not fetched")?;
+    let refunded = refunds::refunded_orders(&orders.file)?;
+    if !refunded.is_empty() {
+        tracing::info!("fetching the refund lines of {} refunded orders", refunded.len());
+    }
+    let refunds = refunds::fetch_refund_lines(admin, &refunded, &dir.join(REFUNDS_FILE)).await?;
+    Ok((finished, refunds))
+}
+
+/// One entity's bulk query. Customers are asked for with their default address
+/// (country, province: protected customer data); when Shopify denies it to the
+/// app, they are fetched again without it, with one warning, and those columns
+/// stay null.
+async fn fetch_entity(admin: &client::Admin, entity: RawEntity, since: Option<&str>, dir: &Path, polling: &bulk::Polling) -> Result<bulk::Finished> {
+    let query = |fields| queries::bulk_query(entity, since, fields).context("not a root entity of the Admin API");
+    match bulk::run(admin, entity, &query(queries::Fields::All)?, dir, polling).await {
+        Err(e) if entity == RawEntity::Customers && matches!(e.downcast_ref(), Some(bulk::BulkError::AccessDenied { .. })) => {
+            tracing::warn!(
+                "Shopify denied this app the customers' default address (protected customer data): customers are fetched without it, \
+                 so country_code, province_code and geographic_region stay null. Request protected customer data access (address) \
+                 in the Partner Dashboard to fill them."
+            );
+            bulk::run(admin, entity, &query(queries::Fields::Unprotected)?, dir, polling).await
+        }
+        other => other,
+    }
 }
 
 /// The inbox's files: `*.jsonl[.gz]` (events), `*.json[.gz]` webhook payloads at

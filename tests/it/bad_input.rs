@@ -48,8 +48,9 @@ fn each_bad_record_is_reported_with_file_line_and_reason_and_the_rest_lands() {
     assert!(problem(p, 3).file.ends_with("orders.jsonl"));
     assert_eq!(problem(p, 4).entity, "line_items");
     assert_eq!(problem(p, 4).problem, r#"quantity: expected an integer, got "three""#);
+    // A child whose parent is not in the file lands (nothing is lost) and is reported.
     assert_eq!(problem(p, 5).entity, "line_items");
-    assert!(problem(p, 5).problem.contains("orphan child line"), "{p:?}");
+    assert!(problem(p, 5).problem.contains("gid://shopify/Order/99 is not in this file") && problem(p, 5).landed, "{p:?}");
     assert_eq!(problem(p, 6).problem, "id: missing");
     assert_eq!(problem(p, 8).entity, "orders");
     assert_eq!(problem(p, 8).problem, "customer.id: expected an id, got a boolean");
@@ -57,11 +58,12 @@ fn each_bad_record_is_reported_with_file_line_and_reason_and_the_rest_lands() {
     assert_eq!(event_problems, vec![(2, "timestamp: expected a timestamp string, got a number"), (3, "clientId: missing")]);
 
     assert_eq!(r.landed.get("orders"), Some(&1));
-    assert_eq!(r.landed.get("line_items"), Some(&1));
+    assert_eq!(r.landed.get("line_items"), Some(&2));
+    assert_eq!(r.unattached.get("line_items"), Some(&1));
     assert_eq!(r.landed.get("events"), Some(&1));
     assert_eq!(r.landed.get("products"), None, "an empty file lands nothing");
     assert_eq!(r.skipped.get("unknown"), Some(&2));
-    assert_eq!(r.skipped.get("line_items"), Some(&2));
+    assert_eq!(r.skipped.get("line_items"), Some(&1));
     assert_eq!(r.skipped.get("orders"), Some(&1));
     assert_eq!(r.skipped.get("events"), Some(&2));
 

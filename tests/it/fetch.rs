@@ -62,6 +62,21 @@ fn main_tables(root: &DataRoot) -> Vec<(&'static str, DataFrame)> {
     named.into_iter().map(|(n, _)| n).zip(frames.into_iter().map(sorted)).collect()
 }
 
+/// Columns the fetcher does not ask Shopify for (no feature reads them, and names,
+/// emails and addresses are protected customer data): null when fetched.
+const NOT_FETCHED: &[(&str, &[&str])] = &[("customers", &["email", "first_name", "last_name", "city"]), ("orders", &["country_code", "province_code"])];
+
+/// The main tables without the columns the fetcher leaves out.
+fn fetched_columns(tables: Vec<(&'static str, DataFrame)>) -> Vec<(&'static str, DataFrame)> {
+    tables
+        .into_iter()
+        .map(|(name, frame)| {
+            let drop: Vec<&str> = NOT_FETCHED.iter().filter(|(t, _)| *t == name).flat_map(|(_, c)| c.iter().copied()).collect();
+            (name, sorted(frame.drop_many(drop)))
+        })
+        .collect()
+}
+
 fn sorted(frame: DataFrame) -> DataFrame {
     let keys: Vec<PlSmallStr> = frame.columns().iter().filter(|c| !matches!(c.dtype(), DataType::List(_) | DataType::Struct(_) | DataType::Float64)).map(|c| c.name().clone()).collect();
     frame.sort(keys, SortMultipleOptions::default().with_nulls_last(true)).unwrap()
@@ -111,10 +126,126 @@ fn a_historical_fetch_lands_what_ingest_of_the_same_files_lands() {
     assert!(shopfeat::land::snapshots(&root, "test").unwrap().iter().all(|m| m.full));
 
     let ingested = land(&[sample_dir()]);
-    for ((name, fetched), (_, expected)) in main_tables(&root).iter().zip(main_tables(&ingested.root).iter()) {
+    let fetched_tables = main_tables(&root);
+    // The columns left out are null, as asked; the rest equal ingest value for value,
+    // refund lines and their times included.
+    let customers = &fetched_tables.iter().find(|(n, _)| *n == "customers").unwrap().1;
+    // (One customer's email comes from the customers/update webhook in the inbox.)
+    assert_eq!(customers.column("email").unwrap().null_count(), customers.height() - 1);
+    assert!(customers.column("country_code").unwrap().null_count() < customers.height(), "the default address is fetched");
+    for ((name, fetched), (_, expected)) in fetched_columns(fetched_tables).iter().zip(fetched_columns(main_tables(&ingested.root)).iter()) {
         assert!(expected.height() > 0, "{name}");
         assert_same(name, fetched, expected);
     }
+    // Refund lines came from paged queries, not from the bulk query.
+    let documents = fake.documents();
+    assert!(documents.iter().any(|(_, d)| d.contains("refundLines")), "refund lines are fetched apart");
+    assert!(documents.iter().all(|(version, _)| version == shopfeat::shopify::queries::API_VERSION));
+}
+
+#[test]
+fn every_query_the_fetcher_sends_keeps_shopifys_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = read_shop(&sample_dir());
+    // One refund with more lines than a page holds, so its lines are paged.
+    let long_refund = with_long_refund(&mut shop, 23);
+    let fake = Shopify::start(TOKEN, shop, "2025-12-01T00:00:00Z");
+    let root = root_in(dir.path(), "r");
+    shopify::fetch(&root, "test", &options(&fake, Mode::Historical, None)).unwrap();
+    let documents = fake.documents();
+    let (mut bulk, mut paged) = (0, 0);
+    for (_, text) in &documents {
+        let doc = crate::graphql::parse(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let cost = crate::graphql::cost(&doc, &serde_json::json!({"ids": vec!["x"; shopfeat::shopify::queries::ORDERS_PER_REFUND_QUERY]}));
+        assert!(cost <= crate::graphql::MAX_COST, "{cost} points: {text}");
+        if !text.trim_start().starts_with("mutation") && !text.trim_start().starts_with("query") {
+            crate::graphql::validate_bulk(&doc).unwrap_or_else(|e| panic!("{e}: {text}"));
+            bulk += 1;
+        }
+        paged += usize::from(text.contains("moreRefundLines"));
+    }
+    assert_eq!(bulk, 4, "one bulk query per root entity");
+    assert_eq!(paged, 1, "23 lines: a first page of 10, then the other 13 in one more query");
+    let raw = RawTables::open(&root, "test").unwrap();
+    let lines = normalize::normalize(&raw, None).unwrap().refund_line_items.filter(col("refund_id").eq(lit(long_refund))).collect().unwrap();
+    assert_eq!(lines.height(), 23, "every line of the long refund");
+    assert_eq!(lines.column("quantity").unwrap().i64().unwrap().sum(), Some(23 * 24 / 2));
+}
+
+/// Gives the sample's first order `n` more line items and a refund of all of
+/// them (quantity i for the i-th); returns the refund's id.
+fn with_long_refund(shop: &mut Shop, n: i64) -> i64 {
+    let order = &mut shop.get_mut("orders").unwrap()[0];
+    let mut root = order.root();
+    let lines: Vec<serde_json::Value> = (1..=n).map(|i| json!({"quantity": i, "lineItem": {"id": format!("gid://shopify/LineItem/97000{i:02}")}, "subtotalSet": {"shopMoney": {"amount": format!("{i}.00")}}})).collect();
+    let mut refunds = root["refunds"].as_array().cloned().unwrap_or_default();
+    refunds.push(json!({"id": "gid://shopify/Refund/970000", "createdAt": root["createdAt"], "refundLineItems": {"nodes": lines}}));
+    root["refunds"] = json!(refunds);
+    for i in 1..=n {
+        order.lines.push(json!({"id": format!("gid://shopify/LineItem/97000{i:02}"), "title": "extra", "sku": null, "vendor": null, "quantity": i,
+            "product": null, "variant": null, "originalUnitPriceSet": {"shopMoney": {"amount": "1.00"}}, "totalDiscountSet": {"shopMoney": {"amount": "0.00"}},
+            "__parentId": order.id}).to_string());
+    }
+    order.set_root(&root);
+    970000
+}
+
+#[test]
+fn the_validator_refuses_what_shopify_refuses() {
+    let refused = |query: &str| crate::graphql::validate_bulk(&crate::graphql::parse(query).unwrap()).unwrap_err();
+    // Today's orders query with refund lines inline: a connection inside a list.
+    assert_eq!(refused("{ orders { edges { node { id refunds { id refundLineItems(first: 250) { nodes { quantity } } } } } } }"),
+        "Queries that contain a connection field within a list field are not currently supported.");
+    assert!(refused("{ shop { name } }").contains("at least one connection"));
+    assert!(refused("{ node(id: \"gid://shopify/Order/1\") { id } }").contains("top level `node`"));
+    assert!(refused("{ products { edges { node { variants { edges { node { id } } } } } } }").contains("Connection fields without 'id': variants"));
+    assert!(refused("{ products { edges { node { id collections { edges { node { id products { edges { node { id } } } } } } } } } }").contains("nesting depth"));
+    let six = "{ products { edges { node { id a: variants { edges { node { id } } } b: media { edges { node { id } } } c: collections { edges { node { id } } } d: metafields { edges { node { id } } } e: sellingPlanGroups { edges { node { id } } } } } } }";
+    assert!(refused(six).contains("more than 5 connections"));
+    // And the fetcher's own queries pass.
+    for entity in shopfeat::vocabulary::RawEntity::FETCHED {
+        let query = shopfeat::shopify::queries::bulk_query(entity, Some("2025-01-01T00:00:00Z"), shopfeat::shopify::queries::Fields::All).unwrap();
+        crate::graphql::validate_bulk(&crate::graphql::parse(&query).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn without_protected_customer_data_the_fetch_goes_on_and_the_address_is_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    fake.set_faults(Faults { deny_protected: true, ..Faults::default() });
+    let out = shopfeat(dir.path(), &["fetch", "--api-url", &fake.url, "--mode", "historical"], TOKEN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("denied this app the customers' default address").count(), 1, "one warning: {stderr}");
+    let customers = &main_tables(&root_in(dir.path(), "root")).into_iter().find(|(n, _)| *n == "customers").unwrap().1;
+    assert_eq!(customers.height(), 381);
+    for column in ["country_code", "province_code"] {
+        assert_eq!(customers.column(column).unwrap().null_count(), customers.height(), "{column}");
+    }
+    assert!(customers.column("state").unwrap().null_count() < customers.height(), "the rest is there");
+}
+
+#[test]
+fn bulk_queries_run_side_by_side_and_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    // Another run of the app holds three of the five slots for a while.
+    fake.occupy(3, Duration::from_millis(300));
+    shopify::fetch(&root_in(dir.path(), "r"), "test", &options(&fake, Mode::Historical, None)).unwrap();
+    assert_eq!(fake.queries().len(), 4);
+    let most = fake.most_running_at_once();
+    assert_eq!(most, 5, "ours ran beside the others' three, never past the limit");
+}
+
+#[test]
+fn an_api_version_out_of_support_is_answered_as_another_and_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    let out = shopfeat(dir.path(), &["fetch", "--api-url", &fake.url, "--mode", "historical", "--api-version", "2025-01"], TOKEN);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("answered as API version 2026-01, not 2025-01").count(), 1, "{stderr}");
 }
 
 /// The shop as it stood at `SPLIT` (roughly): records created later left out,
@@ -157,7 +288,8 @@ fn shop_at_split(full: &Shop) -> Shop {
 
 /// The changes after the split, on top of the sample: three products re-priced,
 /// a refund on an old order, one product deleted (returned as its id).
-fn changed_shop(full: &Shop) -> (Shop, String) {
+/// Also returns the membership removed, as (collection id, product id).
+fn changed_shop(full: &Shop) -> (Shop, String, (i64, i64)) {
     let mut shop = full.clone();
     let split = ts(SPLIT);
     let old = |r: &Record| r.updated_at.as_deref().is_some_and(|t| ts(t) <= split);
@@ -185,7 +317,28 @@ fn changed_shop(full: &Shop) -> (Shop, String) {
         "refundLineItems": {"nodes": [{"quantity": 1, "lineItem": {"id": line["id"]}, "subtotalSet": {"shopMoney": {"amount": "5.00"}}}]}}]);
     root["updatedAt"] = json!("2025-11-10T10:00:00Z");
     order.set_root(&root);
-    (shop, deleted)
+    // A second refund on an old order that had one; Shopify touches the order.
+    let order = orders.iter_mut().find(|r| old(r) && !r.root()["refunds"].as_array().unwrap().is_empty() && r.lines.len() > 1).unwrap();
+    let mut root = order.root();
+    let line: serde_json::Value = serde_json::from_str(&order.lines[1]).unwrap();
+    root["refunds"].as_array_mut().unwrap().push(json!({"id": "gid://shopify/Refund/990002", "createdAt": "2025-11-12T09:30:00Z",
+        "refundLineItems": {"nodes": [{"quantity": 1, "lineItem": {"id": line["id"]}, "subtotalSet": {"shopMoney": {"amount": "3.25"}}}]}}));
+    root["updatedAt"] = json!("2025-11-12T09:30:00Z");
+    order.set_root(&root);
+    // A product taken out of a collection: the collection is updated, the product not.
+    let collections = shop.get_mut("collections").unwrap();
+    let collection = collections.iter_mut().find(|c| c.lines.len() > 2).unwrap();
+    let removed: serde_json::Value = serde_json::from_str(&collection.lines.remove(1)).unwrap();
+    let mut root = collection.root();
+    root["updatedAt"] = json!("2025-11-20T12:00:00Z");
+    collection.set_root(&root);
+    let collection_id = collection.id.clone();
+    let id = |gid: &str| gid.rsplit('/').next().unwrap().parse::<i64>().unwrap();
+    let membership = (id(&collection_id), id(removed["id"].as_str().unwrap()));
+    if let Some(member) = shop.get_mut("products").unwrap().iter_mut().find(|p| p.id == removed["id"].as_str().unwrap()) {
+        member.lines.retain(|l| !(l.contains(&format!("\"id\":\"{collection_id}\"")) && l.contains("__parentId")));
+    }
+    (shop, deleted, membership)
 }
 
 /// Events at or before / after the split, as two event files.
@@ -218,7 +371,7 @@ fn features(root: &DataRoot) -> Vec<(&'static str, DataFrame)> {
 fn an_incremental_run_after_changes_equals_a_historical_run_on_all_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let full = read_shop(&sample_dir());
-    let (changed, deleted) = changed_shop(&full);
+    let (changed, deleted, (collection, product)) = changed_shop(&full);
     let (early_events, late_events) = split_events(dir.path());
     let delete_hook = dir.path().join("products_delete-9.json");
     std::fs::write(&delete_hook, json!({"id": deleted.rsplit('/').next().unwrap().parse::<i64>().unwrap()}).to_string()).unwrap();
@@ -232,7 +385,7 @@ fn an_incremental_run_after_changes_equals_a_historical_run_on_all_the_data() {
     fake.set_shop(changed.clone());
     fake.set_clock("2025-12-01T00:00:00Z");
     // Shopify is busy: the cost throttle, a 429 and a burst of 503s.
-    fake.set_faults(Faults { server_errors: 3, too_many: 1, fail_entity: None, throttle: true });
+    fake.set_faults(Faults { server_errors: 3, too_many: 1, throttle: true, ..Faults::default() });
     let late_inbox = inbox(dir.path(), "inbox-b", &late_files);
     let report = shopify::fetch(&root, "test", &options(&fake, Mode::Incremental, Some(&late_inbox))).unwrap();
     assert!(fake.throttled() > 0, "the throttle was exercised");
@@ -251,6 +404,15 @@ fn an_incremental_run_after_changes_equals_a_historical_run_on_all_the_data() {
     all_files.push(early_events);
     shopify::fetch(&reference, "test", &options(&reference_fake, Mode::Historical, Some(&inbox(dir.path(), "inbox-all", &all_files)))).unwrap();
 
+    let ours_main = main_tables(&root);
+    for ((name, a), (_, b)) in ours_main.iter().zip(main_tables(&reference).iter()) {
+        assert_same(name, a, b);
+    }
+    // The membership taken out in Shopify is gone, though the product's own (older) list still names it.
+    let members = &ours_main.iter().find(|(n, _)| *n == "collection_products").unwrap().1;
+    let pairs: Vec<(Option<i64>, Option<i64>)> = members.column("collection_id").unwrap().i64().unwrap().iter().zip(members.column("product_id").unwrap().i64().unwrap().iter()).collect();
+    assert!(!pairs.contains(&(Some(collection), Some(product))), "({collection}, {product}) was removed");
+    assert!(pairs.iter().any(|(c, _)| *c == Some(collection)), "the collection keeps its other members");
     let (ours, expected) = (features(&root), features(&reference));
     for ((name, a), (_, b)) in ours.iter().zip(expected.iter()) {
         assert!(b.height() > 0, "{name} is empty");
@@ -273,7 +435,7 @@ fn a_failure_in_the_middle_keeps_the_watermarks_and_the_next_run_completes() {
     let before = ShopState::load(&root, "test").unwrap();
     let snapshots = shopfeat::land::snapshots(&root, "test").unwrap().len();
 
-    let (changed, _) = changed_shop(&full);
+    let (changed, _, _) = changed_shop(&full);
     fake.set_shop(changed.clone());
     fake.set_clock("2025-12-01T00:00:00Z");
     fake.set_faults(Faults { fail_entity: Some("customers".into()), ..Faults::default() });

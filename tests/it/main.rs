@@ -4,6 +4,7 @@
 mod as_of;
 mod bad_input;
 mod behavior_features;
+mod bulk_order;
 mod cli;
 mod collection_features;
 mod common;
@@ -12,6 +13,7 @@ mod fetch;
 mod fields;
 mod gorse_export;
 mod gorse_standin;
+mod graphql;
 mod http;
 mod interaction_features;
 mod normalize_fixture;
