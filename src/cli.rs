@@ -34,8 +34,9 @@ pub struct Global {
     /// variables of each store.
     #[arg(long, global = true, default_value = "./out", env = "SHOPFEAT_ROOT")]
     pub root: String,
-    /// Shop id: the folder under the root that holds this shop's data.
-    #[arg(long, global = true, default_value = "sample", env = "SHOPFEAT_SHOP")]
+    /// Shop id: the folder under the root that holds this shop's data (letters,
+    /// digits, '.', '_', '-').
+    #[arg(long, global = true, default_value = "sample", env = "SHOPFEAT_SHOP", value_parser = crate::storage::shop_id)]
     pub shop: String,
     /// Config file (TOML) with the Shopify and Gorse settings and secrets; default:
     /// ./shopfeat.toml when it exists.
@@ -104,6 +105,11 @@ pub struct ShopifyArgs {
     /// Retries per request (5xx, 429, dropped connections) before giving up.
     #[arg(long, default_value_t = 8)]
     pub max_retries: u32,
+    /// Let a historical fetch in which an entity (products, customers…) comes back
+    /// empty replace the records landed before (refused otherwise: it would delete
+    /// them all, and then Gorse's items or users).
+    #[arg(long)]
+    pub allow_mass_delete: bool,
 }
 
 impl ShopifyArgs {
@@ -129,6 +135,7 @@ impl ShopifyArgs {
         options.inbox = self.inbox.clone();
         options.overlap = Duration::from_secs(self.overlap_secs);
         options.retry = Retry { max_retries: self.max_retries, ..Retry::default() };
+        options.allow_mass_delete = self.allow_mass_delete;
         Ok(options)
     }
 }

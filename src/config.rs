@@ -38,6 +38,8 @@ pub struct GorseConfig {
     pub prefix: Option<String>,
     pub batch_size: Option<usize>,
     pub in_flight: Option<usize>,
+    /// The largest share (0..1) of what Gorse holds one export may delete.
+    pub max_delete_share: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,7 +81,21 @@ impl Config {
             None => return Ok(Config::default()),
         };
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe_error(&text, &e)))
+    }
+}
+
+/// Where a config file is wrong and why, without quoting it: toml's own message
+/// shows the offending line, which may hold a secret.
+fn describe_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message().trim_end())
+        }
+        None => e.message().trim_end().to_string(),
     }
 }
 

@@ -14,6 +14,18 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A shop id as a folder name: letters, digits, `.`, `_`, `-`; not empty, not `.`
+/// or `..`. It names a directory under the root (no path may escape it) and
+/// appears in DuckDB paths (no glob characters).
+pub fn shop_id(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a shop id: use letters, digits, '.', '_' and '-' (not '.' or '..')"))
+    }
+}
+
 pub struct DataRoot {
     location: Location,
 }
@@ -48,7 +60,7 @@ impl DataRoot {
                 let (store, prefix) = object_store::parse_url(&url)
                     .with_context(|| format!("cannot open data root {root}"))?;
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                let cache = std::env::temp_dir().join("shopfeat-cache").join(sanitize(root));
+                let cache = private_dir(&std::env::temp_dir().join(format!("shopfeat-cache-{}", user_id())))?.join(sanitize(root));
                 Location::Remote { url: root.to_string(), store: Arc::from(store), prefix, runtime, cache }
             }
             Ok(url) if url.scheme() == "file" => Location::Local(
@@ -220,4 +232,36 @@ fn staging_builder() -> tempfile::Builder<'static, 'static> {
 
 fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+/// The current user's id (the object-store cache is per user).
+fn user_id() -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata("/proc/self") {
+            return meta.uid().to_string();
+        }
+    }
+    std::env::var("USER").unwrap_or_else(|_| "user".into())
+}
+
+/// `dir`, created readable by its owner only (cached snapshots are the shop's
+/// data), and refused when it exists with wider permissions or another owner.
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if !dir.exists() {
+            std::fs::DirBuilder::new().mode(0o700).recursive(true).create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let meta = std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let mine = std::fs::metadata("/proc/self").map(|m| m.uid() == meta.uid()).unwrap_or(true);
+        if !meta.is_dir() || meta.permissions().mode() & 0o077 != 0 || !mine {
+            anyhow::bail!("{} must be a directory only its owner can read (mode 700) to cache shop data in", dir.display());
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.to_path_buf())
 }

@@ -57,6 +57,10 @@ pub struct GorseArgs {
     /// Seconds between saves of the checkpoint while sending.
     #[arg(long, default_value_t = 5.0)]
     pub checkpoint_secs: f64,
+    /// Delete whatever disappeared, even more than `[gorse] max_delete_share`
+    /// (default 20%) of what Gorse holds.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,7 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
         options.in_flight = n as usize;
     }
     options.full = args.full;
+    options.allow_mass_delete = args.allow_mass_delete;
     options.dry_run = args.dry_run;
     options.timeout = seconds(args.timeout, "--timeout")?;
     options.retry = Retry { max_retries: args.max_retries, ..Retry::default() };

@@ -2,7 +2,8 @@
 //! made visible by their manifest `<shop>/raw/_snapshots/<id>.json`, written last.
 
 use crate::storage::DataRoot;
-use anyhow::{Context, Result};
+use crate::vocabulary::RawEntity;
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,6 +23,27 @@ pub struct SnapshotManifest {
     /// Events, which Shopify's Admin API does not serve, are kept from every snapshot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full: bool,
+}
+
+impl SnapshotManifest {
+    /// The raw files of this snapshot, each checked to be where landing writes
+    /// it: a manifest that names another path (edited, or damaged) is refused
+    /// rather than followed outside the shop.
+    pub fn raw_files(&self, shop: &str) -> Result<Vec<(RawEntity, String)>> {
+        if crate::storage::shop_id(&self.snapshot).is_err() {
+            bail!("snapshot manifest {:?} of shop {shop}: not a snapshot id", self.snapshot);
+        }
+        self.files
+            .iter()
+            .map(|(entity, rel)| {
+                let Some(raw) = RawEntity::from_name(entity) else { bail!("snapshot {} of shop {shop}: unknown raw entity {entity:?}", self.snapshot) };
+                if *rel != format!("{}/{entity}/{}.parquet", raw_dir(shop), self.snapshot) {
+                    bail!("snapshot {} of shop {shop}: {entity} file {rel:?} is not where landing writes it", self.snapshot);
+                }
+                Ok((raw, rel.clone()))
+            })
+            .collect()
+    }
 }
 
 /// The raw directory of a shop.

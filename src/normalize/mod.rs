@@ -121,8 +121,8 @@ impl RawTables {
         // A full snapshot (historical fetch) replaces everything before it, but events.
         let last_full = manifests.iter().rposition(|m| m.full).unwrap_or(0);
         for (i, manifest) in manifests.iter().enumerate() {
-            for (entity, rel) in manifest.files.iter().filter(|(entity, _)| i >= last_full || entity.as_str() == RawEntity::Events.name()) {
-                files.entry(entity.clone()).or_default().push(root.local_copy(rel)?);
+            for (entity, rel) in manifest.raw_files(shop)?.into_iter().filter(|(entity, _)| i >= last_full || *entity == RawEntity::Events) {
+                files.entry(entity.name().to_string()).or_default().push(root.local_copy(&rel)?);
             }
         }
         Ok(RawTables { files })

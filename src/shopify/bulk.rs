@@ -64,17 +64,23 @@ pub async fn run(admin: &Admin, entity: RawEntity, query: &str, dir: &Path, poll
     let done = follow(admin, entity, &id, polling).await?;
 
     let file = dir.join(format!("{entity}.jsonl"));
+    let objects = count(&done["objectCount"]);
     let bytes = match done["url"].as_str() {
         Some(url) => admin.download(url, &file).await?,
         // No objects: Shopify gives no file.
-        None => {
+        None if objects == 0 => {
             std::fs::write(&file, b"")?;
             0
         }
+        None => bail!("bulk operation {id} for {entity} completed with {objects} objects but no result URL: refusing to take it as empty"),
     };
+    // A short file would land as if records were gone.
+    let lines = count_lines(&file)?;
+    if lines < objects {
+        bail!("bulk operation {id} for {entity}: downloaded {lines} lines of the {objects} objects Shopify counted (a truncated download?)");
+    }
     let created_at = done["createdAt"].as_str().or(operation["createdAt"].as_str()).context("the bulk operation has no createdAt")?;
     let created_at = chrono::DateTime::parse_from_rfc3339(created_at).with_context(|| format!("bad createdAt {created_at}"))?.with_timezone(&chrono::Utc);
-    let objects = count(&done["objectCount"]);
     tracing::info!(operation = %id, objects, bytes, "bulk query for {entity} downloaded");
     Ok(Finished { entity, id, file, objects, bytes, created_at })
 }
@@ -142,4 +148,15 @@ async fn follow(admin: &Admin, entity: RawEntity, id: &str, polling: &Polling) -
 /// `objectCount` is an unsigned 64-bit integer, which GraphQL sends as a string.
 fn count(v: &Value) -> u64 {
     v.as_str().and_then(|s| s.parse().ok()).or(v.as_u64()).unwrap_or(0)
+}
+
+/// Non-empty lines of a downloaded result.
+fn count_lines(file: &Path) -> Result<u64> {
+    use std::io::BufRead;
+    let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?);
+    let mut n = 0;
+    for line in reader.split(b'\n') {
+        n += u64::from(!line?.iter().all(u8::is_ascii_whitespace));
+    }
+    Ok(n)
 }

@@ -27,7 +27,8 @@ impl Admin {
     /// `api_url` is the shop's base (`https://NAME.myshopify.com` or a proxy);
     /// requests go to `<api_url>/admin/api/<version>/graphql.json`.
     pub fn new(api_url: &str, version: &str, token: Secret, retry: Retry, timeout: Duration) -> Result<Admin> {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10))).build()?;
+        crate::http::check_credential_transport(api_url, "Shopify access token")?;
+        let http = crate::http::client(timeout)?;
         let endpoint = format!("{}/admin/api/{version}/graphql.json", api_url.trim_end_matches('/'));
         Ok(Admin { http, endpoint, version: version.to_string(), token, retry, version_warned: Default::default() })
     }
@@ -38,7 +39,7 @@ impl Admin {
         match self.retry.drive(|| self.graphql_once(&body)).await {
             Ok((data, _)) => Ok(data),
             Err(Stop::Fatal(e)) => Err(e),
-            Err(Stop::GaveUp { attempts, last }) => bail!("Shopify at {} gave no answer after {attempts} attempts; last: {last}", self.endpoint),
+            Err(Stop::GaveUp { attempts, last }) => bail!("Shopify at {} gave no answer after {attempts} attempts; last: {last}", crate::http::without_credentials(&self.endpoint)),
         }
     }
 
@@ -51,12 +52,16 @@ impl Admin {
             Ok(r) => r,
             Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
         };
+        if let Some(redirect) = crate::http::redirect_error(&response) {
+            return Attempt::Fatal(anyhow!("Shopify at {} {redirect}", crate::http::without_credentials(&self.endpoint)));
+        }
         let status = response.status().as_u16();
         let at_least = retry_after(response.headers());
         self.check_version(response.headers());
-        let text = match response.text().await {
+        let text = match crate::http::read_limited(response).await {
             Ok(t) => t,
-            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
+            Err(e @ crate::http::BodyError::TooLarge) => return Attempt::Fatal(anyhow!("Shopify's answer could not be read: {e}")),
+            Err(e) => return Attempt::Failed { why: e.to_string(), at_least: None },
         };
         match status {
             200..=299 => {}

@@ -50,6 +50,8 @@ pub struct FetchOptions {
     pub retry: Retry,
     pub polling: bulk::Polling,
     pub timeout: Duration,
+    /// Let a historical fetch that finds an entity empty replace what was landed.
+    pub allow_mass_delete: bool,
 }
 
 impl FetchOptions {
@@ -64,6 +66,7 @@ impl FetchOptions {
             retry: Retry { max_retries: 8, ..Retry::default() },
             polling: bulk::Polling::default(),
             timeout: Duration::from_secs(60),
+            allow_mass_delete: false,
         }
     }
 }
@@ -109,6 +112,9 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     let admin = client::Admin::new(&options.api_url, &options.api_version, options.token.clone(), options.retry.clone(), options.timeout)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (finished, refunds) = runtime.block_on(fetch_all(&admin, &since, downloads.path(), options))?;
+    if options.mode == Mode::Historical && !options.allow_mass_delete {
+        refuse_empty_replacements(root, shop, &finished)?;
+    }
 
     let mut files: Vec<InputFile> = finished.iter().map(|f| InputFile { kind: InputKind::Lines, path: f.file.clone() }).collect();
     files.push(InputFile { kind: InputKind::Lines, path: downloads.path().join(REFUNDS_FILE) });
@@ -143,6 +149,25 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
         landed,
         watermarks: state.watermarks,
     })
+}
+
+/// A historical fetch replaces what was landed before: an entity that comes back
+/// empty where the shop had records would delete all of them (and then Gorse's
+/// items or users). That is refused unless asked for (`--allow-mass-delete`).
+fn refuse_empty_replacements(root: &DataRoot, shop: &str, finished: &[bulk::Finished]) -> Result<()> {
+    let snapshots = land::snapshots(root, shop)?;
+    let counting = &snapshots[snapshots.iter().rposition(|m| m.full).unwrap_or(0)..];
+    for f in finished.iter().filter(|f| f.objects == 0) {
+        let before: u64 = counting.iter().filter_map(|m| m.rows.get(f.entity.name())).sum();
+        if before > 0 {
+            bail!(
+                "Shopify returned no {} (bulk operation {}) but {before} were landed before: refusing to replace them with nothing; \
+                 if the shop really has none now, fetch again with --allow-mass-delete",
+                f.entity, f.id
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The file the refund lines of a fetch are saved to, beside the bulk results.

@@ -21,6 +21,7 @@ mod pair_features;
 mod product_features;
 mod registry;
 mod rest_examples;
+mod safety;
 mod sample;
 mod search_features;
 mod session_features;

@@ -109,6 +109,12 @@ pub struct Faults {
     pub throttle: bool,
     /// The app has no access to protected customer data.
     pub deny_protected: bool,
+    /// The `Retry-After` of the 429 answers (default `1`).
+    pub retry_after: Option<String>,
+    /// Operations complete with their `objectCount` but no `url`.
+    pub lose_url: bool,
+    /// Downloads end after half the lines.
+    pub truncate: bool,
 }
 
 /// Customer fields behind protected-customer-data approval.
@@ -246,7 +252,12 @@ fn respond(shared: &Shared, request: &Request) -> Reply {
     if request.method == "GET" && request.path.starts_with("/bulk/") {
         let id = request.path.trim_start_matches("/bulk/").trim_end_matches(".jsonl");
         let operations = shared.operations.lock().unwrap();
+        let truncate = shared.faults.lock().unwrap().truncate;
         return match operations.iter().find(|o| o.id.ends_with(&format!("/{id}"))) {
+            Some(o) if truncate => {
+                let half: String = o.jsonl.lines().take(o.jsonl.lines().count() / 2).map(|l| format!("{l}\n")).collect();
+                Reply { content_type: "application/jsonl", ..Reply::text(200, &half) }
+            }
             Some(o) => Reply { content_type: "application/jsonl", ..Reply::text(200, &o.jsonl) },
             None => Reply::text(404, "no such file"),
         };
@@ -274,7 +285,7 @@ fn answer(shared: &Shared, request: &Request, version: &str) -> Reply {
         if faults.too_many > 0 {
             faults.too_many -= 1;
             let mut reply = Reply::json(429, &json!({"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."}));
-            reply.headers.push(("Retry-After", "1".into()));
+            reply.headers.push(("Retry-After", faults.retry_after.clone().unwrap_or_else(|| "1".into())));
             return reply;
         }
     }
@@ -437,7 +448,8 @@ fn poll(shared: &Shared, id: String) -> Result<Value, String> {
     let Some(o) = operations.iter().find(|o| o.id == id) else { return Ok(json!({"bulkOperation": null})) };
     let status = o.status();
     let done = status == "COMPLETED";
-    let url = (done && o.objects > 0).then(|| format!("{}/bulk/{}.jsonl", shared.url.lock().unwrap(), o.id.rsplit('/').next().unwrap()));
+    let lose_url = shared.faults.lock().unwrap().lose_url;
+    let url = (done && o.objects > 0 && !lose_url).then(|| format!("{}/bulk/{}.jsonl", shared.url.lock().unwrap(), o.id.rsplit('/').next().unwrap()));
     Ok(json!({"bulkOperation": {
         "id": o.id, "status": status,
         "errorCode": o.fails.filter(|_| status == "FAILED"),

@@ -5,6 +5,7 @@
 
 use crate::config::Secret;
 pub use crate::retry::Retry;
+use crate::http::BodyError;
 use crate::retry::{describe, retry_after, Attempt, Stop};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use std::time::Duration;
 pub enum GorseError {
     #[error("Gorse refused the API key ({status}: {body}); set GORSE_API_KEY or [gorse] api_key in the config file")]
     Unauthorized { status: u16, body: String },
+    #[error("Gorse {redirect} for {method} {path}")]
+    Redirected { method: &'static str, path: String, redirect: String },
     #[error("Gorse rejected {method} {path} ({status}: {body})")]
     Rejected { method: &'static str, path: String, status: u16, body: String },
     #[error("Gorse at {url} gave no answer to {method} {path} after {attempts} attempts; last: {last}")]
@@ -32,7 +35,10 @@ pub struct Sent {
 
 impl Client {
     pub fn new(url: &str, key: Option<Secret>, timeout: Duration, retry: Retry) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10))).build()?;
+        if key.is_some() {
+            crate::http::check_credential_transport(url, "Gorse API key")?;
+        }
+        let http = crate::http::client(timeout)?;
         Ok(Client { http, base: url.trim_end_matches('/').to_string(), key, retry })
     }
 
@@ -41,7 +47,7 @@ impl Client {
         match self.retry.drive(|| self.once(method, path, body.clone())).await {
             Ok(((), retries)) => Ok(Sent { retries }),
             Err(Stop::Fatal(e)) => Err(e),
-            Err(Stop::GaveUp { attempts, last }) => Err(GorseError::GaveUp { url: super::without_credentials(&self.base), method, path: path.to_string(), attempts, last }),
+            Err(Stop::GaveUp { attempts, last }) => Err(GorseError::GaveUp { url: crate::http::without_credentials(&self.base), method, path: path.to_string(), attempts, last }),
         }
     }
 
@@ -61,11 +67,15 @@ impl Client {
             // Timeouts, refused or dropped connections: transient until proven otherwise.
             Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
         };
+        if let Some(redirect) = crate::http::redirect_error(&response) {
+            return Attempt::Fatal(GorseError::Redirected { method, path: path.to_string(), redirect });
+        }
         let status = response.status();
         let at_least = retry_after(response.headers());
-        let text = match response.text().await {
+        let text = match crate::http::read_limited(response).await {
             Ok(t) => t,
-            Err(e) => return Attempt::Failed { why: describe(&e), at_least: None },
+            Err(e @ BodyError::TooLarge) => return Attempt::Fatal(GorseError::Rejected { method, path: path.to_string(), status: status.as_u16(), body: e.to_string() }),
+            Err(e) => return Attempt::Failed { why: e.to_string(), at_least: None },
         };
         let body = text.trim().chars().take(500).collect::<String>();
         match status.as_u16() {

@@ -13,6 +13,7 @@ mod plan;
 mod sender;
 
 use crate::config::{self, Config, Secret};
+use crate::http::without_credentials;
 use crate::sinks::parquet::table_path;
 use crate::state::{GorseExportState, ShopState};
 use crate::storage::DataRoot;
@@ -43,6 +44,10 @@ pub struct Options {
     pub retry: Retry,
     /// How often the acknowledged rows are saved while sending.
     pub checkpoint_every: Duration,
+    /// The largest share of what Gorse holds one export may delete (0..1); more
+    /// is refused unless `allow_mass_delete`.
+    pub max_delete_share: f64,
+    pub allow_mass_delete: bool,
 }
 
 impl Options {
@@ -58,6 +63,8 @@ impl Options {
             timeout: Duration::from_secs(30),
             retry: Retry::default(),
             checkpoint_every: Duration::from_secs(5),
+            max_delete_share: 0.2,
+            allow_mass_delete: false,
         }
     }
 }
@@ -70,6 +77,7 @@ impl Options {
         options.prefix = config.gorse.prefix.clone().unwrap_or_default();
         options.batch_size = config.gorse.batch_size.unwrap_or(options.batch_size);
         options.in_flight = config.gorse.in_flight.unwrap_or(options.in_flight);
+        options.max_delete_share = config.gorse.max_delete_share.unwrap_or(options.max_delete_share);
         options
     }
 }
@@ -125,6 +133,9 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
         tracing::info!("first export to {}: every row is sent", without_credentials(&options.url));
     }
     let plans = sources.iter().map(|s| plan(s, &delivered, options.full)).collect::<Result<Vec<_>>>()?;
+    if !options.allow_mass_delete {
+        refuse_mass_deletion(&plans, delivered.len(), options.max_delete_share)?;
+    }
     let mut report = Report { unchanged: plans.iter().map(|p| p.unchanged).sum(), ..Report::default() };
 
     if let Some(path) = &options.dry_run {
@@ -156,16 +167,22 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     Ok(report)
 }
 
-/// The URL as it may be written down: without a user or password in it.
-pub(crate) fn without_credentials(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.as_str().trim_end_matches('/').to_string()
-        }
-        Err(_) => url.trim_end_matches('/').to_string(),
+/// Tables that lost most of their rows (a broken fetch, a wrong shop) would
+/// delete valid items, users and feedback: an export deleting more than `share` of
+/// what Gorse holds stops instead.
+fn refuse_mass_deletion(plans: &[plan::Plan], held: usize, share: f64) -> Result<()> {
+    let deleting: usize = plans.iter().map(|p| p.removed.len()).sum();
+    if held > 0 && deleting as f64 > share * held as f64 {
+        let per_kind: Vec<String> = plans.iter().map(|p| format!("{} {}s", p.removed.len(), p.kind.name())).collect();
+        anyhow::bail!(
+            "refusing to delete {deleting} of the {held} rows Gorse holds ({:.0}%, more than the {:.0}% allowed: {}); \
+             check the feature tables, or pass --allow-mass-delete (or raise [gorse] max_delete_share)",
+            100.0 * deleting as f64 / held as f64,
+            100.0 * share,
+            per_kind.join(", ")
+        );
     }
+    Ok(())
 }
 
 fn read_table(root: &DataRoot, rel: &str) -> Result<DataFrame> {
