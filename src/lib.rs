@@ -16,6 +16,7 @@ pub mod generate;
 pub mod hash;
 pub mod http;
 pub mod land;
+pub mod lock;
 pub mod normalize;
 pub mod peer;
 pub mod pipeline;

@@ -57,11 +57,10 @@ impl DataRoot {
     pub fn open(root: &str) -> Result<Self> {
         let location = match url::Url::parse(root) {
             Ok(url) if url.scheme() != "file" && url.scheme().len() > 1 => {
-                let (store, prefix) = object_store::parse_url(&url)
-                    .with_context(|| format!("cannot open data root {root}"))?;
+                let (store, prefix) = open_store(&url).with_context(|| format!("cannot open data root {}", crate::http::without_credentials(root)))?;
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let cache = private_dir(&std::env::temp_dir().join(format!("shopfeat-cache-{}", user_id())))?.join(sanitize(root));
-                Location::Remote { url: root.to_string(), store: Arc::from(store), prefix, runtime, cache }
+                Location::Remote { url: root.to_string(), store, prefix, runtime, cache }
             }
             Ok(url) if url.scheme() == "file" => Location::Local(
                 url.to_file_path().map_err(|_| anyhow::anyhow!("bad file URL {root}"))?,
@@ -197,6 +196,65 @@ impl DataRoot {
         Ok(names)
     }
 
+    /// Writes a small file only if it does not exist (`version: None`) or is still
+    /// at `version`; `Ok(None)` when it was not (another writer won). Only object
+    /// stores answer this: a local root returns an error.
+    pub fn put_if(&self, rel: &str, bytes: &[u8], version: Option<&object_store::UpdateVersion>) -> Result<Option<object_store::UpdateVersion>> {
+        let Location::Remote { store, prefix, runtime, url, .. } = &self.location else {
+            anyhow::bail!("conditional writes are for object-store roots");
+        };
+        let path = Self::store_path(prefix, rel);
+        let mode = match version {
+            None => object_store::PutMode::Create,
+            Some(v) => object_store::PutMode::Update(v.clone()),
+        };
+        let put = runtime.block_on(store.put_opts(&path, bytes.to_vec().into(), mode.into()));
+        match put {
+            Ok(done) => Ok(Some(done.into())),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(None),
+            Err(object_store::Error::NotImplemented { .. }) => anyhow::bail!(
+                "the object store at {url} does not do conditional writes, which the per-shop lock needs (on S3 set AWS_CONDITIONAL_PUT=etag)"
+            ),
+            Err(e) => Err(e).with_context(|| format!("cannot write {path}")),
+        }
+    }
+
+    /// A small file with its version (for [`DataRoot::put_if`]); `None` when absent.
+    /// Object stores only.
+    pub fn get_versioned(&self, rel: &str) -> Result<Option<(Vec<u8>, object_store::UpdateVersion)>> {
+        let Location::Remote { store, prefix, runtime, .. } = &self.location else {
+            anyhow::bail!("versioned reads are for object-store roots");
+        };
+        let path = Self::store_path(prefix, rel);
+        runtime.block_on(async {
+            match store.get(&path).await {
+                Ok(got) => {
+                    let version = object_store::UpdateVersion { e_tag: got.meta.e_tag.clone(), version: got.meta.version.clone() };
+                    Ok(Some((got.bytes().await?.to_vec(), version)))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Removes a file; a missing one is fine.
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        match &self.location {
+            Location::Local(root) => match std::fs::remove_file(root.join(rel)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove {}", root.join(rel).display())),
+                _ => Ok(()),
+            },
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, rel);
+                match runtime.block_on(store.delete(&path)) {
+                    Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => Err(e).with_context(|| format!("cannot remove {path}")),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// A local path holding the file `rel`: the file itself on a local root, a cached
     /// download of it on a remote one (snapshots are immutable, so the cache is kept).
     pub fn local_copy(&self, rel: &str) -> Result<PathBuf> {
@@ -264,4 +322,20 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
     #[cfg(not(unix))]
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// The store behind an object-store URL, configured from the usual environment
+/// variables of each store (`AWS_…`, `GOOGLE_…`, `AZURE_…`). `memory://` roots
+/// share one in-process store, as several clients share a bucket.
+fn open_store(url: &url::Url) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
+    if url.scheme() == "memory" {
+        static MEMORY: std::sync::OnceLock<Arc<dyn ObjectStore>> = std::sync::OnceLock::new();
+        let store = MEMORY.get_or_init(|| Arc::new(object_store::memory::InMemory::new())).clone();
+        return Ok((store, StorePath::from_url_path(url.path())?));
+    }
+    let options = std::env::vars()
+        .filter(|(k, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v));
+    let (store, prefix) = object_store::parse_url_opts(url, options)?;
+    Ok((Arc::from(store), prefix))
 }

@@ -1,6 +1,7 @@
 use super::Outcome;
 use crate::cli::{Global, PairArgs};
 use crate::pipeline::{self, ComputeOptions, ComputeReport};
+use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::Result;
 use std::io::Write;
@@ -48,6 +49,7 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
         })?;
         return Ok(Outcome::Success);
     }
+    let _lock = ShopLock::acquire(&root, &global.shop)?;
     let computed = pipeline::compute_and_publish(&root, &global.shop, &options)?;
     super::print_report(args.json, &computed.report, |out| print_tables(out, &computed.report))?;
     Ok(Outcome::Success)

@@ -3,6 +3,7 @@ use crate::cli::Global;
 use crate::config::Config;
 use crate::pipeline::{self, ExportReport};
 use crate::sinks::gorse::{Options, Retry};
+use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -89,6 +90,7 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
     options.retry = Retry { max_retries: args.max_retries, ..Retry::default() };
     options.checkpoint_every = seconds(args.checkpoint_secs, "--checkpoint-secs")?;
     let root = DataRoot::open(&global.root)?;
+    let _lock = ShopLock::acquire(&root, &global.shop)?;
     let report = pipeline::export_gorse(&root, &global.shop, &options)?;
     super::print_report(args.json, &report, |out| print_exported(out, &report))?;
     Ok(Outcome::Success)

@@ -2,6 +2,7 @@ use super::Outcome;
 use crate::cli::Global;
 use crate::land::LandReport;
 use crate::pipeline;
+use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::Result;
 use std::io::Write;
@@ -31,6 +32,7 @@ pub struct IngestArgs {
 
 pub fn run(global: &Global, args: IngestArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
+    let _lock = ShopLock::acquire(&root, &global.shop)?;
     let report = pipeline::ingest(&root, &global.shop, &args.inputs)?;
     tracing::info!(
         snapshot = %report.landed.snapshot,

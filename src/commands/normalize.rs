@@ -1,6 +1,7 @@
 use super::Outcome;
 use crate::cli::Global;
 use crate::pipeline;
+use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::Result;
 
@@ -17,6 +18,7 @@ pub struct NormalizeArgs {
 
 pub fn run(global: &Global, args: NormalizeArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
+    let _lock = ShopLock::acquire(&root, &global.shop)?;
     let report = pipeline::write_main_tables(&root, &global.shop, args.as_of)?;
     println!("{:<22} {:>10}", "table", "rows");
     for t in &report.tables {

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::pipeline::{self, Landing, RunOptions, RunReport, Source};
 use crate::shopify::Mode;
 use crate::sinks::gorse;
+use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -53,6 +54,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
         gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, &config)),
     };
     let root = DataRoot::open(&global.root)?;
+    let _lock = ShopLock::acquire(&root, &global.shop)?;
     let report = pipeline::run(&root, &global.shop, &options)?;
     super::print_report(args.json, &report, |out| print_run(out, &report, &root))?;
     report.check()?;

@@ -16,6 +16,7 @@ mod gorse_standin;
 mod graphql;
 mod http;
 mod interaction_features;
+mod lock;
 mod normalize_fixture;
 mod pair_features;
 mod product_features;

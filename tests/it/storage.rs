@@ -9,7 +9,7 @@ use std::io::Write;
 
 #[test]
 fn an_object_store_root_lands_and_normalizes_like_a_local_one() {
-    let root = DataRoot::open("memory:///shops").unwrap();
+    let root = DataRoot::open("memory:///shops-land").unwrap();
     assert!(root.local_dir().is_none());
     let files = land::collect_inputs(&[fixture("shop")]).unwrap();
     let report = land::land(&root, "remote", &files, &shopfeat::progress::Progress::hidden()).unwrap();
@@ -56,7 +56,7 @@ fn file_urls_are_local_roots() {
 
 #[test]
 fn features_are_computed_and_written_through_an_object_store_root() {
-    let root = DataRoot::open("memory:///shops").unwrap();
+    let root = DataRoot::open("memory:///shops-compute").unwrap();
     let files = land::collect_inputs(&[fixture("features")]).unwrap();
     land::land(&root, "remote", &files, &shopfeat::progress::Progress::hidden()).unwrap();
     let computed = crate::common::compute(&root, "remote", crate::common::ts("2025-03-01"), Default::default()).unwrap();
