@@ -73,10 +73,16 @@ impl ShopLock {
 
     /// [`ShopLock::acquire`] with another lease (object stores).
     pub fn acquire_with_lease(root: &DataRoot, shop: &str, lease: Duration) -> Result<ShopLock> {
-        match root.local_dir() {
-            Some(dir) => acquire_local(&dir.join(lock_path(shop)), shop),
-            None => acquire_remote(root, shop, lease),
+        let lock = match root.local_dir() {
+            Some(dir) => acquire_local(&dir.join(lock_path(shop)), shop)?,
+            None => acquire_remote(root, shop, lease)?,
+        };
+        // Held: whatever a killed writer left half-staged is litter now.
+        let removed = root.remove_staging_litter(shop)?;
+        if removed > 0 {
+            tracing::info!("removed {removed} staging files left by an interrupted run of shop {shop}");
         }
+        Ok(lock)
     }
 }
 
@@ -175,6 +181,11 @@ impl Drop for ShopLock {
                 let _ = root.delete(rel);
             }
         }
-        // A local flock goes with the file.
+        // A local flock goes with the file; emptied first, so the next holder knows
+        // this one ended cleanly (a file still naming its holder was left by a
+        // process that died).
+        if let Held::Local { _file: file } = &self.held {
+            let _ = file.set_len(0);
+        }
     }
 }

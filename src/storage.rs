@@ -129,16 +129,25 @@ impl DataRoot {
                     let upload = store.put_multipart(&path).await?;
                     let mut writer = WriteMultipart::new(upload);
                     let mut buf = vec![0u8; 8 << 20];
-                    loop {
-                        let n = file.read(&mut buf)?;
-                        if n == 0 {
-                            break;
+                    let sent: Result<()> = async {
+                        loop {
+                            let n = file.read(&mut buf)?;
+                            if n == 0 {
+                                return Ok(());
+                            }
+                            writer.wait_for_capacity(4).await?;
+                            writer.write(&buf[..n]);
                         }
-                        writer.wait_for_capacity(4).await?;
-                        writer.write(&buf[..n]);
                     }
-                    writer.finish().await?;
-                    anyhow::Ok(())
+                    .await;
+                    match sent {
+                        Ok(()) => writer.finish().await.map(|_| ()).map_err(anyhow::Error::from),
+                        // A failed upload is aborted, so its parts are not kept (and billed).
+                        Err(e) => {
+                            let _ = writer.abort().await;
+                            Err(e)
+                        }
+                    }
                 })
                 .with_context(|| format!("cannot upload {path}"))
             }
@@ -253,6 +262,77 @@ impl DataRoot {
                 }
             }
         }
+    }
+
+    /// Names of the directories directly inside `rel` (on an object store: the
+    /// common prefixes), sorted.
+    pub fn subdirs(&self, rel: &str) -> Result<Vec<String>> {
+        let mut names = match &self.location {
+            Location::Local(root) => match std::fs::read_dir(root.join(rel)) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+                Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
+            },
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, rel);
+                let listed = runtime.block_on(store.list_with_delimiter(Some(&path)))?;
+                listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()
+            }
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes the directory `rel` and everything in it; a missing one is fine.
+    pub fn delete_dir(&self, rel: &str) -> Result<()> {
+        match &self.location {
+            Location::Local(root) => match std::fs::remove_dir_all(root.join(rel)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove {}", root.join(rel).display())),
+                _ => Ok(()),
+            },
+            Location::Remote { store, prefix, runtime, .. } => {
+                let path = Self::store_path(prefix, rel);
+                runtime.block_on(async {
+                    let objects: Vec<_> = store.list(Some(&path)).try_collect().await?;
+                    for object in objects {
+                        store.delete(&object.location).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            }
+        }
+    }
+
+    /// Removes the staging files that killed writers left under `rel` (local roots;
+    /// an object store stages outside the bucket). Only the holder of the shop's
+    /// lock may call this: another writer's staging files are not litter.
+    pub fn remove_staging_litter(&self, rel: &str) -> Result<usize> {
+        let Location::Local(root) = &self.location else { return Ok(0) };
+        fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    walk(&entry.path(), removed)?;
+                } else if entry.file_name().to_string_lossy().starts_with(".staging-") {
+                    std::fs::remove_file(entry.path())?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        walk(&root.join(rel), &mut removed).with_context(|| format!("cannot clean {}", root.join(rel).display()))?;
+        Ok(removed)
     }
 
     /// A local path holding the file `rel`: the file itself on a local root, a cached

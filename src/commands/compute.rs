@@ -17,6 +17,9 @@ pub struct ComputeArgs {
     pub as_of: Option<i64>,
     #[command(flatten)]
     pub pairs: PairArgs,
+    /// Generations of outputs to keep, the new one included (older ones are removed).
+    #[arg(long, default_value_t = crate::sinks::generation::KEEP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub keep_generations: usize,
     /// Print the optimized plan of the main tables instead of computing (one
     /// Parquet SCAN per raw entity; every feature table is computed from them).
     #[arg(long)]
@@ -33,7 +36,7 @@ pub struct ComputeArgs {
 
 pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
-    let options = ComputeOptions { as_of: args.as_of.unwrap_or_else(crate::time::now_us), pairs: args.pairs.options() };
+    let options = ComputeOptions { as_of: args.as_of.unwrap_or_else(crate::time::now_us), pairs: args.pairs.options(), keep_generations: args.keep_generations };
     if args.explain {
         println!("{}", pipeline::explain(&root, &global.shop, options.as_of)?);
         return Ok(Outcome::Success);

@@ -29,6 +29,9 @@ pub struct RunArgs {
     pub as_of: Option<i64>,
     #[command(flatten)]
     pub pairs: PairArgs,
+    /// Generations of outputs to keep, the new one included (older ones are removed).
+    #[arg(long, default_value_t = crate::sinks::generation::KEEP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub keep_generations: usize,
     /// With a shop to fetch from: incremental (records updated since the last
     /// fetch; historical when the shop was never fetched) or historical.
     #[arg(long, value_enum, default_value_t = Mode::Incremental)]
@@ -51,6 +54,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
         source,
         as_of: args.as_of,
         pairs: args.pairs.options(),
+        keep_generations: args.keep_generations,
         gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, &config)),
     };
     let root = DataRoot::open(&global.root)?;

@@ -5,7 +5,7 @@ use crate::time::rfc3339;
 use crate::features::pairs::PairOptions;
 use crate::features::{self, Inputs};
 use crate::normalize::{self, AsOf, MainTables, RawTables};
-use crate::sinks;
+use crate::sinks::{self, generation::Generation};
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use polars::prelude::*;
@@ -17,6 +17,15 @@ pub struct ComputeOptions {
     /// The point in time `T`, µs since the epoch (UTC): nothing after it counts.
     pub as_of: i64,
     pub pairs: PairOptions,
+    /// Generations of outputs kept (the current one included) when publishing.
+    pub keep_generations: usize,
+}
+
+impl ComputeOptions {
+    /// At `as_of`, with the default pair bounds and generations kept.
+    pub fn at(as_of: i64) -> ComputeOptions {
+        ComputeOptions { as_of, pairs: PairOptions::default(), keep_generations: sinks::generation::KEEP }
+    }
 }
 
 /// What [`compute`] (and [`publish`]) did.
@@ -27,6 +36,8 @@ pub struct ComputeReport {
     pub as_of: String,
     /// Every feature table in catalog order, with the entity count it must match.
     pub tables: Vec<TableRows>,
+    /// The generation published (after [`publish`]).
+    pub generation: Option<String>,
     pub stages: Vec<StageReport>,
 }
 
@@ -62,15 +73,19 @@ pub struct NormalizeReport {
     pub stages: Vec<StageReport>,
 }
 
-/// Writes the main tables at `as_of` to `<shop>/main/<table>.parquet`, for
-/// inspection; all of them or, on failure, none.
+/// Writes the main tables at `as_of` as a new generation of `<shop>/main/`
+/// (`<shop>/main/<generation>/<table>.parquet`, current once all are written), for
+/// inspection.
 pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<NormalizeReport> {
     let stage = Stage::start("normalize");
     let named = normalize(root, shop, as_of)?.named();
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
-    let staged = sinks::parquet::stage(root, &tables, |name| format!("{shop}/main/{name}.parquet"))?;
+    let generation = Generation::new(&sinks::parquet::main_dir(shop));
+    let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
     sinks::parquet::publish(root, staged)?;
+    let files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
+    generation.make_current(root, &files, as_of.map(rfc3339), sinks::generation::KEEP)?;
     let rows = tables.iter().map(|(table, f)| TableRows { table, rows: f.height(), expected: None }).collect();
     Ok(NormalizeReport { shop: shop.to_string(), tables: rows, stages: vec![stage.finish()] })
 }
@@ -99,7 +114,7 @@ pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<
         .iter()
         .map(|(table, frame)| TableRows { table, rows: frame.height(), expected: expected.iter().find(|(n, _)| n == table).map(|(_, e)| *e) })
         .collect();
-    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, stages };
+    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, generation: None, stages };
     Ok(Computed { tables, report })
 }
 
@@ -115,12 +130,17 @@ fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
         .collect()
 }
 
-/// Writes the computed tables as `<shop>/features/<table>.parquet` and
-/// `<shop>/features.duckdb` (the same tables plus the `sql/` views).
+/// Writes the computed tables as one new generation —
+/// `<shop>/features/<generation>/<table>.parquet` and `features.duckdb` (the same
+/// tables plus the `sql/` views) — makes it current, keeps `keep_generations`
+/// generations, and replaces `<shop>/features.duckdb` (the stable path) with its
+/// database.
 ///
-/// Guarantees: every file is complete before the first is made visible, so a
-/// failure leaves the previous outputs as they were.
-pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed) -> Result<()> {
+/// Guarantees: readers follow `<shop>/features/CURRENT`, written once every file
+/// of the generation is complete, so they see this run's tables whole or the
+/// previous run's; the Parquet files and the database of a generation agree; the
+/// stable database is always some generation's, whole.
+pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_generations: usize) -> Result<()> {
     let stage = Stage::start("write");
     let tables = &computed.tables;
     let empty: Vec<&str> = tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
@@ -128,11 +148,18 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed) -> Result<(
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
-    let staged = sinks::parquet::stage(root, tables, |name| sinks::parquet::table_path(shop, name))?;
+    let generation = Generation::new(&sinks::parquet::features_dir(shop));
+    let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
     let paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
-    let database = sinks::duckdb::stage(root, shop, &paths)?;
+    let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &paths)?;
+    let stable = databases.pop().expect("two staged copies");
+    let mut files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
+    files.push(sinks::duckdb::FILE.to_string());
     sinks::parquet::publish(root, staged)?;
-    root.commit(database)?;
+    sinks::parquet::publish(root, databases)?;
+    generation.make_current(root, &files, Some(computed.report.as_of.clone()), keep_generations)?;
+    root.commit(stable)?;
+    computed.report.generation = Some(generation.id);
     computed.report.stages.push(stage.finish());
     Ok(())
 }
@@ -140,7 +167,7 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed) -> Result<(
 /// [`compute`] then [`publish`]: what `shopfeat compute` does.
 pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
     let mut computed = compute(root, shop, options)?;
-    publish(root, shop, &mut computed)?;
+    publish(root, shop, &mut computed, options.keep_generations)?;
     Ok(computed)
 }
 

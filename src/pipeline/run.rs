@@ -30,6 +30,8 @@ pub struct RunOptions {
     /// (a generated shop's clock) for files, else now.
     pub as_of: Option<i64>,
     pub pairs: PairOptions,
+    /// Generations of outputs kept, the current one included.
+    pub keep_generations: usize,
     /// Export to this Gorse after computing.
     pub gorse: Option<gorse::Options>,
 }
@@ -106,8 +108,8 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
             (Landing::Fetch(fetch(root, shop, &fetch_options)?), options.as_of.unwrap_or_else(crate::time::now_us))
         }
     };
-    let mut computed = compute(root, shop, &ComputeOptions { as_of, pairs: options.pairs })?;
-    publish(root, shop, &mut computed)?;
+    let mut computed = compute(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
+    publish(root, shop, &mut computed, options.keep_generations)?;
     let mismatched = computed.report.mismatched();
     let failed = (!mismatched.is_empty()).then(|| format!("row counts differ from the entity counts for {}", mismatched.join(", ")));
     let export = match (&options.gorse, &failed) {

@@ -21,18 +21,29 @@ pub const VIEWS: &[(&str, &str)] = &[
     ("top_products_by_revenue.sql", include_str!("../../sql/top_products_by_revenue.sql")),
 ];
 
+/// The database's name in a generation.
+pub const FILE: &str = "features.duckdb";
+
+/// The stable path analysts open: a copy of the current generation's database,
+/// replaced whole after each generation is made current.
 pub fn database_path(shop: &str) -> String {
-    format!("{shop}/features.duckdb")
+    format!("{shop}/{FILE}")
 }
 
-/// Builds the database from the staged Parquet files of this run and stages it.
-pub fn stage(root: &DataRoot, shop: &str, tables: &[(&'static str, &Path)]) -> Result<StagedFile> {
+/// Builds the database from the staged Parquet files of this run and stages it
+/// at each of `destinations` (the generation's copy, the stable path).
+pub fn stage(root: &DataRoot, destinations: &[String], tables: &[(&'static str, &Path)]) -> Result<Vec<StagedFile>> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("features.duckdb");
+    let path = dir.path().join(FILE);
     write_database(&path, tables)?;
-    let mut staged = root.stage(&database_path(shop))?;
-    std::io::copy(&mut std::fs::File::open(&path)?, staged.writer())?;
-    Ok(staged)
+    destinations
+        .iter()
+        .map(|rel| {
+            let mut staged = root.stage(rel)?;
+            std::io::copy(&mut std::fs::File::open(&path)?, staged.writer())?;
+            Ok(staged)
+        })
+        .collect()
 }
 
 /// Writes a new database at `path` in [`STORAGE_VERSION`]'s format.

@@ -2,5 +2,6 @@
 //! either writes all of them or leaves the previous outputs as they were.
 
 pub mod duckdb;
+pub mod generation;
 pub mod parquet;
 pub mod gorse;

@@ -1,12 +1,28 @@
-//! Parquet files under the data root: `<shop>/features/<table>.parquet` for feature
-//! tables, `<shop>/main/<table>.parquet` for `shopfeat normalize`.
+//! Parquet files under the data root, one file per table in a generation
+//! ([`super::generation`]): `<shop>/features/<generation>/<table>.parquet` for the
+//! feature tables, `<shop>/main/<generation>/<table>.parquet` for `shopfeat normalize`.
 
 use crate::storage::{DataRoot, StagedFile};
 use anyhow::Result;
 use polars::prelude::*;
 
-pub fn table_path(shop: &str, table: &str) -> String {
-    format!("{shop}/features/{table}.parquet")
+/// The generations of the feature tables.
+pub fn features_dir(shop: &str) -> String {
+    format!("{shop}/features")
+}
+
+/// The generations of the main tables (`shopfeat normalize`).
+pub fn main_dir(shop: &str) -> String {
+    format!("{shop}/main")
+}
+
+pub fn file_name(table: &str) -> String {
+    format!("{table}.parquet")
+}
+
+/// Where the current generation's `table` is, relative to the root.
+pub fn current_table_path(root: &DataRoot, shop: &str, table: &str) -> Result<String> {
+    super::generation::current_path(root, &features_dir(shop), &file_name(table))
 }
 
 /// Writes every table to a staged file at `path(name)`; nothing is visible until

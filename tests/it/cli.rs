@@ -65,7 +65,9 @@ fn ingest_then_normalize_writes_the_main_tables() {
     let out = shopfeat(&["-q", "--root", r, "--shop", "s1", "normalize", "--as-of", "2025-02-15"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for table in ["products", "variants", "product_media", "collections", "collection_products", "customers", "orders", "line_items", "refund_line_items", "events"] {
-        assert!(root.path().join(format!("s1/main/{table}.parquet")).is_file(), "{table}");
+        let current = shopfeat::sinks::generation::current_path(&shopfeat::storage::DataRoot::open(r).unwrap(), "s1/main", &format!("{table}.parquet")).unwrap();
+        assert!(current.starts_with("s1/main/") && current.matches('/').count() == 3, "{current}");
+        assert!(root.path().join(current).is_file(), "{table}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["products", "3"]), "{stdout}");
@@ -143,7 +145,11 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
     assert!(shopfeat(&["-q", "--root", r, "run"]).status.success());
-    let outputs = ["sample/features/product_features.parquet", "sample/features/user_features.parquet", "sample/features/collection_features.parquet", "sample/features.duckdb"];
+    let current = std::fs::read_to_string(root.path().join("sample/features/CURRENT")).unwrap();
+    let generation = serde_json::from_str::<serde_json::Value>(&current).unwrap()["generation"].as_str().unwrap().to_string();
+    let outputs = ["product_features.parquet", "user_features.parquet", "collection_features.parquet", "features.duckdb"].map(|f| format!("sample/features/{generation}/{f}"));
+    let mut outputs = outputs.to_vec();
+    outputs.extend(["sample/features.duckdb".to_string(), "sample/features/CURRENT".to_string()]);
     let before: Vec<Vec<u8>> = outputs.iter().map(|o| std::fs::read(root.path().join(o)).unwrap()).collect();
     // A raw snapshot damaged on disk: the next compute fails while reading.
     let orders = root.path().join("sample/raw/orders");
@@ -156,6 +162,8 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
     }
     let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging")).collect();
     assert!(leftovers.is_empty());
+    let generations: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    assert_eq!(generations.len(), 1, "the failed run left no generation");
 }
 
 #[test]

@@ -19,7 +19,12 @@ pub fn rest_examples() -> PathBuf {
 /// Every feature table of `shop` at `as_of`, computed and published through the
 /// pipeline.
 pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: shopfeat::features::pairs::PairOptions) -> anyhow::Result<shopfeat::pipeline::Computed> {
-    shopfeat::pipeline::compute_and_publish(root, shop, &shopfeat::pipeline::ComputeOptions { as_of, pairs })
+    shopfeat::pipeline::compute_and_publish(root, shop, &shopfeat::pipeline::ComputeOptions { pairs, ..shopfeat::pipeline::ComputeOptions::at(as_of) })
+}
+
+/// The file of feature table `table` in the current generation of `shop`.
+pub fn feature_file(root: &DataRoot, shop: &str, table: &str) -> PathBuf {
+    root.local_dir().unwrap().join(shopfeat::sinks::parquet::current_table_path(root, shop, table).unwrap())
 }
 
 /// `2025-02-10T12:00:00Z` → µs.

@@ -35,7 +35,7 @@ fn every_feature_table_is_in_the_database_and_in_parquet() {
     let c = sample();
     for (name, f) in &c.tables {
         assert_eq!(count(&c.db, &format!("SELECT count(*) FROM {name}")), f.height() as i64, "{name}");
-        let parquet = c.dir.join(format!("features/{name}.parquet"));
+        let parquet = feature_file(&c._landed.root, "test", name);
         assert_eq!(count(&c.db, &format!("SELECT count(*) FROM read_parquet('{}')", parquet.display())), f.height() as i64);
     }
 }

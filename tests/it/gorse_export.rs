@@ -24,7 +24,7 @@ fn computed_sample() -> Landed {
 }
 
 fn features(landed: &Landed, table: &str) -> DataFrame {
-    let path = landed.root.local_dir().unwrap().join(format!("test/features/{table}.parquet"));
+    let path = feature_file(&landed.root, "test", table);
     ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
 }
 
@@ -172,7 +172,7 @@ fn a_second_export_sends_only_what_changed() {
     assert_eq!((report.rows_sent(), gorse.total_requests()), (0, 0), "nothing changed, nothing sent");
 
     // Three products change their price tier; one disappears from the catalog.
-    let path = landed.root.local_dir().unwrap().join("test/features/product_features.parquet");
+    let path = feature_file(&landed.root, "test", "product_features");
     let mut products = features(&landed, "product_features");
     let ids: Vec<i64> = products.column("product_id").unwrap().i64().unwrap().iter().flatten().collect();
     // The product with the most feedback disappears.

@@ -12,6 +12,7 @@ mod duckdb_views;
 mod fetch;
 mod fields;
 mod gorse_export;
+mod generations;
 mod gorse_standin;
 mod graphql;
 mod http;

@@ -196,7 +196,7 @@ fn an_export_that_would_delete_a_third_of_gorse_stops() {
     let gorse = Gorse::start(Some(KEY));
     gorse::export(&landed.root, "test", &gorse_options(&gorse.url)).unwrap();
     // product_features loses 40% of its rows (a broken fetch, a wrong shop…).
-    let path = landed.root.local_dir().unwrap().join("test/features/product_features.parquet");
+    let path = feature_file(&landed.root, "test", "product_features");
     let products = ParquetReader::new(std::fs::File::open(&path).unwrap()).finish().unwrap();
     let mut kept = products.head(Some(products.height() * 6 / 10));
     ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut kept).unwrap();

@@ -140,7 +140,7 @@ fn the_sample_computes_one_feature_row_per_entity_without_nan() {
     // Columns, types, keys and finite numbers: tests/it/registry.rs, for every table.
     for ((name, _), table) in tables.iter().zip(shopfeat::features::catalog()) {
         assert_eq!(*name, table.name);
-        assert!(landed.root.local_dir().unwrap().join(format!("test/features/{name}.parquet")).is_file());
+        assert!(feature_file(&landed.root, "test", name).is_file());
     }
     // The sample's clock makes 30-day windows non-empty.
     let viewed = tables[0].1.column("view_count_30d").unwrap().i64().unwrap().iter().flatten().filter(|v| *v > 0).count();

@@ -61,9 +61,10 @@ fn features_are_computed_and_written_through_an_object_store_root() {
     land::land(&root, "remote", &files, &shopfeat::progress::Progress::hidden()).unwrap();
     let computed = crate::common::compute(&root, "remote", crate::common::ts("2025-03-01"), Default::default()).unwrap();
     assert_eq!(computed.tables[0].1.height(), 3);
-    let names = root.list("remote/features").unwrap();
-    assert_eq!(names.len(), computed.tables.len(), "{names:?}");
-    let parquet = root.get("remote/features/product_features.parquet").unwrap().unwrap();
+    let generation = computed.report.generation.clone().unwrap();
+    let names = root.list(&format!("remote/features/{generation}")).unwrap();
+    assert_eq!(names.len(), computed.tables.len() + 1, "the tables and their database: {names:?}");
+    let parquet = root.get(&shopfeat::sinks::parquet::current_table_path(&root, "remote", "product_features").unwrap()).unwrap().unwrap();
     assert_eq!(&parquet[..4], b"PAR1");
     assert!(root.get("remote/features.duckdb").unwrap().is_some_and(|db| db.len() > 4096));
 }

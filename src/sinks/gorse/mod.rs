@@ -14,7 +14,7 @@ mod sender;
 
 use crate::config::{self, Config, Secret};
 use crate::http::without_credentials;
-use crate::sinks::parquet::table_path;
+use crate::sinks::parquet::current_table_path;
 use crate::state::{GorseExportState, ShopState};
 use crate::storage::DataRoot;
 use anyhow::{Context, Result};
@@ -121,7 +121,8 @@ impl Report {
 pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> {
     let started = Instant::now();
     mapping::check_prefix(&options.prefix)?;
-    let read = |table: &str| read_table(root, &table_path(shop, table));
+    // Every table from the same (current) generation: never a mix of two runs.
+    let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
     let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, &options.prefix)?;
 
     let mut state = ShopState::load(root, shop)?;

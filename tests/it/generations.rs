@@ -1,0 +1,61 @@
+//! A run's outputs are one generation, made current by one pointer written last:
+//! readers (the Gorse export, the stable DuckDB path) see one run's tables whole,
+//! older generations are kept up to a count, and what interrupted runs left is
+//! removed by the next one.
+
+use crate::common::*;
+use shopfeat::pipeline::{self, ComputeOptions};
+use shopfeat::sinks::generation;
+use std::path::Path;
+
+fn generations(dir: &Path) -> Vec<String> {
+    let mut g: Vec<String> = std::fs::read_dir(dir.join("test/features")).unwrap().flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    g.sort();
+    g
+}
+
+#[test]
+fn each_run_is_a_generation_made_current_last_and_old_ones_are_pruned() {
+    let landed = land(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")]);
+    let dir = landed.root.local_dir().unwrap().to_path_buf();
+    let mut published = vec![];
+    for day in ["2025-11-27", "2025-11-28", "2025-11-29", "2025-11-30"] {
+        let options = ComputeOptions { keep_generations: 2, ..ComputeOptions::at(ts(day)) };
+        let computed = pipeline::compute_and_publish(&landed.root, "test", &options).unwrap();
+        published.push(computed.report.generation.clone().unwrap());
+        let current = generation::current(&landed.root, "test/features").unwrap().unwrap();
+        assert_eq!(current.generation, *published.last().unwrap());
+        assert_eq!(current.as_of.as_deref(), Some(format!("{day}T00:00:00Z").as_str()));
+        // The generation's database and Parquet agree, and the stable path is its copy.
+        let gen_dir = dir.join("test/features").join(&current.generation);
+        assert_eq!(std::fs::read(gen_dir.join("features.duckdb")).unwrap(), std::fs::read(dir.join("test/features.duckdb")).unwrap());
+        let db = duckdb::Connection::open(gen_dir.join("features.duckdb")).unwrap();
+        for (name, frame) in &computed.tables {
+            let rows: i64 = db.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| r.get(0)).unwrap();
+            assert_eq!(rows as usize, frame.height(), "{name}");
+            assert!(gen_dir.join(format!("{name}.parquet")).is_file());
+        }
+    }
+    assert_eq!(generations(&dir), published[2..].to_vec(), "the current one and one before it are kept");
+}
+
+#[test]
+fn an_interrupted_run_leaves_the_previous_generation_current_and_its_litter_goes_next_time() {
+    let landed = land(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")]);
+    let dir = landed.root.local_dir().unwrap().to_path_buf();
+    let first = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation.unwrap();
+    // A run killed after writing some files of its generation, and mid-write elsewhere.
+    let orphan = dir.join("test/features/20991231T000000000000000-00000001");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("product_features.parquet"), b"half").unwrap();
+    std::fs::write(dir.join("test/features/.staging-abc123"), b"partial").unwrap();
+    std::fs::write(orphan.join(".staging-def456"), b"partial").unwrap();
+    // Readers still see the complete generation.
+    assert_eq!(shopfeat::sinks::parquet::current_table_path(&landed.root, "test", "product_features").unwrap(), format!("test/features/{first}/product_features.parquet"));
+    // The next run (under the shop's lock) removes what the killed one left.
+    let lock = shopfeat::lock::ShopLock::acquire(&landed.root, "test").unwrap();
+    assert!(!dir.join("test/features/.staging-abc123").exists(), "staging litter removed once the lock is held");
+    let second = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation.unwrap();
+    drop(lock);
+    assert_eq!(generations(&dir), vec![first, second], "the never-current directory is gone");
+}
