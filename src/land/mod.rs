@@ -92,14 +92,15 @@ impl LandReport {
 
 /// Lands `inputs` for `shop` as one new snapshot and returns what happened.
 pub fn land(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress) -> Result<LandReport> {
-    land_snapshot(root, shop, inputs, progress, false)
+    land_snapshot(root, shop, inputs, progress, None)
 }
 
-/// [`land`], marking the snapshot `full` when it holds the whole shop.
-pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full: bool) -> Result<LandReport> {
+/// [`land`]; with `full_since`, the snapshot is `full`: the whole shop, as a fetch
+/// started at that time saw it.
+pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>) -> Result<LandReport> {
     let now = chrono::Utc::now();
     let mut lander = Lander::new(root, shop, new_snapshot_id(now), now.timestamp_micros());
-    lander.full = full;
+    lander.full_since = full_since;
     for input in inputs {
         lander.land_file(input, progress)?;
     }
@@ -114,13 +115,13 @@ struct Lander<'a> {
     buffers: RawBuffers,
     writers: HashMap<RawEntity, (StagedFile, ParquetBatches)>,
     report: LandReport,
-    full: bool,
+    full_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<'a> Lander<'a> {
     fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64) -> Self {
         let report = LandReport { snapshot, ..Default::default() };
-        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full: false }
+        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full_since: None }
     }
 
     fn origin(&self, source: Source, topic: Option<String>, file: &str, line: u64) -> Origin {
@@ -302,7 +303,8 @@ impl<'a> Lander<'a> {
                 rows: self.report.landed.clone(),
                 inputs: inputs.iter().map(|i| i.path.display().to_string()).collect(),
                 fingerprint: Some(fingerprint(inputs)?),
-                full: self.full,
+                full: self.full_since.is_some(),
+                started_at: self.full_since.map(|t| t.to_rfc3339()),
             };
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;

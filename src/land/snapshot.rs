@@ -23,6 +23,23 @@ pub struct SnapshotManifest {
     /// Events, which Shopify's Admin API does not serve, are kept from every snapshot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full: bool,
+    /// A full snapshot: when its fetch started. What it holds is the shop as it
+    /// was then, so snapshots received after that (webhooks landed while the
+    /// fetch ran) still count: a product deleted meanwhile is not resurrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+impl SnapshotManifest {
+    /// Whether this snapshot was received after `full`'s fetch started (so a
+    /// full snapshot does not replace it).
+    pub fn received_after_start_of(&self, full: &SnapshotManifest) -> bool {
+        let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+        match (time(&self.received_at), full.started_at.as_deref().and_then(time)) {
+            (Some(received), Some(started)) => received >= started,
+            _ => false,
+        }
+    }
 }
 
 impl SnapshotManifest {

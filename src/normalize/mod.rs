@@ -118,10 +118,12 @@ impl RawTables {
     pub fn open(root: &DataRoot, shop: &str) -> Result<Self> {
         let mut files: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
         let manifests = land::snapshots(root, shop)?;
-        // A full snapshot (historical fetch) replaces everything before it, but events.
+        // A full snapshot (historical fetch) replaces everything received before its
+        // fetch started, but events.
         let last_full = manifests.iter().rposition(|m| m.full).unwrap_or(0);
         for (i, manifest) in manifests.iter().enumerate() {
-            for (entity, rel) in manifest.raw_files(shop)?.into_iter().filter(|(entity, _)| i >= last_full || *entity == RawEntity::Events) {
+            let counts = i >= last_full || manifest.received_after_start_of(&manifests[last_full]);
+            for (entity, rel) in manifest.raw_files(shop)?.into_iter().filter(|(entity, _)| counts || *entity == RawEntity::Events) {
                 files.entry(entity.name().to_string()).or_default().push(root.local_copy(&rel)?);
             }
         }

@@ -96,6 +96,7 @@ pub fn shop_url(domain: &str) -> Result<String> {
 
 /// Fetches, lands one snapshot, then advances the watermarks.
 pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<FetchReport> {
+    let started = chrono::Utc::now();
     let state = ShopState::load(root, shop)?;
     let mut since = BTreeMap::new();
     for entity in RawEntity::FETCHED {
@@ -125,7 +126,8 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     files.extend(inbox.iter().cloned());
     let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
     let progress = crate::progress::Progress::new(total, "land", true);
-    let landed = land::land_snapshot(root, shop, &files, &progress, options.mode == Mode::Historical)?;
+    let full_since = (options.mode == Mode::Historical).then_some(started);
+    let landed = land::land_snapshot(root, shop, &files, &progress, full_since)?;
     progress.finish();
 
     // The snapshot is committed: only now may the watermarks move.

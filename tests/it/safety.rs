@@ -172,6 +172,40 @@ fn a_completed_operation_without_its_file_or_with_a_short_one_is_not_an_empty_sh
 }
 
 #[test]
+fn a_product_deleted_while_a_historical_fetch_runs_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = read_shop(&sample_dir());
+    let victim: i64 = shop["products"][3].id.rsplit('/').next().unwrap().parse().unwrap();
+    let fake = Shopify::start(TOKEN, shop, "2025-12-01T00:00:00Z");
+    fake.set_faults(Faults { operation_time: Some(Duration::from_millis(600)), ..Faults::default() });
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    // While the bulk queries run (the export still holds the product), its
+    // products/delete webhook lands.
+    let hook_dir = dir.path().join("hooks");
+    std::fs::create_dir_all(&hook_dir).unwrap();
+    let hook = hook_dir.join("products_delete-1.json");
+    std::fs::write(&hook, serde_json::json!({"id": victim}).to_string()).unwrap();
+    let landed_meanwhile = std::thread::scope(|s| {
+        let webhook = s.spawn(|| {
+            while fake.queries().is_empty() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let files = shopfeat::land::collect_inputs(std::slice::from_ref(&hook)).unwrap();
+            shopfeat::land::land(&root, "test", &files, &shopfeat::progress::Progress::hidden()).unwrap();
+            fake.queries().len()
+        });
+        shopify::fetch(&root, "test", &fetch_options(&fake.url, Mode::Historical)).unwrap();
+        webhook.join().unwrap()
+    });
+    let manifests = shopfeat::land::snapshots(&root, "test").unwrap();
+    assert_eq!(manifests.len(), 2);
+    assert!(!manifests[0].full && manifests[1].full, "the webhook landed before the fetch's snapshot (after {landed_meanwhile} queries)");
+    let products = shopfeat::pipeline::normalize(&root, "test", None).unwrap().products.collect().unwrap();
+    let ids: Vec<Option<i64>> = products.column("product_id").unwrap().i64().unwrap().iter().collect();
+    assert!(ids.len() > 300 && !ids.contains(&Some(victim)), "product {victim} was deleted while the fetch ran");
+}
+
+#[test]
 fn a_historical_fetch_that_finds_no_products_does_not_delete_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let mut shop = read_shop(&sample_dir());

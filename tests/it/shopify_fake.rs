@@ -115,6 +115,8 @@ pub struct Faults {
     pub lose_url: bool,
     /// Downloads end after half the lines.
     pub truncate: bool,
+    /// How long a bulk operation runs (default 40 ms).
+    pub operation_time: Option<Duration>,
 }
 
 /// Customer fields behind protected-customer-data approval.
@@ -439,7 +441,8 @@ fn run_bulk(shared: &Shared, mutation: &Field, variables: &Value, version: &str)
     let id = format!("gid://shopify/BulkOperation/{}", 1000 + operations.len());
     let created_at = shared.clock.lock().unwrap().clone();
     let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    operations.push(Operation { id: id.clone(), started: Instant::now(), runs_for: Duration::from_millis(40), created_at: created_at.clone(), jsonl, objects: lines.len() as u64, roots: chosen.len() as u64, fails });
+    let runs_for = faults.operation_time.unwrap_or(Duration::from_millis(40));
+    operations.push(Operation { id: id.clone(), started: Instant::now(), runs_for, created_at: created_at.clone(), jsonl, objects: lines.len() as u64, roots: chosen.len() as u64, fails });
     Ok(json!({"bulkOperationRunQuery": {"bulkOperation": {"id": id, "status": "CREATED", "createdAt": created_at}, "userErrors": []}}))
 }
 
