@@ -26,6 +26,7 @@ pub fn run() {
     std::fs::copy(shop_dir.join("events.jsonl"), inbox.join("events.jsonl")).expect("events into the inbox");
     let mut options = FetchOptions::new(&fake.url, Secret::new(token), Mode::Historical);
     options.inbox = Some(inbox);
+    options.inbox_settle = Duration::ZERO;
     options.polling.max = Duration::from_millis(20);
     let timed = |what: &str, options: &FetchOptions| {
         let fetched = pipeline::fetch(&root, "bench", options).expect("fetch");

@@ -70,15 +70,84 @@ fn files_in(dir: &Path, want: InputKind) -> Result<Vec<InputFile>> {
     Ok(found)
 }
 
+/// The longest line (or payload file) landed; a longer one is reported and
+/// skipped without being held in memory.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// A gzip file may expand to this many times its size (and at least 1 GiB):
+/// beyond, the rest is reported and skipped (a decompression bomb).
+const MAX_GZIP_RATIO: u64 = 200;
+
 pub(super) fn open_input(path: &Path, progress: &Progress) -> Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let counted = progress.wrap_read(file);
     let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(counted))
+        let limit = (size.saturating_mul(MAX_GZIP_RATIO)).max(1 << 30);
+        Box::new(Capped { inner: flate2::read::MultiGzDecoder::new(counted), left: limit, limit })
     } else {
         Box::new(counted)
     };
     Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
+}
+
+/// A reader that fails once more than `limit` bytes came out of it.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| std::io::Error::other(format!("the gzip stream expands past {} MB", self.limit >> 20)))?;
+        Ok(n)
+    }
+}
+
+/// One line of a line file.
+pub(super) enum Line {
+    /// Read into the buffer (without the newline).
+    Read,
+    /// Longer than the limit: skipped to its end, not kept.
+    TooLong,
+    End,
+}
+
+/// Reads the next line into `buf`, holding at most `limit` bytes of it.
+pub(super) fn read_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, limit: usize) -> std::io::Result<Line> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..i], i + 1),
+            None => (available, available.len()),
+        };
+        if !too_long && buf.len() + chunk.len() > limit {
+            too_long = true;
+            buf.clear();
+        }
+        if !too_long {
+            buf.extend_from_slice(chunk);
+        }
+        let ended = done > chunk.len();
+        reader.consume(done);
+        if ended {
+            break;
+        }
+    }
+    Ok(match (any, too_long) {
+        (false, _) => Line::End,
+        (true, true) => Line::TooLong,
+        (true, false) => Line::Read,
+    })
 }
 
 /// FNV-1a over the inputs' file names and bytes: the same files give the same

@@ -23,7 +23,7 @@ pub use snapshot::{new_snapshot_id, raw_dir, snapshots, SnapshotManifest};
 use crate::progress::Progress;
 use crate::storage::{DataRoot, StagedFile};
 use crate::vocabulary::RawEntity;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bulk::BulkFile;
 use fields::{FieldError, Fields};
 use polars::prelude::*;
@@ -31,7 +31,7 @@ use raw::{Origin, RawBuffers, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 type ParquetBatches = polars::io::parquet::write::BatchedWriter<std::fs::File>;
@@ -74,6 +74,9 @@ pub struct LandReport {
     /// (nothing is lost) but attached to nothing, each also listed in `problems`.
     #[serde(default)]
     pub unattached: BTreeMap<String, u64>,
+    /// Files whose reading stopped early (truncated, corrupt, a gzip bomb).
+    #[serde(default)]
+    pub broken_files: Vec<String>,
     /// The first problems, word for word.
     pub problems: Vec<Problem>,
 }
@@ -172,12 +175,22 @@ impl<'a> Lander<'a> {
         let mut buf = Vec::with_capacity(4096);
         let mut line_no = 0u64;
         loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).with_context(|| format!("{file}: read failed after line {line_no}"))?;
-            if n == 0 {
-                break;
+            match inputs::read_line(reader.as_mut(), &mut buf, inputs::MAX_LINE_BYTES) {
+                Ok(inputs::Line::End) => break,
+                Ok(inputs::Line::Read) => line_no += 1,
+                Ok(inputs::Line::TooLong) => {
+                    line_no += 1;
+                    self.problem(file, line_no, None, format!("a line longer than {} MB", inputs::MAX_LINE_BYTES >> 20));
+                    continue;
+                }
+                // A truncated or corrupt file (a cut gzip stream, a bomb): what was
+                // read lands, the rest is reported, landing goes on.
+                Err(e) => {
+                    self.problem(file, line_no + 1, None, format!("unreadable after line {line_no} ({e}): the rest of the file is skipped"));
+                    self.report.broken_files.push(file.to_string());
+                    break;
+                }
             }
-            line_no += 1;
             let text = match std::str::from_utf8(&buf) {
                 Ok(t) => t.trim(),
                 Err(_) => {
@@ -220,11 +233,20 @@ impl<'a> Lander<'a> {
         Ok(())
     }
 
-    fn land_payload_file(&mut self, path: &Path, file: &str, mut reader: Box<dyn BufRead>) -> Result<()> {
+    fn land_payload_file(&mut self, path: &Path, file: &str, reader: Box<dyn BufRead>) -> Result<()> {
         let mut text = String::new();
-        if let Err(e) = reader.read_to_string(&mut text) {
-            self.problem(file, 1, None, format!("unreadable: {e}"));
-            return Ok(());
+        let limit = inputs::MAX_LINE_BYTES as u64;
+        match reader.take(limit + 1).read_to_string(&mut text) {
+            Err(e) => {
+                self.problem(file, 1, None, format!("unreadable: {e}"));
+                self.report.broken_files.push(file.to_string());
+                return Ok(());
+            }
+            Ok(n) if n as u64 > limit => {
+                self.problem(file, 1, None, format!("a payload larger than {} MB", limit >> 20));
+                return Ok(());
+            }
+            Ok(_) => {}
         }
         let value: Value = match serde_json::from_str(&text) {
             Ok(v) => v,

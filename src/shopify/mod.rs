@@ -52,6 +52,9 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Let a historical fetch that finds an entity empty replace what was landed.
     pub allow_mass_delete: bool,
+    /// Inbox files younger than this are left for the next run (they may still be
+    /// being written).
+    pub inbox_settle: Duration,
 }
 
 impl FetchOptions {
@@ -67,6 +70,7 @@ impl FetchOptions {
             polling: bulk::Polling::default(),
             timeout: Duration::from_secs(60),
             allow_mass_delete: false,
+            inbox_settle: Duration::from_secs(5),
         }
     }
 }
@@ -120,7 +124,7 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     let mut files: Vec<InputFile> = finished.iter().map(|f| InputFile { kind: InputKind::Lines, path: f.file.clone() }).collect();
     files.push(InputFile { kind: InputKind::Lines, path: downloads.path().join(REFUNDS_FILE) });
     let inbox = match &options.inbox {
-        Some(dir) => inbox_files(dir)?,
+        Some(dir) => inbox_files(dir, options.inbox_settle)?,
         None => vec![],
     };
     files.extend(inbox.iter().cloned());
@@ -141,7 +145,7 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
     }
     state.save(root, shop)?;
     if let Some(dir) = &options.inbox {
-        file_away(dir, &inbox, &landed.snapshot)?;
+        file_away(dir, &inbox, &landed)?;
     }
     Ok(FetchReport {
         api_version: options.api_version.clone(),
@@ -218,7 +222,9 @@ async fn fetch_entity(admin: &client::Admin, entity: RawEntity, since: Option<&s
 
 /// The inbox's files: `*.jsonl[.gz]` (events), `*.json[.gz]` webhook payloads at
 /// its top level or under `webhooks/`.
-fn inbox_files(dir: &Path) -> Result<Vec<InputFile>> {
+/// Files changed more recently than `settle` may still be being written: they
+/// wait for the next run.
+fn inbox_files(dir: &Path, settle: Duration) -> Result<Vec<InputFile>> {
     if !dir.is_dir() {
         bail!("inbox {} is not a directory", dir.display());
     }
@@ -232,19 +238,37 @@ fn inbox_files(dir: &Path) -> Result<Vec<InputFile>> {
     }
     files.sort();
     files.dedup();
-    Ok(files)
+    let settled = |f: &InputFile| std::fs::metadata(&f.path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= settle);
+    let (ready, fresh): (Vec<InputFile>, Vec<InputFile>) = files.into_iter().partition(settled);
+    if !fresh.is_empty() {
+        tracing::info!("{} inbox files changed in the last {:?} are left for the next run", fresh.len(), settle);
+    }
+    Ok(ready)
 }
 
 /// Moves landed inbox files to `<inbox>/landed/<snapshot>/` so the next run does
 /// not land them again. (Landing one twice would be harmless: normalization
 /// deduplicates.)
-fn file_away(dir: &Path, files: &[InputFile], snapshot: &str) -> Result<()> {
-    let target = dir.join("landed").join(snapshot);
+///
+/// A file that could not be read to its end (truncated, corrupt) goes to
+/// `<inbox>/rejected/<snapshot>/` instead, with `<name>.reason` beside it, so it
+/// neither fails nor repeats in every later run.
+fn file_away(dir: &Path, files: &[InputFile], landed: &LandReport) -> Result<()> {
     for file in files {
+        let name = file.path.display().to_string();
+        let broken = landed.broken_files.contains(&name);
+        let target = dir.join(if broken { "rejected" } else { "landed" }).join(&landed.snapshot);
         let rel = file.path.strip_prefix(dir).unwrap_or(&file.path);
         let dest = target.join(rel);
         std::fs::create_dir_all(dest.parent().context("no parent")?)?;
         std::fs::rename(&file.path, &dest).with_context(|| format!("cannot move {} to {}", file.path.display(), dest.display()))?;
+        if broken {
+            let reasons: Vec<String> = landed.problems.iter().filter(|p| p.file == name).map(|p| p.to_string()).collect();
+            let mut reason = dest.into_os_string();
+            reason.push(".reason");
+            std::fs::write(&reason, reasons.join("\n") + "\n")?;
+            tracing::warn!("{name} could not be read to its end: moved to {}", target.display());
+        }
     }
     Ok(())
 }

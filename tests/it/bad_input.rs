@@ -84,15 +84,52 @@ fn a_missing_directory_is_a_clear_error() {
 fn a_failed_ingest_leaves_no_snapshot_behind() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a_orders.jsonl", &format!("{ORDER}\n{LINE}\n"));
-    // Gzip magic and then garbage: reading fails part-way through the ingest.
-    std::fs::write(dir.path().join("b_events.jsonl.gz"), b"\x1f\x8b\x08\x00garbage-garbage-garbage").unwrap();
+    write(dir.path(), "b_events.jsonl", "");
     let root_dir = tempfile::tempdir().unwrap();
     let root = shopfeat::storage::DataRoot::open(root_dir.path().to_str().unwrap()).unwrap();
     let files = land::collect_inputs(&[dir.path().to_path_buf()]).unwrap();
+    // The second file vanishes: the ingest fails part-way through.
+    std::fs::remove_file(dir.path().join("b_events.jsonl")).unwrap();
     assert!(land::land(&root, "test", &files, &shopfeat::progress::Progress::hidden()).is_err());
     assert!(land::snapshots(&root, "test").unwrap().is_empty());
     let leftovers: Vec<_> = walk(root_dir.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet" || e == "json")).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_corrupt_gzip_file_is_reported_and_the_rest_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a_orders.jsonl", &format!("{ORDER}\n{LINE}\n"));
+    // Gzip magic and then garbage; then a gzip stream cut in the middle.
+    std::fs::write(dir.path().join("b_events.jsonl.gz"), b"\x1f\x8b\x08\x00garbage-garbage-garbage").unwrap();
+    let whole = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(vec![], flate2::Compression::default());
+        for i in 0..2000 {
+            writeln!(gz, r#"{{"id":"e{i}","name":"page_viewed","clientId":"c1","timestamp":"2025-02-01T00:00:00Z","context":{{}},"data":{{}}}}"#).unwrap();
+        }
+        gz.finish().unwrap()
+    };
+    std::fs::write(dir.path().join("c_events.jsonl.gz"), &whole[..whole.len() / 2]).unwrap();
+    let landed = land(&[dir.path().to_path_buf()]);
+    let r = &landed.report;
+    assert_eq!(r.broken_files.len(), 2, "{:?}", r.problems);
+    assert!(r.problems.iter().any(|p| p.file.ends_with("c_events.jsonl.gz") && p.problem.contains("the rest of the file is skipped")), "{:?}", r.problems);
+    assert_eq!(r.landed.get("orders"), Some(&1), "the good file landed");
+    let events = r.landed.get("events").copied().unwrap_or(0);
+    assert!(events > 100 && events < 2000, "what was read before the cut landed: {events}");
+}
+
+#[test]
+fn a_line_longer_than_the_limit_is_reported_without_being_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!(r#"{{"id":"gid://shopify/Order/5","note":"{}"}}"#, "x".repeat(65 << 20));
+    write(dir.path(), "orders.jsonl", &format!("{ORDER}\n{LINE}\n{long}\n{ORDER}\n"));
+    let landed = land(&[dir.path().to_path_buf()]);
+    let p = &landed.report.problems;
+    assert_eq!(p.len(), 1, "{:?}", p.iter().map(|p| (&p.line, &p.problem)).collect::<Vec<_>>());
+    assert_eq!((p[0].line, p[0].problem.as_str()), (3, "a line longer than 64 MB"));
+    assert_eq!(landed.report.landed.get("orders"), Some(&2), "the lines after it land");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

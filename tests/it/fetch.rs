@@ -28,6 +28,7 @@ fn sample_dir() -> PathBuf {
 fn options(fake: &Shopify, mode: Mode, inbox: Option<&Path>) -> FetchOptions {
     let mut o = FetchOptions::new(&fake.url, Secret::new(TOKEN), mode);
     o.inbox = inbox.map(Path::to_path_buf);
+    o.inbox_settle = Duration::ZERO;
     o.retry = Retry { max_retries: 5, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(200) };
     o.polling = Polling { first: Duration::from_millis(15), max: Duration::from_millis(60), deadline: Duration::from_secs(60) };
     o

@@ -206,6 +206,38 @@ fn a_product_deleted_while_a_historical_fetch_runs_stays_deleted() {
 }
 
 #[test]
+fn a_truncated_inbox_file_is_rejected_with_its_reason_and_a_fresh_one_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let events = std::fs::read(sample_dir().join("events.jsonl.gz")).unwrap();
+    std::fs::write(inbox.join("events-cut.jsonl.gz"), &events[..events.len() / 2]).unwrap();
+    std::fs::copy(sample_dir().join("webhooks/orders_updated-1.json"), inbox.join("orders_updated-1.json")).unwrap();
+    // Both settled: older than the settle time.
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    for f in ["events-cut.jsonl.gz", "orders_updated-1.json"] {
+        std::fs::File::options().write(true).open(inbox.join(f)).unwrap().set_modified(old).unwrap();
+    }
+    // A file still being written.
+    std::fs::write(inbox.join("events-fresh.jsonl"), b"").unwrap();
+    let root = DataRoot::open(dir.path().join("root").to_str().unwrap()).unwrap();
+    let mut options = fetch_options(&fake.url, Mode::Historical);
+    options.inbox = Some(inbox.clone());
+    let report = shopify::fetch(&root, "test", &options).unwrap();
+    let snapshot = &report.landed.snapshot;
+    let rejected = inbox.join("rejected").join(snapshot);
+    assert!(rejected.join("events-cut.jsonl.gz").is_file());
+    let reason = std::fs::read_to_string(rejected.join("events-cut.jsonl.gz.reason")).unwrap();
+    assert!(reason.contains("the rest of the file is skipped"), "{reason}");
+    assert!(inbox.join("landed").join(snapshot).join("orders_updated-1.json").is_file());
+    assert!(inbox.join("events-fresh.jsonl").is_file(), "left for the next run");
+    assert_eq!(report.inbox_files, 2);
+    // The next run is not failed by it.
+    shopify::fetch(&root, "test", &fetch_options(&fake.url, Mode::Incremental)).unwrap();
+}
+
+#[test]
 fn a_historical_fetch_that_finds_no_products_does_not_delete_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let mut shop = read_shop(&sample_dir());
