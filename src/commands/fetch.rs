@@ -23,6 +23,10 @@ pub struct FetchArgs {
     /// incremental: records updated since the watermarks.
     #[arg(long, value_enum, default_value_t = Mode::Incremental)]
     pub mode: Mode,
+    /// Exit non-zero (2) when any record was skipped (it is kept in the
+    /// snapshot's rejected file; the watermarks move past it all the same).
+    #[arg(long)]
+    pub strict: bool,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -38,7 +42,7 @@ pub fn run(global: &Global, args: FetchArgs) -> Result<Outcome> {
     let _lock = ShopLock::acquire(&root, &global.shop)?;
     let report = pipeline::fetch(&root, &global.shop, &options)?;
     super::print_report(args.json, &report, |out| print_fetched(out, &report))?;
-    Ok(Outcome::Success)
+    Ok(super::skipped_records(&report.fetched.landed, args.strict))
 }
 
 /// Objects fetched, the snapshot landed, the watermarks.

@@ -35,6 +35,25 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
+/// Says how many records a landing could not land (they are kept in the
+/// snapshot's rejected file), and under `--strict` fails the command for it.
+pub fn skipped_records(landed: &crate::land::LandReport, strict: bool) -> Outcome {
+    let skipped = landed.skipped_total() + landed.unattached_total();
+    if skipped == 0 {
+        return Outcome::Success;
+    }
+    tracing::warn!(
+        "{skipped} records were not landed or not attached (see the warnings above; kept in <shop>/raw/_rejected/{}.parquet): \
+         a fetch's watermarks moved past them, so fix the cause and fetch with --mode historical to land them",
+        landed.snapshot
+    );
+    if strict {
+        Outcome::Failed(format!("{skipped} records skipped or unattached (--strict)"))
+    } else {
+        Outcome::Success
+    }
+}
+
 /// Prints a command's result: the human summary on stdout; with `--json`, the
 /// report as one JSON object on stdout and the summary on stderr, so a cron job
 /// reads the one and a person the other.

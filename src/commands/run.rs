@@ -38,6 +38,10 @@ pub struct RunArgs {
     pub mode: Mode,
     #[command(flatten)]
     pub shopify: ShopifyArgs,
+    /// Exit non-zero (2) when any record was skipped while landing (it is kept in
+    /// the snapshot's rejected file).
+    #[arg(long)]
+    pub strict: bool,
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -62,7 +66,11 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     let report = pipeline::run(&root, &global.shop, &options)?;
     super::print_report(args.json, &report, |out| print_run(out, &report, &root))?;
     report.check()?;
-    Ok(Outcome::Success)
+    let landed = match &report.land {
+        Landing::Ingest(i) => &i.landed,
+        Landing::Fetch(f) => &f.fetched.landed,
+    };
+    Ok(super::skipped_records(landed, args.strict))
 }
 
 fn print_run(out: &mut dyn Write, report: &RunReport, root: &DataRoot) -> std::io::Result<()> {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod fields;
 mod inputs;
 pub mod raw;
+mod rejected;
 pub mod shopify;
 mod snapshot;
 mod webhooks;
@@ -119,12 +120,13 @@ struct Lander<'a> {
     writers: HashMap<RawEntity, (StagedFile, ParquetBatches)>,
     report: LandReport,
     full_since: Option<chrono::DateTime<chrono::Utc>>,
+    rejected: rejected::Rejected,
 }
 
 impl<'a> Lander<'a> {
     fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64) -> Self {
         let report = LandReport { snapshot, ..Default::default() };
-        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full_since: None }
+        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full_since: None, rejected: Default::default() }
     }
 
     fn origin(&self, source: Source, topic: Option<String>, file: &str, line: u64) -> Origin {
@@ -136,6 +138,17 @@ impl<'a> Lander<'a> {
             line: line as i64,
             received_at: self.received_at,
         }
+    }
+
+    /// A record that did not land, kept whole in the snapshot's rejected file (so a
+    /// later version can land it without fetching again), counted and noted.
+    fn reject(&mut self, file: &str, line: u64, entity: Option<RawEntity>, problem: String, record: String) -> Result<()> {
+        self.rejected.push(file, line, entity.map_or("unknown", RawEntity::name), &problem, record);
+        self.problem(file, line, entity, problem);
+        if self.rejected.len() >= FLUSH_ROWS {
+            self.rejected.flush(self.root, &self.shop, &self.report.snapshot)?;
+        }
+        Ok(())
     }
 
     /// A record that did not land: counted as skipped and noted.
@@ -194,7 +207,8 @@ impl<'a> Lander<'a> {
             let text = match std::str::from_utf8(&buf) {
                 Ok(t) => t.trim(),
                 Err(_) => {
-                    self.problem(file, line_no, None, "not UTF-8 text".into());
+                    let record = String::from_utf8_lossy(&buf).into_owned();
+                    self.reject(file, line_no, None, "not UTF-8 text".into(), record)?;
                     continue;
                 }
             };
@@ -204,7 +218,8 @@ impl<'a> Lander<'a> {
             let value: Value = match serde_json::from_str(text) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.problem(file, line_no, events_file.then_some(RawEntity::Events), format!("malformed JSON: {e}"));
+                    let record = text.to_string();
+                    self.reject(file, line_no, events_file.then_some(RawEntity::Events), format!("malformed JSON: {e}"), record)?;
                     continue;
                 }
             };
@@ -213,12 +228,13 @@ impl<'a> Lander<'a> {
                 let origin = self.origin(Source::Events, None, file, line_no);
                 match Fields::of(&value, "event").and_then(events::web_pixel_event) {
                     Ok(row) => self.buffers.events.push(&origin, text, row),
-                    Err(e) => self.problem(file, line_no, Some(RawEntity::Events), e.to_string()),
+                    Err(e) => self.reject(file, line_no, Some(RawEntity::Events), e.to_string(), text)?,
                 }
             } else {
                 let origin = self.origin(Source::Bulk, None, file, line_no);
                 if let Err((entity, e)) = bulk.land(&value, &origin, text, &mut self.buffers) {
-                    self.problem(file, line_no, entity, e.to_string());
+                    // (The text went into the attempt: the record is kept re-encoded.)
+                    self.reject(file, line_no, entity, e.to_string(), value.to_string())?;
                 }
             }
             if line_no % 65536 == 0 {
@@ -251,7 +267,7 @@ impl<'a> Lander<'a> {
         let value: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
-                self.problem(file, e.line() as u64, None, format!("malformed JSON: {e}"));
+                self.reject(file, e.line() as u64, None, format!("malformed JSON: {e}"), text)?;
                 return Ok(());
             }
         };
@@ -268,18 +284,18 @@ impl<'a> Lander<'a> {
                 let origin = self.origin(Source::Webhook, Some(list_topic.clone()), file, i as u64 + 1);
                 let record = item.to_string();
                 if let Err((entity, e)) = webhooks::land_payload(&list_topic, item, &origin, record, &mut self.buffers) {
-                    self.problem(file, i as u64 + 1, entity, e.to_string());
+                    self.reject(file, i as u64 + 1, entity, e.to_string(), item.to_string())?;
                 }
             }
             return Ok(());
         }
         let Some(topic) = topic else {
-            self.problem(file, 1, None, "webhook file name must start with its topic, e.g. orders_create-1.json".into());
+            self.reject(file, 1, None, "webhook file name must start with its topic, e.g. orders_create-1.json".into(), text)?;
             return Ok(());
         };
         let origin = self.origin(Source::Webhook, Some(topic.clone()), file, 1);
         if let Err((entity, e)) = webhooks::land_payload(&topic, &value, &origin, text, &mut self.buffers) {
-            self.problem(file, 1, entity, e.to_string());
+            self.reject(file, 1, entity, e.to_string(), value.to_string())?;
         }
         Ok(())
     }
@@ -317,7 +333,8 @@ impl<'a> Lander<'a> {
             files.insert(entity.to_string(), format!("{}/{entity}/{}.parquet", raw_dir(&self.shop), self.report.snapshot));
             self.root.commit(staged)?;
         }
-        if !files.is_empty() {
+        let rejected = self.rejected.finish(self.root, &self.shop, &self.report.snapshot)?;
+        if !files.is_empty() || rejected.is_some() {
             let manifest = SnapshotManifest {
                 snapshot: self.report.snapshot.clone(),
                 received_at: chrono::DateTime::from_timestamp_micros(self.received_at).unwrap_or_default().to_rfc3339(),
@@ -327,6 +344,7 @@ impl<'a> Lander<'a> {
                 fingerprint: Some(fingerprint(inputs)?),
                 full: self.full_since.is_some(),
                 started_at: self.full_since.map(|t| t.to_rfc3339()),
+                rejected,
             };
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;

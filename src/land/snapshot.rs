@@ -28,6 +28,10 @@ pub struct SnapshotManifest {
     /// fetch ran) still count: a product deleted meanwhile is not resurrected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// The records that did not land, kept whole with file, line and reason
+    /// (`<shop>/raw/_rejected/<snapshot>.parquet`), when there were any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
 }
 
 impl SnapshotManifest {

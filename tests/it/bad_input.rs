@@ -1,6 +1,7 @@
 //! Bad input never stops a run and never disappears silently.
 
 use crate::common::*;
+use polars::prelude::*;
 use shopfeat::land::{self, Problem};
 use std::path::Path;
 
@@ -66,6 +67,15 @@ fn each_bad_record_is_reported_with_file_line_and_reason_and_the_rest_lands() {
     assert_eq!(r.skipped.get("line_items"), Some(&1));
     assert_eq!(r.skipped.get("orders"), Some(&1));
     assert_eq!(r.skipped.get("events"), Some(&2));
+
+    // Every skipped record is kept whole, with file, line and reason.
+    let manifest = &land::snapshots(&landed.root, "test").unwrap()[0];
+    let rejected_rel = manifest.rejected.as_ref().expect("a rejected file");
+    let rejected = polars::prelude::ParquetReader::new(std::fs::File::open(landed.root.local_dir().unwrap().join(rejected_rel)).unwrap()).finish().unwrap();
+    assert_eq!(rejected.height() as u64, r.skipped_total());
+    let line4 = rejected.clone().lazy().filter(col("line").eq(lit(4i64)).and(col("file").str().ends_with(lit("orders.jsonl")))).collect().unwrap();
+    assert_eq!(line4.column("entity").unwrap().str().unwrap().get(0), Some("line_items"));
+    assert!(line4.column("record").unwrap().str().unwrap().get(0).unwrap().contains(r#""quantity":"three""#));
 
     let t = landed.tables(None);
     assert_eq!(t["orders"].ids("order_id"), vec![1]);

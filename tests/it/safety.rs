@@ -238,6 +238,38 @@ fn a_truncated_inbox_file_is_rejected_with_its_reason_and_a_fresh_one_waits() {
 }
 
 #[test]
+fn a_record_skipped_by_a_fetch_is_kept_and_fails_a_strict_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shop = read_shop(&sample_dir());
+    // Shopify changes a field's type: the order no longer lands.
+    let order = &mut shop.get_mut("orders").unwrap()[2];
+    let mut root = order.root();
+    root["test"] = serde_json::json!("no");
+    order.set_root(&root);
+    let order_id = order.id.clone();
+    let fake = Shopify::start(TOKEN, shop, "2025-12-01T00:00:00Z");
+    let run = |strict: bool| {
+        let mut args = vec!["--root".to_string(), dir.path().join("root").display().to_string(), "--shop".into(), "test".into(), "fetch".into(), "--api-url".into(), fake.url.clone(), "--mode".into(), "historical".into()];
+        if strict {
+            args.push("--strict".into());
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(&args).env_remove("RUST_LOG").env("SHOPIFY_ACCESS_TOKEN", TOKEN).output().unwrap()
+    };
+    let lenient = run(false);
+    let stderr = String::from_utf8_lossy(&lenient.stderr).into_owned();
+    assert!(lenient.status.success(), "{stderr}");
+    assert!(stderr.contains("records were not landed") && stderr.contains("--mode historical"), "{stderr}");
+    let strict = run(true);
+    assert_eq!(strict.status.code(), Some(2), "{}", String::from_utf8_lossy(&strict.stderr));
+    // The record is kept whole, with its reason.
+    let root = DataRoot::open(dir.path().join("root").to_str().unwrap()).unwrap();
+    let manifest = shopfeat::land::snapshots(&root, "test").unwrap().pop().unwrap();
+    let rejected = ParquetReader::new(std::io::Cursor::new(root.get(manifest.rejected.as_ref().unwrap()).unwrap().unwrap())).finish().unwrap();
+    let records: Vec<&str> = rejected.column("record").unwrap().str().unwrap().iter().flatten().collect();
+    assert!(records.iter().any(|r| r.contains(&order_id)), "{records:?}");
+}
+
+#[test]
 fn a_historical_fetch_that_finds_no_products_does_not_delete_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let mut shop = read_shop(&sample_dir());
