@@ -23,6 +23,7 @@ mod pair_features;
 mod product_features;
 mod registry;
 mod rest_examples;
+mod s3;
 mod safety;
 mod sample;
 mod search_features;
