@@ -4,14 +4,16 @@
 //! releases it when the holder exits, however it dies, so a lock is never stale;
 //! the file says who holds it. On an object store (several machines sharing a
 //! bucket) it is an object written only if absent, with a lease that the holder
-//! renews while it runs; a lock whose lease expired (its holder died) is taken
-//! over with a write conditional on the version read, so of two takers one wins.
+//! renews while it runs; a lock whose lease expired (its holder died), or whose
+//! holder ran on this machine and is gone, is taken over with a write
+//! conditional on the version read, so of two takers one wins.
 
 use crate::storage::DataRoot;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ pub struct Holder {
 
 impl Holder {
     fn new(lease: Option<Duration>) -> Holder {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+        let host = hostname();
         let now = chrono::Utc::now();
         Holder {
             holder: format!("{host}/{}", std::process::id()),
@@ -46,6 +48,17 @@ impl Holder {
     fn expired(&self) -> bool {
         self.lease_until.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_none_or(|t| t < chrono::Utc::now())
     }
+
+    /// The holder ran on this machine and its process is gone (killed before it
+    /// could release the lock): no need to wait out its lease.
+    fn dead_here(&self) -> bool {
+        let Some((host, pid)) = self.holder.rsplit_once('/') else { return false };
+        host == hostname() && pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// A held lock; released when dropped.
@@ -126,14 +139,15 @@ fn acquire_remote(root: &DataRoot, shop: &str, lease: Duration) -> Result<ShopLo
             bail!("the lock of shop {shop} vanished while it was being taken: try again");
         };
         let current: Holder = serde_json::from_slice(&current).with_context(|| format!("{}/{rel} is not a lock", root.describe()))?;
-        if !current.expired() {
+        if !current.expired() && !current.dead_here() {
             return Err(locked(shop, &current));
         }
         version = root.put_if(&rel, &bytes, Some(&current_version))?;
         if version.is_none() {
             bail!("shop {shop} is locked: another process took over its expired lock first");
         }
-        tracing::warn!("taking over the lock of shop {shop} left by {} since {} (its lease expired)", current.holder, current.since);
+        let why = if current.expired() { "its lease expired" } else { "that process is gone" };
+        tracing::warn!("taking over the lock of shop {shop} left by {} since {} ({why})", current.holder, current.since);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let token = holder.token.clone();

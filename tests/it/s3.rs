@@ -137,5 +137,18 @@ fn a_shop_on_s3_computes_publishes_locks_and_exports_like_a_local_one() {
     assert_eq!(second_run.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("shop s3shop is locked by"), "{stderr}");
     ok(slow.wait_with_output().unwrap());
-    ok(shopfeat(&moto, s3, &["-q", "compute"]).output().unwrap());
+    ok(shopfeat(&moto, s3, &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).output().unwrap());
+
+    // Computes killed mid-upload: readers still see a whole generation (the one
+    // before), and the next run completes with the same tables.
+    let expected = dry_run(&moto, s3, dir.path(), "before-kills.jsonl");
+    for (i, delay) in [150u64, 300, 450, 600].into_iter().enumerate() {
+        let mut child = shopfeat(&moto, s3, &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(dry_run(&moto, s3, dir.path(), &format!("killed-{i}.jsonl")), expected, "after a compute killed at {delay} ms");
+    }
+    ok(shopfeat(&moto, s3, &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).output().unwrap());
+    assert_eq!(dry_run(&moto, s3, dir.path(), "after.jsonl"), expected);
 }
