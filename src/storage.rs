@@ -184,25 +184,9 @@ impl DataRoot {
 
     /// Names of the files directly inside directory `rel` (no staging files), sorted.
     pub fn list(&self, rel: &str) -> Result<Vec<String>> {
-        let mut names = match &self.location {
-            Location::Local(root) => match std::fs::read_dir(root.join(rel)) {
-                Ok(entries) => entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
-                Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
-            },
-            Location::Remote { store, prefix, runtime, .. } => {
-                let path = Self::store_path(prefix, rel);
-                let listed: Vec<_> = runtime.block_on(store.list(Some(&path)).try_collect())?;
-                listed.into_iter().filter_map(|m| m.location.filename().map(str::to_string)).collect()
-            }
-        };
-        names.retain(|n| !n.starts_with(".staging-"));
-        names.sort();
-        Ok(names)
+        let (mut files, _) = self.entries(rel)?;
+        files.retain(|n| !n.starts_with(".staging-"));
+        Ok(files)
     }
 
     /// Writes a small file only if it does not exist (`version: None`) or is still
@@ -267,24 +251,37 @@ impl DataRoot {
     /// Names of the directories directly inside `rel` (on an object store: the
     /// common prefixes), sorted.
     pub fn subdirs(&self, rel: &str) -> Result<Vec<String>> {
-        let mut names = match &self.location {
+        Ok(self.entries(rel)?.1)
+    }
+
+    /// (files, directories) directly inside `rel`, each sorted; nothing when it
+    /// does not exist.
+    fn entries(&self, rel: &str) -> Result<(Vec<String>, Vec<String>)> {
+        let (mut files, mut dirs) = (vec![], vec![]);
+        match &self.location {
             Location::Local(root) => match std::fs::read_dir(root.join(rel)) {
-                Ok(entries) => entries
-                    .filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+                Ok(entries) => {
+                    for entry in entries.filter_map(|e| e.ok()) {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        match entry.file_type() {
+                            Ok(t) if t.is_dir() => dirs.push(name),
+                            Ok(t) if t.is_file() => files.push(name),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
             },
             Location::Remote { store, prefix, runtime, .. } => {
-                let path = Self::store_path(prefix, rel);
-                let listed = runtime.block_on(store.list_with_delimiter(Some(&path)))?;
-                listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()
+                let listed = runtime.block_on(store.list_with_delimiter(Some(&Self::store_path(prefix, rel))))?;
+                files.extend(listed.objects.iter().filter_map(|m| m.location.filename().map(str::to_string)));
+                dirs.extend(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)));
             }
-        };
-        names.sort();
-        Ok(names)
+        }
+        files.sort();
+        dirs.sort();
+        Ok((files, dirs))
     }
 
     /// Removes the directory `rel` and everything in it; a missing one is fine.

@@ -27,6 +27,20 @@ pub fn feature_file(root: &DataRoot, shop: &str, table: &str) -> PathBuf {
     root.local_dir().unwrap().join(shopfeat::sinks::parquet::current_table_path(root, shop, table).unwrap())
 }
 
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 /// `2025-02-10T12:00:00Z` → µs.
 pub fn ts(s: &str) -> i64 {
     shopfeat::time::parse_time(s).expect("test timestamp")

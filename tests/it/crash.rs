@@ -6,6 +6,7 @@
 //! litter. Runs per command: SHOPFEAT_CRASH_RUNS (default 20); seed:
 //! SHOPFEAT_CRASH_SEED (default 7). The counts are printed (`--nocapture`).
 
+use crate::common::copy_dir;
 use crate::gorse_standin::{Faults as GorseFaults, Gorse};
 use crate::shopify_fake::{read_shop, Faults, Shopify};
 use polars::prelude::SerReader;
@@ -66,19 +67,6 @@ fn kill_after(mut c: Command, delay: Duration) -> bool {
     child.kill().unwrap();
     child.wait().unwrap();
     true
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn litter(dir: &Path) -> Vec<PathBuf> {

@@ -149,6 +149,9 @@ fn a_shop_on_s3_computes_publishes_locks_and_exports_like_a_local_one() {
         let _ = child.wait();
         assert_eq!(dry_run(&moto, s3, dir.path(), &format!("killed-{i}.jsonl")), expected, "after a compute killed at {delay} ms");
     }
-    ok(shopfeat(&moto, s3, &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).output().unwrap());
+    // With every log line on, the credentials never show.
+    let verbose = ok(shopfeat(&moto, s3, &["-vv", "compute", "--as-of", "2025-11-30T23:59:59Z"]).output().unwrap());
+    let logged = String::from_utf8_lossy(&verbose.stderr);
+    assert!(logged.contains("stage done") && !logged.contains("shopfeat-test-secret"), "{logged}");
     assert_eq!(dry_run(&moto, s3, dir.path(), "after.jsonl"), expected);
 }
