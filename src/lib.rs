@@ -14,6 +14,7 @@ pub mod commands;
 pub mod features;
 pub mod generate;
 pub mod hash;
+pub mod history;
 pub mod http;
 pub mod land;
 pub mod lock;

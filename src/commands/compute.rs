@@ -1,6 +1,7 @@
 use super::Outcome;
 use crate::cli::{Global, PairArgs};
 use crate::pipeline::{self, ComputeOptions, ComputeReport};
+use crate::history::Recorder;
 use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::Result;
@@ -53,7 +54,10 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let computed = pipeline::compute_and_publish(&root, &global.shop, &options)?;
+    let recorder = Recorder::start(&root, &global.shop, "compute")?;
+    let result = pipeline::compute_and_publish(&root, &global.shop, &options);
+    recorder.finish(result.as_ref().map(|c| &c.report))?;
+    let computed = result?;
     super::print_report(args.json, &computed.report, |out| print_tables(out, &computed.report))?;
     Ok(Outcome::Success)
 }

@@ -3,6 +3,7 @@ use crate::cli::Global;
 use crate::config::Config;
 use crate::pipeline::{self, ExportReport};
 use crate::sinks::gorse::{Options, Retry};
+use crate::history::Recorder;
 use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
@@ -91,7 +92,10 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<Outcome> {
     options.checkpoint_every = seconds(args.checkpoint_secs, "--checkpoint-secs")?;
     let root = DataRoot::open(&global.root)?;
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let report = pipeline::export_gorse(&root, &global.shop, &options)?;
+    let recorder = Recorder::start(&root, &global.shop, "export")?;
+    let result = pipeline::export_gorse(&root, &global.shop, &options);
+    recorder.finish(result.as_ref())?;
+    let report = result?;
     super::print_report(args.json, &report, |out| print_exported(out, &report))?;
     Ok(Outcome::Success)
 }

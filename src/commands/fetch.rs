@@ -3,6 +3,7 @@ use crate::cli::{Global, ShopifyArgs};
 use crate::config::Config;
 use crate::pipeline::{self, FetchedReport};
 use crate::shopify::Mode;
+use crate::history::Recorder;
 use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
@@ -40,7 +41,10 @@ pub fn run(global: &Global, args: FetchArgs) -> Result<Outcome> {
     let options = args.shopify.options(&api_url, &config, args.mode)?;
     let root = DataRoot::open(&global.root)?;
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let report = pipeline::fetch(&root, &global.shop, &options)?;
+    let recorder = Recorder::start(&root, &global.shop, "fetch")?;
+    let result = pipeline::fetch(&root, &global.shop, &options);
+    recorder.finish(result.as_ref())?;
+    let report = result?;
     super::print_report(args.json, &report, |out| print_fetched(out, &report))?;
     Ok(super::skipped_records(&report.fetched.landed, args.strict))
 }

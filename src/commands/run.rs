@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::pipeline::{self, Landing, RunOptions, RunReport, Source};
 use crate::shopify::Mode;
 use crate::sinks::gorse;
+use crate::history::Recorder;
 use crate::lock::ShopLock;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
@@ -63,7 +64,13 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     };
     let root = DataRoot::open(&global.root)?;
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let report = pipeline::run(&root, &global.shop, &options)?;
+    let recorder = Recorder::start(&root, &global.shop, "run")?;
+    let result = pipeline::run(&root, &global.shop, &options);
+    match &result {
+        Ok(report) => recorder.end(report.failed.clone(), Some(report))?,
+        Err(e) => recorder.end::<RunReport>(Some(format!("{e:#}")), None)?,
+    }
+    let report = result?;
     super::print_report(args.json, &report, |out| print_run(out, &report, &root))?;
     report.check()?;
     let landed = match &report.land {

@@ -164,7 +164,7 @@ fn duckdb_1_4_opens_the_database_and_reads_every_table_and_view() {
     // does with TimeZone set to UTC.
     let db = duckdb::Connection::open(&path).unwrap();
     let names: Vec<String> = db.prepare(RELATIONS_SQL).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    let expected: Vec<&str> = tables.iter().map(|(n, _)| *n).chain(shopfeat::sinks::duckdb::VIEWS.iter().map(|(f, _)| f.trim_end_matches(".sql"))).collect();
+    let expected: Vec<&str> = tables.iter().map(|(n, _)| *n).chain(shopfeat::sinks::duckdb::VIEWS.iter().map(|(f, _)| f.trim_end_matches(".sql"))).chain(["run_history"]).collect();
     let mut sorted = expected.clone();
     sorted.sort();
     assert_eq!(names, sorted);

@@ -16,6 +16,7 @@ mod gorse_export;
 mod generations;
 mod gorse_standin;
 mod graphql;
+mod history;
 mod http;
 mod interaction_features;
 mod lock;
