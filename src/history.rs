@@ -123,10 +123,14 @@ fn to_frame(r: &RunRecord) -> PolarsResult<DataFrame> {
     ])
 }
 
-/// Every run record of `shop` as one table (oldest first), killed runs marked
-/// so: what `features.duckdb` holds as `run_history`.
-pub fn table(root: &DataRoot, shop: &str) -> Result<DataFrame> {
-    let records = load(root, shop)?;
+/// Run records kept in `features.duckdb`: the most recent ones (each is a file
+/// to read at every publish).
+pub const IN_DATABASE: usize = 1000;
+
+/// The last `last` run records of `shop` as one table (oldest first), killed runs
+/// marked so: what `features.duckdb` holds as `run_history`.
+pub fn table(root: &DataRoot, shop: &str, last: usize) -> Result<DataFrame> {
+    let records = load_last(root, shop, last)?;
     let mut frames = records.iter().map(to_frame);
     let Some(first) = frames.next() else {
         return Ok(to_frame(&RunRecord { run_id: String::new(), command: String::new(), process: String::new(), started_at: String::new(), ended_at: None, outcome: String::new(), error: None, seconds: None, report: None })?.head(Some(0)));
@@ -140,8 +144,14 @@ pub fn table(root: &DataRoot, shop: &str) -> Result<DataFrame> {
 
 /// Every run record of `shop`, oldest first.
 pub fn load(root: &DataRoot, shop: &str) -> Result<Vec<RunRecord>> {
+    load_last(root, shop, usize::MAX)
+}
+
+/// The last `last` run records of `shop`, oldest first (ids sort by start time).
+pub fn load_last(root: &DataRoot, shop: &str, last: usize) -> Result<Vec<RunRecord>> {
     let mut records = vec![];
-    for name in root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet")) {
+    let names: Vec<String> = root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet")).collect();
+    for name in names.iter().skip(names.len().saturating_sub(last)) {
         let rel = format!("{}/{name}", runs_dir(shop));
         let bytes = root.get(&rel)?.with_context(|| format!("{rel} vanished"))?;
         let frame = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;

@@ -153,7 +153,7 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_genera
     let mut paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
     // The run history so far, for analysts (this run's record says `running`).
     let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
-    ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop)?)?;
+    ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
     paths.push(("run_history", history.path()));
     let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &paths)?;
     let stable = databases.pop().expect("two staged copies");
