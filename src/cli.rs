@@ -60,6 +60,7 @@ pub enum Command {
     Features(commands::features::FeaturesArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
+    Status(commands::status::StatusArgs),
 }
 
 /// Bounds on product_pair_features, for `compute` and `run`.

@@ -28,6 +28,9 @@ pub struct Config {
     pub gorse: GorseConfig,
     #[serde(default)]
     pub shopify: ShopifyConfig,
+    /// Thresholds of `shopfeat status`.
+    #[serde(default)]
+    pub status: crate::status::Thresholds,
 }
 
 #[derive(Debug, Default, Deserialize)]

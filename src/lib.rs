@@ -26,6 +26,7 @@ pub mod retry;
 pub mod shopify;
 pub mod sinks;
 pub mod state;
+pub mod status;
 pub mod storage;
 pub mod time;
 pub mod vocabulary;

@@ -13,6 +13,10 @@ fn main() {
             eprintln!("error: {why}");
             std::process::exit(2);
         }
+        Ok(Outcome::Exit(code, why)) => {
+            eprintln!("{why}");
+            std::process::exit(code);
+        }
         Err(e) => {
             // One line: the cause chain, no backtrace.
             eprintln!("error: {e:#}");

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod ingest;
 pub mod normalize;
 pub mod run;
+pub mod status;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -20,6 +21,8 @@ pub enum Outcome {
     Success,
     /// Finished, but with a condition the user asked to fail on (e.g. `--strict`).
     Failed(String),
+    /// Finished with this exit code and reason (`status`: 1 warn, 2 fail).
+    Exit(i32, String),
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -32,6 +35,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
         Command::Fetch(args) => fetch::run(&cli.global, args),
+        Command::Status(args) => status::run(&cli.global, args),
     }
 }
 

@@ -31,5 +31,6 @@ mod sample;
 mod search_features;
 mod session_features;
 mod shopify_fake;
+mod status;
 mod storage;
 mod user_features;

@@ -1,0 +1,58 @@
+use super::Outcome;
+use crate::cli::Global;
+use crate::config::Config;
+use crate::status::{self, Level, ShopStatus};
+use crate::storage::DataRoot;
+use anyhow::Result;
+use std::io::Write;
+
+/// Whether last night worked: per shop, the last successful and failed runs, the
+/// current generation and the watermarks, then every check on one line —
+/// `ok` / `warn` / `fail`, the number that decided it and the threshold (in the
+/// config file's `[status]`).
+///
+/// Exit code: 0 when nothing failed (warnings included), 1 on a warning with
+/// `--strict`, 2 when a check failed — a shop that never ran successfully fails.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Every shop under the root instead of `--shop`.
+    #[arg(long)]
+    pub all: bool,
+    /// Exit 1 on a warning.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the statuses as one JSON array on stdout (the summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &Global, args: StatusArgs) -> Result<Outcome> {
+    let config = Config::load(global.config.as_deref())?;
+    let root = DataRoot::open(&global.root)?;
+    let shops = if args.all { status::shops(&root)? } else { vec![global.shop.clone()] };
+    let now = chrono::Utc::now();
+    let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now)).collect::<Result<Vec<_>>>()?;
+    super::print_report(args.json, &statuses, |out| statuses.iter().try_for_each(|s| print_status(out, s)))?;
+    let count = |level| statuses.iter().filter(|s| s.level() == level).count();
+    let worst = statuses.iter().map(ShopStatus::level).max().unwrap_or(Level::Fail);
+    Ok(match worst {
+        Level::Fail => Outcome::Exit(2, format!("{} of {} shops have a failing check", count(Level::Fail), statuses.len())),
+        Level::Warn if args.strict => Outcome::Exit(1, format!("{} of {} shops have a warning (--strict)", count(Level::Warn), statuses.len())),
+        _ => Outcome::Success,
+    })
+}
+
+fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
+    writeln!(out, "shop {}", s.shop)?;
+    let run = |r: &Option<status::RunSummary>| r.as_ref().map(|r| format!("{} {} ({})", r.command, r.started_at, r.outcome)).unwrap_or_else(|| "none".into());
+    writeln!(out, "  last success  {}", run(&s.last_success))?;
+    writeln!(out, "  last failure  {}", run(&s.last_failure))?;
+    writeln!(out, "  generation    {}", s.generation.as_deref().map(|g| format!("{g} published {}", s.generation_published_at.as_deref().unwrap_or("?"))).unwrap_or_else(|| "none".into()))?;
+    for (entity, mark) in &s.watermarks {
+        writeln!(out, "  watermark     {entity:<12} {mark}")?;
+    }
+    for c in &s.checks {
+        writeln!(out, "  {:<4}  {:<30} {}  ({})", c.level.name(), c.check, c.value, c.threshold)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! `shopfeat status`: whether a shop's last night worked, as checks a cron job
+//! can act on — one line each, `ok` / `warn` / `fail`, the number that decided it
+//! and the threshold (as Kubernetes conditions read).
+//!
+//! Checks, from the run history, the current generation, the watermarks and the
+//! main tables:
+//! - runs: a successful run exists (else fail); the newest run did not fail or die;
+//! - freshness: the current generation's age, the watermarks' age, the newest
+//!   order's and event's age against now;
+//! - completeness: every entity-keyed table has one row per entity (from the last
+//!   compute); the share of raw records skipped when landing; line items naming
+//!   products the catalog does not know; events in the future (clock skew);
+//!   negative prices or quantities;
+//! - change: a table that lost more than a share of its rows since the run before.
+
+use crate::history::{self, RunRecord};
+use crate::sinks::generation;
+use crate::state::ShopState;
+use crate::storage::DataRoot;
+use anyhow::Result;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Thresholds (the config file's `[status]`; every field optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// The current generation (the features Gorse serves) older than this: warn;
+    /// twice this: fail.
+    pub generation_age_hours: f64,
+    /// A watermark older than this: warn.
+    pub watermark_age_hours: f64,
+    /// The newest order or event older than this: warn.
+    pub data_age_hours: f64,
+    /// Share of raw records skipped at the last landing: warn above, fail above 5×.
+    pub skipped_share: f64,
+    /// Share of rows a table may lose from one run to the next: warn above, fail
+    /// above 3×.
+    pub shrink_share: f64,
+    /// Share of line items naming an unknown product: warn above.
+    pub unknown_product_share: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        }
+    }
+}
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub level: Level,
+    /// The number (or fact) that decided it.
+    pub value: String,
+    pub threshold: String,
+}
+
+/// A run, as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub command: String,
+    pub started_at: String,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+impl From<&RunRecord> for RunSummary {
+    fn from(r: &RunRecord) -> Self {
+        RunSummary { run_id: r.run_id.clone(), command: r.command.clone(), started_at: r.started_at.clone(), outcome: r.outcome_now().to_string(), error: r.error.clone() }
+    }
+}
+
+/// One shop's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShopStatus {
+    pub shop: String,
+    pub last_success: Option<RunSummary>,
+    pub last_failure: Option<RunSummary>,
+    pub generation: Option<String>,
+    pub generation_published_at: Option<String>,
+    pub watermarks: std::collections::BTreeMap<String, String>,
+    pub checks: Vec<Check>,
+}
+
+impl ShopStatus {
+    /// The worst level of the checks.
+    pub fn level(&self) -> Level {
+        self.checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
+    }
+}
+
+/// Hours from the RFC 3339 time `t` to `now`.
+fn hours_since(t: &str, now: chrono::DateTime<chrono::Utc>) -> Option<f64> {
+    let t = chrono::DateTime::parse_from_rfc3339(t).ok()?;
+    Some((now - t.with_timezone(&chrono::Utc)).num_seconds() as f64 / 3600.0)
+}
+
+fn check(check: &'static str, level: Level, value: impl Into<String>, threshold: impl Into<String>) -> Check {
+    Check { check, level, value: value.into(), threshold: threshold.into() }
+}
+
+/// Warn above `warn`, fail above `fail`.
+fn graded(name: &'static str, value: f64, warn: f64, fail: f64, shown: String, unit: &str) -> Check {
+    let level = if value > fail { Level::Fail } else if value > warn { Level::Warn } else { Level::Ok };
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    check(name, level, shown, format!("warn > {}{unit}, fail > {}{unit}", round(warn), round(fail)))
+}
+
+/// The status of `shop` at `now`.
+pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<ShopStatus> {
+    let runs = history::load(root, shop)?;
+    let ok_runs: Vec<&RunRecord> = runs.iter().filter(|r| r.outcome_now() == "ok").collect();
+    let last_success = ok_runs.last().map(|r| RunSummary::from(*r));
+    let last_failure = runs.iter().rev().find(|r| matches!(r.outcome_now(), "failed" | "killed")).map(RunSummary::from);
+    let pointer = generation::current(root, &crate::sinks::parquet::features_dir(shop))?;
+    let state = ShopState::load(root, shop)?;
+    let mut checks = vec![];
+
+    // Runs.
+    checks.push(match &last_success {
+        Some(r) => check("successful_run", Level::Ok, format!("{} {} at {}", r.command, r.run_id, r.started_at), "one exists"),
+        None => check("successful_run", Level::Fail, "none", "one exists"),
+    });
+    if let Some(newest) = runs.last() {
+        let outcome = newest.outcome_now();
+        let level = match outcome {
+            "failed" | "killed" => Level::Warn,
+            _ => Level::Ok,
+        };
+        checks.push(check("newest_run", level, format!("{} {outcome}", newest.command), "not failed or killed"));
+    }
+
+    // Freshness.
+    let t = thresholds;
+    if let Some(p) = &pointer {
+        if let Some(age) = hours_since(&p.published_at, now) {
+            checks.push(graded("generation_age", age, t.generation_age_hours, 2.0 * t.generation_age_hours, format!("{age:.1} h"), " h"));
+        }
+    } else {
+        checks.push(check("generation_age", Level::Fail, "no generation published", "one exists"));
+    }
+    if let Some((entity, oldest)) = state.watermarks.iter().filter_map(|(e, w)| Some((e, hours_since(w, now)?))).max_by(|a, b| a.1.total_cmp(&b.1)) {
+        let mut c = graded("watermark_age", oldest, t.watermark_age_hours, f64::INFINITY, format!("{oldest:.1} h ({entity})"), " h");
+        c.threshold = format!("warn > {} h", t.watermark_age_hours);
+        checks.push(c);
+    }
+
+    // Completeness and change, from the last compute's report.
+    let reports: Vec<serde_json::Value> = ok_runs.iter().filter_map(|r| r.report.as_deref()).filter_map(|r| serde_json::from_str(r).ok()).collect();
+    let tables_of = |report: &serde_json::Value| -> Option<Vec<serde_json::Value>> {
+        report.get("tables").or_else(|| report.get("compute").and_then(|c| c.get("tables"))).and_then(|t| t.as_array().cloned())
+    };
+    let computed: Vec<Vec<serde_json::Value>> = reports.iter().filter_map(tables_of).collect();
+    if let Some(last) = computed.last() {
+        let mismatched: Vec<String> = last
+            .iter()
+            .filter(|t| t["expected"].is_number() && t["expected"] != t["rows"])
+            .map(|t| format!("{} {}/{}", t["table"].as_str().unwrap_or("?"), t["rows"], t["expected"]))
+            .collect();
+        let level = if mismatched.is_empty() { Level::Ok } else { Level::Fail };
+        checks.push(check("rows_per_entity", level, if mismatched.is_empty() { "every table".to_string() } else { mismatched.join(", ") }, "one row per entity"));
+        if computed.len() >= 2 {
+            let before = &computed[computed.len() - 2];
+            let (mut worst, mut worst_table) = (0.0f64, String::new());
+            for table in last {
+                let name = table["table"].as_str().unwrap_or("");
+                let now_rows = table["rows"].as_f64().unwrap_or(0.0);
+                if let Some(then) = before.iter().find(|b| b["table"] == name).and_then(|b| b["rows"].as_f64()).filter(|r| *r > 0.0) {
+                    let lost = (then - now_rows) / then;
+                    if lost > worst {
+                        (worst, worst_table) = (lost, format!("{name} {then} → {now_rows}"));
+                    }
+                }
+            }
+            let shown = if worst_table.is_empty() { "no table shrank".to_string() } else { format!("{:.0}% lost: {worst_table}", 100.0 * worst) };
+            checks.push(graded("table_shrink", worst, t.shrink_share, 3.0 * t.shrink_share, shown, ""));
+        }
+    }
+    let landings: Vec<&serde_json::Value> = reports.iter().filter_map(landing_of).collect();
+    if let Some(landed) = landings.last() {
+        let sum = |k: &str| landed.get(k).and_then(|m| m.as_object()).map(|m| m.values().filter_map(|v| v.as_f64()).fold(0.0, |a, b| a + b)).unwrap_or(0.0);
+        let (ok_rows, skipped) = (sum("landed"), sum("skipped"));
+        if ok_rows + skipped > 0.0 {
+            let share = skipped / (ok_rows + skipped);
+            checks.push(graded("skipped_share", share, t.skipped_share, 5.0 * t.skipped_share, format!("{:.2}% ({skipped} of {})", 100.0 * share, ok_rows + skipped), ""));
+        }
+    }
+
+    // The data itself.
+    if !crate::land::snapshots(root, shop)?.is_empty() {
+        // Unreadable data is a finding, not a reason to say nothing.
+        match data_checks(root, shop, thresholds, now) {
+            Ok(found) => checks.extend(found),
+            Err(e) => checks.push(check("raw_data_readable", Level::Fail, format!("{e:#}"), "every snapshot reads")),
+        }
+    }
+    Ok(ShopStatus {
+        shop: shop.to_string(),
+        last_success,
+        last_failure,
+        generation: pointer.as_ref().map(|p| p.generation.clone()),
+        generation_published_at: pointer.map(|p| p.published_at),
+        watermarks: state.watermarks,
+        checks,
+    })
+}
+
+/// What a run's report says it landed (a `LandReport`): a fetch's `landed`, a
+/// run's `land` (itself for files, its `landed` for a fetch).
+fn landing_of(report: &serde_json::Value) -> Option<&serde_json::Value> {
+    match report.get("land") {
+        Some(land) if land["kind"] == "fetch" => land.get("landed"),
+        Some(land) => Some(land),
+        None => report.get("landed").filter(|l| l.get("skipped").is_some()),
+    }
+}
+
+/// Freshness and sanity of the main tables (latest versions).
+fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<Check>> {
+    let main = crate::pipeline::normalize(root, shop, None)?;
+    let now_us = now.timestamp_micros();
+    let products = main.products.clone().select([col("product_id")]);
+    let frames = crate::normalize::collect_all(vec![
+        main.orders.clone().select([col("created_at").cast(DataType::Int64).max().alias("newest")]),
+        main.events.clone().select([
+            col("timestamp").cast(DataType::Int64).max().alias("newest"),
+            col("timestamp").cast(DataType::Int64).gt(lit(now_us + 5 * 60 * 1_000_000)).sum().cast(DataType::Int64).alias("future"),
+        ]),
+        main.line_items.clone().filter(col("product_id").is_not_null()).select([
+            len().cast(DataType::Int64).alias("lines"),
+            col("quantity").lt(lit(0)).or(col("unit_price").lt(lit(0.0))).sum().cast(DataType::Int64).alias("negative"),
+        ]),
+        main.line_items.clone().filter(col("product_id").is_not_null()).join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Anti)).select([len().cast(DataType::Int64).alias("unknown")]),
+        main.variants.clone().select([col("price").lt(lit(0.0)).sum().cast(DataType::Int64).alias("negative")]),
+    ])?;
+    let int = |f: &DataFrame, c: &str| f.column(c).ok().and_then(|c| c.i64().ok().and_then(|c| c.get(0)));
+    let mut checks = vec![];
+    for (name, frame) in [("newest_order_age", &frames[0]), ("newest_event_age", &frames[1])] {
+        match int(frame, "newest") {
+            Some(newest) => {
+                let age = (now_us - newest) as f64 / 3_600_000_000.0;
+                let mut c = graded(name, age, t.data_age_hours, f64::INFINITY, format!("{age:.1} h"), " h");
+                c.threshold = format!("warn > {} h", t.data_age_hours);
+                checks.push(c);
+            }
+            None => checks.push(check(name, Level::Warn, "none landed", "some landed")),
+        }
+    }
+    let future = int(&frames[1], "future").unwrap_or(0);
+    checks.push(check("events_in_future", if future > 0 { Level::Warn } else { Level::Ok }, future.to_string(), "0 (more than 5 min ahead of now)"));
+    let negative = int(&frames[2], "negative").unwrap_or(0) + int(&frames[4], "negative").unwrap_or(0);
+    checks.push(check("negative_prices_or_quantities", if negative > 0 { Level::Warn } else { Level::Ok }, negative.to_string(), "0"));
+    let (lines, unknown) = (int(&frames[2], "lines").unwrap_or(0), int(&frames[3], "unknown").unwrap_or(0));
+    if lines > 0 {
+        let share = unknown as f64 / lines as f64;
+        let mut c = graded("lines_of_unknown_products", share, t.unknown_product_share, f64::INFINITY, format!("{:.2}% ({unknown} of {lines})", 100.0 * share), "");
+        c.threshold = format!("warn > {}", t.unknown_product_share);
+        checks.push(c);
+    }
+    Ok(checks)
+}
+
+/// The shops under a root: folders holding snapshots or run records.
+pub fn shops(root: &DataRoot) -> Result<Vec<String>> {
+    let mut shops = vec![];
+    for name in root.subdirs("")? {
+        if crate::storage::shop_id(&name).is_ok() && (!root.subdirs(&format!("{name}/raw"))?.is_empty() || !root.list(&history::runs_dir(&name))?.is_empty()) {
+            shops.push(name);
+        }
+    }
+    Ok(shops)
+}

@@ -1,0 +1,82 @@
+//! `shopfeat status`: one line per check, the number and the threshold, and an
+//! exit code cron can act on (0 ok or warnings, 1 warnings under --strict, 2 a
+//! failure — a shop that never ran fails).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn shopfeat(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shopfeat")).current_dir(env!("CARGO_MANIFEST_DIR")).args(["--root", root.to_str().unwrap()]).args(args).env_remove("RUST_LOG").env_remove("GORSE_URL").output().unwrap()
+}
+
+/// The line of `check` in the status text: (level, value).
+fn line(out: &Output, check: &str) -> (String, String) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let l = text.lines().find(|l| l.split_whitespace().nth(1) == Some(check)).unwrap_or_else(|| panic!("no {check} in\n{text}"));
+    let mut words = l.split_whitespace();
+    let level = words.next().unwrap().to_string();
+    (level, words.skip(1).collect::<Vec<_>>().join(" "))
+}
+
+#[test]
+fn a_shop_that_never_ran_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = shopfeat(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(line(&out, "successful_run"), ("fail".into(), "none (one exists)".into()));
+}
+
+#[test]
+fn after_a_run_the_checks_pass_and_the_sample_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
+    let out = shopfeat(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(0), "warnings only: {}", String::from_utf8_lossy(&out.stdout));
+    for check in ["successful_run", "newest_run", "generation_age", "rows_per_entity", "skipped_share", "events_in_future", "negative_prices_or_quantities"] {
+        assert_eq!(line(&out, check).0, "ok", "{check}");
+    }
+    // The sample's data ends 2025-11-30: a year old.
+    let (level, value) = line(&out, "newest_order_age");
+    assert_eq!(level, "warn");
+    assert!(value.trim_end_matches(" h (warn > 72 h)").trim_end_matches(" h").parse::<f64>().unwrap() > 24.0 * 300.0, "{value}");
+    assert_eq!(shopfeat(dir.path(), &["status", "--strict"]).status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&shopfeat(dir.path(), &["status", "--all", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["shop"], "sample");
+    assert!(json[0]["checks"].as_array().unwrap().iter().any(|c| c["check"] == "rows_per_entity" && c["level"] == "ok"));
+}
+
+#[test]
+fn a_failed_run_and_a_shop_that_lost_a_third_of_its_products_show() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
+    // A compute that fails (a damaged snapshot): the newest run warns.
+    let orders = std::fs::read_dir(dir.path().join("sample/raw/orders")).unwrap().next().unwrap().unwrap().path();
+    let good = std::fs::read(&orders).unwrap();
+    std::fs::write(&orders, b"PAR1 broken").unwrap();
+    assert_eq!(shopfeat(dir.path(), &["-q", "compute"]).status.code(), Some(1));
+    let out = shopfeat(dir.path(), &["status"]);
+    assert_eq!(line(&out, "newest_run"), ("warn".into(), "compute failed (not failed or killed)".into()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("last failure  compute"));
+    std::fs::write(&orders, good).unwrap();
+
+    // 105 of 350 products (30%) deleted by webhooks, then the nightly run.
+    let hooks = dir.path().join("deletions/webhooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for i in 0..105 {
+        std::fs::write(hooks.join(format!("products_delete-{i}.json")), format!(r#"{{"id": {}}}"#, 7_100_000_000i64 + i * 3)).unwrap();
+    }
+    let deletions = dir.path().join("deletions");
+    assert!(shopfeat(dir.path(), &["-q", "run", deletions.to_str().unwrap(), "--as-of", "2025-11-30T23:59:59Z"]).status.success());
+    // The pairs lose most: 823 pairs → 252 (69%), past the 30% that fails.
+    let out = shopfeat(dir.path(), &["status"]);
+    let (level, value) = line(&out, "table_shrink");
+    assert_eq!(level, "fail", "{value}");
+    assert!(value.starts_with("69% lost: product_pair_features 823 → 252"), "{value}");
+    assert_eq!(out.status.code(), Some(2));
+    // Looser thresholds in the config file make it a warning.
+    let config = dir.path().join("shopfeat.toml");
+    std::fs::write(&config, "[status]\nshrink_share = 0.5\n").unwrap();
+    let loose = shopfeat(dir.path(), &["--config", config.to_str().unwrap(), "status"]);
+    assert_eq!(line(&loose, "table_shrink").0, "warn");
+    assert_eq!(loose.status.code(), Some(0));
+}
