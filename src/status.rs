@@ -39,11 +39,14 @@ pub struct Thresholds {
     pub shrink_share: f64,
     /// Share of line items naming an unknown product: warn above.
     pub unknown_product_share: f64,
+    /// Population stability index of a numeric feature against the generation
+    /// before (share change for a categorical one): warn above, fail above 2.5×.
+    pub drift: f64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01 }
+        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01, drift: 0.1 }
     }
 }
 
@@ -207,6 +210,13 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         }
     }
 
+    // Drift against the generation before.
+    if let Some(p) = &pointer {
+        if let Some(previous) = p.previous.first() {
+            checks.push(drift_check(root, shop, &p.generation, previous, thresholds)?);
+        }
+    }
+
     // The data itself.
     if !crate::land::snapshots(root, shop)?.is_empty() {
         // Unreadable data is a finding, not a reason to say nothing.
@@ -224,6 +234,86 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         watermarks: state.watermarks,
         checks,
     })
+}
+
+/// How far the feature columns moved from the generation before: the population
+/// stability index over the previous generation's deciles for numeric columns,
+/// the largest change of a category's share for text columns; the columns that
+/// moved most are named.
+fn drift_check(root: &DataRoot, shop: &str, current: &str, previous: &str, t: &Thresholds) -> Result<Check> {
+    let base = crate::sinks::parquet::features_dir(shop);
+    let read = |generation: &str, table: &str| -> Result<Option<DataFrame>> {
+        let rel = format!("{base}/{generation}/{}", crate::sinks::parquet::file_name(table));
+        Ok(match root.get(&rel)? {
+            Some(bytes) => Some(ParquetReader::new(std::io::Cursor::new(bytes)).finish()?),
+            None => None,
+        })
+    };
+    let mut moved: Vec<(f64, String)> = vec![];
+    for table in crate::features::catalog() {
+        let (Some(now), Some(before)) = (read(current, table.name)?, read(previous, table.name)?) else { continue };
+        for f in &table.features {
+            let (Ok(a), Ok(b)) = (now.column(f.name), before.column(f.name)) else { continue };
+            let score = match f.kind {
+                crate::features::registry::Kind::F64 | crate::features::registry::Kind::I64 => psi(&numbers(a)?, &numbers(b)?),
+                crate::features::registry::Kind::Str => share_change(a, b)?,
+                _ => continue,
+            };
+            moved.push((score, format!("{}.{}", table.name, f.name)));
+        }
+    }
+    moved.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let worst = moved.first().map(|m| m.0).unwrap_or(0.0);
+    let top: Vec<String> = moved.iter().take(3).map(|(s, c)| format!("{c} {s:.3}")).collect();
+    Ok(graded("drift", worst, t.drift, 2.5 * t.drift, if top.is_empty() { "nothing to compare".into() } else { top.join(", ") }, ""))
+}
+
+/// A column's finite values, rounded to 1e-9 (sums and variances differ in their
+/// last bits from run to run; that is not drift).
+fn numbers(c: &Column) -> Result<Vec<f64>> {
+    Ok(c.cast(&DataType::Float64)?.f64()?.iter().flatten().filter(|x| x.is_finite()).map(|x| (x * 1e9).round() / 1e9).collect())
+}
+
+/// Fewer values than this say nothing about a distribution.
+const MIN_VALUES: usize = 100;
+
+/// PSI of `now` against `before`, over `before`'s deciles (ε for empty buckets);
+/// 0 for samples too small to tell.
+pub fn psi(now: &[f64], before: &[f64]) -> f64 {
+    if now.len() < MIN_VALUES || before.len() < MIN_VALUES {
+        return 0.0;
+    }
+    let mut sorted = before.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut edges: Vec<f64> = (1..10).map(|i| sorted[(i * sorted.len() / 10).min(sorted.len() - 1)]).collect();
+    edges.dedup();
+    let shares = |values: &[f64]| -> Vec<f64> {
+        let mut counts = vec![0usize; edges.len() + 1];
+        for v in values {
+            counts[edges.partition_point(|e| e <= v)] += 1;
+        }
+        counts.iter().map(|c| (*c as f64 / values.len() as f64).max(1e-4)).collect()
+    };
+    let (a, e) = (shares(now), shares(before));
+    a.iter().zip(&e).map(|(a, e)| (a - e) * (a / e).ln()).sum()
+}
+
+/// The largest change of one value's share between two text columns.
+fn share_change(now: &Column, before: &Column) -> Result<f64> {
+    if now.len() < MIN_VALUES || before.len() < MIN_VALUES {
+        return Ok(0.0);
+    }
+    let shares = |c: &Column| -> Result<std::collections::HashMap<String, f64>> {
+        let values = c.str()?;
+        let n = values.len().max(1) as f64;
+        let mut m = std::collections::HashMap::new();
+        for v in values.iter() {
+            *m.entry(v.unwrap_or("").to_string()).or_insert(0.0) += 1.0 / n;
+        }
+        Ok(m)
+    };
+    let (a, b) = (shares(now)?, shares(before)?);
+    Ok(a.keys().chain(b.keys()).map(|k| (a.get(k).unwrap_or(&0.0) - b.get(k).unwrap_or(&0.0)).abs()).fold(0.0, f64::max))
 }
 
 /// What a run's report says it landed (a `LandReport`): a fetch's `landed`, a

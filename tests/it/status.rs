@@ -40,6 +40,15 @@ fn after_a_run_the_checks_pass_and_the_sample_is_stale() {
     assert_eq!(level, "warn");
     assert!(value.trim_end_matches(" h (warn > 72 h)").trim_end_matches(" h").parse::<f64>().unwrap() > 24.0 * 300.0, "{value}");
     assert_eq!(shopfeat(dir.path(), &["status", "--strict"]).status.code(), Some(1));
+    // The same tables again: nothing drifted.
+    assert!(shopfeat(dir.path(), &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).status.success());
+    let (level, value) = line(&shopfeat(dir.path(), &["status"]), "drift");
+    assert_eq!(level, "ok", "{value}");
+    assert!(value.contains(" 0.000"), "{value}");
+    // Three months earlier, the 30-day windows and recencies move.
+    assert!(shopfeat(dir.path(), &["-q", "compute", "--as-of", "2025-09-01T00:00:00Z"]).status.success());
+    let (level, value) = line(&shopfeat(dir.path(), &["status"]), "drift");
+    assert_ne!(level, "ok", "{value}");
     let json: serde_json::Value = serde_json::from_slice(&shopfeat(dir.path(), &["status", "--all", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["shop"], "sample");
     assert!(json[0]["checks"].as_array().unwrap().iter().any(|c| c["check"] == "rows_per_entity" && c["level"] == "ok"));
@@ -75,8 +84,21 @@ fn a_failed_run_and_a_shop_that_lost_a_third_of_its_products_show() {
     assert_eq!(out.status.code(), Some(2));
     // Looser thresholds in the config file make it a warning.
     let config = dir.path().join("shopfeat.toml");
-    std::fs::write(&config, "[status]\nshrink_share = 0.5\n").unwrap();
+    std::fs::write(&config, "[status]\nshrink_share = 0.5\ndrift = 10.0\n").unwrap();
     let loose = shopfeat(dir.path(), &["--config", config.to_str().unwrap(), "status"]);
     assert_eq!(line(&loose, "table_shrink").0, "warn");
     assert_eq!(loose.status.code(), Some(0));
+}
+
+#[test]
+fn the_population_stability_index_is_the_textbook_one() {
+    let before: Vec<f64> = (1..=1000).map(f64::from).collect();
+    assert_eq!(shopfeat::status::psi(&before, &before), 0.0);
+    // The top decile doubles: 9 buckets of 100 and one of 200 out of 1,100.
+    let now: Vec<f64> = (1..=1000).chain(901..=1000).map(f64::from).collect();
+    let (small, big) = (100.0 / 1100.0, 200.0 / 1100.0);
+    let expected = 9.0 * (small - 0.1) * (small / 0.1f64).ln() + (big - 0.1) * (big / 0.1f64).ln();
+    assert!((shopfeat::status::psi(&now, &before) - expected).abs() < 1e-12, "{} vs {expected}", shopfeat::status::psi(&now, &before));
+    // Too few values to judge.
+    assert_eq!(shopfeat::status::psi(&before[..50], &now[..50]), 0.0);
 }
