@@ -26,6 +26,9 @@ pub struct GorseExportState {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub rows_delivered: u64,
+    /// The id prefix of the target (to plan what would be sent without its URL).
+    #[serde(default)]
+    pub prefix: String,
 }
 
 pub fn path(shop: &str) -> String {

@@ -42,11 +42,13 @@ pub struct Thresholds {
     /// Population stability index of a numeric feature against the generation
     /// before (share change for a categorical one): warn above, fail above 2.5×.
     pub drift: f64,
+    /// Inbox files waiting longer than this: warn.
+    pub inbox_age_hours: f64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01, drift: 0.1 }
+        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01, drift: 0.1, inbox_age_hours: 2.0 }
     }
 }
 
@@ -103,6 +105,12 @@ pub struct ShopStatus {
     pub generation: Option<String>,
     pub generation_published_at: Option<String>,
     pub watermarks: std::collections::BTreeMap<String, String>,
+    /// The last export to Gorse: target, when it finished.
+    pub last_export: Option<crate::state::GorseExportState>,
+    /// What the next export would do now: (rows to send, rows to delete).
+    pub export_pending: Option<(u64, u64)>,
+    /// Files waiting in the inbox.
+    pub inbox_files: Option<usize>,
     pub checks: Vec<Check>,
 }
 
@@ -130,8 +138,8 @@ fn graded(name: &'static str, value: f64, warn: f64, fail: f64, shown: String, u
     check(name, level, shown, format!("warn > {}{unit}, fail > {}{unit}", round(warn), round(fail)))
 }
 
-/// The status of `shop` at `now`.
-pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<ShopStatus> {
+/// The status of `shop` at `now` (with its inbox, when it has one).
+pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>, inbox: Option<&std::path::Path>) -> Result<ShopStatus> {
     let runs = history::load(root, shop)?;
     let ok_runs: Vec<&RunRecord> = runs.iter().filter(|r| r.outcome_now() == "ok").collect();
     let last_success = ok_runs.last().map(|r| RunSummary::from(*r));
@@ -210,6 +218,23 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         }
     }
 
+    // The inbox: files waiting, the oldest's age.
+    let mut inbox_files = None;
+    if let Some(dir) = inbox {
+        let waiting: Vec<std::time::SystemTime> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .collect();
+        inbox_files = Some(waiting.len());
+        let oldest = waiting.iter().filter_map(|t| t.elapsed().ok()).max().map(|d| d.as_secs_f64() / 3600.0).unwrap_or(0.0);
+        let mut c = graded("inbox_backlog", oldest, t.inbox_age_hours, f64::INFINITY, format!("{} files, the oldest {oldest:.1} h", waiting.len()), " h");
+        c.threshold = format!("warn > {} h", t.inbox_age_hours);
+        checks.push(c);
+    }
+
     // Drift against the generation before.
     if let Some(p) = &pointer {
         if let Some(previous) = p.previous.first() {
@@ -220,7 +245,8 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
     // The data itself.
     if !crate::land::snapshots(root, shop)?.is_empty() {
         // Unreadable data is a finding, not a reason to say nothing.
-        match data_checks(root, shop, thresholds, now) {
+        let as_of = pointer.as_ref().and_then(|p| p.as_of.clone());
+        match data_checks(root, shop, thresholds, now, as_of.as_deref()) {
             Ok(found) => checks.extend(found),
             Err(e) => checks.push(check("raw_data_readable", Level::Fail, format!("{e:#}"), "every snapshot reads")),
         }
@@ -231,7 +257,10 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         last_failure,
         generation: pointer.as_ref().map(|p| p.generation.clone()),
         generation_published_at: pointer.map(|p| p.published_at),
+        export_pending: crate::sinks::gorse::pending(root, shop).unwrap_or(None),
+        last_export: state.gorse,
         watermarks: state.watermarks,
+        inbox_files,
         checks,
     })
 }
@@ -326,8 +355,9 @@ fn landing_of(report: &serde_json::Value) -> Option<&serde_json::Value> {
     }
 }
 
-/// Freshness and sanity of the main tables (latest versions).
-fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<Check>> {
+/// Freshness and sanity of the main tables (latest versions); `as_of` is the
+/// current features' point in time.
+fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTime<chrono::Utc>, as_of: Option<&str>) -> Result<Vec<Check>> {
     let main = crate::pipeline::normalize(root, shop, None)?;
     let now_us = now.timestamp_micros();
     let products = main.products.clone().select([col("product_id")]);
@@ -343,6 +373,10 @@ fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTim
         ]),
         main.line_items.clone().filter(col("product_id").is_not_null()).join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Anti)).select([len().cast(DataType::Int64).alias("unknown")]),
         main.variants.clone().select([col("price").lt(lit(0.0)).sum().cast(DataType::Int64).alias("negative")]),
+        main.orders.clone().filter(col("customer_id").is_not_null()).select([len().cast(DataType::Int64).alias("orders")]),
+        main.orders.clone().filter(col("customer_id").is_not_null()).join(main.customers.clone().select([col("customer_id")]), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Anti)).select([len().cast(DataType::Int64).alias("unknown")]),
+        main.events.clone().filter(col("product_id").is_not_null()).select([len().cast(DataType::Int64).alias("events")]),
+        main.events.clone().filter(col("product_id").is_not_null()).join(main.products.clone().select([col("product_id")]), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Anti)).select([len().cast(DataType::Int64).alias("unknown")]),
     ])?;
     let int = |f: &DataFrame, c: &str| f.column(c).ok().and_then(|c| c.i64().ok().and_then(|c| c.get(0)));
     let mut checks = vec![];
@@ -361,11 +395,24 @@ fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTim
     checks.push(check("events_in_future", if future > 0 { Level::Warn } else { Level::Ok }, future.to_string(), "0 (more than 5 min ahead of now)"));
     let negative = int(&frames[2], "negative").unwrap_or(0) + int(&frames[4], "negative").unwrap_or(0);
     checks.push(check("negative_prices_or_quantities", if negative > 0 { Level::Warn } else { Level::Ok }, negative.to_string(), "0"));
-    let (lines, unknown) = (int(&frames[2], "lines").unwrap_or(0), int(&frames[3], "unknown").unwrap_or(0));
-    if lines > 0 {
-        let share = unknown as f64 / lines as f64;
-        let mut c = graded("lines_of_unknown_products", share, t.unknown_product_share, f64::INFINITY, format!("{:.2}% ({unknown} of {lines})", 100.0 * share), "");
-        c.threshold = format!("warn > {}", t.unknown_product_share);
+    let mut unknown_share = |name: &'static str, total: Option<i64>, unknown: Option<i64>| {
+        let (total, unknown) = (total.unwrap_or(0), unknown.unwrap_or(0));
+        if total > 0 {
+            let share = unknown as f64 / total as f64;
+            let mut c = graded(name, share, t.unknown_product_share, f64::INFINITY, format!("{:.2}% ({unknown} of {total})", 100.0 * share), "");
+            c.threshold = format!("warn > {}", t.unknown_product_share);
+            checks.push(c);
+        }
+    };
+    unknown_share("lines_of_unknown_products", int(&frames[2], "lines"), int(&frames[3], "unknown"));
+    unknown_share("orders_of_unknown_customers", int(&frames[5], "orders"), int(&frames[6], "unknown"));
+    unknown_share("events_of_unknown_products", int(&frames[7], "events"), int(&frames[8], "unknown"));
+    // The features' T against the newest data: a run computing at a stale T.
+    let newest = [int(&frames[0], "newest"), int(&frames[1], "newest")].into_iter().flatten().max();
+    if let (Some(newest), Some(t_us)) = (newest, as_of.and_then(|a| crate::time::parse_time(a).ok())) {
+        let behind = (newest - t_us) as f64 / 3_600_000_000.0;
+        let mut c = graded("features_behind_data", behind, t.generation_age_hours, f64::INFINITY, format!("{behind:.1} h"), " h");
+        c.threshold = format!("warn > {} h (newest order or event after the features' as_of)", t.generation_age_hours);
         checks.push(c);
     }
     Ok(checks)

@@ -21,6 +21,10 @@ pub struct StatusArgs {
     /// Exit 1 on a warning.
     #[arg(long)]
     pub strict: bool,
+    /// The shop's inbox (webhook and event files waiting to land), to report its
+    /// backlog.
+    #[arg(long, value_name = "DIR")]
+    pub inbox: Option<std::path::PathBuf>,
     /// Print the statuses as one JSON array on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -31,7 +35,7 @@ pub fn run(global: &Global, args: StatusArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
     let shops = if args.all { status::shops(&root)? } else { vec![global.shop.clone()] };
     let now = chrono::Utc::now();
-    let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now)).collect::<Result<Vec<_>>>()?;
+    let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now, args.inbox.as_deref())).collect::<Result<Vec<_>>>()?;
     super::print_report(args.json, &statuses, |out| statuses.iter().try_for_each(|s| print_status(out, s)))?;
     let count = |level| statuses.iter().filter(|s| s.level() == level).count();
     let worst = statuses.iter().map(ShopStatus::level).max().unwrap_or(Level::Fail);
@@ -50,6 +54,15 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
     writeln!(out, "  generation    {}", s.generation.as_deref().map(|g| format!("{g} published {}", s.generation_published_at.as_deref().unwrap_or("?"))).unwrap_or_else(|| "none".into()))?;
     for (entity, mark) in &s.watermarks {
         writeln!(out, "  watermark     {entity:<12} {mark}")?;
+    }
+    if let Some(e) = &s.last_export {
+        writeln!(out, "  last export   {} to {} ({} rows acknowledged)", e.finished_at.as_deref().unwrap_or("unfinished"), e.target, e.rows_delivered)?;
+    }
+    if let Some((send, delete)) = s.export_pending {
+        writeln!(out, "  export now    would send {send} rows, delete {delete}")?;
+    }
+    if let Some(n) = s.inbox_files {
+        writeln!(out, "  inbox         {n} files waiting")?;
     }
     for c in &s.checks {
         writeln!(out, "  {:<4}  {:<30} {}  ({})", c.level.name(), c.check, c.value, c.threshold)?;

@@ -32,9 +32,12 @@ fn after_a_run_the_checks_pass_and_the_sample_is_stale() {
     assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
     let out = shopfeat(dir.path(), &["status"]);
     assert_eq!(out.status.code(), Some(0), "warnings only: {}", String::from_utf8_lossy(&out.stdout));
-    for check in ["successful_run", "newest_run", "generation_age", "rows_per_entity", "skipped_share", "events_in_future", "negative_prices_or_quantities"] {
+    for check in ["successful_run", "newest_run", "generation_age", "rows_per_entity", "skipped_share", "events_in_future", "negative_prices_or_quantities", "orders_of_unknown_customers", "features_behind_data"] {
         assert_eq!(line(&out, check).0, "ok", "{check}");
     }
+    // The sample's deleted product 350: one line item and four events name it.
+    assert_eq!(line(&out, "lines_of_unknown_products").1, "0.09% (1 of 1131) (warn > 0.01)");
+    assert_eq!(line(&out, "events_of_unknown_products").1, "0.13% (4 of 2983) (warn > 0.01)");
     // The sample's data ends 2025-11-30: a year old.
     let (level, value) = line(&out, "newest_order_age");
     assert_eq!(level, "warn");
@@ -101,4 +104,32 @@ fn the_population_stability_index_is_the_textbook_one() {
     assert!((shopfeat::status::psi(&now, &before) - expected).abs() < 1e-12, "{} vs {expected}", shopfeat::status::psi(&now, &before));
     // Too few values to judge.
     assert_eq!(shopfeat::status::psi(&before[..50], &now[..50]), 0.0);
+}
+
+#[test]
+fn the_last_export_what_it_would_send_now_and_the_inbox_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
+    let gorse = crate::gorse_standin::Gorse::start(None);
+    assert!(shopfeat(dir.path(), &["-q", "export", "gorse", "--url", &gorse.url]).status.success());
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let old = inbox.join("orders_updated-9.json");
+    std::fs::write(&old, "{}").unwrap();
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 3600)).unwrap();
+    let out = shopfeat(dir.path(), &["status", "--inbox", inbox.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(&format!("to {} prefix=\"\" (", gorse.url)), "{text}");
+    assert!(text.contains("export now    would send 0 rows, delete 0"), "{text}");
+    assert!(text.contains("inbox         1 files waiting"), "{text}");
+    let (level, value) = line(&out, "inbox_backlog");
+    assert_eq!(level, "warn");
+    assert!(value.starts_with("1 files, the oldest 3.0 h"), "{value}");
+    // Products deleted since: the next export would delete them.
+    let hooks = dir.path().join("more/webhooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(hooks.join("products_delete-1.json"), r#"{"id": 7100000001}"#).unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run", dir.path().join("more").to_str().unwrap(), "--as-of", "2025-11-30T23:59:59Z"]).status.success());
+    let text = String::from_utf8_lossy(&shopfeat(dir.path(), &["status"]).stdout).into_owned();
+    assert!(text.contains("export now    would send") && !text.contains("delete 0\n"), "{text}");
 }

@@ -117,6 +117,17 @@ impl Report {
     }
 }
 
+/// What the next export to the last target would do with the current tables:
+/// (rows to send, rows to delete); `None` when the shop was never exported.
+pub fn pending(root: &DataRoot, shop: &str) -> Result<Option<(u64, u64)>> {
+    let Some(last) = ShopState::load(root, shop)?.gorse else { return Ok(None) };
+    let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
+    let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, &last.prefix)?;
+    let delivered = Delivered::load(root, &checkpoint::rows_file(shop))?;
+    let plans = sources.iter().map(|s| plan(s, &delivered, false)).collect::<Result<Vec<_>>>()?;
+    Ok(Some((plans.iter().map(|p| p.changed.len() as u64).sum(), plans.iter().map(|p| p.removed.len() as u64).sum())))
+}
+
 /// Exports the shop's current feature tables to Gorse (or to a dry-run file).
 pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> {
     let started = Instant::now();
@@ -149,7 +160,7 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     if !same_target {
         delivered.save(root, &rows_file)?;
     }
-    state.gorse = Some(GorseExportState { target, started_at: crate::time::now_rfc3339(), finished_at: None, rows_delivered: delivered.len() as u64 });
+    state.gorse = Some(GorseExportState { target, started_at: crate::time::now_rfc3339(), finished_at: None, rows_delivered: delivered.len() as u64, prefix: options.prefix.clone() });
     state.save(root, shop)?;
 
     let mut sender = Sender::new(root, &rows_file, options, &plans)?;
