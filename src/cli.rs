@@ -61,6 +61,7 @@ pub enum Command {
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),
+    Report(commands::report::ReportArgs),
 }
 
 /// Bounds on product_pair_features, for `compute` and `run`.

@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod peer;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod retry;
 pub mod shopify;
 pub mod sinks;

@@ -270,6 +270,15 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
 /// the largest change of a category's share for text columns; the columns that
 /// moved most are named.
 fn drift_check(root: &DataRoot, shop: &str, current: &str, previous: &str, t: &Thresholds) -> Result<Check> {
+    let moved = drift_scores(root, shop, current, previous)?;
+    let worst = moved.first().map(|m| m.0).unwrap_or(0.0);
+    let top: Vec<String> = moved.iter().take(3).map(|(s, c)| format!("{c} {s:.3}")).collect();
+    Ok(graded("drift", worst, t.drift, 2.5 * t.drift, if top.is_empty() { "nothing to compare".into() } else { top.join(", ") }, ""))
+}
+
+/// Every feature column's drift score from generation `previous` to `current`
+/// (`table.column`), largest first.
+pub fn drift_scores(root: &DataRoot, shop: &str, current: &str, previous: &str) -> Result<Vec<(f64, String)>> {
     let base = crate::sinks::parquet::features_dir(shop);
     let read = |generation: &str, table: &str| -> Result<Option<DataFrame>> {
         let rel = format!("{base}/{generation}/{}", crate::sinks::parquet::file_name(table));
@@ -292,9 +301,7 @@ fn drift_check(root: &DataRoot, shop: &str, current: &str, previous: &str, t: &T
         }
     }
     moved.sort_by(|x, y| y.0.total_cmp(&x.0));
-    let worst = moved.first().map(|m| m.0).unwrap_or(0.0);
-    let top: Vec<String> = moved.iter().take(3).map(|(s, c)| format!("{c} {s:.3}")).collect();
-    Ok(graded("drift", worst, t.drift, 2.5 * t.drift, if top.is_empty() { "nothing to compare".into() } else { top.join(", ") }, ""))
+    Ok(moved)
 }
 
 /// A column's finite values, rounded to 1e-9 (sums and variances differ in their

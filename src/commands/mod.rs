@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;
+pub mod report;
 pub mod run;
 pub mod status;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::run(&cli.global, args),
         Command::Fetch(args) => fetch::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Report(args) => report::run(&cli.global, args),
     }
 }
 

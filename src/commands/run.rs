@@ -71,6 +71,12 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
         Err(e) => recorder.end::<RunReport>(Some(format!("{e:#}")), None)?,
     }
     let report = result?;
+    // The morning page beside the features; a run that computed its features
+    // is not failed for a report it could not draw.
+    match crate::report::render(&root, &global.shop, &config.status, chrono::Utc::now()).and_then(|html| super::report::publish_html(&root, &global.shop, &html)) {
+        Ok(path) => tracing::info!("report {path}"),
+        Err(e) => tracing::warn!("the HTML report was not written: {e:#}"),
+    }
     super::print_report(args.json, &report, |out| print_run(out, &report, &root))?;
     report.check()?;
     let landed = match &report.land {

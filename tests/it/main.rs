@@ -24,6 +24,7 @@ mod normalize_fixture;
 mod pair_features;
 mod product_features;
 mod registry;
+mod report;
 mod rest_examples;
 mod s3;
 mod safety;

@@ -1,0 +1,51 @@
+use super::Outcome;
+use crate::cli::Global;
+use crate::config::Config;
+use crate::storage::DataRoot;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// One self-contained HTML page on the shop (opens offline: no scripts, fonts or
+/// images to fetch): the checks of `status`, the run history (time per stage,
+/// peak memory), rows per table, histograms of the main features, nulls and
+/// zeros per column, top products by revenue, top pairs by lift, RFM segments,
+/// sessions by traffic source and device, and drift against the generation
+/// before. `shopfeat run` writes it too, beside the features.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Where to write the page; default: <root>/<shop>/features/report.html.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(global: &Global, args: ReportArgs) -> Result<Outcome> {
+    let config = Config::load(global.config.as_deref())?;
+    let root = DataRoot::open(&global.root)?;
+    let html = crate::report::render(&root, &global.shop, &config.status, chrono::Utc::now())?;
+    let written = match &args.out {
+        Some(path) => {
+            write_atomically(path, html.as_bytes())?;
+            path.display().to_string()
+        }
+        None => publish_html(&root, &global.shop, &html)?,
+    };
+    eprintln!("report {written} ({} KiB)", html.len().div_ceil(1024));
+    Ok(Outcome::Success)
+}
+
+/// Writes the page beside the features; returns where.
+pub fn publish_html(root: &DataRoot, shop: &str, html: &str) -> Result<String> {
+    let rel = crate::report::default_path(shop);
+    root.put(&rel, html.as_bytes())?;
+    Ok(format!("{}/{rel}", root.describe()))
+}
+
+/// A reader never sees half a page: write beside, then rename over.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
