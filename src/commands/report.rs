@@ -40,12 +40,21 @@ pub fn publish_html(root: &DataRoot, shop: &str, html: &str) -> Result<String> {
     Ok(format!("{}/{rel}", root.describe()))
 }
 
-/// A reader never sees half a page: write beside, then rename over.
+/// A reader never sees half a page: write beside, then rename over. (Created
+/// with `File::create`, so the page gets the umask's permissions, not a
+/// temporary file's 0600.)
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(format!(".{}.tmp", std::process::id()));
+    let beside = PathBuf::from(beside);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&beside)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&beside, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&beside);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }

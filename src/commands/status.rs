@@ -51,6 +51,9 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
     let run = |r: &Option<status::RunSummary>| r.as_ref().map(|r| format!("{} {} ({})", r.command, r.started_at, r.outcome)).unwrap_or_else(|| "none".into());
     writeln!(out, "  last success  {}", run(&s.last_success))?;
     writeln!(out, "  last failure  {}", run(&s.last_failure))?;
+    if let Some(error) = s.last_failure.as_ref().and_then(|r| r.error.as_deref()) {
+        writeln!(out, "                {}", one_line(error, 200))?;
+    }
     writeln!(out, "  generation    {}", s.generation.as_deref().map(|g| format!("{g} published {}", s.generation_published_at.as_deref().unwrap_or("?"))).unwrap_or_else(|| "none".into()))?;
     for (entity, mark) in &s.watermarks {
         writeln!(out, "  watermark     {entity:<12} {mark}")?;
@@ -68,4 +71,13 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
         writeln!(out, "  {:<4}  {:<30} {}  ({})", c.level.name(), c.check, c.value, c.threshold)?;
     }
     Ok(())
+}
+
+/// `text` on one line, cut to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
 }

@@ -124,7 +124,9 @@ impl RawTables {
         for (i, manifest) in manifests.iter().enumerate() {
             let counts = i >= last_full || manifest.received_after_start_of(&manifests[last_full]);
             for (entity, rel) in manifest.raw_files(shop)?.into_iter().filter(|(entity, _)| counts || *entity == RawEntity::Events) {
-                files.entry(entity.name().to_string()).or_default().push(root.local_copy(&rel)?);
+                let path = root.local_copy(&rel)?;
+                whole_parquet(&path).map_err(|e| anyhow::anyhow!("{}/{rel} is damaged: {e} (land the shop's files again, or remove the snapshot)", root.describe()))?;
+                files.entry(entity.name().to_string()).or_default().push(path);
             }
         }
         Ok(RawTables { files })
@@ -145,6 +147,24 @@ impl RawTables {
             _ => Ok(raw::empty_frame(entity)?.lazy()),
         }
     }
+}
+
+/// Whether `path` has a Parquet file's envelope (its magic at both ends): the
+/// scan that reads many files at once would not say which one is broken.
+fn whole_parquet(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let length = file.metadata()?.len();
+    let (mut head, mut tail) = ([0u8; 4], [0u8; 4]);
+    if length >= 12 {
+        file.read_exact(&mut head)?;
+        file.seek(SeekFrom::End(-4))?;
+        file.read_exact(&mut tail)?;
+    }
+    if length < 12 || &head != b"PAR1" || &tail != b"PAR1" {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a whole Parquet file ({length} bytes)")));
+    }
+    Ok(())
 }
 
 /// Normalizes a shop's raw snapshots into its main tables as of `as_of`.

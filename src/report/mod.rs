@@ -169,7 +169,7 @@ impl Page {
             histograms: histograms(&frames)?,
             quality: frames.iter().map(|(table, frame)| quality(table, frame)).collect::<Result<_>>()?,
             top_products: top(frames.get("product_features"), "total_revenue", &["product_id", "title", "total_revenue", "total_purchases", "total_units_sold", "refund_rate"])?,
-            top_pairs: top(frames.get("product_pair_features"), "lift", &["product_id_a", "product_id_b", "lift", "co_purchase_count", "support"])?,
+            top_pairs: top(pairs_seen_twice(frames.get("product_pair_features"))?.as_ref(), "lift", &["product_id_a", "product_id_b", "lift", "co_purchase_count", "support"])?,
             segments,
             segment_chart,
             sources,
@@ -317,6 +317,14 @@ fn top(frame: Option<&DataFrame>, by: &str, columns: &[&'static str]) -> Result<
         }
     }
     Ok(rows)
+}
+
+/// The pairs bought together in at least two orders, when there are any: a
+/// single shared order gives two rarely bought products a huge, meaningless lift.
+fn pairs_seen_twice(pairs: Option<&DataFrame>) -> Result<Option<DataFrame>> {
+    let Some(pairs) = pairs else { return Ok(None) };
+    let twice = pairs.clone().lazy().filter(col("co_purchase_count").gt_eq(lit(2))).collect()?;
+    Ok(Some(if twice.height() > 0 { twice } else { pairs.clone() }))
 }
 
 /// Rows per value of a text column (largest first), with the sum of `total`, and

@@ -68,7 +68,12 @@ fn a_failed_run_and_a_shop_that_lost_a_third_of_its_products_show() {
     assert_eq!(shopfeat(dir.path(), &["-q", "compute"]).status.code(), Some(1));
     let out = shopfeat(dir.path(), &["status"]);
     assert_eq!(line(&out, "newest_run"), ("warn".into(), "compute failed (not failed or killed)".into()));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("last failure  compute"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("  last failure  compute"));
+    assert!(lines.next().is_some(), "{text}");
+    // The failure's error, on the line below.
+    let error = lines.next().unwrap();
+    assert!(error.starts_with("                ") && error.contains("raw/orders/") && error.contains("is damaged: not a whole Parquet file"), "{text}");
     std::fs::write(&orders, good).unwrap();
 
     // 105 of 350 products (30%) deleted by webhooks, then the nightly run.
