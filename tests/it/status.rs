@@ -74,6 +74,11 @@ fn a_failed_run_and_a_shop_that_lost_a_third_of_its_products_show() {
     // The failure's error, on the line below.
     let error = lines.next().unwrap();
     assert!(error.starts_with("                ") && error.contains("raw/orders/") && error.contains("is damaged: not a whole Parquet file"), "{text}");
+    // The data checks cannot read it either, and say which file.
+    let (level, value) = line(&out, "raw_data_readable");
+    assert_eq!(level, "fail");
+    assert!(value.contains("raw/orders/") && value.contains("not a whole Parquet file"), "{value}");
+    assert_eq!(out.status.code(), Some(2));
     std::fs::write(&orders, good).unwrap();
 
     // 105 of 350 products (30%) deleted by webhooks, then the nightly run.
@@ -137,4 +142,70 @@ fn the_last_export_what_it_would_send_now_and_the_inbox_backlog() {
     assert!(shopfeat(dir.path(), &["-q", "run", dir.path().join("more").to_str().unwrap(), "--as-of", "2025-11-30T23:59:59Z"]).status.success());
     let text = String::from_utf8_lossy(&shopfeat(dir.path(), &["status"]).stdout).into_owned();
     assert!(text.contains("export now    would send") && !text.contains("delete 0\n"), "{text}");
+}
+
+/// A product event of the sample's shape.
+fn product_event(id: &str, product: i64, timestamp: &str) -> String {
+    serde_json::json!({
+        "clientId": "dirty-client", "customerId": null, "id": id, "name": "product_viewed", "timestamp": timestamp, "type": "standard",
+        "context": {"document": {"location": {"href": "https://shop.example/products/p", "pathname": "/products/p", "search": ""}, "referrer": "", "title": "t"}, "navigator": {"userAgent": "Mozilla/5.0"}},
+        "data": {"productVariant": {"id": "gid://shopify/ProductVariant/1", "price": {"amount": 1.0, "currencyCode": "USD"}, "product": {"id": format!("gid://shopify/Product/{product}"), "title": "p", "type": "t", "vendor": "v"}}}
+    })
+    .to_string()
+}
+
+/// An order webhook of customer `customer` with one line of `quantity` of a sample product.
+fn order(id: i64, customer: i64, quantity: i64) -> String {
+    serde_json::json!({
+        "id": id, "admin_graphql_api_id": format!("gid://shopify/Order/{id}"), "name": format!("#D{id}"), "currency": "USD",
+        "created_at": "2025-11-30T10:00:00Z", "processed_at": "2025-11-30T10:00:00Z", "updated_at": "2025-11-30T10:00:00Z",
+        "cancel_reason": null, "cancelled_at": null, "customer": {"id": customer}, "discount_codes": [], "financial_status": "paid",
+        "fulfillment_status": null, "refunds": [], "source_name": "web", "tags": "", "test": false,
+        "subtotal_price": "10.00", "total_discounts": "0.00", "total_price": "10.00", "total_tax": "0.00",
+        "line_items": [{"id": id * 10, "price": "10.00", "product_id": 7100000177i64, "quantity": quantity, "sku": "S", "title": "Rugged Black Ring", "total_discount": "0.00", "variant_id": 42000000477i64, "vendor": "Oakhaus"}]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_shop_with_dirty_data_fails_the_data_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
+    let clean = shopfeat(dir.path(), &["status"]);
+    for check in ["events_in_future", "negative_prices_or_quantities", "orders_of_unknown_customers", "events_of_unknown_products", "skipped_share", "features_behind_data"] {
+        assert_eq!(line(&clean, check).0, "ok", "{check} on the sample");
+    }
+    // Three events from 2099, forty of a product nobody knows, five broken lines;
+    // four orders of customers nobody knows, one with a negative quantity.
+    let dirty = dir.path().join("dirty");
+    std::fs::create_dir_all(dirty.join("webhooks")).unwrap();
+    let mut events: Vec<String> = (0..3).map(|i| product_event(&format!("future-{i}"), 7_100_000_177, "2099-01-01T00:00:00.000Z")).collect();
+    events.extend((0..40).map(|i| product_event(&format!("unknown-{i}"), 9_999_999_999, "2025-11-30T12:00:00.000Z")));
+    events.extend((0..5).map(|i| format!("{{\"id\": \"broken-{i}\", \"name\": ")));
+    std::fs::write(dirty.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    for i in 0..4 {
+        std::fs::write(dirty.join(format!("webhooks/orders_updated-{i}.json")), order(5_900_000_000 + i, 8_800_000_000 + i, if i == 0 { -2 } else { 1 })).unwrap();
+    }
+    assert!(shopfeat(dir.path(), &["-q", "run", dirty.to_str().unwrap(), "--as-of", "2025-11-30T23:59:59Z"]).status.success());
+    let out = shopfeat(dir.path(), &["status"]);
+    assert_eq!(line(&out, "events_in_future"), ("warn".into(), "3 (0 (more than 5 min ahead of now))".into()));
+    assert_eq!(line(&out, "negative_prices_or_quantities"), ("warn".into(), "1 (0)".into()));
+    // The sample's 341 orders of known customers, and these four.
+    assert_eq!(line(&out, "orders_of_unknown_customers"), ("warn".into(), "1.16% (4 of 345) (warn > 0.01)".into()));
+    // The sample's 4 of 2983 product events, and these 43 (40 unknown).
+    assert_eq!(line(&out, "events_of_unknown_products"), ("warn".into(), "1.45% (44 of 3026) (warn > 0.01)".into()));
+    // 5 of the last landing's 56 records (48 event lines, 4 orders, their 4 lines) were skipped: past 5×1%.
+    let (level, value) = line(&out, "skipped_share");
+    assert_eq!(level, "fail", "{value}");
+    assert!(value.starts_with("8.93% (5 of 56)"), "{value}");
+    // The events from 2099 are far past the features' as_of.
+    assert_eq!(line(&out, "features_behind_data").0, "warn");
+    assert_eq!(out.status.code(), Some(2));
+
+    // A generation older than the config file allows fails.
+    let config = dir.path().join("shopfeat.toml");
+    std::fs::write(&config, "[status]\ngeneration_age_hours = 0.0001\n").unwrap();
+    // 0.36 s, failing at twice that; ages are whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(line(&shopfeat(dir.path(), &["--config", config.to_str().unwrap(), "status"]), "generation_age").0, "fail");
 }
