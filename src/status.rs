@@ -10,7 +10,8 @@
 //! - completeness: every entity-keyed table has one row per entity (from the last
 //!   compute); the share of raw records skipped when landing; line items naming
 //!   products the catalog does not know; events in the future (clock skew);
-//!   negative prices or quantities;
+//!   negative prices or quantities; duplicate ids across snapshots that disagree
+//!   (landed twice under one `updated_at` with different contents);
 //! - change: a table that lost more than a share of its rows since the run before.
 
 use crate::history::{self, RunRecord};
@@ -250,6 +251,10 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
             Ok(found) => checks.extend(found),
             Err(e) => checks.push(check("raw_data_readable", Level::Fail, format!("{e:#}"), "every snapshot reads")),
         }
+        match conflicting_versions(root, shop) {
+            Ok(found) => checks.push(found),
+            Err(e) => checks.push(check("conflicting_versions", Level::Fail, format!("{e:#}"), "every snapshot reads")),
+        }
     }
     Ok(ShopStatus {
         shop: shop.to_string(),
@@ -423,6 +428,37 @@ fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTim
         checks.push(c);
     }
     Ok(checks)
+}
+
+/// Duplicate ids across snapshots that disagree: the same order, customer or
+/// collection landed in two snapshots in the same shape (bulk or webhook) with
+/// the same `updated_at` but different content. Re-landing an unchanged version
+/// is normal (incremental fetches overlap); two contents under one `updated_at`
+/// mean the source is inconsistent, and normalization can only keep the later.
+/// (Products are left out: their inventory changes without `updatedAt`.)
+fn conflicting_versions(root: &DataRoot, shop: &str) -> Result<Check> {
+    use crate::vocabulary::RawEntity;
+    let raw = crate::normalize::RawTables::open(root, shop)?;
+    let mut found = vec![];
+    for (entity, id) in [(RawEntity::Orders, "order_id"), (RawEntity::Customers, "customer_id"), (RawEntity::Collections, "collection_id")] {
+        let conflicts = raw
+            .scan(entity)?
+            .filter(col("deleted").fill_null(lit(false)).not().and(col("updated_at").is_not_null()))
+            .group_by([col(id), col("updated_at"), col("format")])
+            .agg([col("record").n_unique().alias("contents"), col("snapshot").n_unique().alias("snapshots")])
+            .filter(col("contents").gt(lit(1)).and(col("snapshots").gt(lit(1))))
+            .select([col(id).n_unique().cast(DataType::Int64).alias("ids")])
+            .collect()?;
+        let n = conflicts.column("ids")?.i64()?.get(0).unwrap_or(0);
+        if n > 0 {
+            found.push(format!("{} {n}", entity.name()));
+        }
+    }
+    Ok(if found.is_empty() {
+        check("conflicting_versions", Level::Ok, "0", "0 ids with two contents under one updated_at")
+    } else {
+        check("conflicting_versions", Level::Warn, found.join(", "), "0 ids with two contents under one updated_at")
+    })
 }
 
 /// The shops under a root: folders holding snapshots or run records.

@@ -172,7 +172,7 @@ fn a_shop_with_dirty_data_fails_the_data_checks() {
     let dir = tempfile::tempdir().unwrap();
     assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
     let clean = shopfeat(dir.path(), &["status"]);
-    for check in ["events_in_future", "negative_prices_or_quantities", "orders_of_unknown_customers", "events_of_unknown_products", "skipped_share", "features_behind_data"] {
+    for check in ["events_in_future", "negative_prices_or_quantities", "orders_of_unknown_customers", "events_of_unknown_products", "skipped_share", "features_behind_data", "conflicting_versions"] {
         assert_eq!(line(&clean, check).0, "ok", "{check} on the sample");
     }
     // Three events from 2099, forty of a product nobody knows, five broken lines;
@@ -201,6 +201,15 @@ fn a_shop_with_dirty_data_fails_the_data_checks() {
     // The events from 2099 are far past the features' as_of.
     assert_eq!(line(&out, "features_behind_data").0, "warn");
     assert_eq!(out.status.code(), Some(2));
+
+    // The same ids again in a new snapshot: one order unchanged (normal), one with
+    // another total under the same updated_at (the source disagrees with itself).
+    let again = dir.path().join("again/webhooks");
+    std::fs::create_dir_all(&again).unwrap();
+    std::fs::write(again.join("orders_updated-1.json"), order(5_900_000_001, 8_800_000_001, 1)).unwrap();
+    std::fs::write(again.join("orders_updated-2.json"), order(5_900_000_002, 8_800_000_002, 1).replace("\"total_price\":\"10.00\"", "\"total_price\":\"12.00\"")).unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "ingest", dir.path().join("again").to_str().unwrap()]).status.success());
+    assert_eq!(line(&shopfeat(dir.path(), &["status"]), "conflicting_versions"), ("warn".into(), "orders 1 (0 ids with two contents under one updated_at)".into()));
 
     // A generation older than the config file allows fails.
     let config = dir.path().join("shopfeat.toml");
