@@ -247,13 +247,14 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
     if !crate::land::snapshots(root, shop)?.is_empty() {
         // Unreadable data is a finding, not a reason to say nothing.
         let as_of = pointer.as_ref().and_then(|p| p.as_of.clone());
-        match data_checks(root, shop, thresholds, now, as_of.as_deref()) {
+        let found = crate::normalize::RawTables::open(root, shop).and_then(|raw| {
+            let mut found = data_checks(&raw, thresholds, now, as_of.as_deref())?;
+            found.push(conflicting_versions(&raw)?);
+            Ok(found)
+        });
+        match found {
             Ok(found) => checks.extend(found),
             Err(e) => checks.push(check("raw_data_readable", Level::Fail, format!("{e:#}"), "every snapshot reads")),
-        }
-        match conflicting_versions(root, shop) {
-            Ok(found) => checks.push(found),
-            Err(e) => checks.push(check("conflicting_versions", Level::Fail, format!("{e:#}"), "every snapshot reads")),
         }
     }
     Ok(ShopStatus {
@@ -369,8 +370,8 @@ fn landing_of(report: &serde_json::Value) -> Option<&serde_json::Value> {
 
 /// Freshness and sanity of the main tables (latest versions); `as_of` is the
 /// current features' point in time.
-fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTime<chrono::Utc>, as_of: Option<&str>) -> Result<Vec<Check>> {
-    let main = crate::pipeline::normalize(root, shop, None)?;
+fn data_checks(raw: &crate::normalize::RawTables, t: &Thresholds, now: chrono::DateTime<chrono::Utc>, as_of: Option<&str>) -> Result<Vec<Check>> {
+    let main = crate::normalize::normalize(raw, None)?;
     let now_us = now.timestamp_micros();
     let products = main.products.clone().select([col("product_id")]);
     let frames = crate::normalize::collect_all(vec![
@@ -436,9 +437,8 @@ fn data_checks(root: &DataRoot, shop: &str, t: &Thresholds, now: chrono::DateTim
 /// is normal (incremental fetches overlap); two contents under one `updated_at`
 /// mean the source is inconsistent, and normalization can only keep the later.
 /// (Products are left out: their inventory changes without `updatedAt`.)
-fn conflicting_versions(root: &DataRoot, shop: &str) -> Result<Check> {
+fn conflicting_versions(raw: &crate::normalize::RawTables) -> Result<Check> {
     use crate::vocabulary::RawEntity;
-    let raw = crate::normalize::RawTables::open(root, shop)?;
     let mut found = vec![];
     for (entity, id) in [(RawEntity::Orders, "order_id"), (RawEntity::Customers, "customer_id"), (RawEntity::Collections, "collection_id")] {
         let conflicts = raw

@@ -21,6 +21,13 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, plotters::coord::Shift>) -> Re
     Ok(out)
 }
 
+/// Every chart's caption, margin and room for the axes' labels.
+fn framed<'a, 'b>(area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>, title: &str) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(title, (FONT, 16)).margin(8).x_label_area_size(40).y_label_area_size(56);
+    builder
+}
+
 /// A histogram of `values` in `bins` equal-width bins between their minimum and
 /// maximum (non-finite values left out).
 pub fn histogram(title: &str, values: &[f64], bins: usize) -> Result<String> {
@@ -34,12 +41,7 @@ pub fn histogram(title: &str, values: &[f64], bins: usize) -> Result<String> {
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     svg(|area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, (FONT, 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(48)
-            .build_cartesian_2d(low..high, 0.0..top * 1.05)?;
+        let mut chart = framed(area, title).build_cartesian_2d(low..high, 0.0..top * 1.05)?;
         chart.configure_mesh().disable_x_mesh().y_desc("rows").label_style((FONT, 11)).draw()?;
         chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
             let from = low + i as f64 * width;
@@ -61,12 +63,8 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)
     let totals: Vec<f64> = (0..n).map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0.0)).sum()).collect();
     let top = totals.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     svg(|area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, (FONT, 16))
-            .margin(8)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top * 1.1)?; // integer ranges include their end
+        // Integer ranges include their end.
+        let mut chart = framed(area, title).build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top * 1.1)?;
         let label = |v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
