@@ -112,6 +112,9 @@ pub struct ShopStatus {
     pub export_pending: Option<(u64, u64)>,
     /// Files waiting in the inbox.
     pub inbox_files: Option<usize>,
+    /// The feature columns that moved most against the generation before,
+    /// largest first (at most [`DRIFTED`]).
+    pub drifted: Vec<Drifted>,
     pub checks: Vec<Check>,
 }
 
@@ -120,6 +123,17 @@ impl ShopStatus {
     pub fn level(&self) -> Level {
         self.checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok)
     }
+}
+
+/// Columns kept in [`ShopStatus::drifted`].
+pub const DRIFTED: usize = 15;
+
+/// One feature column's drift score (`table.column`) and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drifted {
+    pub column: String,
+    pub score: f64,
+    pub level: Level,
 }
 
 /// Hours from the RFC 3339 time `t` to `now`.
@@ -237,9 +251,12 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
     }
 
     // Drift against the generation before.
+    let mut drifted = vec![];
     if let Some(p) = &pointer {
         if let Some(previous) = p.previous.first() {
-            checks.push(drift_check(root, shop, &p.generation, previous, thresholds)?);
+            let (check, columns) = drift_check(root, shop, &p.generation, previous, thresholds)?;
+            checks.push(check);
+            drifted = columns;
         }
     }
 
@@ -267,6 +284,7 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         last_export: state.gorse,
         watermarks: state.watermarks,
         inbox_files,
+        drifted,
         checks,
     })
 }
@@ -275,16 +293,19 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
 /// stability index over the previous generation's deciles for numeric columns,
 /// the largest change of a category's share for text columns; the columns that
 /// moved most are named.
-fn drift_check(root: &DataRoot, shop: &str, current: &str, previous: &str, t: &Thresholds) -> Result<Check> {
+fn drift_check(root: &DataRoot, shop: &str, current: &str, previous: &str, t: &Thresholds) -> Result<(Check, Vec<Drifted>)> {
     let moved = drift_scores(root, shop, current, previous)?;
+    let grade = |score: f64, shown: String| graded("drift", score, t.drift, 2.5 * t.drift, shown, "");
     let worst = moved.first().map(|m| m.0).unwrap_or(0.0);
     let top: Vec<String> = moved.iter().take(3).map(|(s, c)| format!("{c} {s:.3}")).collect();
-    Ok(graded("drift", worst, t.drift, 2.5 * t.drift, if top.is_empty() { "nothing to compare".into() } else { top.join(", ") }, ""))
+    let check = grade(worst, if top.is_empty() { "nothing to compare".into() } else { top.join(", ") });
+    let drifted = moved.into_iter().take(DRIFTED).map(|(score, column)| Drifted { level: grade(score, String::new()).level, column, score }).collect();
+    Ok((check, drifted))
 }
 
 /// Every feature column's drift score from generation `previous` to `current`
 /// (`table.column`), largest first.
-pub fn drift_scores(root: &DataRoot, shop: &str, current: &str, previous: &str) -> Result<Vec<(f64, String)>> {
+fn drift_scores(root: &DataRoot, shop: &str, current: &str, previous: &str) -> Result<Vec<(f64, String)>> {
     let base = crate::sinks::parquet::features_dir(shop);
     let read = |generation: &str, table: &str| -> Result<Option<DataFrame>> {
         let rel = format!("{base}/{generation}/{}", crate::sinks::parquet::file_name(table));

@@ -24,8 +24,6 @@ use std::collections::BTreeMap;
 const RUNS: usize = 30;
 /// Rows in the top-N tables.
 const TOP: usize = 10;
-/// Columns listed in the drift section.
-const DRIFTED: usize = 15;
 /// The numeric features drawn as histograms: (table, column).
 const HISTOGRAMS: &[(&str, &str)] = &[
     ("product_features", "total_revenue"),
@@ -147,14 +145,7 @@ impl Page {
         let (sources, source_chart) = shares(frames.get("session_features"), "traffic_source", None, "sessions by traffic source")?;
         let (devices, device_chart) = shares(frames.get("session_features"), "device_type", None, "sessions by device")?;
         let previous = pointer.as_ref().and_then(|p| p.previous.first().cloned());
-        let drift = match (&pointer, &previous) {
-            (Some(p), Some(before)) => status::drift_scores(root, shop, &p.generation, before)?
-                .into_iter()
-                .take(DRIFTED)
-                .map(|(score, column)| Drift { level: if score > 2.5 * thresholds.drift { "fail" } else if score > thresholds.drift { "warn" } else { "ok" }, score: format!("{score:.3}"), column })
-                .collect(),
-            _ => vec![],
-        };
+        let drift = status.drifted.iter().map(|d| Drift { column: d.column.clone(), score: format!("{:.3}", d.score), level: d.level.name() }).collect();
         Ok(Page {
             shop: shop.to_string(),
             generated_at: crate::time::now_rfc3339(),
