@@ -7,19 +7,16 @@ use super::mapping::Kind;
 use crate::storage::DataRoot;
 use anyhow::Result;
 use polars::prelude::*;
-use std::collections::HashMap;
 
+/// Per kind (in [`Kind::ALL`] order), id → hash. On disk one table of
+/// `key = "<kind>:<id>"` and `hash`.
 #[derive(Default)]
 pub struct Delivered {
-    rows: HashMap<String, u64>,
+    rows: [PlHashMap<String, u64>; 3],
 }
 
 pub fn rows_file(shop: &str) -> String {
     format!("{shop}/state/gorse-rows.parquet")
-}
-
-fn key(kind: Kind, id: &str) -> String {
-    format!("{}:{id}", kind.name())
 }
 
 impl Delivered {
@@ -28,43 +25,58 @@ impl Delivered {
         let frame = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
         let keys = frame.column("key")?.str()?.clone();
         let hashes = frame.column("hash")?.i64()?.clone();
-        let rows = keys.iter().zip(hashes.iter()).filter_map(|(k, h)| Some((k?.to_string(), h? as u64))).collect();
-        Ok(Delivered { rows })
+        let mut delivered = Delivered::default();
+        for rows in &mut delivered.rows {
+            rows.reserve(keys.len() / 3);
+        }
+        for (key, hash) in keys.iter().zip(hashes.iter()) {
+            let (Some(key), Some(hash)) = (key, hash) else { continue };
+            let kind = key.split_once(':').and_then(|(name, id)| Some((Kind::ALL.into_iter().find(|k| k.name() == name)?, id)));
+            let Some((kind, id)) = kind else { anyhow::bail!("{rel}: {key:?} is not <kind>:<id>") };
+            delivered.rows[kind.index()].insert(id.to_string(), hash as u64);
+        }
+        Ok(delivered)
     }
 
     pub fn save(&self, root: &DataRoot, rel: &str) -> Result<()> {
-        let (keys, hashes): (Vec<&str>, Vec<i64>) = self.rows.iter().map(|(k, h)| (k.as_str(), *h as i64)).unzip();
+        let (keys, hashes): (Vec<String>, Vec<i64>) =
+            Kind::ALL.iter().zip(&self.rows).flat_map(|(kind, rows)| rows.iter().map(move |(id, h)| (format!("{}:{id}", kind.name()), *h as i64))).unzip();
         let mut frame = DataFrame::new_infer_height(vec![Column::new("key".into(), keys), Column::new("hash".into(), hashes)])?;
         let mut staged = root.stage(rel)?;
         ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
         root.commit(staged)
     }
 
-    pub fn is_current(&self, kind: Kind, id: &str, hash: u64) -> bool {
-        self.rows.get(&key(kind, id)) == Some(&hash)
+    /// The hash Gorse acknowledged for `id`, if any.
+    pub fn hash(&self, kind: Kind, id: &str) -> Option<u64> {
+        self.rows[kind.index()].get(id).copied()
+    }
+
+    /// Rows of `kind` delivered before.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.rows[kind.index()].len()
     }
 
     pub fn record(&mut self, kind: Kind, id: &str, hash: u64) {
-        self.rows.insert(key(kind, id), hash);
+        self.rows[kind.index()].insert(id.to_string(), hash);
     }
 
     pub fn forget(&mut self, kind: Kind, id: &str) {
-        self.rows.remove(&key(kind, id));
+        self.rows[kind.index()].remove(id);
     }
 
     /// Ids of `kind` delivered before, sorted.
     pub fn ids(&self, kind: Kind) -> Vec<String> {
-        let prefix = format!("{}:", kind.name());
-        let mut ids: Vec<String> = self.rows.keys().filter_map(|k| k.strip_prefix(&prefix)).map(str::to_string).collect();
+        let mut ids: Vec<String> = self.rows[kind.index()].keys().cloned().collect();
         ids.sort();
         ids
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.iter().map(PlHashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 }

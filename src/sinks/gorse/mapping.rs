@@ -86,6 +86,11 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Item, Kind::User, Kind::Feedback];
 
+    /// The place of this kind in [`Kind::ALL`] (and in per-kind arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Item => "item",
@@ -118,8 +123,8 @@ impl Kind {
 /// One table's rows as Gorse objects, built one at a time on demand.
 pub struct Source {
     pub kind: Kind,
-    frame: DataFrame,
-    prefix: String,
+    pub(super) frame: DataFrame,
+    pub(super) prefix: String,
     /// Feedback: 3 candidate objects per interaction row, one per type.
     per_row: usize,
 }
@@ -242,8 +247,7 @@ fn labels(frame: &DataFrame, declared: &[(&str, Label)], row: usize) -> Result<V
     for (name, label) in declared {
         let value = match *label {
             Label::Text(c) => string(frame, c, row)?.filter(|s| !s.is_empty()).map(Value::String),
-            Label::Ratio(c, max) => number(frame, c, row)?.map(|x| scaled(x / max)),
-            Label::Log(c, max) => number(frame, c, row)?.map(|x| scaled(x.max(0.0).ln_1p() / max.ln_1p())),
+            Label::Ratio(c, _) | Label::Log(c, _) => number(frame, c, row)?.map(|x| json!(scaled_label(*label, x))),
             Label::Flag(c) => frame.column(c)?.bool()?.get(row).map(|b| json!(b as u8)),
         };
         if let Some(value) = value {
@@ -253,9 +257,15 @@ fn labels(frame: &DataFrame, declared: &[(&str, Label)], row: usize) -> Result<V
     Ok(Value::Object(labels))
 }
 
-fn scaled(x: f64) -> Value {
+/// A number label's value as sent: scaled to 0..1 and rounded to 4 decimals.
+pub(super) fn scaled_label(label: Label, x: f64) -> f64 {
+    let x = match label {
+        Label::Ratio(_, max) => x / max,
+        Label::Log(_, max) => x.max(0.0).ln_1p() / max.ln_1p(),
+        Label::Text(_) | Label::Flag(_) => x,
+    };
     let x = if x.is_finite() { x.clamp(0.0, 1.0) } else { 0.0 };
-    json!((x * 10_000.0).round() / 10_000.0)
+    (x * 10_000.0).round() / 10_000.0
 }
 
 fn number(frame: &DataFrame, column: &str, row: usize) -> Result<Option<f64>> {

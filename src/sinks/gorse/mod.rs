@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod client;
+mod fingerprint;
 pub mod mapping;
 mod plan;
 mod sender;
@@ -121,10 +122,7 @@ impl Report {
 /// (rows to send, rows to delete); `None` when the shop was never exported.
 pub fn pending(root: &DataRoot, shop: &str) -> Result<Option<(u64, u64)>> {
     let Some(last) = ShopState::load(root, shop)?.gorse else { return Ok(None) };
-    let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
-    let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, &last.prefix)?;
-    let delivered = Delivered::load(root, &checkpoint::rows_file(shop))?;
-    let plans = sources.iter().map(|s| plan(s, &delivered, false)).collect::<Result<Vec<_>>>()?;
+    let (_, _, plans) = planned(root, shop, &last.prefix, true, false)?;
     Ok(Some((plans.iter().map(|p| p.changed.len() as u64).sum(), plans.iter().map(|p| p.removed.len() as u64).sum())))
 }
 
@@ -132,19 +130,14 @@ pub fn pending(root: &DataRoot, shop: &str) -> Result<Option<(u64, u64)>> {
 pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> {
     let started = Instant::now();
     mapping::check_prefix(&options.prefix)?;
-    // Every table from the same (current) generation: never a mix of two runs.
-    let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
-    let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, &options.prefix)?;
-
     let mut state = ShopState::load(root, shop)?;
     let target = target(options);
     let rows_file = checkpoint::rows_file(shop);
     let same_target = state.gorse.as_ref().is_some_and(|g| g.target == target);
-    let mut delivered = if same_target { Delivered::load(root, &rows_file)? } else { Delivered::default() };
     if !same_target && options.dry_run.is_none() {
         tracing::info!("first export to {}: every row is sent", without_credentials(&options.url));
     }
-    let plans = sources.iter().map(|s| plan(s, &delivered, options.full)).collect::<Result<Vec<_>>>()?;
+    let (sources, mut delivered, plans) = planned(root, shop, &options.prefix, same_target, options.full)?;
     if !options.allow_mass_delete {
         refuse_mass_deletion(&plans, delivered.len(), options.max_delete_share)?;
     }
@@ -165,8 +158,11 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
 
     let mut sender = Sender::new(root, &rows_file, options, &plans)?;
     let outcome = sender.send_all(&sources, &plans, &mut delivered, &mut report);
-    // Whatever happened, what Gorse acknowledged is kept.
-    delivered.save(root, &rows_file)?;
+    // Whatever happened, what Gorse acknowledged is kept (an export that sent
+    // nothing changed nothing to keep).
+    if report.rows_sent() > 0 {
+        delivered.save(root, &rows_file)?;
+    }
     sender.progress.finish();
     outcome?;
     let mut state = ShopState::load(root, shop)?;
@@ -177,6 +173,22 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     state.save(root, shop)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The shop's sources and their plans against what Gorse holds (the rows
+/// delivered to this target before, when `same_target`). The rows file loads on
+/// another core while the feature tables are read and fingerprinted.
+fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: bool) -> Result<(Vec<mapping::Source>, Delivered, Vec<plan::Plan>)> {
+    std::thread::scope(|scope| {
+        let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
+        // Every table from the same (current) generation: never a mix of two runs.
+        let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
+        let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, prefix)?;
+        let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
+        let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
+        let plans = sources.iter().zip(fingerprints).map(|(source, rows)| plan(source.kind, rows, &delivered, full)).collect();
+        Ok((sources, delivered, plans))
+    })
 }
 
 /// Tables that lost most of their rows (a broken fetch, a wrong shop) would

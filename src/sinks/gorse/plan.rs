@@ -2,9 +2,11 @@
 //! ids it has that are gone; the batches they go in; a dry run's JSONL of them.
 
 use super::checkpoint::Delivered;
+use super::fingerprint::Fingerprint;
 use super::mapping::{Kind, Source};
 use super::{Options, Report};
 use anyhow::{Context, Result};
+use polars::prelude::PlHashSet;
 use std::io::Write;
 
 /// The rows of one source that Gorse does not have yet, and the ids it has that
@@ -17,21 +19,24 @@ pub(super) struct Plan {
     pub unchanged: u64,
 }
 
-pub(super) fn plan(source: &Source, delivered: &Delivered, full: bool) -> Result<Plan> {
-    let mut plan = Plan { kind: source.kind, changed: vec![], removed: vec![], unchanged: 0 };
-    let mut present = std::collections::HashSet::new();
-    for i in 0..source.len() {
-        let Some((id, object)) = source.object(i)? else { continue };
-        let hash = crate::hash::fnv1a(&serde_json::to_vec(&object)?);
-        if !full && delivered.is_current(source.kind, &id, hash) {
-            plan.unchanged += 1;
-        } else {
-            plan.changed.push((i, hash));
+/// What to send of a source of `kind` whose rows have `fingerprints`.
+pub(super) fn plan(kind: Kind, fingerprints: Vec<Fingerprint>, delivered: &Delivered, full: bool) -> Plan {
+    let mut plan = Plan { kind, changed: vec![], removed: vec![], unchanged: 0 };
+    // Gorse's rows that are still here; when that is all of them, none is removed.
+    let mut still_here = 0;
+    for (i, key, hash) in &fingerprints {
+        let had = delivered.hash(kind, key);
+        still_here += usize::from(had.is_some());
+        match had {
+            Some(had) if had == *hash && !full => plan.unchanged += 1,
+            _ => plan.changed.push((*i, *hash)),
         }
-        present.insert(id);
     }
-    plan.removed = delivered.ids(source.kind).into_iter().filter(|id| !present.contains(id)).collect();
-    Ok(plan)
+    if still_here < delivered.count(kind) {
+        let present: PlHashSet<&str> = fingerprints.iter().map(|(_, key, _)| key.as_str()).collect();
+        plan.removed = delivered.ids(kind).into_iter().filter(|id| !present.contains(id.as_str())).collect();
+    }
+    plan
 }
 
 /// One request's worth of rows: the JSON array and the (id, hash) it delivers.
@@ -58,10 +63,6 @@ pub(super) fn batches<'a>(source: &'a Source, plan: &'a Plan, size: usize) -> im
     })
 }
 
-pub(super) fn kind_index(kind: Kind) -> usize {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
-}
-
 pub(super) fn write_dry_run(path: &std::path::Path, sources: &[Source], plans: &[Plan], options: &Options, report: &mut Report) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let mut out = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
@@ -76,7 +77,7 @@ pub(super) fn write_dry_run(path: &std::path::Path, sources: &[Source], plans: &
                 w.write_all(&batch.body)?;
                 w.write_all(b"}\n")?;
                 report.requests += 1;
-                report.upserted[kind_index(source.kind)] += batch.rows.len() as u64;
+                report.upserted[source.kind.index()] += batch.rows.len() as u64;
             }
         }
         for plan in plans.iter().rev() {
@@ -84,7 +85,7 @@ pub(super) fn write_dry_run(path: &std::path::Path, sources: &[Source], plans: &
                 serde_json::to_writer(&mut w, &serde_json::json!({ "method": "DELETE", "path": plan.kind.delete_path(id) }))?;
                 w.write_all(b"\n")?;
                 report.requests += 1;
-                report.deleted[kind_index(plan.kind)] += 1;
+                report.deleted[plan.kind.index()] += 1;
             }
         }
         w.flush()?;

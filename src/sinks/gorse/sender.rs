@@ -3,7 +3,7 @@
 
 use super::checkpoint::Delivered;
 use super::mapping::Source;
-use super::plan::{batches, kind_index, Plan};
+use super::plan::{batches, Plan};
 use super::{client, Options, Report};
 use crate::progress::Progress;
 use crate::storage::DataRoot;
@@ -77,7 +77,7 @@ impl<'a> Sender<'a> {
             let (rows, retries) = done?;
             report.requests += 1;
             report.retries += u64::from(retries);
-            report.upserted[kind_index(source.kind)] += rows.len() as u64;
+            report.upserted[source.kind.index()] += rows.len() as u64;
             self.progress.inc(rows.len() as u64);
             for (id, hash) in &rows {
                 delivered.record(source.kind, id, *hash);
@@ -96,7 +96,7 @@ impl<'a> Sender<'a> {
             let (id, retries) = done?;
             report.requests += 1;
             report.retries += u64::from(retries);
-            report.deleted[kind_index(plan.kind)] += 1;
+            report.deleted[plan.kind.index()] += 1;
             self.progress.inc(1);
             delivered.forget(plan.kind, id);
             self.checkpoints.maybe_save(delivered)?;
