@@ -2,10 +2,11 @@
 //! two peers measured in the same run on the same data:
 //! - ingest against a bare `serde_json` parse of the same lines (the least any
 //!   JSON landing must pay);
-//! - the shared core features (product and user aggregates over orders, line
-//!   items and refunds; 30-day event counts; pair co-purchase counts) computed by
-//!   our plans and by DuckDB SQL (`sql/peer/core_features.sql`) from the same
-//!   normalized Parquet files, checked equal value by value.
+//! - the heavy feature work, table by table (product and user aggregates, pair
+//!   co-purchase and co-view counts, sessions, interactions, collection views and
+//!   clicks: `shopfeat::peer::TABLES`), computed by our feature plans and by DuckDB
+//!   SQL (`sql/peer/`) from the same normalized Parquet files, checked equal value
+//!   by value.
 //!
 //! Stages run as `shopfeat` child processes so each one's peak RSS is its own.
 //! Presets: env `SHOPFEAT_BENCH_PRESETS` (default `sample,medium`; `large` needs
@@ -126,31 +127,29 @@ fn stage_seconds(report: &serde_json::Value, stage: &str) -> f64 {
     report["stages"].as_array().into_iter().flatten().find(|s| s["stage"] == stage).and_then(|s| s["seconds"].as_f64()).unwrap_or(f64::NAN)
 }
 
-/// The core features both ways on the same main-table files: (ours s, DuckDB s).
-fn core_features(root: &Path, t: i64) -> (f64, f64) {
+/// Each peer table both ways on the same main-table files: (table, ours s, DuckDB s).
+fn peer_tables(root: &Path, t: i64) -> Vec<(&'static str, f64, f64)> {
     let data = DataRoot::open(root.to_str().expect("utf-8 path")).expect("root");
     let raw = RawTables::open(&data, "bench").expect("raw");
     let main = normalize::normalize(&raw, Some(t)).expect("normalize").materialize().expect("materialize");
     let dir = root.join("peer-main");
     peer::write_main(&main, &dir).expect("write main tables");
-
-    let started = Instant::now();
     let inputs = Inputs::lazy(peer::read_main(&dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
-    let ours = normalize::collect_all(peer::ours(&inputs).expect("plans")).expect("collect");
-    let ours_seconds = started.elapsed().as_secs_f64();
-    drop(inputs);
     drop(main);
-
-    let started = Instant::now();
-    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
-    peer::run_duckdb(&conn, &dir, t).expect("peer SQL");
-    let duckdb_seconds = started.elapsed().as_secs_f64();
-
-    for ((table, key, _), frame) in peer::CORE.iter().zip(&ours) {
-        let theirs = peer::duckdb_table(&conn, table, &dir).expect("read DuckDB's table");
-        peer::compare(table, key, frame, &theirs).expect("ours and DuckDB agree");
+    let conn = peer::duckdb_connection(&dir, t).expect("duckdb");
+    let mut timings = vec![];
+    for table in &peer::TABLES {
+        let started = Instant::now();
+        let ours = table.ours(&inputs).and_then(|plan| plan.collect()).expect("our plan");
+        let ours_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        table.run_duckdb(&conn, &dir, t).expect("peer SQL");
+        let duckdb_seconds = started.elapsed().as_secs_f64();
+        let theirs = table.duckdb_result(&conn, &dir).expect("read DuckDB's table");
+        table.compare(&ours, &theirs).expect("ours and DuckDB agree");
+        timings.push((table.name, ours_seconds, duckdb_seconds));
     }
-    (ours_seconds, duckdb_seconds)
+    timings
 }
 
 fn main() {
@@ -165,9 +164,12 @@ fn main() {
 fn pipeline() {
     let presets = std::env::var("SHOPFEAT_BENCH_PRESETS").unwrap_or_else(|_| "sample,medium".into());
     let rows = [
-        "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all 8 tables (peak) | normalize · features · write | core features: ours | DuckDB | ours / DuckDB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all 8 tables (peak) | normalize · features · write |",
+        "|---|---|---|---|---|---|---|",
     ];
+    let mut peers = vec!["| preset | peer table | ours | DuckDB | ours / DuckDB |".to_string(), "|---|---|---|---|---|".to_string()];
+    // Seconds per stage (ingest, normalize, features, write) by preset, for the ratios.
+    let mut stage_seconds_by_preset: Vec<(String, [f64; 4])> = vec![];
     let mut table: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
     let mut notes = vec![];
     for name in presets.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -187,13 +189,17 @@ fn pipeline() {
         let compute = measure(shopfeat(&root).args(["-q", "compute", "--json", "--as-of", &time]));
         let report: serde_json::Value = serde_json::from_str(&compute.stdout).expect("compute --json prints one JSON object");
         let stages = ["normalize", "features", "write"].map(|stage| stage_seconds(&report, stage));
-        let (ours, duckdb) = core_features(&root, t);
+        for (table, ours, duckdb) in peer_tables(&root, t) {
+            peers.push(format!("| {name} | {table} | {ours:.2} s | {duckdb:.2} s | {:.2} |", ours / duckdb));
+            eprintln!("{}", peers.last().expect("row"));
+        }
+        stage_seconds_by_preset.push((name.to_string(), [ingest.seconds, stages[0], stages[1], stages[2]]));
 
         let generate = generated.map(|g| format!("{:.1} s, {:.0} MB", g.seconds, g.peak_mb)).unwrap_or_else(|| "cached".into());
         table.push(format!(
-            "| {name} | {mb:.0} MB | {generate} | {:.1} s ({:.0} MB/s), {:.0} MB | {:.1}× | {:.1} s, {:.0} MB | {:.1} · {:.1} · {:.1} s | {:.2} s | {:.2} s | {:.2} |",
+            "| {name} | {mb:.0} MB | {generate} | {:.1} s ({:.0} MB/s), {:.0} MB | {:.1}× | {:.1} s, {:.0} MB | {:.1} · {:.1} · {:.1} s |",
             ingest.seconds, mb / ingest.seconds, ingest.peak_mb, ingest.seconds / parse, compute.seconds, compute.peak_mb,
-            stages[0], stages[1], stages[2], ours, duckdb, ours / duckdb
+            stages[0], stages[1], stages[2]
         ));
         eprintln!("{}", table.last().expect("row"));
 
@@ -206,6 +212,12 @@ fn pipeline() {
         }
     }
     println!("{}\n", table.join("\n"));
+    println!("{}\n", peers.join("\n"));
+    let seconds = |preset: &str| stage_seconds_by_preset.iter().find(|(p, _)| p == preset).map(|(_, s)| *s);
+    if let (Some(medium), Some(large)) = (seconds("medium"), seconds("large")) {
+        let ratios: Vec<String> = ["ingest", "normalize", "features", "write"].iter().zip(large.iter().zip(medium)).map(|(stage, (l, m))| format!("{stage} {:.1}×", l / m)).collect();
+        println!("large / medium per stage: {}\n", ratios.join(", "));
+    }
     for note in notes {
         println!("{note}");
     }

@@ -3,8 +3,9 @@
 
 use super::aggregates::{product_sales, variant_stats};
 use super::expr::{capped, count_if, days_since, is_active, is_event, rate, zero, zero_f};
-use super::registry::{feature, feature_at, FeatureTable, Kind::*};
-use super::{with, Inputs};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
+use super::sessions::segment;
+use super::{with, with_read, Inputs};
 use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
@@ -39,8 +40,12 @@ pub fn table() -> FeatureTable {
             feature("total_revenue", F64, "line revenue of member products, all time", move || zero_f("revenue_all")),
             feature("revenue_share", F64, "100 · revenue_30d / shop revenue_30d (all line revenue, custom lines too)", || lit(100.0) * rate(col("revenue_30d"), col("shop_revenue_30d"))),
             feature("conversion_rate", F64, "distinct sessions that viewed the collection in 30d and completed (anywhere in the session) a checkout containing a member product / sessions that viewed it in 30d", || rate(col("converted_sessions").fill_null(lit(0)), col("viewing_sessions").fill_null(lit(0)))),
-            feature("top_products", ListI64, "up to 5 member product ids by total_revenue (unsold last), ties by id", || col("top_product_ids")),
-            feature("top_vendors", ListStr, "up to 5 non-empty member vendors by all-time member revenue, ties alphabetical", || col("top_vendor_names")),
+            feature("top_products", ListI64, "up to 5 member product ids by total_revenue (unsold last), ties by id", || {
+                col("top_product_ids").fill_null(lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::Int64)).implode(false))
+            }),
+            feature("top_vendors", ListStr, "up to 5 non-empty member vendors by all-time member revenue, ties alphabetical", || {
+                col("top_vendor_names").fill_null(lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::String)).implode(false))
+            }),
             feature("seo_score", I64, "0..8: title 10..=60 chars +2 (else > 5 chars +1), plain description 50..=160 +2 (else > 20 +1), handle > 3 chars +1, SEO title +1, SEO description +1", move || {
                 let title = chars("title");
                 let description = chars("description");
@@ -84,6 +89,13 @@ fn members(inputs: &Inputs) -> LazyFrame {
     m.collection_products.clone().join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner))
 }
 
+/// (collection, product) of the member products in the catalog at `T`: the
+/// members without their facts, for counting clicks and checkouts.
+fn membership(inputs: &Inputs) -> LazyFrame {
+    let products = inputs.main.products.clone().select([col("product_id")]);
+    inputs.main.collection_products.clone().select([col("collection_id"), col("product_id")]).join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Semi))
+}
+
 fn non_empty(c: &str) -> Expr {
     col(c).filter(col(c).is_not_null().and(col(c).neq(lit(""))))
 }
@@ -121,21 +133,20 @@ fn top_vendors(members: LazyFrame) -> LazyFrame {
 }
 
 /// Views, visitors, clicks, bounces and converting sessions in 30d per collection.
-fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
+fn engagement(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let events = inputs.sessions.clone();
     let is = is_event;
     // Each collection view or search opens a segment of its session; a product
     // view belongs to the segment it falls in.
-    let segment = (is(CollectionViewed).or(is(SearchSubmitted))).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
-    let segmented = events.clone().with_column(segment.alias("segment"));
+    let segmented = events.clone().with_column(segment(is(CollectionViewed).or(is(SearchSubmitted))).alias("segment"));
     let views = segmented.clone().filter(is(CollectionViewed).and(col("collection_id").is_not_null()).and(inputs.within("timestamp", 30)));
-    let membership = members.select([col("collection_id"), col("product_id")]);
+    let membership = membership(inputs);
     let clicked_views = segmented
         .filter(is(ProductViewed))
-        .select([col("session"), col("segment"), col("product_id")])
-        .join(views.clone().select([col("session"), col("segment"), col("event_id"), col("collection_id")]), [col("session"), col("segment")], [col("session"), col("segment")], JoinArgs::new(JoinType::Inner))
+        .select([col("segment"), col("product_id")])
+        .join(views.clone().select([col("segment"), col("_row"), col("collection_id")]), [col("segment")], [col("segment")], JoinArgs::new(JoinType::Inner))
         .join(membership.clone(), [col("collection_id"), col("product_id")], [col("collection_id"), col("product_id")], JoinArgs::new(JoinType::Semi))
-        .select([col("event_id")])
+        .select([col("_row")])
         .unique(None, UniqueKeepStrategy::Any)
         .with_column(lit(true).alias("clicked"));
     let checkout_products = events
@@ -146,7 +157,7 @@ fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
         .select([col("session"), col("collection_id"), lit(true).alias("converted")])
         .unique(None, UniqueKeepStrategy::Any);
     Ok(views
-        .join(clicked_views, [col("event_id")], [col("event_id")], JoinArgs::new(JoinType::Left))
+        .join(clicked_views, [col("_row")], [col("_row")], JoinArgs::new(JoinType::Left))
         .join(checkout_products, [col("session"), col("collection_id")], [col("session"), col("collection_id")], JoinArgs::new(JoinType::Left))
         .group_by([col("collection_id")])
         .agg([
@@ -159,25 +170,28 @@ fn engagement(inputs: &Inputs, members: LazyFrame) -> PolarsResult<LazyFrame> {
         ]))
 }
 
-/// The base frame: every collection with the aggregates its features read.
-pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+/// The base frame: every collection with the aggregates its features read (those
+/// `reads` reads).
+pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let members = members(inputs);
     let shop_revenue = inputs
         .valid_lines()
         .filter(inputs.within("ordered_at", 30))
         .select([col("revenue").sum().alias("shop_revenue_30d"), lit(1i32).alias("_one")]);
-    let mut frame = with(inputs.main.collections.clone(), member_stats(members.clone()), "collection_id");
-    frame = with(frame, top_vendors(members.clone()), "collection_id");
-    frame = with(frame, engagement(inputs, members)?, "collection_id");
-    let empty_ids = lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::Int64)).implode(false);
-    let empty_names = lit(Series::new_empty(PlSmallStr::EMPTY, &DataType::String)).implode(false);
-    Ok(with(frame.with_column(lit(1i32).alias("_one")), shop_revenue, "_one").with_columns([
-        col("top_product_ids").fill_null(empty_ids),
-        col("top_vendor_names").fill_null(empty_names),
-    ]))
+    let mut frame = inputs.main.collections.clone();
+    for aggregates in [member_stats(members.clone()), top_vendors(members.clone()), engagement(inputs)?] {
+        frame = with_read(frame, aggregates, &["collection_id"], reads)?;
+    }
+    with_read(frame.with_column(lit(1i32).alias("_one")), shop_revenue, &["_one"], reads)
 }
 
 /// collection_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table().project(base(inputs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs, &Reads::all())?, &inputs.shop_id, inputs.as_of))
+}
+
+/// The key and `outputs` of collection_features at `T`, building only what they read.
+pub fn build_only(inputs: &Inputs, outputs: &[&str]) -> PolarsResult<LazyFrame> {
+    let table = table();
+    Ok(table.project_only(base(inputs, &table.reads(outputs))?, inputs.as_of, outputs))
 }

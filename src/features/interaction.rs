@@ -3,8 +3,8 @@
 //! a valid purchase, at or before T.
 
 use super::expr::{capped, count_if, is_event, rate, whole_days, zero};
-use super::registry::{feature, feature_at, FeatureTable, Kind::*};
-use super::Inputs;
+use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
+use super::{with_read, Inputs};
 use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
@@ -48,34 +48,41 @@ pub fn table() -> FeatureTable {
     }
 }
 
-/// The base frame: every (customer, product) with events or purchases.
-pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
+/// The base frame: every (customer, product) with events or purchases, with the
+/// refunds when `reads` reads them.
+pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let key = || [col("customer_id"), col("product_id")];
     let is = is_event;
     let views = is(ProductViewed);
+    // The storefront's events and the purchased lines of each (customer, product)
+    // as rows of one frame, aggregated in one group-by: cheaper than aggregating
+    // each and joining the two on both keys.
+    let linked = || col("customer_id").is_not_null().and(col("product_id").is_not_null());
     let events = inputs
         .events()
-        .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
-        .filter(views.clone().or(is(ProductAddedToCart)).or(is(ProductRemovedFromCart)))
-        .group_by(key())
-        .agg([
-            count_if(views.clone()).alias("views"),
-            count_if(is(ProductAddedToCart)).alias("cart_adds"),
-            count_if(is(ProductRemovedFromCart)).alias("cart_removes"),
-            col("timestamp").filter(views.clone()).min().alias("first_view"),
-            col("timestamp").filter(views).max().alias("last_view"),
-            col("timestamp").filter(is(ProductAddedToCart)).max().alias("last_cart_add"),
-        ]);
-    let purchases = inputs
-        .valid_lines()
-        .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
-        .group_by(key())
-        .agg([
-            col("order_id").n_unique().cast(DataType::Int64).alias("orders"),
-            col("quantity").sum().alias("units"),
-            col("ordered_at").min().alias("first_purchase"),
-            col("ordered_at").max().alias("last_purchase"),
-        ]);
+        .filter(linked().and(views.clone().or(is(ProductAddedToCart)).or(is(ProductRemovedFromCart))))
+        .select([col("customer_id"), col("product_id"), col("name"), col("timestamp"), lit(NULL).cast(DataType::Int64).alias("order_id"), lit(NULL).cast(DataType::Int64).alias("quantity")]);
+    let lines = inputs.valid_lines().filter(linked()).select([
+        col("customer_id"),
+        col("product_id"),
+        lit(NULL).cast(DataType::String).alias("name"),
+        col("ordered_at").alias("timestamp"),
+        col("order_id"),
+        col("quantity").cast(DataType::Int64),
+    ]);
+    let bought = || col("order_id").is_not_null();
+    let both = concat([events, lines], UnionArgs::default())?.group_by(key()).agg([
+        count_if(views.clone()).alias("views"),
+        count_if(is(ProductAddedToCart)).alias("cart_adds"),
+        count_if(is(ProductRemovedFromCart)).alias("cart_removes"),
+        col("timestamp").filter(views.clone()).min().alias("first_view"),
+        col("timestamp").filter(views).max().alias("last_view"),
+        col("timestamp").filter(is(ProductAddedToCart)).max().alias("last_cart_add"),
+        col("order_id").filter(bought()).n_unique().cast(DataType::Int64).alias("orders"),
+        col("quantity").filter(bought()).sum().alias("units"),
+        col("timestamp").filter(bought()).min().alias("first_purchase"),
+        col("timestamp").filter(bought()).max().alias("last_purchase"),
+    ]);
     let owners = inputs.valid_orders().select([col("order_id"), col("customer_id")]);
     let refunds = inputs
         .valid_refunds()
@@ -83,15 +90,23 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
         .filter(col("customer_id").is_not_null().and(col("product_id").is_not_null()))
         .group_by(key())
         .agg([col("quantity").sum().alias("refund_units")]);
-    let both = events.join(purchases, key(), key(), JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns));
     let dates = || [col("first_view"), col("last_view"), col("first_purchase"), col("last_purchase")];
-    Ok(both
-        .join(refunds, key(), key(), JoinArgs::new(JoinType::Left))
+    Ok(with_read(both, refunds, &["customer_id", "product_id"], reads)?
         .with_columns([polars::lazy::dsl::min_horizontal(dates())?.alias("earliest"), polars::lazy::dsl::max_horizontal(dates())?.alias("latest")]))
 }
 
 /// interaction_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    let known = inputs.without_deleted_customers(inputs.without_deleted_products(base(inputs)?, "product_id"));
-    Ok(table().project(known, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(known(inputs, &Reads::all())?, &inputs.shop_id, inputs.as_of))
+}
+
+/// The key and `outputs` of interaction_features at `T`, building only what they read.
+pub fn build_only(inputs: &Inputs, outputs: &[&str]) -> PolarsResult<LazyFrame> {
+    let table = table();
+    Ok(table.project_only(known(inputs, &table.reads(outputs))?, inputs.as_of, outputs))
+}
+
+/// The base rows of products and customers not deleted in Shopify.
+fn known(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
+    Ok(inputs.without_deleted_customers(inputs.without_deleted_products(base(inputs, reads)?, "product_id")))
 }

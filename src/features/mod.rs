@@ -48,8 +48,12 @@ impl Inputs {
     /// The inputs of every feature table at `as_of`; sessionizes the events once.
     pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
         let mut inputs = Inputs::lazy(main, shop_id, as_of, pairs)?;
-        inputs.sessions = inputs.sessions.collect()?.lazy();
-        inputs.session_facts = sessions::session_facts(inputs.sessions.clone()).collect()?.lazy();
+        let events = inputs.sessions.collect()?;
+        inputs.session_facts = sessions::session_facts(events.clone().lazy()).collect()?.lazy();
+        // What only a session's first or last event gives (its URLs, referrer, user
+        // agent, browser id) is in the facts now: the event-level frame every other
+        // table reads drops those long strings.
+        inputs.sessions = events.drop_many(sessions::PER_SESSION_ONLY).lazy();
         // Events are the largest table: keep one copy, the sessionized one.
         let schema = inputs.main.events.collect_schema()?;
         inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
@@ -131,6 +135,16 @@ impl Inputs {
 /// Left-joins `right` on `key`.
 pub fn with(left: LazyFrame, right: LazyFrame, key: &str) -> LazyFrame {
     left.join(right, [col(key)], [col(key)], JoinArgs::new(JoinType::Left))
+}
+
+/// Left-joins `right` on `key` when `reads` reads one of its columns: a plan cut to
+/// a few columns skips the aggregates none of them needs.
+pub fn with_read(left: LazyFrame, mut right: LazyFrame, keys: &[&str], reads: &registry::Reads) -> PolarsResult<LazyFrame> {
+    if !reads.any_of(&mut right, keys)? {
+        return Ok(left);
+    }
+    let on: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
+    Ok(left.join(right, on.clone(), on, JoinArgs::new(JoinType::Left)))
 }
 
 /// Every feature table's registry entries, in catalog order.

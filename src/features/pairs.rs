@@ -2,8 +2,8 @@
 //! valid order (a < b), counted once per order, bounded by [`PairOptions`].
 
 use super::expr::{is_event, rate};
-use super::registry::{feature, FeatureTable, Kind::*};
-use super::Inputs;
+use super::registry::{feature, FeatureTable, Kind::*, Reads};
+use super::{with_read, Inputs};
 use crate::vocabulary::EventName;
 use polars::prelude::*;
 
@@ -72,15 +72,13 @@ fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: EventName, alias: &
         .agg([len().cast(DataType::Int64).alias(alias)]))
 }
 
-/// The base frame: candidate pairs with their counts.
-pub fn base(inputs: &Inputs, options: PairOptions) -> PolarsResult<LazyFrame> {
-    let key = || [col("product_id_a"), col("product_id_b")];
+/// The base frame: candidate pairs with their counts (those `reads` reads).
+pub fn base(inputs: &Inputs, options: PairOptions, reads: &Reads) -> PolarsResult<LazyFrame> {
+    let key = ["product_id_a", "product_id_b"];
     let candidates = co_purchases(inputs, options)?.cache();
     let views = co_sessions(inputs, candidates.clone(), EventName::ProductViewed, "co_views")?;
     let carts = co_sessions(inputs, candidates.clone(), EventName::ProductAddedToCart, "co_carts")?;
-    Ok(candidates
-        .join(views, key(), key(), JoinArgs::new(JoinType::Left))
-        .join(carts, key(), key(), JoinArgs::new(JoinType::Left)))
+    with_read(with_read(candidates, views, &key, reads)?, carts, &key, reads)
 }
 
 /// The candidate pairs: products bought together (`co` orders, first and last),
@@ -135,5 +133,11 @@ fn bounded(candidates: LazyFrame, k: u32) -> PolarsResult<LazyFrame> {
 
 /// product_pair_features at `T`, within the bounds of `inputs.pairs`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table().project(base(inputs, inputs.pairs)?, &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs, inputs.pairs, &Reads::all())?, &inputs.shop_id, inputs.as_of))
+}
+
+/// The key and `outputs` of product_pair_features at `T`, building only what they read.
+pub fn build_only(inputs: &Inputs, outputs: &[&str]) -> PolarsResult<LazyFrame> {
+    let table = table();
+    Ok(table.project_only(base(inputs, inputs.pairs, &table.reads(outputs))?, inputs.as_of, outputs))
 }

@@ -3,8 +3,8 @@
 
 use super::aggregates::{product_sales, variant_stats};
 use super::expr::{capped, count_if, days_since, is_active, is_event, price_tier, rate, zero};
-use super::registry::{feature, feature_at, FeatureTable, Kind::*};
-use super::{with, Inputs};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
+use super::{with_read, Inputs};
 use crate::vocabulary::EventName::*;
 use polars::prelude::*;
 
@@ -139,14 +139,15 @@ pub fn table() -> FeatureTable {
     }
 }
 
-/// The base frame: every product at `T` with the aggregates its features read.
-pub fn base(inputs: &Inputs) -> LazyFrame {
+/// The base frame: every product at `T` with the aggregates its features read
+/// (those `reads` reads).
+pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let m = &inputs.main;
     let mut frame = m.products.clone();
     for aggregates in [event_counts(inputs), cart_views(inputs), product_sales(inputs), variant_stats(m.variants.clone()), media(m.product_media.clone()), memberships(m.collection_products.clone(), m.collections.clone()), refunds(inputs)] {
-        frame = with(frame, aggregates, "product_id");
+        frame = with_read(frame, aggregates, &["product_id"], reads)?;
     }
-    frame
+    Ok(frame)
 }
 
 fn event_counts(inputs: &Inputs) -> LazyFrame {
@@ -172,7 +173,7 @@ fn cart_views(inputs: &Inputs) -> LazyFrame {
     inputs
         .events()
         .filter(is_event(CartViewed).and(inputs.within("timestamp", 30)))
-        .select([col("event_id"), col("product_ids").alias("product_id")])
+        .select([col("_row"), col("product_ids").alias("product_id")])
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .filter(col("product_id").is_not_null())
         .unique(None, UniqueKeepStrategy::Any)
@@ -207,5 +208,11 @@ fn refunds(inputs: &Inputs) -> LazyFrame {
 
 /// product_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table().project(base(inputs), &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs, &Reads::all())?, &inputs.shop_id, inputs.as_of))
+}
+
+/// The key and `outputs` of product_features at `T`, building only what they read.
+pub fn build_only(inputs: &Inputs, outputs: &[&str]) -> PolarsResult<LazyFrame> {
+    let table = table();
+    Ok(table.project_only(base(inputs, &table.reads(outputs))?, inputs.as_of, outputs))
 }

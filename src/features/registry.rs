@@ -3,6 +3,7 @@
 //! features` and the docs all read it, so they cannot drift apart.
 
 use polars::prelude::*;
+use std::collections::HashSet;
 
 /// Column types of the catalog (the README's feature catalog).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,10 +98,7 @@ impl FeatureTable {
     /// Adds the features to `base` in declaration order, then keeps `shop_id`,
     /// `computed_at`, the key and the features, each cast to its declared type.
     pub fn project(&self, base: LazyFrame, shop_id: &str, as_of: i64) -> LazyFrame {
-        let mut frame = base;
-        for f in &self.features {
-            frame = frame.with_column(f.expr(as_of).strict_cast(f.kind.dtype()).alias(f.name));
-        }
+        let frame = self.with_features(base, as_of, |_| true);
         let mut columns = vec![
             lit(shop_id.to_string()).alias("shop_id"),
             lit(as_of).strict_cast(Kind::Ts.dtype()).alias("computed_at"),
@@ -110,6 +108,37 @@ impl FeatureTable {
         frame.select(columns)
     }
 
+    /// The key and `outputs` only: the features they read (transitively) are
+    /// added to `base`, the others are not.
+    pub fn project_only(&self, base: LazyFrame, as_of: i64, outputs: &[&str]) -> LazyFrame {
+        let reads = self.reads(outputs);
+        let frame = self.with_features(base, as_of, |f| reads.reads(f.name));
+        let columns = self.key.iter().map(|(k, kind)| col(*k).strict_cast(kind.dtype())).chain(outputs.iter().map(|c| col(*c)));
+        frame.select(columns.collect::<Vec<_>>())
+    }
+
+    fn with_features(&self, base: LazyFrame, as_of: i64, wanted: impl Fn(&Feature) -> bool) -> LazyFrame {
+        let mut frame = base;
+        for f in self.features.iter().filter(|f| wanted(f)) {
+            frame = frame.with_column(f.expr(as_of).strict_cast(f.kind.dtype()).alias(f.name));
+        }
+        frame
+    }
+
+    /// The columns `outputs` read, features and base columns alike: a feature
+    /// reads the columns its expression names, which may be earlier features.
+    pub fn reads(&self, outputs: &[&str]) -> Reads {
+        let mut read: HashSet<PlSmallStr> = outputs.iter().chain(self.key.iter().map(|(k, _)| k)).map(|c| PlSmallStr::from(*c)).collect();
+        for f in self.features.iter().rev() {
+            if read.contains(f.name) {
+                match columns_named(&f.expr(0)) {
+                    Some(names) => read.extend(names),
+                    None => return Reads::all(),
+                }
+            }
+        }
+        Reads(Some(read))
+    }
     /// Every output column with its type: `shop_id`, `computed_at`, key, features.
     pub fn schema(&self) -> Vec<(&'static str, Kind)> {
         let mut out = vec![("shop_id", Kind::Str), ("computed_at", Kind::Ts)];
@@ -117,4 +146,40 @@ impl FeatureTable {
         out.extend(self.features.iter().map(|f| (f.name, f.kind)));
         out
     }
+}
+
+/// The base columns a plan reads: every column, or a known set (see
+/// [`FeatureTable::reads`]); a table's base frame joins only the aggregates read.
+pub struct Reads(Option<HashSet<PlSmallStr>>);
+
+impl Reads {
+    /// Every column (a whole feature table).
+    pub fn all() -> Reads {
+        Reads(None)
+    }
+
+    pub fn reads(&self, column: &str) -> bool {
+        self.0.as_ref().is_none_or(|read| read.contains(column))
+    }
+
+    /// Whether any column of `frame` other than its `keys` is read.
+    pub fn any_of(&self, frame: &mut LazyFrame, keys: &[&str]) -> PolarsResult<bool> {
+        if self.0.is_none() {
+            return Ok(true);
+        }
+        Ok(frame.collect_schema()?.iter_names().any(|c| !keys.contains(&c.as_str()) && self.reads(c)))
+    }
+}
+
+/// The columns an expression names; `None` when it selects columns by pattern.
+fn columns_named(expr: &Expr) -> Option<Vec<PlSmallStr>> {
+    let mut names = vec![];
+    for e in expr {
+        match e {
+            Expr::Column(name) => names.push(name.clone()),
+            Expr::Selector(_) => return None,
+            _ => {}
+        }
+    }
+    Some(names)
 }

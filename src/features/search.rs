@@ -3,6 +3,7 @@
 
 use super::expr::{count_if, is_event, normalized_query, rate};
 use super::registry::{feature, FeatureTable, Kind::*};
+use super::sessions::segment;
 use super::Inputs;
 use crate::vocabulary::EventName::*;
 use polars::prelude::*;
@@ -28,21 +29,20 @@ pub fn table() -> FeatureTable {
 pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
     let is = is_event;
     // Each search opens a segment of its session; a view belongs to the segment it falls in.
-    let segment = is(SearchSubmitted).cast(DataType::Int64).cum_sum(false).over([col("session")])?;
-    let events = inputs.sessions.clone().with_column(segment.alias("segment"));
-    let position = col("event_id").cum_count(false).over([col("event_id")])?;
+    let events = inputs.sessions.clone().with_column(segment(is(SearchSubmitted)).alias("segment"));
+    let position = col("_row").cum_count(false).over([col("_row")])?;
     let impressions = events
         .clone()
         .filter(is(SearchSubmitted))
-        .select([col("event_id"), col("session"), col("segment"), col("timestamp"), normalized_query(col("search_query")).alias("search_query"), col("product_ids").alias("product_id")])
+        .select([col("_row"), col("session"), col("segment"), col("timestamp"), normalized_query(col("search_query")).alias("search_query"), col("product_ids").alias("product_id")])
         .filter(col("search_query").is_not_null().and(col("search_query").neq(lit(""))))
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .with_column(position.cast(DataType::Int64).alias("position"))
-        .unique_stable_generic(Some(vec![col("event_id"), col("product_id")]), UniqueKeepStrategy::First);
+        .unique_stable_generic(Some(vec![col("_row"), col("product_id")]), UniqueKeepStrategy::First);
     let views = events
         .clone()
         .filter(is(ProductViewed).and(col("product_id").is_not_null()))
-        .select([col("session"), col("segment"), col("product_id"), lit(true).alias("clicked")])
+        .select([col("segment"), col("product_id"), lit(true).alias("clicked")])
         .unique(None, UniqueKeepStrategy::Any);
     let bought = events
         .filter(is(CheckoutCompleted))
@@ -50,7 +50,7 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
         .explode(cols(["product_id"]), ExplodeOptions { empty_as_null: false, keep_nulls: false })
         .select([col("session"), col("product_id"), lit(true).alias("bought")])
         .unique(None, UniqueKeepStrategy::Any);
-    let click_keys = || [col("session"), col("segment"), col("product_id")];
+    let click_keys = || [col("segment"), col("product_id")];
     let session_keys = || [col("session"), col("product_id")];
     let clicked = col("clicked").fill_null(lit(false));
     Ok(impressions

@@ -35,6 +35,20 @@ pub fn sessionized(events: LazyFrame) -> PolarsResult<LazyFrame> {
         .drop(cols(["_starts"])))
 }
 
+/// A number per segment of a session, for events in session order: a segment
+/// starts where a session does and at every event for which `opens` holds (a
+/// collection view, a search), so the events after such an event, up to the
+/// next one, share its number. Numbers are distinct across sessions, so the
+/// segment alone identifies it — a running sum, no per-session window.
+pub fn segment(opens: Expr) -> Expr {
+    let new_session = col("session").neq_missing(col("session").shift(lit(1))).fill_null(lit(true));
+    opens.fill_null(lit(false)).or(new_session).cast(DataType::Int64).cum_sum(false)
+}
+
+/// Event columns that only [`session_facts`] reads (tables name an event by its
+/// `_row`, a browser by its `browser` number).
+pub const PER_SESSION_ONLY: [&str; 6] = ["event_id", "client_id", "url", "path", "referrer", "user_agent"];
+
 /// One row per session: its events' counts by name and its first/last facts
 /// (client, customer, start, end, landing URL, referrer, user agent, last order),
 /// which session_features and customer_behavior_features both read.

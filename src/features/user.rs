@@ -2,8 +2,8 @@
 //! with no orders); rates are never NaN, RFM scores are 0 without orders.
 
 use super::expr::{count_if, days_since, price_tier, rate, zero, zero_f};
-use super::registry::{feature, feature_at, FeatureTable, Kind::*};
-use super::{with, Inputs};
+use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
+use super::{with_read, Inputs};
 use crate::time::DAY_US;
 use polars::prelude::*;
 
@@ -113,14 +113,15 @@ pub fn table() -> FeatureTable {
     }
 }
 
-/// The base frame: every customer at `T` with the aggregates its features read.
-pub fn base(inputs: &Inputs) -> LazyFrame {
+/// The base frame: every customer at `T` with the aggregates its features read
+/// (those `reads` reads).
+pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let orders = orders(inputs);
     let mut frame = inputs.main.customers.clone();
-    for aggregates in [orders.clone(), lines(inputs), preferences(inputs, "product_type", "top_category"), preferences(inputs, "vendor", "top_vendor"), refunds(inputs), events(inputs)] {
-        frame = with(frame, aggregates, "customer_id");
+    for aggregates in [orders.clone(), lines(inputs), preferences(inputs, "product_type", "top_category"), preferences(inputs, "vendor", "top_vendor"), refunds(inputs), events(inputs), rfm(inputs, orders)] {
+        frame = with_read(frame, aggregates, &["customer_id"], reads)?;
     }
-    with(frame, rfm(inputs, orders), "customer_id")
+    Ok(frame)
 }
 
 fn orders(inputs: &Inputs) -> LazyFrame {
@@ -217,5 +218,11 @@ fn rfm(inputs: &Inputs, orders: LazyFrame) -> LazyFrame {
 
 /// user_features at `T`.
 pub fn build(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    Ok(table().project(base(inputs), &inputs.shop_id, inputs.as_of))
+    Ok(table().project(base(inputs, &Reads::all())?, &inputs.shop_id, inputs.as_of))
+}
+
+/// The key and `outputs` of user_features at `T`, building only what they read.
+pub fn build_only(inputs: &Inputs, outputs: &[&str]) -> PolarsResult<LazyFrame> {
+    let table = table();
+    Ok(table.project_only(base(inputs, &table.reads(outputs))?, inputs.as_of, outputs))
 }

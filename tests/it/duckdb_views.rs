@@ -101,23 +101,30 @@ fn the_benchmark_peer_sql_agrees_with_the_engine_on_the_sample() {
     peer::write_main(&main, dir.path()).unwrap();
 
     let inputs = shopfeat::features::Inputs::lazy(peer::read_main(dir.path(), &main).unwrap(), "test", as_of, Default::default()).unwrap();
-    let ours = shopfeat::normalize::collect_all(peer::ours(&inputs).unwrap()).unwrap();
-    let conn = duckdb::Connection::open_in_memory().unwrap();
-    peer::run_duckdb(&conn, dir.path(), as_of).unwrap();
-    for ((table, key, _), frame) in peer::CORE.iter().zip(&ours) {
-        let theirs = peer::duckdb_table(&conn, table, dir.path()).unwrap();
-        peer::compare(table, key, frame, &theirs).unwrap();
+    let conn = peer::duckdb_connection(dir.path(), as_of).unwrap();
+    let sum = |f: &DataFrame, c: &str| f.column(c).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().sum().unwrap_or(0.0);
+    for table in &peer::TABLES {
+        let ours = table.ours(&inputs).unwrap().collect().unwrap();
+        table.run_duckdb(&conn, dir.path(), as_of).unwrap();
+        let theirs = table.duckdb_result(&conn, dir.path()).unwrap();
+        table.compare(&ours, &theirs).unwrap();
+        // Not vacuous: every compared column holds something on the sample.
+        assert!(ours.height() > 5, "{}", table.name);
+        for value in table.values {
+            assert!(sum(&ours, value) > 0.0, "{}.{value} is all zero on the sample", table.name);
+        }
+        // And a wrong value or key would be caught.
+        let mut broken = ours.clone();
+        let bumped = broken.column(table.values[0]).unwrap().cast(&DataType::Float64).unwrap().as_materialized_series() + 1.0;
+        broken.with_column(bumped.into()).unwrap();
+        assert!(table.compare(&broken, &theirs).is_err(), "{}", table.name);
     }
-    // Not vacuous: refunds, 30-day views and pairs are there.
-    let sum = |f: &polars::prelude::DataFrame, c: &str| f.column(c).unwrap().cast(&polars::prelude::DataType::Float64).unwrap().f64().unwrap().sum().unwrap_or(0.0);
-    assert!(sum(&ours[0], "refunded_units") > 0.0 && sum(&ours[0], "view_count_30d") > 0.0 && sum(&ours[1], "refunded_orders") > 0.0);
-    assert!(ours[2].height() > 100);
-    // And a wrong value would be caught.
-    let mut broken = ours[2].clone();
-    let bumped = broken.column("co_purchase_count").unwrap().as_materialized_series() + 1;
-    broken.with_column(bumped.into()).unwrap();
-    let theirs = peer::duckdb_table(&conn, "pair_core", dir.path()).unwrap();
-    assert!(peer::compare("pair_core", &["product_id_a", "product_id_b"], &broken, &theirs).is_err());
+    let sessions = &peer::TABLES[3];
+    let ours = sessions.ours(&inputs).unwrap().collect().unwrap();
+    let ids: StringChunked = ours.column("session_id").unwrap().str().unwrap().iter().enumerate().map(|(i, id)| id.map(|id| if i == 7 { format!("{id}0") } else { id.to_string() })).collect();
+    let mut broken = ours.clone();
+    broken.with_column(ids.into_series().with_name("session_id".into()).into()).unwrap();
+    assert!(sessions.compare(&broken, &sessions.duckdb_result(&conn, dir.path()).unwrap()).is_err());
 }
 
 /// Per table and view of the database: its rows, and a digest of every value (each

@@ -61,3 +61,52 @@ fn a_duplicated_key_or_a_wrong_type_is_caught() {
     retyped.with_column(frame.column("view_count_30d").unwrap().cast(&DataType::Float64).unwrap()).unwrap();
     assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&product, &retyped, "retyped"))).is_err());
 }
+
+/// A plan cut to a few columns builds only the aggregates they read
+/// (`build_only`); each feature of the five tables that prune, asked for alone,
+/// equals its column in the whole table — so no feature reads a column its
+/// registry expression does not name.
+#[test]
+fn each_feature_alone_equals_its_column_in_the_whole_table() {
+    use shopfeat::features::{collection, interaction, pairs, product, user, Inputs};
+    let landed = land(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")]);
+    let raw = shopfeat::normalize::RawTables::open(&landed.root, "test").unwrap();
+    let as_of = ts("2025-11-30T23:59:59Z");
+    let inputs = Inputs::new(shopfeat::normalize::normalize(&raw, Some(as_of)).unwrap(), "test", as_of, Default::default()).unwrap();
+    type Build = fn(&Inputs) -> PolarsResult<LazyFrame>;
+    type BuildOnly = fn(&Inputs, &[&str]) -> PolarsResult<LazyFrame>;
+    let tables: [(FeatureTable, Build, BuildOnly); 5] = [
+        (product::table(), product::build, product::build_only),
+        (user::table(), user::build, user::build_only),
+        (collection::table(), collection::build, collection::build_only),
+        (interaction::table(), interaction::build, interaction::build_only),
+        (pairs::table(), pairs::build, pairs::build_only),
+    ];
+    for (table, build, build_only) in tables {
+        let key: Vec<&str> = table.key.iter().map(|(k, _)| *k).collect();
+        let sorted = |lf: LazyFrame| lf.sort(key.clone(), SortMultipleOptions::default()).collect().unwrap();
+        let whole = sorted(build(&inputs).unwrap());
+        for feature in &table.features {
+            let alone = sorted(build_only(&inputs, &[feature.name]).unwrap());
+            let expected = whole.select(key.iter().copied().chain([feature.name])).unwrap();
+            assert!(same_values(&alone, &expected), "{}.{} alone differs from the whole table", table.name, feature.name);
+        }
+        // Not vacuous: a column alone skips aggregates (its plan has fewer joins).
+        let plan = |lf: LazyFrame| lf.describe_plan().unwrap().matches("LEFT JOIN").count();
+        let one = plan(build_only(&inputs, &[table.features[0].name]).unwrap());
+        assert!(one < plan(build(&inputs).unwrap()), "{}: {one} joins for one column", table.name);
+    }
+}
+
+/// Equal frames, floats to 1e-9 relative (a sum computed in another plan may add
+/// in another order).
+fn same_values(a: &DataFrame, b: &DataFrame) -> bool {
+    a.get_column_names() == b.get_column_names()
+        && a.columns().iter().zip(b.columns()).all(|(x, y)| match (x.dtype(), y.dtype()) {
+            (DataType::Float64, DataType::Float64) => x.f64().unwrap().iter().zip(y.f64().unwrap().iter()).all(|(p, q)| match (p, q) {
+                (Some(p), Some(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                (p, q) => p == q,
+            }),
+            _ => x.as_materialized_series().equals_missing(y.as_materialized_series()),
+        })
+}
