@@ -3,12 +3,13 @@
 //! The pipeline reads top to bottom, one module per stage:
 //! [`land`] (raw files → immutable Parquet snapshots; [`shopify`] fetches them) →
 //! [`normalize`] (snapshots → main tables, Polars lazy) → [`features`] (main
-//! tables → feature tables) → [`sinks`] (Parquet, DuckDB, Gorse). [`pipeline`] is
+//! tables → feature tables; [`clv`] fits the lifetime-value models) → [`sinks`] (Parquet, DuckDB, Gorse). [`pipeline`] is
 //! the one way to run those stages, with typed reports; [`commands`] only parse
 //! arguments, call it and print. [`generate`] makes synthetic shops in the raw
 //! shapes; [`storage`] is the data root with atomic writes.
 
 pub mod cli;
+pub mod clv;
 pub mod config;
 pub mod commands;
 pub mod features;

@@ -115,6 +115,8 @@ pub struct ShopStatus {
     /// The feature columns that moved most against the generation before,
     /// largest first (at most [`DRIFTED`]).
     pub drifted: Vec<Drifted>,
+    /// The last compute's lifetime-value fit.
+    pub lifetime_model: Option<crate::clv::ModelFit>,
     pub checks: Vec<Check>,
 }
 
@@ -198,6 +200,10 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         report.get("tables").or_else(|| report.get("compute").and_then(|c| c.get("tables"))).and_then(|t| t.as_array().cloned())
     };
     let computed: Vec<Vec<serde_json::Value>> = reports.iter().filter_map(tables_of).collect();
+    let lifetime_model = reports.iter().find_map(lifetime_model_of);
+    if let Some(fit) = &lifetime_model {
+        checks.push(lifetime_check(fit));
+    }
     if let Some(last) = computed.last() {
         let mismatched: Vec<String> = last
             .iter()
@@ -285,8 +291,23 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
         watermarks: state.watermarks,
         inbox_files,
         drifted,
+        lifetime_model,
         checks,
     })
+}
+
+/// The lifetime-value fit a compute's report holds (`compute --json` or `run --json`).
+fn lifetime_model_of(report: &serde_json::Value) -> Option<crate::clv::ModelFit> {
+    let fit = report.get("lifetime_model").or_else(|| report.get("compute").and_then(|c| c.get("lifetime_model")))?;
+    serde_json::from_value(fit.clone()).ok()
+}
+
+/// A fit that did not converge is worth a look; a shop too small to fit is not.
+fn lifetime_check(fit: &crate::clv::ModelFit) -> Check {
+    use crate::clv::FitStatus;
+    let level = if fit.status == FitStatus::DidNotConverge { Level::Warn } else { Level::Ok };
+    let value = format!("{} ({} customers, {} repeat)", fit.status.as_str(), fit.customers, fit.repeat_customers);
+    check("lifetime_model", level, value, "warn when the fit does not converge")
 }
 
 /// How far the feature columns moved from the generation before: the population

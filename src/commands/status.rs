@@ -67,10 +67,25 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
     if let Some(n) = s.inbox_files {
         writeln!(out, "  inbox         {n} files waiting")?;
     }
+    if let Some(fit) = &s.lifetime_model {
+        writeln!(out, "  lifetime      {}", lifetime_line(fit))?;
+    }
     for c in &s.checks {
         writeln!(out, "  {:<4}  {:<30} {}  ({})", c.level.name(), c.check, c.value, c.threshold)?;
     }
     Ok(())
+}
+
+/// The fitted parameters, in the papers' notation (α per day).
+fn lifetime_line(fit: &crate::clv::ModelFit) -> String {
+    let mut line = format!("{}: {} customers, {} repeat", fit.status.as_str(), fit.customers, fit.repeat_customers);
+    if let (Some(m), Some(ll)) = (fit.bgnbd, fit.bgnbd_log_likelihood) {
+        line += &format!("; BG/NBD r={:.4} α={:.4}/day a={:.4} b={:.4} (LL {ll:.1})", m.r, m.alpha, m.a, m.b);
+    }
+    if let (Some(m), Some(ll)) = (fit.gamma_gamma, fit.gamma_gamma_log_likelihood) {
+        line += &format!("; Gamma-Gamma p={:.4} q={:.4} γ={:.4} (LL {ll:.1})", m.p, m.q, m.gamma);
+    }
+    line
 }
 
 /// `text` on one line, cut to `max` characters.

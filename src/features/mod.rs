@@ -16,6 +16,7 @@ pub mod behavior;
 pub mod collection;
 pub mod expr;
 pub mod interaction;
+pub mod lifetime;
 pub mod pairs;
 pub mod product;
 pub mod registry;
@@ -42,6 +43,9 @@ pub struct Inputs {
     /// ([`sessions::session_facts`]): session_features and
     /// customer_behavior_features both read it.
     pub session_facts: LazyFrame,
+    /// The shop's lifetime-value fit and its customers' predictions, computed
+    /// once ([`Inputs::new`]); `None` in [`Inputs::lazy`] (the table then fits).
+    pub lifetime: Option<lifetime::Fitted>,
 }
 
 impl Inputs {
@@ -57,6 +61,7 @@ impl Inputs {
         // Events are the largest table: keep one copy, the sessionized one.
         let schema = inputs.main.events.collect_schema()?;
         inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
+        inputs.lifetime = Some(lifetime::fit(&inputs)?);
         Ok(inputs)
     }
 
@@ -69,7 +74,7 @@ impl Inputs {
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
         let session_facts = sessions::session_facts(sessions.clone());
-        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts })
+        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, lifetime: None })
     }
 
     /// `T - days < ts <= T` ([`expr::within`] at this `T`).
@@ -149,11 +154,12 @@ pub fn with_read(left: LazyFrame, mut right: LazyFrame, keys: &[&str], reads: &r
 
 /// Every feature table's registry entries, in catalog order.
 pub fn catalog() -> Vec<registry::FeatureTable> {
-    vec![product::table(), user::table(), collection::table(), session::table(), behavior::table(), interaction::table(), search::table(), pairs::table()]
+    vec![product::table(), user::table(), collection::table(), session::table(), behavior::table(), interaction::table(), search::table(), pairs::table(), lifetime::table()]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
-    let builds: [fn(&Inputs) -> PolarsResult<LazyFrame>; 8] = [product::build, user::build, collection::build, session::build, behavior::build, interaction::build, search::build, pairs::build];
+    let builds: [fn(&Inputs) -> PolarsResult<LazyFrame>; 9] =
+        [product::build, user::build, collection::build, session::build, behavior::build, interaction::build, search::build, pairs::build, lifetime::build];
     catalog().iter().zip(builds).map(|(table, build)| Ok((table.name, build(inputs)?))).collect()
 }

@@ -39,6 +39,9 @@ pub struct ComputeReport {
     /// The generation published (after [`publish`]).
     pub generation: Option<String>,
     pub stages: Vec<StageReport>,
+    /// The shop's lifetime-value fit (customer_lifetime_features): status,
+    /// customers, parameters and log-likelihoods.
+    pub lifetime_model: Option<crate::clv::ModelFit>,
 }
 
 impl ComputeReport {
@@ -107,6 +110,7 @@ pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<
     // running them side by side costs memory without saving time.
     let frames = plans.iter().map(|(_, lf)| lf.clone().collect()).collect::<PolarsResult<Vec<_>>>()?;
     let expected = entity_counts(&inputs)?;
+    let lifetime_model = inputs.lifetime.as_ref().map(|l| l.fit.clone());
     stages.push(stage.finish());
 
     let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
@@ -114,14 +118,14 @@ pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<
         .iter()
         .map(|(table, frame)| TableRows { table, rows: frame.height(), expected: expected.iter().find(|(n, _)| n == table).map(|(_, e)| *e) })
         .collect();
-    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, generation: None, stages };
+    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, generation: None, stages, lifetime_model };
     Ok(Computed { tables, report })
 }
 
 /// The entities each entity-keyed table must have one row for, at `T`.
 fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
     let m = &inputs.main;
-    let entities = [("product_features", &m.products), ("user_features", &m.customers), ("collection_features", &m.collections)];
+    let entities = [("product_features", &m.products), ("user_features", &m.customers), ("collection_features", &m.collections), ("customer_lifetime_features", &m.customers)];
     let counts = normalize::collect_all(entities.iter().map(|(_, lf)| (*lf).clone().select([len()])).collect())?;
     entities
         .iter()

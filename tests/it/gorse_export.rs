@@ -98,6 +98,23 @@ fn the_sample_shop_reads_back_object_by_object() {
         assert_eq!(labels["rfm_segment"].as_str(), segments.str().unwrap().get(row), "{id}");
         assert_eq!(labels["health"].as_f64().unwrap(), health.i64().unwrap().get(row).unwrap() as f64 / 100.0, "{id}");
     }
+    // The lifetime labels, from customer_lifetime_features: p_alive as it is,
+    // expected value on the log scale; none for customers without a history.
+    let lifetime = features(&landed, "customer_lifetime_features");
+    let (lids, p_alive, value) = (col(&lifetime, "customer_id"), col(&lifetime, "p_alive"), col(&lifetime, "expected_value_90d"));
+    let mut with_labels = 0;
+    for row in 0..lifetime.height() {
+        let labels = &users[&lids.i64().unwrap().get(row).unwrap().to_string()]["Labels"];
+        match (p_alive.f64().unwrap().get(row), value.f64().unwrap().get(row)) {
+            (Some(p), Some(v)) => {
+                assert_eq!(labels["p_alive"].as_f64().unwrap(), round4(p));
+                assert_eq!(labels["expected_value_90d"].as_f64().unwrap(), round4(v.ln_1p() / 10_000f64.ln_1p()));
+                with_labels += 1;
+            }
+            _ => assert!(labels.get("p_alive").is_none() && labels.get("expected_value_90d").is_none(), "{labels}"),
+        }
+    }
+    assert!(with_labels > 30, "{with_labels} users with lifetime labels");
 
     // Feedback: one per positive count of each interaction, with its latest time.
     let interactions = features(&landed, "interaction_features");
@@ -408,7 +425,7 @@ fn an_export_sends_exactly_the_objects_whose_json_changed() {
     gorse::export(&landed.root, "test", &options(&gorse)).unwrap();
     let before = dry_run_objects(&landed, &gorse, true);
     let mut columns_that_matter = 0;
-    for table in ["product_features", "user_features", "interaction_features"] {
+    for table in ["product_features", "user_features", "interaction_features", "customer_lifetime_features"] {
         let original = features(&landed, table);
         let path = feature_file(&landed.root, "test", table);
         for (n, column) in original.get_column_names().into_iter().enumerate() {
@@ -425,7 +442,8 @@ fn an_export_sends_exactly_the_objects_whose_json_changed() {
         ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut original).unwrap();
     }
     // Items: id, hidden, categories (2 columns), comment, timestamp and 12 labels;
-    // users: id and 14 labels; feedback: 2 ids and 3 × (count, time).
-    assert_eq!(columns_that_matter, 18 + 15 + 8);
+    // users: id and 14 labels; feedback: 2 ids and 3 × (count, time); the
+    // lifetime table: its customer id and 2 labels.
+    assert_eq!(columns_that_matter, 18 + 15 + 8 + 3);
     assert!(dry_run_objects(&landed, &gorse, false).is_empty(), "the tables restored, nothing to send");
 }

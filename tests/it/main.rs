@@ -19,6 +19,7 @@ mod graphql;
 mod history;
 mod http;
 mod interaction_features;
+mod lifetime;
 mod lock;
 mod normalize_fixture;
 mod pair_features;

@@ -53,7 +53,8 @@ fn inputs_for(baskets: &[(i64, bool, bool, Vec<i64>)]) -> (tempfile::TempDir, sh
     let created: Vec<i64> = ids.iter().map(|i| t0 + i * 60_000_000).collect();
     let cancelled: Vec<Option<i64>> = baskets.iter().zip(&created).map(|(b, c)| b.2.then_some(c + 1)).collect();
     let test: Vec<bool> = baskets.iter().map(|b| b.1).collect();
-    main.orders = df!("order_id" => ids, "created_at" => created, "cancelled_at" => cancelled, "test" => test, "customer_id" => vec![None::<i64>; baskets.len()])
+    let totals = vec![1.0; baskets.len()];
+    main.orders = df!("order_id" => ids, "created_at" => created, "cancelled_at" => cancelled, "test" => test, "customer_id" => vec![None::<i64>; baskets.len()], "total_price" => totals)
         .unwrap()
         .lazy()
         .with_columns([col("created_at").cast(utc.clone()), col("cancelled_at").cast(utc)]);

@@ -43,6 +43,13 @@ fn after_a_run_the_checks_pass_and_the_sample_is_stale() {
     assert_eq!(level, "warn");
     assert!(value.trim_end_matches(" h (warn > 72 h)").trim_end_matches(" h").parse::<f64>().unwrap() > 24.0 * 300.0, "{value}");
     assert_eq!(shopfeat(dir.path(), &["status", "--strict"]).status.code(), Some(1));
+    // The lifetime-value fit of the last compute, with its parameters.
+    let (level, value) = line(&out, "lifetime_model");
+    assert_eq!(level, "ok");
+    assert!(value.starts_with("ok ("), "{value}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fitted = text.lines().find(|l| l.trim_start().starts_with("lifetime ")).expect("a lifetime line");
+    assert!(fitted.contains("BG/NBD r=") && fitted.contains("α=") && fitted.contains("Gamma-Gamma p="), "{fitted}");
     // The same tables again: nothing drifted.
     assert!(shopfeat(dir.path(), &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).status.success());
     let (level, value) = line(&shopfeat(dir.path(), &["status"]), "drift");
@@ -55,6 +62,10 @@ fn after_a_run_the_checks_pass_and_the_sample_is_stale() {
     let json: serde_json::Value = serde_json::from_slice(&shopfeat(dir.path(), &["status", "--all", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["shop"], "sample");
     assert!(json[0]["checks"].as_array().unwrap().iter().any(|c| c["check"] == "rows_per_entity" && c["level"] == "ok"));
+    let model = &json[0]["lifetime_model"];
+    assert_eq!(model["status"], "ok");
+    assert!(model["bgnbd"]["alpha"].as_f64().unwrap() > 0.0 && model["gamma_gamma"]["q"].as_f64().unwrap() > 1.0, "{model}");
+    assert!(model["customers"].as_u64().unwrap() >= model["repeat_customers"].as_u64().unwrap());
 }
 
 #[test]

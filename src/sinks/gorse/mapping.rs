@@ -64,7 +64,13 @@ pub const USER_LABELS: &[(&str, Label)] = &[
     ("discount_sensitivity", Label::Ratio("discount_sensitivity", 1.0)),
     ("refund_rate", Label::Ratio("refund_rate", 1.0)),
     ("accepts_marketing", Label::Flag("accepts_marketing")),
+    // From customer_lifetime_features (absent when the shop could not be fitted).
+    ("p_alive", Label::Ratio("p_alive", 1.0)),
+    ("expected_value_90d", Label::Log("expected_value_90d", 10_000.0)),
 ];
+
+/// The user labels read from customer_lifetime_features rather than user_features.
+const LIFETIME_COLUMNS: [&str; 2] = ["p_alive", "expected_value_90d"];
 
 /// Feedback types, from interaction_features: (type, count column, timestamp column).
 /// A (customer, product) gets a feedback of a type when its count is positive; the
@@ -194,10 +200,12 @@ impl Source {
 }
 
 /// The three sources of one shop, read from its feature Parquet files (the
-/// prefix checked by [`check_prefix`] first). Feedback is
-/// kept only between exported users and items: Gorse would otherwise insert a
-/// bare item or user for it.
-pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, prefix: &str) -> Result<Vec<Source>> {
+/// prefix checked by [`check_prefix`] first); `lifetime` (customer_lifetime_features)
+/// adds user labels, and is absent in generations computed before it existed.
+/// Feedback is kept only between exported users and items: Gorse would otherwise
+/// insert a bare item or user for it.
+pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, lifetime: Option<DataFrame>, prefix: &str) -> Result<Vec<Source>> {
+    let users = with_lifetime(users, lifetime)?;
     let item_columns = ["product_id", "is_active", "published_at", "collection_handles", "product_type", "title"];
     let products = products.select(item_columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
     let users = users.select(std::iter::once("customer_id").chain(USER_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
@@ -216,6 +224,19 @@ pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, p
     let interactions = interactions.filter(&keep)?;
     let source = |kind, frame: DataFrame, per_row| -> Result<Source> { Ok(Source { kind, frame: row_ready(frame)?, prefix: prefix.to_string(), per_row }) };
     Ok(vec![source(Kind::Item, products, 1)?, source(Kind::User, users, 1)?, source(Kind::Feedback, interactions, FEEDBACK_TYPES.len())?])
+}
+
+/// `users` with the lifetime labels' columns (null without the table).
+fn with_lifetime(users: DataFrame, lifetime: Option<DataFrame>) -> Result<DataFrame> {
+    let users = users.lazy();
+    let users = match lifetime {
+        Some(lifetime) => {
+            let columns: Vec<Expr> = std::iter::once(col("customer_id")).chain(LIFETIME_COLUMNS.map(col)).collect();
+            users.join(lifetime.lazy().select(columns), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Left))
+        }
+        None => users.with_columns(LIFETIME_COLUMNS.map(|c| lit(NULL).cast(DataType::Float64).alias(c))),
+    };
+    Ok(users.collect()?)
 }
 
 /// One chunk per column and timestamps as µs integers, so reading a row is cheap.

@@ -183,7 +183,8 @@ fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: b
         let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
         // Every table from the same (current) generation: never a mix of two runs.
         let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
-        let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, prefix)?;
+        let lifetime = read_optional(root, shop, "customer_lifetime_features")?;
+        let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
         let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
         let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
         let plans = sources.iter().zip(fingerprints).map(|(source, rows)| plan(source.kind, rows, &delivered, full)).collect();
@@ -207,6 +208,13 @@ fn refuse_mass_deletion(plans: &[plan::Plan], held: usize, share: f64) -> Result
         );
     }
     Ok(())
+}
+
+/// A table of the current generation that older generations do not have.
+fn read_optional(root: &DataRoot, shop: &str, table: &str) -> Result<Option<DataFrame>> {
+    let rel = current_table_path(root, shop, table)?;
+    let Some(bytes) = root.get(&rel)? else { return Ok(None) };
+    Ok(Some(ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?))
 }
 
 fn read_table(root: &DataRoot, rel: &str) -> Result<DataFrame> {
