@@ -9,7 +9,7 @@
 //! do not).
 
 use super::hyp2f1::hyp2f1;
-use super::optimize::{minimize, Minimum};
+use super::optimize::{in_chunks, minimize, Minimum};
 use libm::lgamma;
 
 /// One customer's summary: repeat purchases `x`, last purchase `t_x` and age `t`.
@@ -114,7 +114,7 @@ pub fn fit(customers: &[(History, f64)]) -> Option<(BgNbd, Minimum)> {
     let mean_age = customers.iter().map(|(h, count)| h.t * count).sum::<f64>() / n;
     let params = |p: &[f64]| BgNbd { r: p[0].exp(), alpha: p[1].exp(), a: p[2].exp(), b: p[3].exp() };
     let cost = |p: &[f64]| {
-        let ll = total_log_likelihood(&params(p), &customers);
+        let ll = in_chunks(&customers, |chunk| total_log_likelihood(&params(p), chunk));
         if ll.is_finite() { -ll / n } else { f64::INFINITY }
     };
     let start = [0.0, mean_age.max(1e-3).ln(), 0.0, 0.0];

@@ -5,7 +5,7 @@
 //! across customers. It is fitted on repeat customers: x repeat transactions
 //! with mean value m̄.
 
-use super::optimize::{minimize, Minimum};
+use super::optimize::{in_chunks, minimize, Minimum};
 use libm::lgamma;
 
 /// One repeat customer: repeat transactions `x` (> 0) and their mean value `m`.
@@ -41,15 +41,34 @@ impl GammaGamma {
     }
 }
 
+/// The log-likelihood of `customers` (sorted by x): [`GammaGamma::log_likelihood`]
+/// summed, the terms that depend only on x computed once per x.
+pub fn total_log_likelihood(model: &GammaGamma, customers: &[Spend]) -> f64 {
+    let GammaGamma { p, q, gamma } = *model;
+    let shared = q * gamma.ln() - lgamma(q);
+    let (mut last_x, mut per_x) = (f64::NAN, 0.0);
+    let mut total = 0.0;
+    for s in customers {
+        let (x, m) = (s.x, s.m);
+        if x != last_x {
+            per_x = shared + lgamma(p * x + q) - lgamma(p * x) + p * x * x.ln();
+            last_x = x;
+        }
+        total += per_x + (p * x - 1.0) * m.ln() - (p * x + q) * (gamma + m * x).ln();
+    }
+    total
+}
+
 /// The maximum-likelihood fit over repeat customers (each x > 0, m > 0), searched
 /// in log-parameters from p = q = 1 and γ = the mean of m.
 pub fn fit(customers: &[Spend]) -> Option<(GammaGamma, Minimum)> {
     let n = customers.len() as f64;
     let mean = customers.iter().map(|s| s.m).sum::<f64>() / n;
+    let mut sorted = customers.to_vec();
+    sorted.sort_by(|s, t| s.x.total_cmp(&t.x));
     let params = |p: &[f64]| GammaGamma { p: p[0].exp(), q: p[1].exp(), gamma: p[2].exp() };
     let cost = |p: &[f64]| {
-        let model = params(p);
-        let ll: f64 = customers.iter().map(|s| model.log_likelihood(s)).sum();
+        let ll = in_chunks(&sorted, |chunk| total_log_likelihood(&params(p), chunk));
         if ll.is_finite() { -ll / n } else { f64::INFINITY }
     };
     let minimum = minimize(cost, &[0.0, 0.0, mean.max(1e-3).ln()])?;

@@ -56,6 +56,9 @@ pub struct ModelFit {
     /// p, q, γ.
     pub gamma_gamma: Option<GammaGamma>,
     pub gamma_gamma_log_likelihood: Option<f64>,
+    /// Seconds spent fitting and scoring.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl ModelFit {
@@ -77,6 +80,7 @@ pub fn fit(customers: &[(History, f64)], spends: &[Spend]) -> ModelFit {
         bgnbd_log_likelihood: None,
         gamma_gamma: None,
         gamma_gamma_log_likelihood: None,
+        seconds: 0.0,
     };
     if n < MIN_CUSTOMERS || spends.len() < MIN_REPEAT_CUSTOMERS {
         return fit;

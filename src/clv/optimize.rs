@@ -16,6 +16,18 @@ pub struct Minimum {
     pub iterations: u64,
 }
 
+/// Histories per parallel piece of a likelihood.
+const CHUNK: usize = 4096;
+
+/// `f` summed over fixed-size chunks of `items` on every core; the partial sums
+/// are added in chunk order, so the total does not depend on the thread count or
+/// on scheduling (the fit stays deterministic).
+pub fn in_chunks<T: Sync>(items: &[T], f: impl Fn(&[T]) -> f64 + Sync) -> f64 {
+    use rayon::prelude::*;
+    let partials: Vec<f64> = items.par_chunks(CHUNK).map(&f).collect();
+    partials.iter().sum()
+}
+
 /// Iterations of one Nelder–Mead run.
 const MAX_ITERATIONS: u64 = 5_000;
 /// Restarts after the first run.

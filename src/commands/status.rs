@@ -85,7 +85,7 @@ fn lifetime_line(fit: &crate::clv::ModelFit) -> String {
     if let (Some(m), Some(ll)) = (fit.gamma_gamma, fit.gamma_gamma_log_likelihood) {
         line += &format!("; Gamma-Gamma p={:.4} q={:.4} γ={:.4} (LL {ll:.1})", m.p, m.q, m.gamma);
     }
-    line
+    line + &format!("; fitted in {:.2} s", fit.seconds)
 }
 
 /// `text` on one line, cut to `max` characters.

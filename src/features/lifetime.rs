@@ -62,6 +62,7 @@ fn histories(inputs: &Inputs) -> LazyFrame {
 /// Fits the shop's models on its customers' histories and scores every customer
 /// with a history.
 pub fn fit(inputs: &Inputs) -> PolarsResult<Fitted> {
+    let started = std::time::Instant::now();
     let frame = histories(inputs).sort(["customer_id"], SortMultipleOptions::default()).collect()?;
     let int = |c: &str| -> PolarsResult<Vec<i64>> { Ok(frame.column(c)?.i64()?.iter().map(|v| v.unwrap_or(0)).collect()) };
     let (first, last, repeat, t_day) = (int("first_day")?, int("last_day")?, int("repeat_days")?, int("t_day")?);
@@ -77,7 +78,7 @@ pub fn fit(inputs: &Inputs) -> PolarsResult<Fitted> {
     let weighted: Vec<(History, f64)> = distinct.into_iter().map(|((x, t_x, t), n)| (History { x: x as f64, t_x: t_x as f64, t: t as f64 }, n)).collect();
     // Repeat spend must be positive for the Gamma-Gamma model (a free order has none).
     let spends: Vec<Spend> = (0..frame.height()).filter_map(|i| means[i].filter(|m| *m > 0.0).map(|m| Spend { x: repeat[i] as f64, m })).collect();
-    let fit = clv::fit(&weighted, &spends);
+    let mut fit = clv::fit(&weighted, &spends);
 
     let predictions: Vec<Option<clv::Prediction>> = (0..frame.height())
         .map(|i| fit.models().and_then(|models| clv::predict(models, &history(i), means[i].unwrap_or(0.0))))
@@ -90,6 +91,8 @@ pub fn fit(inputs: &Inputs) -> PolarsResult<Fitted> {
         column("purchases_90d", |p| p.purchases_90d),
         column("value_90d", |p| p.value_90d),
     ])?;
+    fit.seconds = started.elapsed().as_secs_f64();
+    tracing::debug!(status = fit.status.as_str(), customers = fit.customers, histories = weighted.len(), seconds = fit.seconds, "lifetime models fitted");
     Ok(Fitted { scored, fit })
 }
 
