@@ -164,7 +164,7 @@ fn main() {
 fn pipeline() {
     let presets = std::env::var("SHOPFEAT_BENCH_PRESETS").unwrap_or_else(|_| "sample,medium".into());
     let rows = [
-        "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all 8 tables (peak) | normalize · features · write |",
+        "| preset | raw JSON | generate | ingest (peak) | ingest / bare parse | compute all tables (peak) | normalize · features · write |",
         "|---|---|---|---|---|---|---|",
     ];
     let mut peers = vec!["| preset | peer table | ours | DuckDB | ours / DuckDB |".to_string(), "|---|---|---|---|---|".to_string()];
