@@ -54,22 +54,45 @@ fn pairs_within(items: LazyFrame, group: &str) -> LazyFrame {
 }
 
 /// Sessions that did `name` with both products of a candidate pair.
+///
+/// The products of candidate pairs are numbered in id order, so a pair of
+/// numbers packs into one 64-bit key (`a·2³² + b`, a < b as the ids are): the
+/// pairs a session forms are matched against the candidates and counted on that
+/// one integer instead of two ids.
 fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: EventName, alias: &str) -> PolarsResult<LazyFrame> {
     // Only products of some candidate pair, on either side, can form one.
     let side = |c: &str| candidates.clone().select([col(c).alias("product_id")]);
-    let products = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?.unique(None, UniqueKeepStrategy::Any);
+    let numbered = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["product_id"], SortMultipleOptions::default())
+        .with_row_index("_n", None)
+        .cache();
+    let number = |id: &str, n: &str| numbered.clone().select([col("product_id").alias(id), col("_n").cast(DataType::UInt64).alias(n)]);
+    let pair_key = || col("_a") * lit(1u64 << 32) + col("_b");
+    let key = || [col("product_id_a"), col("product_id_b")];
+    let keyed = candidates
+        .select(key())
+        .join(number("product_id_a", "_a"), [col("product_id_a")], [col("product_id_a")], JoinArgs::new(JoinType::Inner))
+        .join(number("product_id_b", "_b"), [col("product_id_b")], [col("product_id_b")], JoinArgs::new(JoinType::Inner))
+        .select([col("product_id_a"), col("product_id_b"), pair_key().alias("_pair")])
+        .cache();
     let items = inputs
         .sessions
         .clone()
         .filter(is_event(name).and(col("product_id").is_not_null()))
         .select([col("session"), col("product_id")])
         .unique(None, UniqueKeepStrategy::Any)
-        .join(products, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Semi));
-    let key = || [col("product_id_a"), col("product_id_b")];
-    Ok(pairs_within(items, "session")
-        .join(candidates.select(key()), key(), key(), JoinArgs::new(JoinType::Semi))
-        .group_by(key())
-        .agg([len().cast(DataType::Int64).alias(alias)]))
+        .join(number("product_id", "_n"), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner));
+    let a = items.clone().select([col("session"), col("_n").alias("_a")]);
+    let b = items.select([col("session"), col("_n").alias("_b")]);
+    let counts = a
+        .join(b, [col("session")], [col("session")], JoinArgs::new(JoinType::Inner))
+        .filter(col("_a").lt(col("_b")))
+        .select([pair_key().alias("_pair")])
+        .join(keyed.clone().select([col("_pair")]), [col("_pair")], [col("_pair")], JoinArgs::new(JoinType::Semi))
+        .group_by([col("_pair")])
+        .agg([len().cast(DataType::Int64).alias(alias)]);
+    Ok(keyed.join(counts, [col("_pair")], [col("_pair")], JoinArgs::new(JoinType::Inner)).select([col("product_id_a"), col("product_id_b"), col(alias)]))
 }
 
 /// The base frame: candidate pairs with their counts (those `reads` reads).
