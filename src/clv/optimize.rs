@@ -13,7 +13,6 @@ pub struct Minimum {
     pub value: f64,
     /// The simplex shrank below the tolerance (rather than running out of iterations).
     pub converged: bool,
-    pub iterations: u64,
 }
 
 /// Histories per parallel piece of a likelihood.
@@ -50,18 +49,15 @@ impl<F: Fn(&[f64]) -> f64> CostFunction for Cost<F> {
 /// the solver fails.
 pub fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Option<Minimum> {
     let cost = Cost(f);
-    let mut best = Minimum { point: start.to_vec(), value: (cost.0)(start), converged: false, iterations: 0 };
+    let mut best = Minimum { point: start.to_vec(), value: (cost.0)(start), converged: false };
     if !best.value.is_finite() {
         return None;
     }
     for _ in 0..=MAX_RESTARTS {
         let run = run_from(&cost, &best.point)?;
         let improved = best.value - run.value;
-        let iterations = best.iterations + run.iterations;
         if run.value <= best.value {
-            best = Minimum { iterations, ..run };
-        } else {
-            best.iterations = iterations;
+            best = run;
         }
         if improved.abs() <= 1e-12 * best.value.abs().max(1.0) {
             break;
@@ -84,5 +80,5 @@ fn run_from<F: Fn(&[f64]) -> f64>(cost: &Cost<F>, start: &[f64]) -> Option<Minim
     let state = result.state();
     let point = state.get_best_param()?.clone();
     let converged = matches!(state.get_termination_status(), TerminationStatus::Terminated(TerminationReason::SolverConverged));
-    Some(Minimum { value: state.get_best_cost(), point, converged, iterations: state.get_iter() })
+    Some(Minimum { value: state.get_best_cost(), point, converged })
 }

@@ -63,6 +63,8 @@ fn histories(inputs: &Inputs) -> LazyFrame {
 /// with a history.
 pub fn fit(inputs: &Inputs) -> PolarsResult<Fitted> {
     let started = std::time::Instant::now();
+    // In customer order (a group-by's order varies): the likelihoods then add up
+    // in the same order on every run, and the fit is deterministic.
     let frame = histories(inputs).sort(["customer_id"], SortMultipleOptions::default()).collect()?;
     let int = |c: &str| -> PolarsResult<Vec<i64>> { Ok(frame.column(c)?.i64()?.iter().map(|v| v.unwrap_or(0)).collect()) };
     let (first, last, repeat, t_day) = (int("first_day")?, int("last_day")?, int("repeat_days")?, int("t_day")?);

@@ -256,3 +256,17 @@ fn the_table_on_the_sample_matches_a_plain_reference_and_the_fit() {
     }
     assert!(with_history >= clv::MIN_CUSTOMERS, "{with_history} customers with a history");
 }
+
+/// The fit is deterministic: the likelihood is summed in fixed chunks (here more
+/// than one) added in order, so two fits give the same bits.
+#[test]
+fn fitting_twice_gives_the_same_parameters_bit_for_bit() {
+    let customers: Vec<(History, f64)> = cdnow()
+        .iter()
+        .flat_map(|(_, h, _)| (0..3).map(move |k| (History { x: h.x, t_x: h.t_x, t: h.t + 0.01 * f64::from(k) }, 1.0)))
+        .collect();
+    assert!(customers.len() > 4096, "more than one chunk");
+    let (first, _) = bgnbd::fit(&customers).unwrap();
+    let (second, _) = bgnbd::fit(&customers).unwrap();
+    assert_eq!([first.r, first.alpha, first.a, first.b].map(f64::to_bits), [second.r, second.alpha, second.a, second.b].map(f64::to_bits));
+}

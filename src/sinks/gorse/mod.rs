@@ -182,8 +182,12 @@ fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: b
     std::thread::scope(|scope| {
         let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
         // Every table from the same (current) generation: never a mix of two runs.
-        let read = |table: &str| read_table(root, &current_table_path(root, shop, table)?);
-        let lifetime = read_optional(root, shop, "customer_lifetime_features")?;
+        let read = |table: &str| -> Result<DataFrame> {
+            let rel = current_table_path(root, shop, table)?;
+            read_parquet(root, &rel)?.with_context(|| format!("{}/{rel} not found: run `shopfeat compute` first", root.describe()))
+        };
+        // Generations computed before customer_lifetime_features existed lack it.
+        let lifetime = read_parquet(root, &current_table_path(root, shop, "customer_lifetime_features")?)?;
         let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
         let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
         let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
@@ -210,14 +214,8 @@ fn refuse_mass_deletion(plans: &[plan::Plan], held: usize, share: f64) -> Result
     Ok(())
 }
 
-/// A table of the current generation that older generations do not have.
-fn read_optional(root: &DataRoot, shop: &str, table: &str) -> Result<Option<DataFrame>> {
-    let rel = current_table_path(root, shop, table)?;
-    let Some(bytes) = root.get(&rel)? else { return Ok(None) };
+/// The Parquet file at `rel`, if there is one.
+fn read_parquet(root: &DataRoot, rel: &str) -> Result<Option<DataFrame>> {
+    let Some(bytes) = root.get(rel)? else { return Ok(None) };
     Ok(Some(ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?))
-}
-
-fn read_table(root: &DataRoot, rel: &str) -> Result<DataFrame> {
-    let bytes = root.get(rel)?.with_context(|| format!("{}/{rel} not found: run `shopfeat compute` first", root.describe()))?;
-    ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))
 }
