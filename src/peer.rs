@@ -111,8 +111,8 @@ impl PeerTable {
     }
 }
 
-/// [`PeerTable::compare`] for any table: same rows by `key`, same values.
-pub fn compare(table: &str, key: &[&str], ours: &DataFrame, peer: &DataFrame) -> Result<()> {
+/// Same rows by `key`, same values (see [`PeerTable::compare`]).
+fn compare(table: &str, key: &[&str], ours: &DataFrame, peer: &DataFrame) -> Result<()> {
     if ours.height() != peer.height() {
         bail!("{table}: {} rows here, {} in DuckDB", ours.height(), peer.height());
     }

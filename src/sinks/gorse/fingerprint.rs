@@ -47,8 +47,10 @@ pub(super) fn fingerprints(source: &Source) -> Result<Vec<Fingerprint>> {
                 let mut rows = Rows::new(frame.height());
                 rows.mix_i64(frame, count)?;
                 rows.mix_i64(frame, at)?;
-                let keys = users.iter().zip(&items).map(|(user, item)| format!("{kind}/{user}/{item}")).collect();
                 let present: Vec<bool> = counts.iter().map(|c| c.unwrap_or(0) > 0).collect();
+                // Keys only where the type is an object (an empty String does not allocate).
+                let key = |((user, item), here): ((&String, &String), &bool)| if *here { format!("{kind}/{user}/{item}") } else { String::new() };
+                let keys = users.iter().zip(&items).zip(&present).map(key).collect();
                 let per_row = FEEDBACK_TYPES.len();
                 all.extend(rows.keyed(keys, |row| row * per_row + t).into_iter().filter(|(i, _, _)| present[i / per_row]));
             }
