@@ -14,8 +14,9 @@
 //! `~/.cache/shopfeat-bench`. Run: `cargo bench --bench pipeline`.
 //!
 //! `SHOPFEAT_BENCH` picks what runs: `pipeline` (the default, above), `export`
-//! (Gorse export throughput into the tests' stand-in) or `fetch` (a historical and
-//! an incremental run through the tests' fake Admin API); see `benches/services/`.
+//! (Gorse export throughput into the tests' stand-in), `fetch` (a historical and
+//! an incremental run through the tests' fake Admin API) or `serve` (webhook →
+//! Gorse latency, acknowledgements under load); see `benches/services/`.
 
 use shopfeat::features::Inputs;
 use shopfeat::generate::{self, PresetName};
@@ -46,6 +47,11 @@ mod shopify_fake;
 mod export_bench;
 #[path = "services/fetch.rs"]
 mod fetch_bench;
+#[allow(dead_code)]
+#[path = "../tests/it/webhook_client.rs"]
+mod webhook_client;
+#[path = "services/serve.rs"]
+mod serve_bench;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
 
@@ -157,7 +163,8 @@ fn main() {
         "pipeline" => pipeline(),
         "export" => export_bench::run(),
         "fetch" => fetch_bench::run(),
-        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export or fetch"),
+        "serve" => serve_bench::run(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch or serve"),
     }
 }
 

@@ -62,6 +62,7 @@ pub enum Command {
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),
     Report(commands::report::ReportArgs),
+    Serve(commands::serve::ServeArgs),
 }
 
 /// Bounds on product_pair_features, for `compute` and `run`.

@@ -12,6 +12,19 @@
 //! shop_domain = "example.myshopify.com"
 //! access_token = "shpat_…"  # or SHOPIFY_ACCESS_TOKEN
 //! api_version = "2026-10"   # optional; default: the latest stable version
+//! api_secret = "…"          # or SHOPIFY_API_SECRET: verifies webhook deliveries
+//!
+//! [serve]                   # `shopfeat serve`; every field optional
+//! listen = "0.0.0.0:8080"
+//! debounce_ms = 2000
+//!
+//! [[shops]]                 # a fleet: `serve` and `run --all` take every shop
+//! id = "shop1"
+//! shop_domain = "shop1.myshopify.com"
+//! token_env = "SHOP1_TOKEN"             # the variable holding its Admin API token
+//! pixel_token_env = "SHOP1_PIXEL_TOKEN" # the variable holding its pixel ingest token
+//! storefront_origins = ["https://shop1.example"]
+//! schedule = "0 3 * * *"                # a full cycle every night at 03:00 UTC
 //! ```
 
 use anyhow::{Context, Result};
@@ -31,6 +44,63 @@ pub struct Config {
     /// Thresholds of `shopfeat status`.
     #[serde(default)]
     pub status: crate::status::Thresholds,
+    #[serde(default)]
+    pub serve: ServeConfig,
+    /// The fleet: every shop `serve` and `run --all` take.
+    #[serde(default)]
+    pub shops: Vec<ShopEntry>,
+}
+
+/// `shopfeat serve` (flags win).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: Option<String>,
+    /// Quiet time after the last delivery before a shop's cycle starts.
+    pub debounce_ms: Option<u64>,
+    /// Shops whose cycles may run at once.
+    pub jobs: Option<usize>,
+    /// The largest request body accepted (bytes).
+    pub max_body_bytes: Option<usize>,
+    /// Single-shop serve: the pixel ingest token (else SHOPFEAT_PIXEL_TOKEN).
+    pub pixel_token: Option<Secret>,
+    /// Single-shop serve: the storefront origins allowed to post pixel events
+    /// (default: https://<shop domain>).
+    #[serde(default)]
+    pub storefront_origins: Vec<String>,
+    /// Single-shop serve: the cron schedule of the full cycle.
+    pub schedule: Option<String>,
+}
+
+/// One shop of the fleet (`[[shops]]`). Secrets are named, not written: each
+/// `*_env` field names the environment variable that holds the value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopEntry {
+    /// The folder under the root (letters, digits, '.', '_', '-').
+    pub id: String,
+    pub shop_domain: Option<String>,
+    pub api_url: Option<String>,
+    pub api_version: Option<String>,
+    /// The variable holding this shop's Admin API token (default:
+    /// SHOPIFY_ACCESS_TOKEN).
+    pub token_env: Option<String>,
+    /// Instead of a Shopify source: local exports, landed as `run INPUTS…` does.
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// This shop's own Gorse (default: `[gorse] url`).
+    pub gorse_url: Option<String>,
+    /// Prepended to this shop's Gorse ids (default: `[gorse] prefix`).
+    pub gorse_prefix: Option<String>,
+    pub min_co_purchases: Option<u32>,
+    pub max_pairs_per_product: Option<u32>,
+    /// Cron expression (UTC) of this shop's full cycle under `serve`.
+    pub schedule: Option<String>,
+    /// The variable holding this shop's pixel ingest token.
+    pub pixel_token_env: Option<String>,
+    /// Origins allowed to post pixel events (default: https://<shop_domain>).
+    #[serde(default)]
+    pub storefront_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +122,8 @@ pub struct ShopifyConfig {
     pub api_url: Option<String>,
     pub access_token: Option<Secret>,
     pub api_version: Option<String>,
+    /// The app's API secret, which signs webhook deliveries.
+    pub api_secret: Option<Secret>,
 }
 
 /// A credential: readable by the code that sends it, never by a log or a file.
@@ -84,7 +156,29 @@ impl Config {
             None => return Ok(Config::default()),
         };
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe_error(&text, &e)))
+        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), describe_error(&text, &e)))?;
+        config.check_shops().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A shop's inputs are where the config file says, wherever it is run from.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for shop in &mut config.shops {
+            shop.inputs = shop.inputs.iter().map(|p| if p.is_relative() { base.join(p) } else { p.clone() }).collect();
+        }
+        Ok(config)
+    }
+
+    /// Shop ids valid and unique, each shop with at most one source.
+    fn check_shops(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, shop) in self.shops.iter().enumerate() {
+            crate::storage::shop_id(&shop.id).map_err(|e| anyhow::anyhow!("[[shops]] #{}: {e}", i + 1))?;
+            if !seen.insert(shop.id.as_str()) {
+                anyhow::bail!("[[shops]] #{}: shop id {:?} is listed twice", i + 1, shop.id);
+            }
+            if !shop.inputs.is_empty() && (shop.shop_domain.is_some() || shop.api_url.is_some()) {
+                anyhow::bail!("[[shops]] {}: give either inputs or a shop to fetch (shop_domain, api_url), not both", shop.id);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -108,6 +202,12 @@ impl Config {
     pub fn gorse_url(&self) -> Option<String> {
         std::env::var("GORSE_URL").ok().filter(|u| !u.is_empty()).or(self.gorse.url.clone())
     }
+}
+
+/// A secret from the environment variable `var` alone (a `[[shops]]` entry's
+/// `*_env` field).
+pub fn secret_from_env(var: &str) -> Option<Secret> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret)
 }
 
 /// A secret from the environment variable `var`, else from the config file.

@@ -6,13 +6,16 @@
 //! tables → feature tables; [`clv`] fits the lifetime-value models) → [`sinks`] (Parquet, DuckDB, Gorse). [`pipeline`] is
 //! the one way to run those stages, with typed reports; [`commands`] only parse
 //! arguments, call it and print. [`generate`] makes synthetic shops in the raw
-//! shapes; [`storage`] is the data root with atomic writes.
+//! shapes; [`storage`] is the data root with atomic writes. [`serve`] is the
+//! long-running intake (webhooks, pixel events) that runs the pipeline in
+//! debounced cycles; [`fleet`] resolves the config file's shops.
 
 pub mod cli;
 pub mod clv;
 pub mod config;
 pub mod commands;
 pub mod features;
+pub mod fleet;
 pub mod generate;
 pub mod hash;
 pub mod history;
@@ -25,6 +28,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod retry;
+pub mod serve;
 pub mod shopify;
 pub mod sinks;
 pub mod state;

@@ -99,8 +99,18 @@ impl ShopLock {
     }
 }
 
+/// Another process holds the shop's lock (callers tell it from a failure with
+/// `downcast_ref::<Locked>()`: the shop is busy, not broken).
+#[derive(Debug, thiserror::Error)]
+#[error("shop {shop} is locked by {holder}")]
+pub struct Locked {
+    pub shop: String,
+    /// `host/pid since T`, or who else could be said.
+    pub holder: String,
+}
+
 fn locked(shop: &str, holder: &Holder) -> anyhow::Error {
-    anyhow::anyhow!("shop {shop} is locked by {} since {}", holder.holder, holder.since)
+    Locked { shop: shop.to_string(), holder: format!("{} since {}", holder.holder, holder.since) }.into()
 }
 
 fn acquire_local(path: &std::path::Path, shop: &str) -> Result<ShopLock> {
@@ -113,7 +123,7 @@ fn acquire_local(path: &std::path::Path, shop: &str) -> Result<ShopLock> {
             file.read_to_string(&mut previous)?;
             return Err(match serde_json::from_str::<Holder>(&previous) {
                 Ok(holder) => locked(shop, &holder),
-                Err(_) => anyhow::anyhow!("shop {shop} is locked by another process"),
+                Err(_) => Locked { shop: shop.to_string(), holder: "another process".into() }.into(),
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("cannot lock {}", path.display())),
@@ -144,7 +154,7 @@ fn acquire_remote(root: &DataRoot, shop: &str, lease: Duration) -> Result<ShopLo
         }
         version = root.put_if(&rel, &bytes, Some(&current_version))?;
         if version.is_none() {
-            bail!("shop {shop} is locked: another process took over its expired lock first");
+            return Err(Locked { shop: shop.to_string(), holder: "another process, which took over its expired lock first".into() }.into());
         }
         let why = if current.expired() { "its lease expired" } else { "that process is gone" };
         tracing::warn!("taking over the lock of shop {shop} left by {} since {} ({why})", current.holder, current.since);

@@ -14,6 +14,11 @@ pub struct ShopState {
     pub watermarks: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gorse: Option<GorseExportState>,
+    /// The fleet cycle (`run --cycle KEY`) this shop last completed: a worker
+    /// that finds its cycle here leaves the shop alone (a retried pod, an
+    /// overlapping shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cycle: Option<String>,
 }
 
 /// Where the last Gorse export went and how far it got. The rows it delivered are

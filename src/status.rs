@@ -241,13 +241,14 @@ pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono:
 
     // The inbox: files waiting, the oldest's age.
     let mut inbox_files = None;
-    if let Some(dir) = inbox {
-        let waiting: Vec<std::time::SystemTime> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
+    // Default: the inbox `serve` keeps for the shop on a local root.
+    let serve_inbox = root.local_dir().map(|d| d.join(shop).join("inbox")).filter(|d| d.is_dir());
+    if let Some(dir) = inbox.map(std::path::Path::to_path_buf).or(serve_inbox) {
+        let waiting: Vec<std::time::SystemTime> = crate::land::inbox::Inbox::new(dir)
+            .pending(std::time::Duration::ZERO)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| std::fs::metadata(&f.path).and_then(|m| m.modified()).ok())
             .collect();
         inbox_files = Some(waiting.len());
         let oldest = waiting.iter().filter_map(|t| t.elapsed().ok()).max().map(|d| d.as_secs_f64() / 3600.0).unwrap_or(0.0);

@@ -318,7 +318,9 @@ impl DataRoot {
             for entry in entries {
                 let entry = entry?;
                 let kind = entry.file_type()?;
-                if kind.is_dir() {
+                // A shop's inbox (`serve`) holds no staged outputs, and its
+                // landed files may be many.
+                if kind.is_dir() && entry.file_name() != "inbox" {
                     walk(&entry.path(), removed)?;
                 } else if entry.file_name().to_string_lossy().starts_with(".staging-") {
                     std::fs::remove_file(entry.path())?;

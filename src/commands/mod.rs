@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod normalize;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod status;
 
 use crate::cli::{Cli, Command};
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Fetch(args) => fetch::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
         Command::Report(args) => report::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
     }
 }
 

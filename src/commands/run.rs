@@ -6,6 +6,7 @@ use crate::shopify::Mode;
 use crate::sinks::gorse;
 use crate::history::Recorder;
 use crate::lock::ShopLock;
+use crate::state::ShopState;
 use crate::storage::DataRoot;
 use anyhow::{bail, Result};
 use std::io::Write;
@@ -20,6 +21,11 @@ use std::path::PathBuf;
 ///
 /// With no arguments it runs on the sample shop in `data/sample` into `./out`, at
 /// the sample's own clock (its `manifest.json`), so 30-day windows are not empty.
+/// A shop listed in the config file's `[[shops]]` runs from its entry.
+///
+/// Exit codes: 1 an error, 2 rows that differ from entity counts (or, with
+/// `--all`, a shop that failed), 3 the shop is locked by another process, 4 the
+/// shop already completed this `--cycle`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Shop directories or files to land first (default: data/sample).
@@ -46,24 +52,76 @@ pub struct RunArgs {
     /// Print the report as one JSON object on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Every shop of the config file's `[[shops]]`, each in its own process under
+    /// its lock; one shop's failure never stops another. Ends with a summary
+    /// (shop, outcome, rows, time, peak memory); exits 2 when any shop failed.
+    #[arg(long, conflicts_with = "inputs")]
+    pub all: bool,
+    /// With --all: shops run at once [default: as many as fit in the available
+    /// memory at the shops' last peaks (run history), at most one per core].
+    #[arg(long, requires = "all", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub jobs: Option<usize>,
+    /// With --all: only the shops of shard I of N (a stable hash of the shop id);
+    /// default: JOB_COMPLETION_INDEX of SHOPFEAT_SHARDS when both are set
+    /// (Kubernetes Indexed Jobs).
+    #[arg(long, requires = "all", value_name = "I/N")]
+    pub shard: Option<crate::fleet::Shard>,
+    /// A key naming this round of runs (a date, a Job's id): a shop that already
+    /// completed it is left alone (exit 4), so a retried or duplicated worker
+    /// never runs a shop twice in one round [env: SHOPFEAT_CYCLE].
+    #[arg(long, env = "SHOPFEAT_CYCLE", value_name = "KEY")]
+    pub cycle: Option<String>,
 }
 
 pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     let config = Config::load(global.config.as_deref())?;
-    let source = match args.shopify.api_url(&config)? {
-        Some(_) if !args.inputs.is_empty() => bail!("give either input files or a shop to fetch (--shop-domain, --api-url, [shopify]), not both"),
-        Some(api_url) => Source::Shopify(args.shopify.options(&api_url, &config, args.mode)?),
-        None => Source::Files(args.inputs),
+    if args.all {
+        return run_all(global, &args, &config);
+    }
+    let configured = config.shops.iter().find(|s| s.id == global.shop);
+    let flags_name_a_source = !args.inputs.is_empty() || args.shopify.shop_domain.is_some() || args.shopify.api_url.is_some();
+    let options = match configured {
+        // A shop of the fleet, run by its id: its entry says everything.
+        Some(entry) if !flags_name_a_source => {
+            let shop = crate::fleet::resolve(entry, &config, args.mode)?;
+            let Some(source) = shop.source else {
+                bail!("shop {} in the config file has no source: give it shop_domain, api_url or inputs", shop.id);
+            };
+            RunOptions { source, as_of: args.as_of, pairs: shop.pairs, keep_generations: args.keep_generations, gorse: shop.gorse }
+        }
+        _ => {
+            let source = match args.shopify.api_url(&config)? {
+                Some(_) if !args.inputs.is_empty() => bail!("give either input files or a shop to fetch (--shop-domain, --api-url, [shopify]), not both"),
+                Some(api_url) => Source::Shopify(args.shopify.options(&api_url, &config, args.mode)?),
+                None => Source::Files(args.inputs.clone()),
+            };
+            RunOptions {
+                source,
+                as_of: args.as_of,
+                pairs: args.pairs.options(),
+                keep_generations: args.keep_generations,
+                gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, &config)),
+            }
+        }
     };
-    let options = RunOptions {
-        source,
-        as_of: args.as_of,
-        pairs: args.pairs.options(),
-        keep_generations: args.keep_generations,
-        gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, &config)),
+    let options = match options.source {
+        Source::Shopify(mut fetch) => {
+            fetch.inbox = fetch.inbox.or(args.shopify.inbox.clone());
+            RunOptions { source: Source::Shopify(fetch), ..options }
+        }
+        _ => options,
     };
     let root = DataRoot::open(&global.root)?;
-    let _lock = ShopLock::acquire(&root, &global.shop)?;
+    let _lock = match ShopLock::acquire(&root, &global.shop) {
+        Ok(lock) => lock,
+        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Ok(Outcome::Exit(crate::fleet::EXIT_LOCKED, format!("{e:#}"))),
+        Err(e) => return Err(e),
+    };
+    if let Some(cycle) = &args.cycle {
+        if ShopState::load(&root, &global.shop)?.last_cycle.as_deref() == Some(cycle.as_str()) {
+            return Ok(Outcome::Exit(crate::fleet::EXIT_DONE, format!("shop {} already completed cycle {cycle}", global.shop)));
+        }
+    }
     let recorder = Recorder::start(&root, &global.shop, "run")?;
     let result = pipeline::run(&root, &global.shop, &options);
     match &result {
@@ -79,6 +137,12 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     }
     super::print_report(args.json, &report, |out| print_run(out, &report, &root))?;
     report.check()?;
+    if let Some(cycle) = &args.cycle {
+        // Under the lock, after everything the round asked of the shop.
+        let mut state = ShopState::load(&root, &global.shop)?;
+        state.last_cycle = Some(cycle.clone());
+        state.save(&root, &global.shop)?;
+    }
     let landed = match &report.land {
         Landing::Ingest(i) => &i.landed,
         Landing::Fetch(f) => &f.fetched.landed,
@@ -99,4 +163,62 @@ fn print_run(out: &mut dyn Write, report: &RunReport, root: &DataRoot) -> std::i
     }
     let total: f64 = report.stages().iter().map(|s| s.seconds).sum();
     writeln!(out, "run {total:.2} s")
+}
+
+/// `run --all`: every configured shop (of this shard), each as its own
+/// `shopfeat run --shop ID` process.
+fn run_all(global: &Global, args: &RunArgs, config: &Config) -> Result<Outcome> {
+    if config.shops.is_empty() {
+        bail!("--all runs the shops of the config file, and it lists none: add [[shops]] entries (see `shopfeat serve --help` for the format)");
+    }
+    let shard = match args.shard {
+        Some(s) => Some(s),
+        None => crate::fleet::Shard::from_env()?,
+    };
+    let shops: Vec<String> = config.shops.iter().map(|s| s.id.clone()).filter(|id| shard.is_none_or(|s| s.holds(id))).collect();
+    let root = DataRoot::open(&global.root)?;
+    let jobs = args.jobs.unwrap_or_else(|| crate::fleet::default_jobs(&root, &shops));
+    let described = shard.map(|s| format!(" (shard {}/{})", s.index, s.count)).unwrap_or_default();
+    tracing::info!("running {} of {} shops{described}, {jobs} at once", shops.len(), config.shops.len());
+    let exe = std::env::current_exe()?;
+    let command = |shop: &str| {
+        let mut c = std::process::Command::new(&exe);
+        c.arg("--root").arg(&global.root).arg("--shop").arg(shop);
+        if let Some(config) = &global.config {
+            c.arg("--config").arg(config);
+        }
+        for _ in 0..global.verbose {
+            c.arg("-v");
+        }
+        for _ in 0..global.quiet {
+            c.arg("-q");
+        }
+        c.args(["run", "--json", "--mode", if args.mode == Mode::Historical { "historical" } else { "incremental" }]);
+        c.arg("--keep-generations").arg(args.keep_generations.to_string());
+        if let Some(t) = args.as_of {
+            c.arg("--as-of").arg(crate::time::rfc3339(t));
+        }
+        if let Some(cycle) = &args.cycle {
+            c.arg("--cycle").arg(cycle);
+        }
+        if args.strict {
+            c.arg("--strict");
+        }
+        c
+    };
+    let runs = crate::fleet::run_all(&shops, jobs, &command);
+    super::print_report(args.json, &runs, |out| print_fleet(out, &runs))?;
+    let failed = runs.iter().filter(|r| r.outcome == "failed").count();
+    Ok(if failed > 0 { Outcome::Exit(2, format!("{failed} of {} shops failed", runs.len())) } else { Outcome::Success })
+}
+
+fn print_fleet(out: &mut dyn Write, runs: &[crate::fleet::ShopRun]) -> std::io::Result<()> {
+    writeln!(out, "{:<24} {:<8} {:>10} {:>9} {:>10}  error", "shop", "outcome", "rows", "seconds", "peak MB")?;
+    for r in runs {
+        let rows = r.rows.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+        let peak = r.peak_rss_bytes.map(|b| format!("{:.0}", b as f64 / 1e6)).unwrap_or_else(|| "-".into());
+        writeln!(out, "{:<24} {:<8} {rows:>10} {:>9.2} {peak:>10}  {}", r.shop, r.outcome, r.seconds, r.error.as_deref().unwrap_or(""))?;
+    }
+    let count = |o: &str| runs.iter().filter(|r| r.outcome == o).count();
+    writeln!(out, "{} shops: {} ok, {} failed, {} locked, {} done before", runs.len(), count("ok"), count("failed"), count("locked"), count("done"))
 }

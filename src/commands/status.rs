@@ -15,14 +15,15 @@ use std::io::Write;
 /// `--strict`, 2 when a check failed — a shop that never ran successfully fails.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Every shop under the root instead of `--shop`.
+    /// Every shop of the config file's `[[shops]]` (else every shop under the
+    /// root) instead of `--shop`.
     #[arg(long)]
     pub all: bool,
     /// Exit 1 on a warning.
     #[arg(long)]
     pub strict: bool,
     /// The shop's inbox (webhook and event files waiting to land), to report its
-    /// backlog.
+    /// backlog [default: <root>/<shop>/inbox, `serve`'s, when it exists].
     #[arg(long, value_name = "DIR")]
     pub inbox: Option<std::path::PathBuf>,
     /// Print the statuses as one JSON array on stdout (the summary goes to stderr).
@@ -33,7 +34,13 @@ pub struct StatusArgs {
 pub fn run(global: &Global, args: StatusArgs) -> Result<Outcome> {
     let config = Config::load(global.config.as_deref())?;
     let root = DataRoot::open(&global.root)?;
-    let shops = if args.all { status::shops(&root)? } else { vec![global.shop.clone()] };
+    // The fleet is the config file's shops when it lists them (a shop that never
+    // ran is then a failing check, not a missing line), else every shop folder.
+    let shops = match (args.all, config.shops.is_empty()) {
+        (true, false) => config.shops.iter().map(|s| s.id.clone()).collect(),
+        (true, true) => status::shops(&root)?,
+        (false, _) => vec![global.shop.clone()],
+    };
     let now = chrono::Utc::now();
     let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now, args.inbox.as_deref())).collect::<Result<Vec<_>>>()?;
     super::print_report(args.json, &statuses, |out| statuses.iter().try_for_each(|s| print_status(out, s)))?;

@@ -11,12 +11,13 @@
 mod bulk;
 pub mod events;
 pub mod fields;
+pub mod inbox;
 mod inputs;
 pub mod raw;
 mod rejected;
 pub mod shopify;
 mod snapshot;
-mod webhooks;
+pub mod webhooks;
 
 pub use inputs::{collect_inputs, fingerprint, InputFile, InputKind};
 pub use snapshot::{new_snapshot_id, raw_dir, snapshots, SnapshotManifest};

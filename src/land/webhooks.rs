@@ -10,12 +10,22 @@ use crate::vocabulary::RawEntity;
 use serde_json::Value;
 use std::path::Path;
 
-/// `orders_create-1.json` → `orders/create`; `products_delete.json` → `products/delete`.
+/// `orders_create-1.json` → `orders/create`; `products_delete.json` →
+/// `products/delete`; an inbox's `<arrival>.orders_updated.<id>.json` →
+/// `orders/updated` (its leading arrival stamp skipped).
 pub(super) fn topic_of(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
-    let stem = name.split(['-', '.']).next()?;
+    let name = name.split('.').find(|part| !part.bytes().all(|b| b.is_ascii_digit()))?;
+    let stem = name.split('-').next()?;
     let (resource, action) = stem.rsplit_once('_')?;
     Some(format!("{resource}/{action}"))
+}
+
+/// Whether deliveries of `topic` hold records the landing reads.
+pub fn lands_topic(topic: &str) -> bool {
+    let (resource, action) = topic.split_once('/').unwrap_or((topic, ""));
+    let resource_known = matches!(resource, "orders" | "products" | "customers" | "refunds" | "collections" | "custom_collections" | "smart_collections" | "collects");
+    resource_known && !action.is_empty()
 }
 
 /// Lands one REST payload of `topic` into the raw tables.

@@ -2,6 +2,7 @@
 //! raw snapshot.
 
 use super::report::{Stage, StageReport};
+use crate::land::inbox::Inbox;
 use crate::land::{self, LandReport};
 use crate::shopify::{self, FetchOptions, FetchReport, Mode};
 use crate::storage::DataRoot;
@@ -65,6 +66,29 @@ fn land_files(root: &DataRoot, shop: &str, inputs: &[PathBuf], once: bool) -> Re
         let progress = crate::progress::Progress::new(total, "ingest", true);
         report.landed = land::land(root, shop, &files, &progress)?;
         progress.finish();
+    }
+    report.stages.push(stage.finish());
+    Ok(report)
+}
+
+/// Lands every file waiting in `inbox` (webhook deliveries and pixel batches
+/// that `serve` wrote, whole by construction) as one new snapshot of `shop`, then
+/// files them away under `<inbox>/landed/<snapshot>/`. An empty inbox lands
+/// nothing.
+///
+/// Guarantees: a file leaves the inbox only after the snapshot holding it is
+/// committed, so a crash in between lands it again next time (harmless:
+/// normalization deduplicates versions).
+pub fn land_inbox(root: &DataRoot, shop: &str, inbox: &Inbox) -> Result<IngestReport> {
+    let stage = Stage::start("land");
+    let files = inbox.pending(std::time::Duration::ZERO)?;
+    let mut report = IngestReport { shop: shop.to_string(), landed: LandReport::default(), already_landed: false, stages: vec![] };
+    if !files.is_empty() {
+        let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
+        let progress = crate::progress::Progress::new(total, "inbox", false);
+        report.landed = land::land(root, shop, &files, &progress)?;
+        progress.finish();
+        inbox.file_away(&files, &report.landed)?;
     }
     report.stages.push(stage.finish());
     Ok(report)

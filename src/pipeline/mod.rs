@@ -29,6 +29,6 @@ mod run;
 
 pub use compute::{compute, compute_and_publish, explain, normalize, profile, publish, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
 pub use export::{export_gorse, ExportReport};
-pub use land::{fetch, ingest, ingest_once, FetchedReport, IngestReport};
+pub use land::{fetch, ingest, ingest_once, land_inbox, FetchedReport, IngestReport};
 pub use report::{Stage, StageReport, TableRows};
 pub use run::{run, Landing, RunOptions, RunReport, Source};

@@ -2,7 +2,8 @@
 
 use super::compute::{compute, publish, ComputeOptions, ComputeReport};
 use super::export::{export_gorse, ExportReport};
-use super::land::{fetch, ingest_once, FetchedReport, IngestReport};
+use super::land::{fetch, ingest_once, land_inbox, FetchedReport, IngestReport};
+use crate::land::inbox::Inbox;
 use super::report::StageReport;
 use crate::features::pairs::PairOptions;
 use crate::shopify::{FetchOptions, Mode};
@@ -21,6 +22,8 @@ pub enum Source {
     /// The Shopify Admin API. An incremental fetch of a shop never fetched
     /// before fetches it whole.
     Shopify(FetchOptions),
+    /// What waits in the shop's inbox (`serve`'s incremental cycles).
+    Inbox(Inbox),
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +110,7 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
             }
             (Landing::Fetch(fetch(root, shop, &fetch_options)?), options.as_of.unwrap_or_else(crate::time::now_us))
         }
+        Source::Inbox(inbox) => (Landing::Ingest(land_inbox(root, shop, inbox)?), options.as_of.unwrap_or_else(crate::time::now_us)),
     };
     let mut computed = compute(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
     publish(root, shop, &mut computed, options.keep_generations)?;

@@ -112,13 +112,27 @@ async fn start(admin: &Admin, entity: RawEntity, query: &str, polling: &Polling)
     }
 }
 
-/// Polls the operation by its id until it completes (its final state), or fails.
+/// Wakes the operations being followed in this process when Shopify says one
+/// finished (the `bulk_operations/finish` webhook `serve` receives).
+static FINISHED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A `bulk_operations/finish` delivery arrived: every followed operation is
+/// polled now rather than at its next interval.
+pub fn operation_finished() {
+    FINISHED.notify_waiters();
+}
+
+/// Polls the operation by its id until it completes (its final state), or fails;
+/// between polls it waits its interval or until [`operation_finished`].
 async fn follow(admin: &Admin, entity: RawEntity, id: &str, polling: &Polling) -> Result<Value> {
     let started = tokio::time::Instant::now();
     let mut wait = polling.first;
     let mut last_count = 0;
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = FINISHED.notified() => tracing::debug!("Shopify says a bulk operation finished: polling {id} now"),
+        }
         wait = (wait * 2).min(polling.max);
         let data = admin.graphql(POLL, json!({ "id": id })).await.with_context(|| format!("polling bulk operation {id} ({entity})"))?;
         let operation = data["bulkOperation"].clone();

@@ -16,6 +16,7 @@ pub mod queries;
 pub mod refunds;
 
 use crate::config::Secret;
+use crate::land::inbox::Inbox;
 use crate::land::{self, InputFile, InputKind, LandReport};
 use crate::retry::Retry;
 use crate::state::ShopState;
@@ -123,8 +124,9 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
 
     let mut files: Vec<InputFile> = finished.iter().map(|f| InputFile { kind: InputKind::Lines, path: f.file.clone() }).collect();
     files.push(InputFile { kind: InputKind::Lines, path: downloads.path().join(REFUNDS_FILE) });
-    let inbox = match &options.inbox {
-        Some(dir) => inbox_files(dir, options.inbox_settle)?,
+    let inbox_dir = options.inbox.as_ref().map(Inbox::new);
+    let inbox = match &inbox_dir {
+        Some(dir) => dir.pending(options.inbox_settle)?,
         None => vec![],
     };
     files.extend(inbox.iter().cloned());
@@ -144,8 +146,8 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
         }
     }
     state.save(root, shop)?;
-    if let Some(dir) = &options.inbox {
-        file_away(dir, &inbox, &landed)?;
+    if let Some(dir) = &inbox_dir {
+        dir.file_away(&inbox, &landed)?;
     }
     Ok(FetchReport {
         api_version: options.api_version.clone(),
@@ -220,55 +222,30 @@ async fn fetch_entity(admin: &client::Admin, entity: RawEntity, since: Option<&s
     }
 }
 
-/// The inbox's files: `*.jsonl[.gz]` (events), `*.json[.gz]` webhook payloads at
-/// its top level or under `webhooks/`.
-/// Files changed more recently than `settle` may still be being written: they
-/// wait for the next run.
-fn inbox_files(dir: &Path, settle: Duration) -> Result<Vec<InputFile>> {
-    if !dir.is_dir() {
-        bail!("inbox {} is not a directory", dir.display());
-    }
-    let mut files = land::collect_inputs(&[dir.to_path_buf()])?;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_file() && (name.ends_with(".json") || name.ends_with(".json.gz")) {
-            files.push(InputFile { kind: InputKind::Payload, path });
-        }
-    }
-    files.sort();
-    files.dedup();
-    let settled = |f: &InputFile| std::fs::metadata(&f.path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age >= settle);
-    let (ready, fresh): (Vec<InputFile>, Vec<InputFile>) = files.into_iter().partition(settled);
-    if !fresh.is_empty() {
-        tracing::info!("{} inbox files changed in the last {:?} are left for the next run", fresh.len(), settle);
-    }
-    Ok(ready)
-}
+/// Since this Admin API version a webhook subscription names its endpoint `uri`
+/// (before: `callbackUrl`, now deprecated).
+pub const WEBHOOK_URI_SINCE: &str = "2025-10";
 
-/// Moves landed inbox files to `<inbox>/landed/<snapshot>/` so the next run does
-/// not land them again. (Landing one twice would be harmless: normalization
-/// deduplicates.)
-///
-/// A file that could not be read to its end (truncated, corrupt) goes to
-/// `<inbox>/rejected/<snapshot>/` instead, with `<name>.reason` beside it, so it
-/// neither fails nor repeats in every later run.
-fn file_away(dir: &Path, files: &[InputFile], landed: &LandReport) -> Result<()> {
-    for file in files {
-        let name = file.path.display().to_string();
-        let broken = landed.broken_files.contains(&name);
-        let target = dir.join(if broken { "rejected" } else { "landed" }).join(&landed.snapshot);
-        let rel = file.path.strip_prefix(dir).unwrap_or(&file.path);
-        let dest = target.join(rel);
-        std::fs::create_dir_all(dest.parent().context("no parent")?)?;
-        std::fs::rename(&file.path, &dest).with_context(|| format!("cannot move {} to {}", file.path.display(), dest.display()))?;
-        if broken {
-            let reasons: Vec<String> = landed.problems.iter().filter(|p| p.file == name).map(|p| p.to_string()).collect();
-            let mut reason = dest.into_os_string();
-            reason.push(".reason");
-            std::fs::write(&reason, reasons.join("\n") + "\n")?;
-            tracing::warn!("{name} could not be read to its end: moved to {}", target.display());
-        }
+const SUBSCRIBE: &str = "mutation Subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}";
+
+/// Subscribes the app, on this shop, to `bulk_operations/finish` deliveries at
+/// `endpoint` (`serve`'s `…/webhooks/shopify`), so a fetch learns that its bulk
+/// operations finished without waiting for its next poll. A subscription that
+/// already exists is fine.
+pub async fn subscribe_bulk_finish(options: &FetchOptions, endpoint: &str) -> Result<()> {
+    let admin = client::Admin::new(&options.api_url, &options.api_version, options.token.clone(), options.retry.clone(), options.timeout)?;
+    let address = if options.api_version.as_str() >= WEBHOOK_URI_SINCE { "uri" } else { "callbackUrl" };
+    let variables = serde_json::json!({ "topic": "BULK_OPERATIONS_FINISH", "subscription": { address: endpoint, "format": "JSON" } });
+    let data = admin.graphql(SUBSCRIBE, variables).await.context("subscribing to bulk_operations/finish")?;
+    let errors = data["webhookSubscriptionCreate"]["userErrors"].as_array().cloned().unwrap_or_default();
+    let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
+    if messages.is_empty() || messages.iter().all(|m| m.contains("already been taken")) {
+        return Ok(());
     }
-    Ok(())
+    bail!("Shopify refused the bulk_operations/finish subscription: {}", messages.join("; "))
 }

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Moto {
+pub struct Moto {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl Drop for Moto {
@@ -24,7 +24,7 @@ impl Drop for Moto {
 
 /// moto's S3 on a free loopback port, with one bucket; `None` outside CI when
 /// moto is not installed.
-fn moto() -> Option<Moto> {
+pub fn moto() -> Option<Moto> {
     let server = match std::env::var("SHOPFEAT_MOTO_SERVER") {
         Ok(s) if !s.is_empty() => s,
         _ if std::env::var_os("CI").is_some() => panic!("SHOPFEAT_MOTO_SERVER is not set: .ci/run installs moto and sets it"),
@@ -134,7 +134,7 @@ fn a_shop_on_s3_computes_publishes_locks_and_exports_like_a_local_one() {
     }
     let second_run = shopfeat(&moto, s3, &["-q", "run"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&second_run.stderr);
-    assert_eq!(second_run.status.code(), Some(1), "{stderr}");
+    assert_eq!(second_run.status.code(), Some(3), "locked: {stderr}");
     assert!(stderr.contains("shop s3shop is locked by"), "{stderr}");
     ok(slow.wait_with_output().unwrap());
     ok(shopfeat(&moto, s3, &["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]).output().unwrap());

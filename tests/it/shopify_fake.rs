@@ -166,6 +166,8 @@ struct Shared {
     /// query's inner document too.
     documents: Mutex<Vec<(String, String)>>,
     throttled: Mutex<u64>,
+    /// Webhook subscriptions: (topic, endpoint).
+    subscriptions: Mutex<Vec<(String, String)>>,
 }
 
 pub struct Shopify {
@@ -189,6 +191,7 @@ impl Shopify {
             queries: Mutex::default(),
             documents: Mutex::default(),
             throttled: Mutex::new(0),
+            subscriptions: Mutex::default(),
         });
         let server = shared.clone();
         let url = http::start(move |request| respond(&server, request));
@@ -240,6 +243,10 @@ impl Shopify {
     }
 
     /// The most bulk operations that were running at one moment.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.shared.subscriptions.lock().unwrap().clone()
+    }
+
     pub fn most_running_at_once(&self) -> usize {
         let operations = self.shared.operations.lock().unwrap();
         operations
@@ -326,6 +333,7 @@ fn answer(shared: &Shared, request: &Request, version: &str) -> Reply {
     };
     let data = match (doc.operation.as_str(), top.name.as_str()) {
         ("mutation", "bulkOperationRunQuery") => run_bulk(shared, top, &variables, version),
+        ("mutation", "webhookSubscriptionCreate") => subscribe(shared, top, &variables, version),
         ("query", "bulkOperation") => poll(shared, top.arg("id", &variables).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
         ("query", "nodes") => nodes(shared, top, &variables),
         ("query", "node") => node(shared, top, &variables),
@@ -335,6 +343,36 @@ fn answer(shared: &Shared, request: &Request, version: &str) -> Reply {
         Ok(data) => Reply::json(200, &json!({"data": data, "extensions": {"cost": cost}})),
         Err(message) => Reply::json(200, &json!({"errors": [{"message": message}]})),
     }
+}
+
+/// `webhookSubscriptionCreate`: the topic one of the enum's values; the
+/// endpoint in `uri` from 2025-10 (`callbackUrl` before, where `uri` does not
+/// exist), HTTPS only; one subscription per topic and address.
+fn subscribe(shared: &Shared, top: &Field, variables: &Value, version: &str) -> Result<Value, String> {
+    const TOPICS: &[&str] = &["BULK_OPERATIONS_FINISH", "ORDERS_CREATE", "ORDERS_UPDATED", "PRODUCTS_UPDATE", "PRODUCTS_CREATE", "PRODUCTS_DELETE", "CUSTOMERS_UPDATE", "APP_UNINSTALLED"];
+    let topic = top.arg("topic", variables).and_then(|t| t.as_str().map(str::to_string)).ok_or("Variable $topic of type WebhookSubscriptionTopic! was provided invalid value")?;
+    if !TOPICS.contains(&topic.as_str()) {
+        return Err(format!("Variable $topic of type WebhookSubscriptionTopic! was provided invalid value: Expected \"{topic}\" to be one of: {}", TOPICS.join(", ")));
+    }
+    let input = top.arg("webhookSubscription", variables).ok_or("Variable $webhookSubscription of type WebhookSubscriptionInput! was provided invalid value")?;
+    let (field, other) = if version >= "2025-10" { ("uri", "callbackUrl") } else { ("callbackUrl", "uri") };
+    if version < "2025-10" && input.get(other).is_some() {
+        return Err(format!("Variable $webhookSubscription of type WebhookSubscriptionInput! was provided invalid value for {other} (Field is not defined on WebhookSubscriptionInput)"));
+    }
+    let errors = |message: &str| Ok(json!({"webhookSubscriptionCreate": {"webhookSubscription": null, "userErrors": [{"field": ["webhookSubscription", field], "message": message}]}}));
+    let Some(endpoint) = input.get(field).and_then(|v| v.as_str()).map(str::to_string) else {
+        return errors(&format!("{field} can't be blank"));
+    };
+    if !endpoint.starts_with("https://") {
+        return errors("Address protocol http:// is not supported");
+    }
+    let mut subscriptions = shared.subscriptions.lock().unwrap();
+    if subscriptions.iter().any(|(t, e)| *t == topic && *e == endpoint) {
+        return errors("Address for this topic has already been taken");
+    }
+    subscriptions.push((topic, endpoint));
+    let id = format!("gid://shopify/WebhookSubscription/{}", subscriptions.len());
+    Ok(json!({"webhookSubscriptionCreate": {"webhookSubscription": {"id": id}, "userErrors": []}}))
 }
 
 /// Takes the cost from the bucket, or says how full it is.

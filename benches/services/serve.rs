@@ -1,0 +1,145 @@
+//! `shopfeat serve` under load, against the tests' in-process Gorse stand-in:
+//! - latency from a `products/update` delivery acknowledged to the item updated
+//!   in Gorse (default debounce), three times, for a shop computed and exported
+//!   beforehand;
+//! - webhook deliveries paced at a target rate for a few seconds while cycles
+//!   run, each acknowledgement timed (p50, p99, max).
+//!
+//! `SHOPFEAT_BENCH=serve cargo bench --bench pipeline`; env
+//! `SHOPFEAT_SERVE_PRESET` (sample, default; or medium), `SHOPFEAT_SERVE_RATE`
+//! (deliveries/s, default 1000), `SHOPFEAT_SERVE_SECONDS` (default 5).
+
+use crate::gorse_standin::Gorse;
+use crate::webhook_client::{deliver, Server};
+use serde_json::json;
+use shopfeat::config::Secret;
+use shopfeat::generate::PresetName;
+use shopfeat::land::inbox::Inbox;
+use shopfeat::serve::{ServeOptions, ShopSpec};
+use shopfeat::storage::DataRoot;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-app-secret";
+const DOMAIN: &str = "bench.myshopify.com";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A REST product payload for `id`, as a `products/update` delivery carries it.
+fn product(id: i64, title: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": id, "title": title, "vendor": "Bench", "product_type": "Bench", "handle": format!("p-{id}"), "status": "active",
+        "created_at": "2025-01-01T00:00:00Z", "updated_at": shopfeat::time::now_rfc3339(), "published_at": "2025-01-01T00:00:00Z",
+        "tags": "", "variants": [{"id": id * 10 + 1, "product_id": id, "title": "Default", "price": "10.00", "sku": null,
+        "inventory_quantity": 5, "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z"}], "images": []
+    }))
+    .expect("JSON")
+}
+
+pub fn run() {
+    let preset = match std::env::var("SHOPFEAT_SERVE_PRESET").as_deref().unwrap_or("sample") {
+        "medium" => PresetName::Medium,
+        _ => PresetName::Sample,
+    };
+    let (shop_dir, _) = crate::cached_shop(preset);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root_url = dir.path().display().to_string();
+    let root = DataRoot::open(&root_url).expect("root");
+    let gorse = Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let nightly = shopfeat::pipeline::RunOptions {
+        source: shopfeat::pipeline::Source::Files(vec![shop_dir.clone()]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse_options.clone()),
+    };
+    let started = Instant::now();
+    shopfeat::pipeline::run(&root, "bench", &nightly).expect("the nightly run").check().expect("rows");
+    println!("{preset:?}: nightly run with export {:.2} s, {} items in Gorse", started.elapsed().as_secs_f64(), gorse.store().items.len());
+
+    let spec = ShopSpec {
+        id: "bench".into(),
+        domain: Some(DOMAIN.into()),
+        inbox: Inbox::new(dir.path().join("bench/inbox")),
+        full_source: None,
+        gorse: Some(gorse_options),
+        pairs: Default::default(),
+        schedule: None,
+        pixel_token: None,
+        origins: vec![],
+    };
+    let mut options = ServeOptions::new("127.0.0.1:0", &root_url, vec![spec], Secret::new(SECRET));
+    // Under a steady stream no pause ever comes: a cycle starts a second after
+    // the first waiting delivery, so cycles run while the load goes on.
+    options.max_delay = Duration::from_secs(1);
+    let debounce = options.debounce;
+    let server = Server::start(options);
+    let item_ids: Vec<String> = gorse.store().items.keys().take(3).cloned().collect();
+
+    let mut latencies = vec![];
+    for (round, item) in item_ids.iter().enumerate() {
+        let id: i64 = item.parse().expect("numeric item id");
+        let title = format!("bench rename {round}");
+        let sent = Instant::now();
+        let ack = deliver(server.addr, SECRET, DOMAIN, "products/update", &format!("latency-{round}"), &product(id, &title));
+        assert_eq!(ack.status, 200);
+        loop {
+            if gorse.store().items.get(item).is_some_and(|i| i["Comment"] == title.as_str()) {
+                break;
+            }
+            assert!(sent.elapsed() < Duration::from_secs(300), "the item never changed in Gorse");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        latencies.push(sent.elapsed().as_secs_f64());
+        // Let the cycle finish its run history before the next round.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!("{preset:?}: delivery acknowledged → item updated in Gorse: {:?} s (median {:.2} s; debounce {:?})", latencies.iter().map(|l| format!("{l:.2}")).collect::<Vec<_>>(), latencies[latencies.len() / 2], debounce);
+
+    let rate: f64 = env_or("SHOPFEAT_SERVE_RATE", 1000.0);
+    let seconds: f64 = env_or("SHOPFEAT_SERVE_SECONDS", 5.0);
+    let senders = 16;
+    let total = (rate * seconds) as usize;
+    let start = Instant::now();
+    let acks = std::sync::Mutex::new(Vec::with_capacity(total));
+    std::thread::scope(|scope| {
+        for sender in 0..senders {
+            let acks = &acks;
+            let addr = server.addr;
+            scope.spawn(move || {
+                let mut mine = vec![];
+                for n in (sender..total).step_by(senders) {
+                    // Paced: delivery n leaves at n / rate seconds.
+                    let due = start + Duration::from_secs_f64(n as f64 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let body = product(9_000_000 + n as i64, "load");
+                    let sent = Instant::now();
+                    let ack = deliver(addr, SECRET, DOMAIN, "products/update", &format!("load-{n}"), &body);
+                    mine.push((ack.status, sent.elapsed().as_secs_f64() * 1000.0));
+                }
+                acks.lock().expect("acks").extend(mine);
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let acks = acks.into_inner().expect("acks");
+    let ok = acks.iter().filter(|(s, _)| *s == 200).count();
+    let mut ms: Vec<f64> = acks.iter().map(|(_, ms)| *ms).collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 * p) as usize).min(ms.len() - 1)];
+    let metrics = crate::webhook_client::request(server.addr, "GET", "/metrics", &[], b"").expect("metrics").body;
+    let cycles: f64 = metrics.lines().filter(|l| l.starts_with("shopfeat_cycles_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    println!(
+        "{preset:?}: {ok} of {total} deliveries acknowledged in {elapsed:.2} s = {:.0}/s; acknowledgement p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {cycles} cycles so far",
+        ok as f64 / elapsed,
+        pct(0.5),
+        pct(0.99),
+        ms[ms.len() - 1]
+    );
+    assert_eq!(ok, total, "every delivery acknowledged");
+}

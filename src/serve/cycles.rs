@@ -1,0 +1,214 @@
+//! Keeping every shop fresh: one worker per shop waits for deliveries (a
+//! [`Cycles::wake`]) or its scheduled full cycle, and runs one cycle at a time:
+//!
+//! - incremental: after the shop's deliveries pause for `debounce` (at most
+//!   `max_delay` after the first), land its inbox → compute → publish → export
+//!   what changed to Gorse;
+//! - full: at the times of its cron schedule, the same with the shop's full
+//!   source (a historical fetch that also lands the inbox, or its local exports).
+//!
+//! At most `jobs` shops run a cycle at once (a semaphore); each cycle holds the
+//! shop's lock, so a `shopfeat run` started by hand or by a cron job never
+//! overlaps it — a cycle that finds the shop locked waits and tries again.
+
+use super::{AppState, ShopSpec};
+use crate::history::Recorder;
+use crate::lock::ShopLock;
+use crate::pipeline::{self, RunOptions, RunReport, Source};
+use crate::storage::DataRoot;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
+
+/// How long a cycle that found the shop locked, or failed, waits to try again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long landed inbox files are kept (a week of look-back).
+const LANDED_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Incremental,
+    Full,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Incremental => "incremental",
+            Kind::Full => "full",
+        }
+    }
+}
+
+/// The workers' shared controls.
+pub struct Cycles {
+    slots: Arc<Semaphore>,
+    wakers: HashMap<String, Arc<Notify>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Cycles {
+    pub fn new<'a>(jobs: usize, shops: impl Iterator<Item = &'a String>) -> Cycles {
+        Cycles {
+            slots: Arc::new(Semaphore::new(jobs.max(1))),
+            wakers: shops.map(|s| (s.clone(), Arc::new(Notify::new()))).collect(),
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// New data waits in `shop`'s inbox.
+    pub fn wake(&self, shop: &str) {
+        if let Some(w) = self.wakers.get(shop) {
+            w.notify_one();
+        }
+    }
+
+    /// No new cycle starts after this; running ones finish.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Starts one worker per shop.
+pub(crate) fn start(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>> {
+    state.shops.keys().map(|shop| tokio::spawn(worker(state.clone(), shop.clone()))).collect()
+}
+
+async fn worker(state: Arc<AppState>, shop: String) {
+    let spec = &state.shops[&shop];
+    let waker = state.cycles.wakers[&shop].clone();
+    let mut stop = state.cycles.stop.subscribe();
+    // Deliveries accepted before a restart and not landed yet.
+    if spec.inbox.depth() > 0 {
+        waker.notify_one();
+    }
+    loop {
+        let next_full = spec.schedule.as_ref().and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false).ok());
+        let until_full = next_full.map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default());
+        let kind = tokio::select! {
+            _ = waker.notified() => Kind::Incremental,
+            _ = sleep_or_never(until_full) => Kind::Full,
+            _ = stop.changed() => return,
+        };
+        if kind == Kind::Incremental && !debounce(&waker, &mut stop, state.options.debounce, state.options.max_delay).await {
+            return;
+        }
+        let queued = state.metrics.queued.get_or_create(&super::metrics::ShopLabels { shop: shop.clone() }).clone();
+        queued.set(1);
+        let permit = tokio::select! {
+            p = state.cycles.slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stop.changed() => return,
+        };
+        queued.set(0);
+        let started = std::time::Instant::now();
+        let runner = state.clone();
+        let cycle_shop = shop.clone();
+        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind)).await;
+        drop(permit);
+        let seconds = started.elapsed().as_secs_f64();
+        let label = match &outcome {
+            Ok(Outcome::Ran) => "ok",
+            Ok(Outcome::Nothing) => continue,
+            Ok(Outcome::Busy(why)) => {
+                tracing::info!("shop {shop}: {why}; trying again in {RETRY_AFTER:?}");
+                "busy"
+            }
+            Ok(Outcome::Failed(why)) => {
+                tracing::error!("shop {shop}: {} cycle failed: {why}", kind.name());
+                "failed"
+            }
+            Err(e) => {
+                tracing::error!("shop {shop}: {} cycle panicked: {e}", kind.name());
+                "failed"
+            }
+        };
+        state.metrics.cycle(&shop, kind.name(), label, seconds);
+        if label != "ok" {
+            // Its data still waits: try again later (a new delivery wakes it sooner).
+            let waker = waker.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_AFTER).await;
+                waker.notify_one();
+            });
+        }
+    }
+}
+
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until deliveries pause for `quiet`, or `max_delay` after the first;
+/// false when told to stop meanwhile.
+async fn debounce(waker: &Notify, stop: &mut watch::Receiver<bool>, quiet: Duration, max_delay: Duration) -> bool {
+    let first = Instant::now();
+    loop {
+        let deadline = (Instant::now() + quiet).min(first + max_delay);
+        tokio::select! {
+            _ = waker.notified() => continue,
+            _ = tokio::time::sleep_until(deadline) => return true,
+            _ = stop.changed() => return false,
+        }
+    }
+}
+
+enum Outcome {
+    Ran,
+    /// An incremental cycle found the inbox empty (an earlier cycle landed it).
+    Nothing,
+    /// Another process holds the shop's lock.
+    Busy(String),
+    Failed(String),
+}
+
+/// One cycle of `spec`, recorded in its run history like any run.
+fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind) -> Outcome {
+    let source = match kind {
+        Kind::Incremental if spec.inbox.depth() == 0 => return Outcome::Nothing,
+        Kind::Incremental => Source::Inbox(spec.inbox.clone()),
+        Kind::Full => match &spec.full_source {
+            Some(source) => source.clone(),
+            None => return Outcome::Nothing,
+        },
+    };
+    let root = match DataRoot::open(&state.options.root) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let _lock = match ShopLock::acquire(&root, &spec.id) {
+        Ok(l) => l,
+        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Outcome::Busy(format!("{e:#}")),
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone() };
+    let recorder = match Recorder::start(&root, &spec.id, &format!("serve {}", kind.name())) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let result = pipeline::run(&root, &spec.id, &options);
+    let why = match &result {
+        Ok(report) => report.failed.clone(),
+        Err(e) => Some(format!("{e:#}")),
+    };
+    if let Err(e) = recorder.end::<RunReport>(why.clone(), result.as_ref().ok()) {
+        tracing::warn!("shop {}: the run history was not written: {e:#}", spec.id);
+    }
+    match (why, result) {
+        (Some(why), _) => Outcome::Failed(why),
+        (None, Ok(report)) => {
+            if let Err(e) = spec.inbox.prune_landed(LANDED_KEPT) {
+                tracing::warn!("shop {}: cannot prune landed inbox files: {e:#}", spec.id);
+            }
+            let exported = report.export.as_ref().map(|e| format!(", Gorse: {} rows sent", e.gorse.upserted.iter().chain(&e.gorse.deleted).sum::<u64>())).unwrap_or_default();
+            tracing::info!("shop {}: {} cycle done in {:.2} s{exported}", spec.id, kind.name(), report.stages().iter().map(|s| s.seconds).sum::<f64>());
+            Outcome::Ran
+        }
+        (None, Err(_)) => unreachable!("an error always has a why"),
+    }
+}

@@ -1,0 +1,422 @@
+//! `shopfeat serve` over real HTTP on loopback: webhook deliveries signed as
+//! Shopify signs them (valid, tampered, wrong secret, replayed, oversized, for an
+//! unknown shop), pixel batches from an allowed and a foreign origin, a cycle
+//! that carries a delivery to Gorse, and SIGTERM in the middle of a burst.
+
+use crate::gorse_standin::Gorse;
+use crate::webhook_client::{deliver, request, Server};
+use serde_json::{json, Value};
+use shopfeat::config::Secret;
+use shopfeat::land::inbox::Inbox;
+use shopfeat::serve::{self, ServeOptions, ShopSpec};
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "hush-this-is-the-app-secret";
+const DOMAIN: &str = "sample-shop.myshopify.com";
+const ORIGIN: &str = "https://sample-shop.example";
+const PIXEL_TOKEN: &str = "pixel-ingest-token-1";
+
+fn spec(dir: &Path) -> ShopSpec {
+    ShopSpec {
+        id: "s".into(),
+        domain: Some(DOMAIN.into()),
+        inbox: Inbox::new(dir.join("s").join("inbox")),
+        full_source: None,
+        gorse: None,
+        pairs: Default::default(),
+        schedule: None,
+        pixel_token: Some(Secret::new(PIXEL_TOKEN)),
+        origins: vec![ORIGIN.into()],
+    }
+}
+
+/// Options that never start a cycle during a test (a minute of debounce).
+fn quiet_options(dir: &Path, spec: ShopSpec) -> ServeOptions {
+    let mut options = ServeOptions::new("127.0.0.1:0", &dir.display().to_string(), vec![spec], Secret::new(SECRET));
+    options.debounce = Duration::from_secs(60);
+    options.max_delay = Duration::from_secs(60);
+    options.max_body = 64 << 10;
+    options.shutdown_grace = Duration::from_secs(1);
+    options
+}
+
+/// Shopify's documented example product (REST 2025-01), as a `products/update`
+/// delivery carries it.
+fn example_product() -> Value {
+    let list: Value = serde_json::from_slice(&std::fs::read(crate::common::rest_examples().join("product.json")).unwrap()).unwrap();
+    list["products"][0].clone()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect()).unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The metric line `name{labels}`'s value.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.split(' ').next()?.parse().ok()))
+}
+
+#[test]
+fn signatures_are_shopifys_hmac_sha256_in_base64() {
+    // RFC 4231, test case 2 (HMAC-SHA256): the digest 5bdcc146…3843, which
+    // Shopify's scheme sends base64-encoded.
+    let secret = Secret::new("Jefe");
+    let body = b"what do ya want for nothing?";
+    assert_eq!(serve::sign(&secret, body), "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM=");
+    assert!(serve::verify_hmac(&secret, body, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="));
+    assert!(!serve::verify_hmac(&secret, b"what do ya want for nothing!", "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="));
+    assert!(!serve::verify_hmac(&Secret::new("jefe"), body, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="));
+    assert!(!serve::verify_hmac(&secret, body, "not base64 at all"));
+    assert!(!serve::verify_hmac(&secret, body, ""));
+}
+
+#[test]
+fn deliveries_are_verified_written_once_and_refusals_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(quiet_options(dir.path(), spec(dir.path())));
+    let webhooks = dir.path().join("s/inbox/webhooks");
+    let body = serde_json::to_vec(&example_product()).unwrap();
+
+    let ok = deliver(server.addr, SECRET, DOMAIN, "products/update", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", &body);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let written = files_in(&webhooks);
+    assert_eq!(written.len(), 1);
+    assert_eq!(std::fs::read(&written[0]).unwrap(), body, "the payload is written byte for byte");
+    let name = written[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.ends_with(".products_update.b54557e4-bdd9-4b37-8a5f-bf7d70bcd043.json"), "{name}");
+
+    // A replay (Shopify retries, or the same event twice) is acknowledged, not written again.
+    let replay = deliver(server.addr, SECRET, DOMAIN, "products/update", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", &body);
+    assert_eq!((replay.status, replay.body.as_str()), (200, "already received\n"));
+
+    // Refusals: tampered body, wrong secret, no signature, unknown shop, too large.
+    let hmac = serve::sign(&Secret::new(SECRET), &body);
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    let headers = [("X-Shopify-Hmac-Sha256", hmac.as_str()), ("X-Shopify-Shop-Domain", DOMAIN), ("X-Shopify-Topic", "products/update"), ("X-Shopify-Webhook-Id", "tampered-1")];
+    assert_eq!(request(server.addr, "POST", "/webhooks/shopify", &headers, &tampered).unwrap().status, 401);
+    assert_eq!(deliver(server.addr, "another-apps-secret", DOMAIN, "products/update", "wrong-secret-1", &body).status, 401);
+    let unsigned = [("X-Shopify-Shop-Domain", DOMAIN), ("X-Shopify-Topic", "products/update"), ("X-Shopify-Webhook-Id", "unsigned-1")];
+    assert_eq!(request(server.addr, "POST", "/webhooks/shopify", &unsigned, &body).unwrap().status, 401);
+    assert_eq!(deliver(server.addr, SECRET, "someone-else.myshopify.com", "products/update", "other-shop-1", &body).status, 404);
+    let huge = [b"{\"id\":1,\"pad\":\"".as_slice(), &vec![b'x'; 100 << 10], b"\"}"].concat();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "huge-1", &huge).status, 413);
+    // A topic no feature reads is acknowledged and dropped.
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "app/uninstalled", "uninstalled-1", b"{}").body, "ignored\n");
+    assert_eq!(files_in(&webhooks).len(), 1, "nothing refused or ignored was written");
+    assert!(files_in(&dir.path().join("s/inbox/.incoming")).is_empty());
+
+    let health = request(server.addr, "GET", "/healthz", &[], b"").unwrap();
+    assert_eq!(health.status, 200);
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"401\"}"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"200\"}"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"413\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"written\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"duplicate\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_inbox_files{shop=\"s\"}"), Some(1.0), "{metrics}");
+    drop(server);
+
+    // A restarted server still knows the delivery.
+    let server = Server::start(quiet_options(dir.path(), spec(dir.path())));
+    let replay = deliver(server.addr, SECRET, DOMAIN, "products/update", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", &body);
+    assert_eq!((replay.status, replay.body.as_str()), (200, "already received\n"));
+    assert_eq!(files_in(&webhooks).len(), 1);
+}
+
+fn pixel_event(id: &str) -> Value {
+    json!({"id": id, "name": "product_viewed", "clientId": "browser-1", "timestamp": "2026-11-30T10:00:00.000Z",
+           "context": {"document": {"location": {"href": "https://sample-shop.example/products/a"}}},
+           "data": {"productVariant": {"id": "gid://shopify/ProductVariant/11", "product": {"id": "gid://shopify/Product/1"}}}})
+}
+
+#[test]
+fn pixel_batches_need_an_allowed_origin_and_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(quiet_options(dir.path(), spec(dir.path())));
+    let inbox = dir.path().join("s/inbox");
+
+    let preflight = request(server.addr, "OPTIONS", "/pixel/s", &[("Origin", ORIGIN), ("Access-Control-Request-Method", "POST")], b"").unwrap();
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.headers.get("access-control-allow-origin").map(String::as_str), Some(ORIGIN));
+    assert!(preflight.headers["access-control-allow-headers"].contains("x-shopfeat-token"));
+    let foreign_preflight = request(server.addr, "OPTIONS", "/pixel/s", &[("Origin", "https://evil.example")], b"").unwrap();
+    assert_eq!(foreign_preflight.status, 403);
+    assert!(!foreign_preflight.headers.contains_key("access-control-allow-origin"));
+
+    let array = serde_json::to_vec(&json!([pixel_event("e1"), pixel_event("e2")])).unwrap();
+    let ok = request(server.addr, "POST", "/pixel/s", &[("Origin", ORIGIN), ("X-Shopfeat-Token", PIXEL_TOKEN), ("Content-Type", "application/json")], &array).unwrap();
+    assert_eq!((ok.status, ok.body.as_str()), (200, "{\"accepted\":2}\n"));
+    assert_eq!(ok.headers.get("access-control-allow-origin").map(String::as_str), Some(ORIGIN));
+    let ndjson = [pixel_event("e3"), pixel_event("e4"), pixel_event("e5")].iter().map(|e| e.to_string() + "\n").collect::<String>();
+    let bearer = format!("Bearer {PIXEL_TOKEN}");
+    let ok = request(server.addr, "POST", "/pixel/s", &[("Authorization", bearer.as_str())], ndjson.as_bytes()).unwrap();
+    assert_eq!((ok.status, ok.body.as_str()), (200, "{\"accepted\":3}\n"));
+    let beacon = request(server.addr, "POST", &format!("/pixel/s?token={PIXEL_TOKEN}"), &[("Origin", ORIGIN)], pixel_event("e6").to_string().as_bytes()).unwrap();
+    assert_eq!(beacon.status, 200, "{}", beacon.body);
+
+    // Refused, and not written: a foreign origin (even with the token), no token,
+    // a wrong token, a body that is not events, an unknown shop.
+    let refused = [
+        (vec![("Origin", "https://evil.example"), ("X-Shopfeat-Token", PIXEL_TOKEN)], array.clone(), "/pixel/s", 403),
+        (vec![("Origin", ORIGIN)], array.clone(), "/pixel/s", 401),
+        (vec![("X-Shopfeat-Token", "pixel-ingest-token-2")], array.clone(), "/pixel/s", 401),
+        (vec![("X-Shopfeat-Token", PIXEL_TOKEN)], b"{\"id\": ".to_vec(), "/pixel/s", 400),
+        (vec![("X-Shopfeat-Token", PIXEL_TOKEN)], b"[1, 2]".to_vec(), "/pixel/s", 400),
+        (vec![("X-Shopfeat-Token", PIXEL_TOKEN)], array.clone(), "/pixel/nobody", 404),
+    ];
+    for (headers, body, path, status) in refused {
+        let r = request(server.addr, "POST", path, &headers, &body).unwrap();
+        assert_eq!(r.status, status, "{headers:?} {path}: {}", r.body);
+    }
+    let files: Vec<PathBuf> = files_in(&inbox).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jsonl")).collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let events: Vec<Value> = files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3", "e4", "e5", "e6"], "batches in arrival order, events whole");
+    assert_eq!(events[0], pixel_event("e1"));
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert_eq!(metric(&metrics, "shopfeat_pixel_events_total{shop=\"s\"}"), Some(6.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"pixel\",status=\"403\"}"), Some(2.0), "{metrics}");
+}
+
+fn sample_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
+}
+
+#[test]
+fn a_product_update_reaches_gorse_through_a_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_url = dir.path().display().to_string();
+    let gorse = Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    // The shop as last night's run left it.
+    let root = shopfeat::storage::DataRoot::open(&root_url).unwrap();
+    let nightly = shopfeat::pipeline::RunOptions {
+        source: shopfeat::pipeline::Source::Files(vec![sample_dir()]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse_options.clone()),
+    };
+    shopfeat::pipeline::run(&root, "s", &nightly).unwrap().check().unwrap();
+    let items = gorse.store().items;
+    let (item_id, before) = items.iter().next().map(|(k, v)| (k.clone(), v.clone())).expect("items exported");
+    let product_id: i64 = item_id.parse().expect("numeric item ids without a prefix");
+
+    let mut options = quiet_options(dir.path(), ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.debounce = Duration::from_millis(100);
+    options.max_delay = Duration::from_secs(2);
+    let server = Server::start(options);
+
+    let mut product = example_product();
+    product["id"] = json!(product_id);
+    product["title"] = json!("Renamed by a webhook");
+    product["updated_at"] = json!(shopfeat::time::now_rfc3339());
+    for variant in product["variants"].as_array_mut().unwrap() {
+        variant["product_id"] = json!(product_id);
+    }
+    let sent = Instant::now();
+    let ok = deliver(server.addr, SECRET, DOMAIN, "products/update", "5f1c3e1a-0000-4000-8000-000000000001", &serde_json::to_vec(&product).unwrap());
+    assert_eq!(ok.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let after = loop {
+        let item = gorse.store().items.get(&item_id).cloned().unwrap();
+        if item["Comment"] == "Renamed by a webhook" {
+            break item;
+        }
+        assert!(Instant::now() < deadline, "the item never changed in Gorse: {item}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("delivery → Gorse in {:.2} s", sent.elapsed().as_secs_f64());
+    assert_eq!(before["Comment"].as_str().is_some_and(|c| c != "Renamed by a webhook"), true);
+    assert_eq!(after["ItemId"], before["ItemId"]);
+    // Landed and filed away; recorded in the run history like any run.
+    assert!(files_in(&dir.path().join("s/inbox/webhooks")).is_empty());
+    // The cycle ends its run-history record just after the export.
+    let cycle = loop {
+        let records = shopfeat::history::load(&root, "s").unwrap();
+        let cycle = records.into_iter().find(|r| r.command == "serve incremental").expect("a cycle in the history");
+        if cycle.outcome != "running" || Instant::now() > deadline {
+            break cycle;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(cycle.outcome, "ok", "{:?}", cycle.error);
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert_eq!(metric(&metrics, "shopfeat_cycles_total{shop=\"s\",kind=\"incremental\",outcome=\"ok\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_inbox_files{shop=\"s\"}"), Some(0.0), "{metrics}");
+    assert!(metric(&metrics, "shopfeat_feature_age_seconds{shop=\"s\"}").is_some_and(|age| age < 120.0), "{metrics}");
+}
+
+/// Deliveries in the burst of the SIGTERM test (SHOPFEAT_SERVE_BURST; more for a
+/// longer soak).
+fn burst_size() -> usize {
+    std::env::var("SHOPFEAT_SERVE_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+}
+
+/// Starts the `shopfeat serve` binary on a free port; its stderr goes to `log`.
+fn spawn_serve(root: &Path, extra: &[&str], log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (std::process::Child, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"))
+        .args(["--root", root.to_str().unwrap(), "--shop", "burst", "serve", "--shop-domain", "burst.myshopify.com", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("SHOPIFY_API_SECRET", SECRET)
+        .env_remove("SHOPFEAT_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on http://").nth(1).and_then(|rest| rest.split(' ').next()) {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+            log.lock().unwrap().push(line);
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("serve says where it listens");
+    (child, addr)
+}
+
+fn webhook_ids(dir: &Path) -> BTreeSet<String> {
+    files_in(dir).iter().filter_map(|p| p.file_name()?.to_str()?.split('.').nth(2).map(str::to_string)).collect()
+}
+
+#[test]
+fn sigterm_during_a_burst_loses_no_acknowledged_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (mut child, addr) = spawn_serve(dir.path(), &["--debounce-ms", "600000", "--max-delay-secs", "600"], log.clone());
+    let total = burst_size();
+    let acked = std::sync::Mutex::new(BTreeSet::new());
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let template = example_product();
+    std::thread::scope(|scope| {
+        for worker in 0..8 {
+            let (acked, sent, template) = (&acked, &sent, &template);
+            scope.spawn(move || {
+                for i in (worker..total).step_by(8) {
+                    let mut product = template.clone();
+                    product["id"] = json!(1_000_000 + i);
+                    let body = serde_json::to_vec(&product).unwrap();
+                    let id = format!("burst-{i:05}");
+                    let hmac = serve::sign(&Secret::new(SECRET), &body);
+                    let headers = [("X-Shopify-Hmac-Sha256", hmac.as_str()), ("X-Shopify-Shop-Domain", "burst.myshopify.com"), ("X-Shopify-Topic", "products/update"), ("X-Shopify-Webhook-Id", id.as_str())];
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    match request(addr, "POST", "/webhooks/shopify", &headers, &body) {
+                        Ok(r) if r.status == 200 => {
+                            acked.lock().unwrap().insert(id);
+                        }
+                        _ => {} // refused or cut off by the shutdown: Shopify would retry it
+                    }
+                }
+            });
+        }
+        // SIGTERM once a third of the burst is acknowledged.
+        while acked.lock().unwrap().len() < total / 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // SAFETY: a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status:?}\n{}", log.lock().unwrap().join("\n"));
+    let acked = acked.into_inner().unwrap();
+    let inbox = dir.path().join("burst/inbox");
+    let written = webhook_ids(&inbox.join("webhooks"));
+    eprintln!("burst: {} sent, {} acknowledged, {} written", sent.into_inner(), acked.len(), written.len());
+    assert!(acked.len() >= total / 3 && acked.len() < total, "the SIGTERM fell inside the burst: {} of {total}", acked.len());
+    let lost: Vec<&String> = acked.difference(&written).collect();
+    assert!(lost.is_empty(), "acknowledged but not in the inbox: {lost:?}");
+    assert!(files_in(&inbox.join(".incoming")).is_empty(), "no half-written file");
+    for file in files_in(&inbox.join("webhooks")) {
+        let product: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(product["title"], template["title"]);
+    }
+
+    // A restart lands everything accepted before it.
+    let (mut child, _addr) = spawn_serve(dir.path(), &["--debounce-ms", "50"], log.clone());
+    let root = shopfeat::storage::DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let cycled = || shopfeat::history::load(&root, "burst").unwrap().iter().any(|r| r.command == "serve incremental" && r.outcome == "ok");
+    while !cycled() {
+        assert!(Instant::now() < deadline, "the restarted server never ran a cycle\n{}", log.lock().unwrap().join("\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(files_in(&inbox.join("webhooks")).is_empty());
+    let landed: BTreeSet<String> = std::fs::read_dir(inbox.join("landed")).unwrap().flatten().flat_map(|s| webhook_ids(&s.path().join("webhooks"))).collect();
+    assert_eq!(landed, written, "every written delivery landed once");
+    use polars::prelude::SerReader;
+    let products = polars::prelude::ParquetReader::new(std::fs::File::open(crate::common::feature_file(&root, "burst", "product_features")).unwrap()).finish().unwrap();
+    assert_eq!(products.height(), written.len(), "one product per landed delivery");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
+
+fn fetch_options(fake: &crate::shopify_fake::Shopify, polling: Duration) -> shopfeat::shopify::FetchOptions {
+    let mut o = shopfeat::shopify::FetchOptions::new(&fake.url, Secret::new("shpat_serve"), shopfeat::shopify::Mode::Historical);
+    o.retry = shopfeat::retry::Retry { max_retries: 5, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(200) };
+    o.polling = shopfeat::shopify::bulk::Polling { first: polling, max: polling, deadline: Duration::from_secs(600) };
+    o
+}
+
+#[test]
+fn shops_fetched_from_shopify_are_subscribed_to_bulk_operations_finish_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = crate::shopify_fake::Shopify::start("shpat_serve", crate::shopify_fake::read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    let with_shopify = || {
+        let mut options = quiet_options(dir.path(), ShopSpec { full_source: Some(shopfeat::pipeline::Source::Shopify(fetch_options(&fake, Duration::from_millis(50)))), ..spec(dir.path()) });
+        options.public_url = Some("https://shopfeat.app.example/".into());
+        options
+    };
+    drop(Server::start(with_shopify()));
+    drop(Server::start(with_shopify())); // a restart: the subscription exists, which is fine
+    assert_eq!(fake.subscriptions(), [("BULK_OPERATIONS_FINISH".to_string(), "https://shopfeat.app.example/webhooks/shopify".to_string())]);
+    let subscribe = fake.documents().into_iter().find(|(_, d)| d.contains("webhookSubscriptionCreate")).unwrap();
+    assert_eq!(subscribe.0, shopfeat::shopify::queries::API_VERSION);
+}
+
+#[test]
+fn a_bulk_operations_finish_delivery_ends_the_wait_for_the_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(quiet_options(dir.path(), spec(dir.path())));
+    let fake = crate::shopify_fake::Shopify::start("shpat_serve", crate::shopify_fake::read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    // Polls a minute apart: without the webhook, a fetch takes minutes.
+    let options = fetch_options(&fake, Duration::from_secs(60));
+    let root = shopfeat::storage::DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let started = Instant::now();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let fetched = std::thread::scope(|scope| {
+        let fetch = scope.spawn(|| {
+            let r = shopfeat::shopify::fetch(&root, "fetched", &options);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        });
+        // Shopify's deliveries as each operation finishes (the fake's take 40 ms).
+        let mut n = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(300));
+            n += 1;
+            let body = json!({"admin_graphql_api_id": format!("gid://shopify/BulkOperation/{n}"), "status": "completed", "type": "query"}).to_string();
+            let r = deliver(server.addr, SECRET, DOMAIN, "bulk_operations/finish", &format!("finish-{n}"), body.as_bytes());
+            assert_eq!(r.status, 200);
+            assert!(started.elapsed() < Duration::from_secs(120), "the fetch did not end");
+        }
+        fetch.join().unwrap()
+    });
+    let report = fetched.unwrap();
+    assert!(report.objects.values().sum::<u64>() > 0);
+    assert!(started.elapsed() < Duration::from_secs(50), "woken by the deliveries, not by the minute-long polls: {:?}", started.elapsed());
+    // The deliveries hold no records: nothing went to the inbox.
+    assert!(files_in(&dir.path().join("s/inbox/webhooks")).is_empty());
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"bulk_finished\"}").is_some_and(|n| n >= 1.0), "{metrics}");
+}
