@@ -16,7 +16,8 @@
 //! `SHOPFEAT_BENCH` picks what runs: `pipeline` (the default, above), `export`
 //! (Gorse export throughput into the tests' stand-in), `fetch` (a historical and
 //! an incremental run through the tests' fake Admin API) or `serve` (webhook →
-//! Gorse latency, acknowledgements under load); see `benches/services/`.
+//! Gorse latency, acknowledgements under load) or `fleet` (`run --all` over 200
+//! sample-sized shops); see `benches/services/`.
 
 use shopfeat::features::Inputs;
 use shopfeat::generate::{self, PresetName};
@@ -52,6 +53,8 @@ mod fetch_bench;
 mod webhook_client;
 #[path = "services/serve.rs"]
 mod serve_bench;
+#[path = "services/fleet.rs"]
+mod fleet_bench;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
 
@@ -164,7 +167,8 @@ fn main() {
         "export" => export_bench::run(),
         "fetch" => fetch_bench::run(),
         "serve" => serve_bench::run(),
-        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch or serve"),
+        "fleet" => fleet_bench::run(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve or fleet"),
     }
 }
 

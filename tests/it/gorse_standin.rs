@@ -79,6 +79,11 @@ impl Gorse {
         self.shared.store.lock().unwrap().clone()
     }
 
+    /// One item as the store holds it (cheaper than a copy of the whole store).
+    pub fn item(&self, id: &str) -> Option<Value> {
+        self.shared.store.lock().unwrap().items.get(id).cloned()
+    }
+
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.shared.requests.lock().unwrap().clone()
     }

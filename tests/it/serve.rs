@@ -227,7 +227,7 @@ fn a_product_update_reaches_gorse_through_a_cycle() {
     assert_eq!(ok.status, 200);
     let deadline = Instant::now() + Duration::from_secs(120);
     let after = loop {
-        let item = gorse.store().items.get(&item_id).cloned().unwrap();
+        let item = gorse.item(&item_id).unwrap();
         if item["Comment"] == "Renamed by a webhook" {
             break item;
         }
