@@ -168,8 +168,10 @@ fn with_inbox(source: Source, inbox: &Inbox) -> Source {
     }
 }
 
-fn schedule(shop: &str, expression: &str) -> Result<croner::Cron> {
-    croner::Cron::new(expression).parse().with_context(|| format!("shop {shop}: {expression:?} is not a cron schedule (minute hour day month weekday)"))
+/// A cron expression: five fields (minute hour day month weekday), or six with
+/// seconds first.
+pub fn schedule(shop: &str, expression: &str) -> Result<croner::Cron> {
+    croner::Cron::new(expression).with_seconds_optional().parse().with_context(|| format!("shop {shop}: {expression:?} is not a cron schedule (minute hour day month weekday, optionally seconds first)"))
 }
 
 /// Says at start what this shop will not do.

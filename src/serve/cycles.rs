@@ -169,6 +169,8 @@ enum Outcome {
 
 /// One cycle of `spec`, recorded in its run history like any run.
 fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind) -> Outcome {
+    // Every line the cycle logs names its shop (shops' cycles interleave).
+    let _span = tracing::info_span!("cycle", shop = %spec.id, kind = kind.name()).entered();
     let source = match kind {
         Kind::Incremental if spec.inbox.depth() == 0 => return Outcome::Nothing,
         Kind::Incremental => Source::Inbox(spec.inbox.clone()),

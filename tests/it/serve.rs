@@ -107,6 +107,15 @@ fn deliveries_are_verified_written_once_and_refusals_write_nothing() {
     assert_eq!(deliver(server.addr, SECRET, "someone-else.myshopify.com", "products/update", "other-shop-1", &body).status, 404);
     let huge = [b"{\"id\":1,\"pad\":\"".as_slice(), &vec![b'x'; 100 << 10], b"\"}"].concat();
     assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "huge-1", &huge).status, 413);
+    // Name order is arrival order (the landing's tie-break between equal updated_at).
+    for n in 0..30 {
+        assert_eq!(deliver(server.addr, SECRET, DOMAIN, "orders/updated", &format!("order-{n:02}"), b"{}").status, 200);
+    }
+    let order: Vec<String> = files_in(&webhooks).iter().filter_map(|p| p.file_name()?.to_str()?.split('.').nth(2).map(str::to_string)).filter(|id| id.starts_with("order-")).collect();
+    assert_eq!(order, (0..30).map(|n| format!("order-{n:02}")).collect::<Vec<_>>());
+    for file in files_in(&webhooks).into_iter().filter(|p| p.to_str().unwrap().contains("order-")) {
+        std::fs::remove_file(file).unwrap();
+    }
     // A topic no feature reads is acknowledged and dropped.
     assert_eq!(deliver(server.addr, SECRET, DOMAIN, "app/uninstalled", "uninstalled-1", b"{}").body, "ignored\n");
     assert_eq!(files_in(&webhooks).len(), 1, "nothing refused or ignored was written");
@@ -116,9 +125,9 @@ fn deliveries_are_verified_written_once_and_refusals_write_nothing() {
     assert_eq!(health.status, 200);
     let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
     assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"401\"}"), Some(3.0), "{metrics}");
-    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"200\"}"), Some(3.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"200\"}"), Some(33.0), "{metrics}");
     assert_eq!(metric(&metrics, "shopfeat_http_requests_total{route=\"webhook\",status=\"413\"}"), Some(1.0), "{metrics}");
-    assert_eq!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"written\"}"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"written\"}"), Some(31.0), "{metrics}");
     assert_eq!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"duplicate\"}"), Some(1.0), "{metrics}");
     assert_eq!(metric(&metrics, "shopfeat_inbox_files{shop=\"s\"}"), Some(1.0), "{metrics}");
     drop(server);
@@ -222,7 +231,11 @@ fn a_product_update_reaches_gorse_through_a_cycle() {
     for variant in product["variants"].as_array_mut().unwrap() {
         variant["product_id"] = json!(product_id);
     }
+    // Two versions with the same updated_at, back to back: the later arrival wins.
+    let mut earlier = product.clone();
+    earlier["title"] = json!("Renamed first");
     let sent = Instant::now();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "5f1c3e1a-0000-4000-8000-000000000000", &serde_json::to_vec(&earlier).unwrap()).status, 200);
     let ok = deliver(server.addr, SECRET, DOMAIN, "products/update", "5f1c3e1a-0000-4000-8000-000000000001", &serde_json::to_vec(&product).unwrap());
     assert_eq!(ok.status, 200);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -237,6 +250,8 @@ fn a_product_update_reaches_gorse_through_a_cycle() {
     eprintln!("delivery → Gorse in {:.2} s", sent.elapsed().as_secs_f64());
     assert_eq!(before["Comment"].as_str().is_some_and(|c| c != "Renamed by a webhook"), true);
     assert_eq!(after["ItemId"], before["ItemId"]);
+    let records = shopfeat::history::load(&root, "s").unwrap();
+    assert_eq!(records.iter().filter(|r| r.command == "serve incremental").count(), 1, "both versions landed in one cycle, so the tie-break decided");
     // Landed and filed away; recorded in the run history like any run.
     assert!(files_in(&dir.path().join("s/inbox/webhooks")).is_empty());
     // The cycle ends its run-history record just after the export.
@@ -336,6 +351,10 @@ fn sigterm_during_a_burst_loses_no_acknowledged_delivery() {
     let lost: Vec<&String> = acked.difference(&written).collect();
     assert!(lost.is_empty(), "acknowledged but not in the inbox: {lost:?}");
     assert!(files_in(&inbox.join(".incoming")).is_empty(), "no half-written file");
+    // `shopfeat status` shows the backlog of serve's inbox without being told where it is.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", dir.path().to_str().unwrap(), "--shop", "burst", "status", "--json"]).env_remove("SHOPFEAT_CONFIG").output().unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status[0]["inbox_files"].as_u64(), Some(written.len() as u64), "{status}");
     for file in files_in(&inbox.join("webhooks")) {
         let product: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert_eq!(product["title"], template["title"]);
@@ -419,4 +438,87 @@ fn a_bulk_operations_finish_delivery_ends_the_wait_for_the_next_poll() {
     assert!(files_in(&dir.path().join("s/inbox/webhooks")).is_empty());
     let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
     assert!(metric(&metrics, "shopfeat_webhook_deliveries_total{shop=\"s\",outcome=\"bulk_finished\"}").is_some_and(|n| n >= 1.0), "{metrics}");
+}
+
+#[test]
+fn a_scheduled_full_cycle_lands_the_shops_full_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shop");
+    let spec = ShopSpec {
+        full_source: Some(shopfeat::pipeline::Source::Files(vec![fixture])),
+        schedule: Some(shopfeat::commands::serve::schedule("s", "*/2 * * * * *").unwrap()),
+        ..spec(dir.path())
+    };
+    let server = Server::start(quiet_options(dir.path(), spec));
+    let root = shopfeat::storage::DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let full = loop {
+        let records = shopfeat::history::load(&root, "s").unwrap();
+        if let Some(r) = records.into_iter().find(|r| r.command == "serve full" && r.outcome != "running") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no scheduled cycle ran");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(full.outcome, "ok", "{:?}", full.error);
+    let report: Value = serde_json::from_str(full.report.as_deref().unwrap()).unwrap();
+    assert!(report["land"]["landed"]["orders"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["compute"]["generation"].is_string());
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert!(metric(&metrics, "shopfeat_cycles_total{shop=\"s\",kind=\"full\",outcome=\"ok\"}").is_some_and(|n| n >= 1.0), "{metrics}");
+    assert!(shopfeat::commands::serve::schedule("s", "every day").is_err());
+}
+
+#[test]
+fn serve_takes_every_shop_of_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleet.toml");
+    std::fs::write(
+        &config,
+        "[shopify]\napi_secret = \"hush-this-is-the-app-secret\"\n\n\
+         [[shops]]\nid = \"north\"\nshop_domain = \"north.myshopify.com\"\ntoken_env = \"NORTH_TOKEN\"\npixel_token_env = \"NORTH_PIXEL\"\n\n\
+         [[shops]]\nid = \"south\"\nshop_domain = \"south.myshopify.com\"\ntoken_env = \"SOUTH_TOKEN\"\nstorefront_origins = [\"https://south.example\"]\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"))
+        .args(["--root", dir.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--debounce-ms", "600000"])
+        .env("NORTH_TOKEN", "shpat_north")
+        .env("SOUTH_TOKEN", "shpat_south")
+        .env("NORTH_PIXEL", "north-pixel-token")
+        .env_remove("SHOPIFY_API_SECRET")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = vec![];
+    let addr: SocketAddr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("serve starts");
+        log.push(line.clone());
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    let body = serde_json::to_vec(&example_product()).unwrap();
+    assert_eq!(deliver(addr, SECRET, "north.myshopify.com", "products/update", "n-1", &body).status, 200);
+    assert_eq!(deliver(addr, SECRET, "SOUTH.myshopify.com", "products/create", "s-1", &body).status, 200, "domains compare without case");
+    assert_eq!(deliver(addr, SECRET, "west.myshopify.com", "products/update", "w-1", &body).status, 404);
+    assert_eq!(files_in(&dir.path().join("north/inbox/webhooks")).len(), 1);
+    assert_eq!(files_in(&dir.path().join("south/inbox/webhooks")).len(), 1);
+    let batch = serde_json::to_vec(&json!([pixel_event("n1")])).unwrap();
+    let north = request(addr, "POST", "/pixel/north", &[("Origin", "https://north.myshopify.com"), ("X-Shopfeat-Token", "north-pixel-token")], &batch).unwrap();
+    assert_eq!(north.status, 200, "the default origin is the shop domain's");
+    let south = request(addr, "POST", "/pixel/south", &[("Origin", "https://south.example"), ("X-Shopfeat-Token", "north-pixel-token")], &batch).unwrap();
+    assert_eq!(south.status, 401, "south has no pixel token: its intake is closed");
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let log: Vec<String> = log.into_iter().chain(rx.try_iter()).collect();
+    assert!(log.iter().any(|l| l.contains("shop south: no pixel ingest token")), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("shpat_") || l.contains("hush-this") || l.contains("north-pixel-token")), "no secret in the log: {log:?}");
 }
