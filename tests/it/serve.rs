@@ -276,16 +276,12 @@ fn burst_size() -> usize {
     std::env::var("SHOPFEAT_SERVE_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
 }
 
-/// Starts the `shopfeat serve` binary on a free port; its stderr goes to `log`.
-fn spawn_serve(root: &Path, extra: &[&str], log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> (std::process::Child, SocketAddr) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"))
-        .args(["--root", root.to_str().unwrap(), "--shop", "burst", "serve", "--shop-domain", "burst.myshopify.com", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("SHOPIFY_API_SECRET", SECRET)
-        .env_remove("SHOPFEAT_CONFIG")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Starts `command` (a `shopfeat … serve --listen 127.0.0.1:0`) and waits for the
+/// address it listens on; its stderr lines go to `log`.
+fn spawn_serve(mut command: std::process::Command, log: Log) -> (std::process::Child, SocketAddr) {
+    let mut child = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -300,6 +296,17 @@ fn spawn_serve(root: &Path, extra: &[&str], log: std::sync::Arc<std::sync::Mutex
     (child, addr)
 }
 
+/// `serve` for the one shop `burst` under `root`.
+fn burst_serve(root: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"));
+    command
+        .args(["--root", root.to_str().unwrap(), "--shop", "burst", "serve", "--shop-domain", "burst.myshopify.com", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("SHOPIFY_API_SECRET", SECRET)
+        .env_remove("SHOPFEAT_CONFIG");
+    command
+}
+
 fn webhook_ids(dir: &Path) -> BTreeSet<String> {
     files_in(dir).iter().filter_map(|p| p.file_name()?.to_str()?.split('.').nth(2).map(str::to_string)).collect()
 }
@@ -307,8 +314,8 @@ fn webhook_ids(dir: &Path) -> BTreeSet<String> {
 #[test]
 fn sigterm_during_a_burst_loses_no_acknowledged_delivery() {
     let dir = tempfile::tempdir().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (mut child, addr) = spawn_serve(dir.path(), &["--debounce-ms", "600000", "--max-delay-secs", "600"], log.clone());
+    let log = Log::default();
+    let (mut child, addr) = spawn_serve(burst_serve(dir.path(), &["--debounce-ms", "600000", "--max-delay-secs", "600"]), log.clone());
     let total = burst_size();
     let acked = std::sync::Mutex::new(BTreeSet::new());
     let sent = std::sync::atomic::AtomicUsize::new(0);
@@ -361,7 +368,7 @@ fn sigterm_during_a_burst_loses_no_acknowledged_delivery() {
     }
 
     // A restart lands everything accepted before it.
-    let (mut child, _addr) = spawn_serve(dir.path(), &["--debounce-ms", "50"], log.clone());
+    let (mut child, _addr) = spawn_serve(burst_serve(dir.path(), &["--debounce-ms", "50"]), log.clone());
     let root = shopfeat::storage::DataRoot::open(&dir.path().display().to_string()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let cycled = || shopfeat::history::load(&root, "burst").unwrap().iter().any(|r| r.command == "serve incremental" && r.outcome == "ok");
@@ -480,30 +487,15 @@ fn serve_takes_every_shop_of_the_config_file() {
          [[shops]]\nid = \"south\"\nshop_domain = \"south.myshopify.com\"\ntoken_env = \"SOUTH_TOKEN\"\nstorefront_origins = [\"https://south.example\"]\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"));
+    command
         .args(["--root", dir.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--debounce-ms", "600000"])
         .env("NORTH_TOKEN", "shpat_north")
         .env("SOUTH_TOKEN", "shpat_south")
         .env("NORTH_PIXEL", "north-pixel-token")
-        .env_remove("SHOPIFY_API_SECRET")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = vec![];
-    let addr: SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("serve starts");
-        log.push(line.clone());
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split(' ').next().unwrap().parse().unwrap();
-        }
-    };
+        .env_remove("SHOPIFY_API_SECRET");
+    let log = Log::default();
+    let (mut child, addr) = spawn_serve(command, log.clone());
     let body = serde_json::to_vec(&example_product()).unwrap();
     assert_eq!(deliver(addr, SECRET, "north.myshopify.com", "products/update", "n-1", &body).status, 200);
     assert_eq!(deliver(addr, SECRET, "SOUTH.myshopify.com", "products/create", "s-1", &body).status, 200, "domains compare without case");
@@ -518,7 +510,8 @@ fn serve_takes_every_shop_of_the_config_file() {
     // SAFETY: a signal to our own child process.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
-    let log: Vec<String> = log.into_iter().chain(rx.try_iter()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let log = log.lock().unwrap().clone();
     assert!(log.iter().any(|l| l.contains("shop south: no pixel ingest token")), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("shpat_") || l.contains("hush-this") || l.contains("north-pixel-token")), "no secret in the log: {log:?}");
 }
