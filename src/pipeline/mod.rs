@@ -2,12 +2,12 @@
 //! tests and the benchmark alike.
 //!
 //! ```text
-//! land (ingest | fetch) → normalize → compute → publish → export
+//! land (ingest | fetch | inbox) → normalize → compute → publish → export
 //! ```
 //!
-//! - [`ingest`] / [`fetch`]: raw files or the Shopify Admin API → one immutable
-//!   raw snapshot under `<root>/<shop>/raw/` ([`land`](crate::land),
-//!   [`shopify`](crate::shopify)).
+//! - [`ingest`] / [`fetch`] / [`land_inbox`]: raw files, the Shopify Admin API
+//!   or what `serve` received → one immutable raw snapshot under
+//!   `<root>/<shop>/raw/` ([`land`](crate::land), [`shopify`](crate::shopify)).
 //! - [`normalize`]: every committed snapshot → the main tables at `T`, lazily
 //!   ([`normalize`](crate::normalize)); [`write_main_tables`] writes them.
 //! - [`compute`]: the main tables → every feature table at `T`, in memory
