@@ -86,6 +86,13 @@ fn run_all_runs_every_shop_apart_and_summarises() {
     // Every line of a shop's log names it.
     assert!(stderr.lines().any(|l| l.starts_with("shop=big ")) && stderr.lines().any(|l| l.starts_with("shop=broken error: ")), "{stderr}");
     assert!(stderr.contains("3 shops: 2 ok, 1 failed, 0 locked, 0 done before"), "{stderr}");
+    // The next round's default --jobs reads these peaks back from the run history.
+    let data = shopfeat::storage::DataRoot::open(root.to_str().unwrap()).unwrap();
+    let peak = shopfeat::fleet::last_peak(&data, "big").expect("a peak in big's history");
+    assert!(peak > 10 << 20 && peak <= runs["big"]["peak_rss_bytes"].as_u64().unwrap(), "{peak}: a stage's peak, at most the process's");
+    assert_eq!(shopfeat::fleet::last_peak(&data, "broken"), None, "no successful run, no peak");
+    let jobs = shopfeat::fleet::default_jobs(&data, &["big".into(), "small".into(), "broken".into()]);
+    assert!((1..=std::thread::available_parallelism().unwrap().get()).contains(&jobs));
 
     // The same outputs as a single-shop run of the same inputs.
     let alone = dir.path().join("alone");
