@@ -74,6 +74,20 @@ fn signatures_are_shopifys_hmac_sha256_in_base64() {
     assert!(!serve::verify_hmac(&Secret::new("jefe"), body, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="));
     assert!(!serve::verify_hmac(&secret, body, "not base64 at all"));
     assert!(!serve::verify_hmac(&secret, body, ""));
+
+    // Shopify's documented example product, as a delivery carries it, signed by an
+    // independent implementation (Python's hmac, as Shopify's docs verify it).
+    let dir = tempfile::tempdir().unwrap();
+    let payload = serde_json::to_vec_pretty(&example_product()).unwrap();
+    std::fs::write(dir.path().join("body.json"), &payload).unwrap();
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import base64, hashlib, hmac, sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), open(sys.argv[2], 'rb').read(), hashlib.sha256).digest()).decode())", SECRET])
+        .arg(dir.path().join("body.json"))
+        .output()
+        .expect("python3 runs");
+    let expected = String::from_utf8(python.stdout).unwrap();
+    assert_eq!(serve::sign(&Secret::new(SECRET), &payload), expected.trim());
+    assert!(serve::verify_hmac(&Secret::new(SECRET), &payload, expected.trim()));
 }
 
 #[test]
