@@ -22,8 +22,11 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
-/// How long a cycle that found the shop locked, or failed, waits to try again.
+/// How long a cycle that found the shop locked waits to try again; a failed
+/// cycle waits this long, then twice as long after each further failure, up to
+/// [`MAX_RETRY_AFTER`] (a persistent fault should not fill the run history).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// How long landed inbox files are kept (a week of look-back).
 const LANDED_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -85,6 +88,10 @@ async fn worker(state: Arc<AppState>, shop: String) {
     if spec.inbox.depth() > 0 {
         waker.notify_one();
     }
+    let mut after_failure = RETRY_AFTER;
+    // After a failed cycle the next one runs even with an empty inbox: the
+    // failed one may have landed the data and then failed to publish or export.
+    let mut redo = false;
     loop {
         let next_full = spec.schedule.as_ref().and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false).ok());
         let until_full = next_full.map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default());
@@ -106,31 +113,39 @@ async fn worker(state: Arc<AppState>, shop: String) {
         let started = std::time::Instant::now();
         let runner = state.clone();
         let cycle_shop = shop.clone();
-        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind)).await;
+        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, redo)).await;
         drop(permit);
         let seconds = started.elapsed().as_secs_f64();
-        let label = match &outcome {
-            Ok(Outcome::Ran) => "ok",
+        let (label, retry) = match &outcome {
+            Ok(Outcome::Ran) => {
+                after_failure = RETRY_AFTER;
+                redo = false;
+                ("ok", None)
+            }
             Ok(Outcome::Nothing) => continue,
             Ok(Outcome::Busy(why)) => {
                 tracing::info!("shop {shop}: {why}; trying again in {RETRY_AFTER:?}");
-                "busy"
+                ("busy", Some(RETRY_AFTER))
             }
-            Ok(Outcome::Failed(why)) => {
-                tracing::error!("shop {shop}: {} cycle failed: {why}", kind.name());
-                "failed"
-            }
-            Err(e) => {
-                tracing::error!("shop {shop}: {} cycle panicked: {e}", kind.name());
-                "failed"
+            failed => {
+                let why = match failed {
+                    Ok(Outcome::Failed(why)) => why.clone(),
+                    Err(e) => format!("panicked: {e}"),
+                    _ => unreachable!("handled above"),
+                };
+                tracing::error!("shop {shop}: {} cycle failed: {why}; trying again in {after_failure:?}", kind.name());
+                let wait = after_failure;
+                after_failure = (after_failure * 2).min(MAX_RETRY_AFTER);
+                redo = true;
+                ("failed", Some(wait))
             }
         };
         state.metrics.cycle(&shop, kind.name(), label, seconds);
-        if label != "ok" {
+        if let Some(wait) = retry {
             // Its data still waits: try again later (a new delivery wakes it sooner).
             let waker = waker.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(RETRY_AFTER).await;
+                tokio::time::sleep(wait).await;
                 waker.notify_one();
             });
         }
@@ -167,12 +182,13 @@ enum Outcome {
     Failed(String),
 }
 
-/// One cycle of `spec`, recorded in its run history like any run.
-fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind) -> Outcome {
+/// One cycle of `spec`, recorded in its run history like any run; an
+/// incremental one with an empty inbox only when `redo` (the last one failed).
+fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outcome {
     // Every line the cycle logs names its shop (shops' cycles interleave).
     let _span = tracing::info_span!("cycle", shop = %spec.id, kind = kind.name()).entered();
     let source = match kind {
-        Kind::Incremental if spec.inbox.depth() == 0 => return Outcome::Nothing,
+        Kind::Incremental if spec.inbox.depth() == 0 && !redo => return Outcome::Nothing,
         Kind::Incremental => Source::Inbox(spec.inbox.clone()),
         Kind::Full => match &spec.full_source {
             Some(source) => source.clone(),

@@ -529,3 +529,47 @@ fn serve_takes_every_shop_of_the_config_file() {
     assert!(log.iter().any(|l| l.contains("shop south: no pixel ingest token")), "{log:?}");
     assert!(!log.iter().any(|l| l.contains("shpat_") || l.contains("hush-this") || l.contains("north-pixel-token")), "no secret in the log: {log:?}");
 }
+
+#[test]
+fn a_cycle_whose_export_failed_is_retried_though_its_inbox_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = shopfeat::storage::DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let gorse = Gorse::start(None);
+    let mut gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    gorse_options.retry = shopfeat::retry::Retry { max_retries: 1, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(10) };
+    let nightly = shopfeat::pipeline::RunOptions {
+        source: shopfeat::pipeline::Source::Files(vec![sample_dir()]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse_options.clone()),
+    };
+    shopfeat::pipeline::run(&root, "s", &nightly).unwrap().check().unwrap();
+    let item_id = gorse.store().items.keys().next().unwrap().clone();
+
+    // Gorse is down when the delivery's cycle exports.
+    gorse.set_faults(crate::gorse_standin::Faults { server_error: 1.0, ..Default::default() });
+    let mut options = quiet_options(dir.path(), ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.debounce = Duration::from_millis(50);
+    let server = Server::start(options);
+    let mut product = example_product();
+    product["id"] = json!(item_id.parse::<i64>().unwrap());
+    product["title"] = json!("Renamed while Gorse was down");
+    product["updated_at"] = json!(shopfeat::time::now_rfc3339());
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "down-1", &serde_json::to_vec(&product).unwrap()).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shopfeat::history::load(&root, "s").unwrap().iter().any(|r| r.command == "serve incremental" && r.outcome == "failed") {
+        assert!(Instant::now() < deadline, "the export never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(files_in(&dir.path().join("s/inbox/webhooks")).is_empty(), "the failed cycle landed the delivery");
+
+    // Gorse is back: the retry, with nothing new in the inbox, delivers the change.
+    gorse.set_faults(Default::default());
+    while gorse.item(&item_id).unwrap()["Comment"] != "Renamed while Gorse was down" {
+        assert!(Instant::now() < deadline, "the failed cycle was never retried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert!(metric(&metrics, "shopfeat_cycles_total{shop=\"s\",kind=\"incremental\",outcome=\"failed\"}").is_some_and(|n| n >= 1.0), "{metrics}");
+}
