@@ -7,6 +7,13 @@
 //! ([`RunRecord::outcome_now`]). Each record carries the run's report (the JSON
 //! of `--json`): time and peak memory per stage, rows against entity counts,
 //! records landed and skipped, rows sent to Gorse, the generation written.
+//!
+//! A shop under `serve` has a record per cycle, thousands a day; reading the last
+//! thousand one file at a time at every publish would be a thousand reads (GETs
+//! on an object store). `runs/_cache.parquet` holds the records read last: a
+//! reader takes ended records from it and reads only the files it lacks, or whose
+//! cached record still says `running`. Any copy of the cache is therefore valid
+//! (an ended record never changes), so it is written without the shop's lock.
 
 use crate::storage::DataRoot;
 use anyhow::{Context, Result};
@@ -147,26 +154,80 @@ pub fn load(root: &DataRoot, shop: &str) -> Result<Vec<RunRecord>> {
     load_last(root, shop, usize::MAX)
 }
 
+/// The records the cache holds at most (the newest).
+const CACHED: usize = 1000;
+
+fn cache_path(shop: &str) -> String {
+    format!("{}/_cache.parquet", runs_dir(shop))
+}
+
 /// The last `last` run records of `shop`, oldest first (ids sort by start time).
 pub fn load_last(root: &DataRoot, shop: &str, last: usize) -> Result<Vec<RunRecord>> {
+    let names: Vec<String> = root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet") && !n.starts_with('_')).collect();
+    // The cache is only a shortcut: one that cannot be read is read around.
+    let mut known: std::collections::HashMap<String, RunRecord> = read_records(root, &cache_path(shop)).unwrap_or_default().into_iter().map(|r| (r.run_id.clone(), r)).collect();
     let mut records = vec![];
-    let names: Vec<String> = root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet")).collect();
-    for name in names.iter().skip(names.len().saturating_sub(last)) {
-        let rel = format!("{}/{name}", runs_dir(shop));
-        let bytes = root.get(&rel)?.with_context(|| format!("{rel} vanished"))?;
-        let frame = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
-        let text = |c: &str| -> Result<Option<String>> { Ok(frame.column(c)?.str()?.get(0).map(str::to_string)) };
-        records.push(RunRecord {
-            run_id: text("run_id")?.unwrap_or_default(),
-            command: text("command")?.unwrap_or_default(),
-            process: text("process")?.unwrap_or_default(),
-            started_at: text("started_at")?.unwrap_or_default(),
-            ended_at: text("ended_at")?,
-            outcome: text("outcome")?.unwrap_or_default(),
-            error: text("error")?,
-            seconds: frame.column("seconds")?.cast(&DataType::Float64)?.f64()?.get(0),
-            report: text("report")?,
-        });
+    let mut read_any = false;
+    for name in &names[names.len().saturating_sub(last)..] {
+        let id = name.trim_end_matches(".parquet");
+        let record = match known.get(id) {
+            Some(r) if r.outcome != "running" => r.clone(),
+            _ => {
+                read_any = true;
+                let record = read_records(root, &format!("{}/{name}", runs_dir(shop)))?.into_iter().next().with_context(|| format!("{}/{name} holds no record", runs_dir(shop)))?;
+                known.insert(id.to_string(), record.clone());
+                record
+            }
+        };
+        records.push(record);
+    }
+    if read_any {
+        let newest = names[names.len().saturating_sub(CACHED)..].iter().filter_map(|n| known.get(n.trim_end_matches(".parquet")));
+        if let Err(e) = write_cache(root, shop, newest) {
+            tracing::debug!("the run history cache of shop {shop} was not written: {e:#}");
+        }
     }
     Ok(records)
+}
+
+fn write_cache<'a>(root: &DataRoot, shop: &str, records: impl Iterator<Item = &'a RunRecord>) -> Result<()> {
+    let mut table: Option<DataFrame> = None;
+    for record in records {
+        let frame = to_frame(record)?;
+        match &mut table {
+            Some(t) => {
+                t.vstack_mut(&frame)?;
+            }
+            None => table = Some(frame),
+        }
+    }
+    let Some(mut table) = table else { return Ok(()) };
+    let rel = cache_path(shop);
+    let mut staged = root.stage(&rel)?;
+    ParquetWriter::new(staged.writer()).finish(&mut table).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
+    root.commit(staged)
+}
+
+/// Every record of one Parquet file (a run's own file holds one; the cache many).
+fn read_records(root: &DataRoot, rel: &str) -> Result<Vec<RunRecord>> {
+    let bytes = root.get(rel)?.with_context(|| format!("{rel} vanished"))?;
+    let frame = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
+    let text = |c: &str| -> Result<Vec<Option<String>>> { let column = frame.column(c)?.str()?; Ok((0..column.len()).map(|i| column.get(i).map(str::to_string)).collect()) };
+    let (run_id, command, process, started_at, ended_at) = (text("run_id")?, text("command")?, text("process")?, text("started_at")?, text("ended_at")?);
+    let (outcome, error, report) = (text("outcome")?, text("error")?, text("report")?);
+    let seconds = frame.column("seconds")?.cast(&DataType::Float64)?;
+    let seconds = seconds.f64()?;
+    Ok((0..frame.height())
+        .map(|i| RunRecord {
+            run_id: run_id[i].clone().unwrap_or_default(),
+            command: command[i].clone().unwrap_or_default(),
+            process: process[i].clone().unwrap_or_default(),
+            started_at: started_at[i].clone().unwrap_or_default(),
+            ended_at: ended_at[i].clone(),
+            outcome: outcome[i].clone().unwrap_or_default(),
+            error: error[i].clone(),
+            seconds: seconds.get(i),
+            report: report[i].clone(),
+        })
+        .collect())
 }

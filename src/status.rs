@@ -155,9 +155,13 @@ fn graded(name: &'static str, value: f64, warn: f64, fail: f64, shown: String, u
     check(name, level, shown, format!("warn > {}{unit}, fail > {}{unit}", round(warn), round(fail)))
 }
 
+/// The run records a status looks at: the newest (a shop under `serve` has one
+/// per cycle, so "the last failure" means the last among these).
+pub const RUNS_READ: usize = 1000;
+
 /// The status of `shop` at `now` (with its inbox, when it has one).
 pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>, inbox: Option<&std::path::Path>) -> Result<ShopStatus> {
-    let runs = history::load(root, shop)?;
+    let runs = history::load_last(root, shop, RUNS_READ)?;
     let ok_runs: Vec<&RunRecord> = runs.iter().filter(|r| r.outcome_now() == "ok").collect();
     let last_success = ok_runs.last().map(|r| RunSummary::from(*r));
     let last_failure = runs.iter().rev().find(|r| matches!(r.outcome_now(), "failed" | "killed")).map(RunSummary::from);

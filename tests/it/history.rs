@@ -62,3 +62,38 @@ fn every_run_leaves_a_record_ok_failed_or_killed() {
     assert_eq!(outcomes[2], ("compute".to_string(), "killed".to_string()));
     assert_eq!(outcomes[3], ("compute".to_string(), "running".to_string()), "the publishing run itself, still running then");
 }
+
+#[test]
+fn the_history_cache_serves_ended_records_and_rereads_running_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    let cache = dir.path().join("h/runs/_cache.parquet");
+    let first = history::Recorder::start(&root, "h", "run").unwrap();
+    let seen = history::load_last(&root, "h", 10).unwrap();
+    assert_eq!(seen.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["running"]);
+    assert!(cache.exists(), "the records read are cached");
+    first.end(None, Some(&serde_json::json!({"rows": 1}))).unwrap();
+    // The cached record said `running`: it is read again, and now it has ended.
+    let seen = history::load_last(&root, "h", 10).unwrap();
+    assert_eq!(seen.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["ok"]);
+    assert_eq!(seen[0].report.as_deref(), Some("{\"rows\":1}"));
+    std::thread::sleep(Duration::from_millis(5));
+    history::Recorder::start(&root, "h", "compute").unwrap().end::<()>(Some("boom".into()), None).unwrap();
+
+    // Served from the cache, or from the files alone: the same records.
+    let cached = history::load_last(&root, "h", 10).unwrap();
+    std::fs::remove_file(&cache).unwrap();
+    let from_files = history::load_last(&root, "h", 10).unwrap();
+    assert_eq!(cached, from_files);
+    assert_eq!(cached.iter().map(|r| (r.command.as_str(), r.outcome.as_str())).collect::<Vec<_>>(), [("run", "ok"), ("compute", "failed")]);
+    assert_eq!(history::load_last(&root, "h", 1).unwrap(), from_files[1..]);
+    // A cache that cannot be read is read around (and written anew).
+    std::fs::write(&cache, b"not parquet").unwrap();
+    assert_eq!(history::load_last(&root, "h", 10).unwrap(), from_files);
+    // An ended record is taken from the cache: a changed file behind it is not read.
+    std::fs::write(&cache, b"not parquet").unwrap();
+    history::load_last(&root, "h", 10).unwrap();
+    let run_file = std::fs::read_dir(dir.path().join("h/runs")).unwrap().flatten().map(|e| e.path()).filter(|p| !p.ends_with("_cache.parquet")).min().unwrap();
+    std::fs::write(&run_file, b"unreadable now").unwrap();
+    assert_eq!(history::load_last(&root, "h", 10).unwrap(), from_files, "served from the cache");
+}
