@@ -78,39 +78,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<Outcome> {
     if args.all {
         return run_all(global, &args, &config);
     }
-    let configured = config.shops.iter().find(|s| s.id == global.shop);
-    let flags_name_a_source = !args.inputs.is_empty() || args.shopify.shop_domain.is_some() || args.shopify.api_url.is_some();
-    let options = match configured {
-        // A shop of the fleet, run by its id: its entry says everything.
-        Some(entry) if !flags_name_a_source => {
-            let shop = crate::fleet::resolve(entry, &config, args.mode)?;
-            let Some(source) = shop.source else {
-                bail!("shop {} in the config file has no source: give it shop_domain, api_url or inputs", shop.id);
-            };
-            RunOptions { source, as_of: args.as_of, pairs: shop.pairs, keep_generations: args.keep_generations, gorse: shop.gorse }
-        }
-        _ => {
-            let source = match args.shopify.api_url(&config)? {
-                Some(_) if !args.inputs.is_empty() => bail!("give either input files or a shop to fetch (--shop-domain, --api-url, [shopify]), not both"),
-                Some(api_url) => Source::Shopify(args.shopify.options(&api_url, &config, args.mode)?),
-                None => Source::Files(args.inputs.clone()),
-            };
-            RunOptions {
-                source,
-                as_of: args.as_of,
-                pairs: args.pairs.options(),
-                keep_generations: args.keep_generations,
-                gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, &config)),
-            }
-        }
-    };
-    let options = match options.source {
-        Source::Shopify(mut fetch) => {
-            fetch.inbox = fetch.inbox.or(args.shopify.inbox.clone());
-            RunOptions { source: Source::Shopify(fetch), ..options }
-        }
-        _ => options,
-    };
+    let options = run_options(&global.shop, &args, &config)?;
     let root = DataRoot::open(&global.root)?;
     let _lock = match ShopLock::acquire(&root, &global.shop) {
         Ok(lock) => lock,
@@ -163,6 +131,37 @@ fn print_run(out: &mut dyn Write, report: &RunReport, root: &DataRoot) -> std::i
     }
     let total: f64 = report.stages().iter().map(|s| s.seconds).sum();
     writeln!(out, "run {total:.2} s")
+}
+
+/// What to run: a shop of the config file's `[[shops]]` by its entry (unless
+/// the flags name a source), else the inputs, or the shop the flags or
+/// `[shopify]` name.
+fn run_options(shop: &str, args: &RunArgs, config: &Config) -> Result<RunOptions> {
+    let flags_name_a_source = !args.inputs.is_empty() || args.shopify.shop_domain.is_some() || args.shopify.api_url.is_some();
+    if let Some(entry) = config.shops.iter().find(|s| s.id == shop).filter(|_| !flags_name_a_source) {
+        let shop = crate::fleet::resolve(entry, config, args.mode)?;
+        let source = match shop.source {
+            Some(Source::Shopify(mut fetch)) => {
+                fetch.inbox = args.shopify.inbox.clone();
+                Source::Shopify(fetch)
+            }
+            Some(source) => source,
+            None => bail!("shop {} in the config file has no source: give it shop_domain, api_url or inputs", shop.id),
+        };
+        return Ok(RunOptions { source, as_of: args.as_of, pairs: shop.pairs, keep_generations: args.keep_generations, gorse: shop.gorse });
+    }
+    let source = match args.shopify.api_url(config)? {
+        Some(_) if !args.inputs.is_empty() => bail!("give either input files or a shop to fetch (--shop-domain, --api-url, [shopify]), not both"),
+        Some(api_url) => Source::Shopify(args.shopify.options(&api_url, config, args.mode)?),
+        None => Source::Files(args.inputs.clone()),
+    };
+    Ok(RunOptions {
+        source,
+        as_of: args.as_of,
+        pairs: args.pairs.options(),
+        keep_generations: args.keep_generations,
+        gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, config)),
+    })
 }
 
 /// `run --all`: every configured shop (of this shard), each as its own

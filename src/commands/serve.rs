@@ -120,17 +120,16 @@ fn single_shop(global: &Global, args: &ServeArgs, config: &Config, inbox: Inbox)
         (Some(d), Some(token)) => Some(Source::Shopify(crate::shopify::FetchOptions::new(&crate::shopify::shop_url(d)?, token, Mode::Historical))),
         _ => None,
     };
-    let origins = if config.serve.storefront_origins.is_empty() { domain.iter().map(|d| format!("https://{d}")).collect() } else { config.serve.storefront_origins.clone() };
     let spec = ShopSpec {
         id: global.shop.clone(),
-        domain,
         full_source: full_source.map(|s| with_inbox(s, &inbox)),
         inbox,
         gorse,
         pairs: args.pairs.options(),
         schedule: config.serve.schedule.as_deref().map(|s| schedule(&global.shop, s)).transpose()?,
         pixel_token: config::secret("SHOPFEAT_PIXEL_TOKEN", config.serve.pixel_token.as_ref()),
-        origins,
+        origins: origins(&config.serve.storefront_origins, domain.as_deref()),
+        domain,
     };
     check(&spec);
     Ok(spec)
@@ -139,7 +138,6 @@ fn single_shop(global: &Global, args: &ServeArgs, config: &Config, inbox: Inbox)
 /// One `[[shops]]` entry.
 fn fleet_shop(entry: &ShopEntry, config: &Config, inbox: Inbox) -> Result<ShopSpec> {
     let shop = crate::fleet::resolve(entry, config, Mode::Historical)?;
-    let origins = if entry.storefront_origins.is_empty() { shop.domain.iter().map(|d| format!("https://{d}")).collect() } else { entry.storefront_origins.clone() };
     let spec = ShopSpec {
         id: shop.id.clone(),
         domain: shop.domain.clone(),
@@ -149,10 +147,20 @@ fn fleet_shop(entry: &ShopEntry, config: &Config, inbox: Inbox) -> Result<ShopSp
         pairs: shop.pairs,
         schedule: entry.schedule.as_deref().map(|s| schedule(&entry.id, s)).transpose()?,
         pixel_token: entry.pixel_token_env.as_deref().and_then(config::secret_from_env),
-        origins,
+        origins: origins(&entry.storefront_origins, shop.domain.as_deref()),
     };
     check(&spec);
     Ok(spec)
+}
+
+/// The storefront origins allowed to post pixel events: those configured, else
+/// the shop's own `https://<domain>`.
+fn origins(configured: &[String], domain: Option<&str>) -> Vec<String> {
+    if configured.is_empty() {
+        domain.iter().map(|d| format!("https://{d}")).collect()
+    } else {
+        configured.to_vec()
+    }
 }
 
 /// A full fetch also lands what waits in the inbox (written whole by `serve`,
