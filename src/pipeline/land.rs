@@ -81,7 +81,8 @@ fn land_files(root: &DataRoot, shop: &str, inputs: &[PathBuf], once: bool) -> Re
 /// normalization deduplicates versions).
 pub fn land_inbox(root: &DataRoot, shop: &str, inbox: &Inbox) -> Result<IngestReport> {
     let stage = Stage::start("land");
-    let files = inbox.pending(std::time::Duration::ZERO)?;
+    // No inbox yet (nothing was ever delivered): nothing to land.
+    let files = if inbox.dir().is_dir() { inbox.pending(std::time::Duration::ZERO)? } else { vec![] };
     let mut report = IngestReport { shop: shop.to_string(), landed: LandReport::default(), already_landed: false, stages: vec![] };
     if !files.is_empty() {
         let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();

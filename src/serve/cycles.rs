@@ -123,6 +123,10 @@ async fn worker(state: Arc<AppState>, shop: String) {
                 ("ok", None)
             }
             Ok(Outcome::Nothing) => continue,
+            Ok(Outcome::Busy(why)) if kind == Kind::Full => {
+                tracing::info!("shop {shop}: {why}; the full cycle is skipped until its next time");
+                ("busy", None)
+            }
             Ok(Outcome::Busy(why)) => {
                 tracing::info!("shop {shop}: {why}; trying again in {RETRY_AFTER:?}");
                 ("busy", Some(RETRY_AFTER))
@@ -133,11 +137,17 @@ async fn worker(state: Arc<AppState>, shop: String) {
                     Err(e) => format!("panicked: {e}"),
                     _ => unreachable!("handled above"),
                 };
-                tracing::error!("shop {shop}: {} cycle failed: {why}; trying again in {after_failure:?}", kind.name());
-                let wait = after_failure;
-                after_failure = (after_failure * 2).min(MAX_RETRY_AFTER);
-                redo = true;
-                ("failed", Some(wait))
+                if kind == Kind::Full {
+                    // Its schedule tries again; the inbox has its own cycles.
+                    tracing::error!("shop {shop}: full cycle failed: {why}; the next one runs on schedule");
+                    ("failed", None)
+                } else {
+                    tracing::error!("shop {shop}: incremental cycle failed: {why}; trying again in {after_failure:?}");
+                    let wait = after_failure;
+                    after_failure = (after_failure * 2).min(MAX_RETRY_AFTER);
+                    redo = true;
+                    ("failed", Some(wait))
+                }
             }
         };
         state.metrics.cycle(&shop, kind.name(), label, seconds);
