@@ -213,22 +213,38 @@ fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
 }
 
+/// The sample as shop `s`, computed and exported as last night's run leaves it.
+fn run_and_export_sample(root: &shopfeat::storage::DataRoot, gorse: &shopfeat::sinks::gorse::Options) {
+    let nightly = shopfeat::pipeline::RunOptions {
+        source: shopfeat::pipeline::Source::Files(vec![sample_dir()]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse.clone()),
+    };
+    shopfeat::pipeline::run(root, "s", &nightly).unwrap().check().unwrap();
+}
+
+/// Shopify's example product as `product_id`, renamed `title`, updated now.
+fn renamed(product_id: i64, title: &str) -> Value {
+    let mut product = example_product();
+    product["id"] = json!(product_id);
+    product["title"] = json!(title);
+    product["updated_at"] = json!(shopfeat::time::now_rfc3339());
+    for variant in product["variants"].as_array_mut().unwrap() {
+        variant["product_id"] = json!(product_id);
+    }
+    product
+}
+
 #[test]
 fn a_product_update_reaches_gorse_through_a_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let root_url = dir.path().display().to_string();
     let gorse = Gorse::start(None);
     let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
-    // The shop as last night's run left it.
     let root = shopfeat::storage::DataRoot::open(&root_url).unwrap();
-    let nightly = shopfeat::pipeline::RunOptions {
-        source: shopfeat::pipeline::Source::Files(vec![sample_dir()]),
-        as_of: None,
-        pairs: Default::default(),
-        keep_generations: 2,
-        gorse: Some(gorse_options.clone()),
-    };
-    shopfeat::pipeline::run(&root, "s", &nightly).unwrap().check().unwrap();
+    run_and_export_sample(&root, &gorse_options);
     let items = gorse.store().items;
     let (item_id, before) = items.iter().next().map(|(k, v)| (k.clone(), v.clone())).expect("items exported");
     let product_id: i64 = item_id.parse().expect("numeric item ids without a prefix");
@@ -238,13 +254,7 @@ fn a_product_update_reaches_gorse_through_a_cycle() {
     options.max_delay = Duration::from_secs(2);
     let server = Server::start(options);
 
-    let mut product = example_product();
-    product["id"] = json!(product_id);
-    product["title"] = json!("Renamed by a webhook");
-    product["updated_at"] = json!(shopfeat::time::now_rfc3339());
-    for variant in product["variants"].as_array_mut().unwrap() {
-        variant["product_id"] = json!(product_id);
-    }
+    let product = renamed(product_id, "Renamed by a webhook");
     // Two versions with the same updated_at, back to back: the later arrival wins.
     let mut earlier = product.clone();
     earlier["title"] = json!("Renamed first");
@@ -537,14 +547,7 @@ fn a_cycle_whose_export_failed_is_retried_though_its_inbox_is_empty() {
     let gorse = Gorse::start(None);
     let mut gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
     gorse_options.retry = shopfeat::retry::Retry { max_retries: 1, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(10) };
-    let nightly = shopfeat::pipeline::RunOptions {
-        source: shopfeat::pipeline::Source::Files(vec![sample_dir()]),
-        as_of: None,
-        pairs: Default::default(),
-        keep_generations: 2,
-        gorse: Some(gorse_options.clone()),
-    };
-    shopfeat::pipeline::run(&root, "s", &nightly).unwrap().check().unwrap();
+    run_and_export_sample(&root, &gorse_options);
     let item_id = gorse.store().items.keys().next().unwrap().clone();
 
     // Gorse is down when the delivery's cycle exports.
@@ -552,10 +555,7 @@ fn a_cycle_whose_export_failed_is_retried_though_its_inbox_is_empty() {
     let mut options = quiet_options(dir.path(), ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
     options.debounce = Duration::from_millis(50);
     let server = Server::start(options);
-    let mut product = example_product();
-    product["id"] = json!(item_id.parse::<i64>().unwrap());
-    product["title"] = json!("Renamed while Gorse was down");
-    product["updated_at"] = json!(shopfeat::time::now_rfc3339());
+    let product = renamed(item_id.parse().unwrap(), "Renamed while Gorse was down");
     assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "down-1", &serde_json::to_vec(&product).unwrap()).status, 200);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !shopfeat::history::load(&root, "s").unwrap().iter().any(|r| r.command == "serve incremental" && r.outcome == "failed") {
