@@ -92,9 +92,9 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
         config.shops.iter().map(|entry| fleet_shop(entry, &config, inbox_of(&entry.id)?)).collect::<Result<Vec<_>>>()?
     };
     let mut options = ServeOptions::new(args.listen.as_deref().or(config.serve.listen.as_deref()).unwrap_or("127.0.0.1:8080"), &root.describe(), shops, secret);
-    options.debounce = Duration::from_millis(args.debounce_ms.or(config.serve.debounce_ms).unwrap_or(500));
+    options.debounce = args.debounce_ms.or(config.serve.debounce_ms).map(Duration::from_millis).unwrap_or(options.debounce);
     options.max_delay = Duration::from_secs(args.max_delay_secs).max(options.debounce);
-    options.jobs = args.jobs.or(config.serve.jobs).unwrap_or(2);
+    options.jobs = args.jobs.or(config.serve.jobs).unwrap_or(options.jobs);
     options.max_body = args.max_body_bytes.or(config.serve.max_body_bytes).unwrap_or(options.max_body);
     options.as_of = args.as_of;
     options.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
