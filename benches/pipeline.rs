@@ -77,14 +77,13 @@ fn measure(command: &mut Command) -> Measured {
     };
     let out_reader = read_all(Box::new(child.stdout.take().expect("stdout")));
     let err_reader = read_all(Box::new(child.stderr.take().expect("stderr")));
-    // wait4 reaps the child and reports its own peak RSS (KiB on Linux).
-    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    // The child's own peak RSS, as `run --all` reads it.
+    let (code, peak) = shopfeat::fleet::wait_with_peak(&mut child);
     let seconds = started.elapsed().as_secs_f64();
     let stdout = out_reader.join().unwrap_or_default();
     let stderr = err_reader.join().unwrap_or_default();
-    assert!(pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{command:?} failed:\n{stderr}");
-    Measured { seconds, peak_mb: usage.ru_maxrss as f64 / 1024.0, stdout }
+    assert_eq!(code, Some(0), "{command:?} failed:\n{stderr}");
+    Measured { seconds, peak_mb: peak.unwrap_or(0) as f64 / (1 << 20) as f64, stdout }
 }
 
 fn shopfeat(root: &Path) -> Command {

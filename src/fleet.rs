@@ -189,7 +189,7 @@ fn run_child(shop: &str, mut command: std::process::Command) -> ShopRun {
 
 /// Waits for `child`; its exit code (`None` when a signal ended it) and its peak
 /// resident memory (`wait4`'s `ru_maxrss`, which `std` does not expose).
-fn wait_with_peak(child: &mut std::process::Child) -> (Option<i32>, Option<u64>) {
+pub fn wait_with_peak(child: &mut std::process::Child) -> (Option<i32>, Option<u64>) {
     let mut status = 0;
     // SAFETY: plain FFI on our own child, whose status no one else reaps (std's
     // `Child::wait` is never called on it); the out-parameters are ours.
