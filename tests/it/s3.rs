@@ -50,7 +50,7 @@ pub fn moto() -> Option<Moto> {
     }
 }
 
-fn shopfeat(moto: &Moto, root: &str, args: &[&str]) -> Command {
+pub fn shopfeat(moto: &Moto, root: &str, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_shopfeat"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["--root", root, "--shop", "s3shop"])

@@ -573,3 +573,46 @@ fn a_cycle_whose_export_failed_is_retried_though_its_inbox_is_empty() {
     let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
     assert!(metric(&metrics, "shopfeat_cycles_total{shop=\"s\",kind=\"incremental\",outcome=\"failed\"}").is_some_and(|n| n >= 1.0), "{metrics}");
 }
+
+#[test]
+fn serve_on_an_object_store_root_cycles_from_a_local_inbox() {
+    let Some(moto) = crate::s3::moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = "s3://shopfeat/serve";
+    let status = || -> Value {
+        let out = crate::s3::shopfeat(&moto, root, &["status", "--json"]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let nightly = crate::s3::shopfeat(&moto, root, &["-q", "run", "data/sample"]).output().unwrap();
+    assert!(nightly.status.success(), "{}", String::from_utf8_lossy(&nightly.stderr));
+    let first_generation = status()[0]["generation"].clone();
+
+    // An object-store root needs a local inbox.
+    let refused = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com"]).env("SHOPIFY_API_SECRET", SECRET).output().unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("give --inbox DIR"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let inbox = dir.path().join("inboxes");
+    let mut command = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com", "--listen", "127.0.0.1:0", "--inbox", inbox.to_str().unwrap(), "--debounce-ms", "50"]);
+    command.env("SHOPIFY_API_SECRET", SECRET);
+    let log = Log::default();
+    let (mut child, addr) = spawn_serve(command, log.clone());
+    let product = renamed(990_000_001, "Sold only since this morning");
+    assert_eq!(deliver(addr, SECRET, "s3shop.myshopify.com", "products/create", "s3-1", &serde_json::to_vec(&product).unwrap()).status, 200);
+    assert_eq!(files_in(&inbox.join("s3shop/webhooks")).len(), 1, "written locally first");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let after = loop {
+        let s = status();
+        if s[0]["last_success"]["command"] == "serve incremental" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no cycle on the bucket\n{}", log.lock().unwrap().join("\n"));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(after[0]["generation"], first_generation, "a new generation in the bucket");
+    assert!(files_in(&inbox.join("s3shop/webhooks")).is_empty());
+    let metrics = request(addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert!(metric(&metrics, "shopfeat_feature_age_seconds{shop=\"s3shop\"}").is_some_and(|age| age < 120.0), "{metrics}");
+    assert_eq!(request(addr, "GET", "/healthz", &[], b"").unwrap().status, 200);
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
