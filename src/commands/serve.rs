@@ -37,11 +37,11 @@ pub struct ServeArgs {
     /// `[shopify] shop_domain`).
     #[arg(long, value_name = "DOMAIN")]
     pub shop_domain: Option<String>,
-    /// Where shops' inboxes live: DIR/<shop>/ [default: <root>/<shop>/inbox on a
-    /// local root; required with an object-store root, since the inbox is a local,
-    /// fsynced folder].
+    /// Where the shops' inboxes live: DIR/<shop>/ [default: <root>/<shop>/inbox
+    /// on a local root; required with an object-store root, since an inbox is a
+    /// local, fsynced folder]. `status --inboxes DIR` reads the same.
     #[arg(long, value_name = "DIR")]
-    pub inbox: Option<PathBuf>,
+    pub inboxes: Option<PathBuf>,
     /// Quiet time after a shop's last delivery before its cycle starts
     /// [default: `[serve] debounce_ms`, else 500].
     #[arg(long, value_name = "MS")]
@@ -80,10 +80,10 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     };
     let root = DataRoot::open(&global.root)?;
     let inbox_of = |shop: &str| -> Result<Inbox> {
-        match (&args.inbox, root.local_dir()) {
+        match (&args.inboxes, root.local_dir()) {
             (Some(dir), _) => Ok(Inbox::new(dir.join(shop))),
             (None, Some(dir)) => Ok(Inbox::new(dir.join(shop).join("inbox"))),
-            (None, None) => bail!("the root {} is an object store: give --inbox DIR, a local folder for the shops' inboxes", root.describe()),
+            (None, None) => bail!("the root {} is an object store: give --inboxes DIR, a local folder for the shops' inboxes", root.describe()),
         }
     };
     let shops = if config.shops.is_empty() || args.shop_domain.is_some() {

@@ -24,8 +24,12 @@ pub struct StatusArgs {
     pub strict: bool,
     /// The shop's inbox (webhook and event files waiting to land), to report its
     /// backlog [default: <root>/<shop>/inbox, `serve`'s, when it exists].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "inboxes")]
     pub inbox: Option<std::path::PathBuf>,
+    /// Where `serve` keeps the shops' inboxes (its `--inboxes DIR`): each shop's
+    /// is DIR/<shop>.
+    #[arg(long, value_name = "DIR")]
+    pub inboxes: Option<std::path::PathBuf>,
     /// Print the statuses as one JSON array on stdout (the summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -42,7 +46,8 @@ pub fn run(global: &Global, args: StatusArgs) -> Result<Outcome> {
         (false, _) => vec![global.shop.clone()],
     };
     let now = chrono::Utc::now();
-    let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now, args.inbox.as_deref())).collect::<Result<Vec<_>>>()?;
+    let inbox_of = |shop: &str| args.inbox.clone().or_else(|| args.inboxes.as_ref().map(|d| d.join(shop)));
+    let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now, inbox_of(shop).as_deref())).collect::<Result<Vec<_>>>()?;
     super::print_report(args.json, &statuses, |out| statuses.iter().try_for_each(|s| print_status(out, s)))?;
     let count = |level| statuses.iter().filter(|s| s.level() == level).count();
     let worst = statuses.iter().map(ShopStatus::level).max().unwrap_or(Level::Fail);

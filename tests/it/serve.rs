@@ -589,15 +589,18 @@ fn serve_on_an_object_store_root_cycles_from_a_local_inbox() {
 
     // An object-store root needs a local inbox.
     let refused = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com"]).env("SHOPIFY_API_SECRET", SECRET).output().unwrap();
-    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("give --inbox DIR"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("give --inboxes DIR"), "{}", String::from_utf8_lossy(&refused.stderr));
     let inbox = dir.path().join("inboxes");
-    let mut command = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com", "--listen", "127.0.0.1:0", "--inbox", inbox.to_str().unwrap(), "--debounce-ms", "50"]);
+    let mut command = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com", "--listen", "127.0.0.1:0", "--inboxes", inbox.to_str().unwrap(), "--debounce-ms", "50"]);
     command.env("SHOPIFY_API_SECRET", SECRET);
     let log = Log::default();
     let (mut child, addr) = spawn_serve(command, log.clone());
     let product = renamed(990_000_001, "Sold only since this morning");
     assert_eq!(deliver(addr, SECRET, "s3shop.myshopify.com", "products/create", "s3-1", &serde_json::to_vec(&product).unwrap()).status, 200);
     assert_eq!(files_in(&inbox.join("s3shop/webhooks")).len(), 1, "written locally first");
+    let waiting = crate::s3::shopfeat(&moto, root, &["status", "--json", "--inboxes", inbox.to_str().unwrap()]).output().unwrap();
+    let waiting: Value = serde_json::from_slice(&waiting.stdout).unwrap();
+    assert!(waiting[0]["inbox_files"].as_u64().is_some(), "status reads serve's inboxes: {waiting}");
     let deadline = Instant::now() + Duration::from_secs(120);
     let after = loop {
         let s = status();
