@@ -113,30 +113,26 @@ async fn worker(state: Arc<AppState>, shop: String) {
         let started = std::time::Instant::now();
         let runner = state.clone();
         let cycle_shop = shop.clone();
-        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, redo)).await;
+        // A panicking cycle is a failed one.
+        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, redo)).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
         drop(permit);
         let seconds = started.elapsed().as_secs_f64();
         let (label, retry) = match &outcome {
-            Ok(Outcome::Ran) => {
+            Outcome::Ran => {
                 after_failure = RETRY_AFTER;
                 redo = false;
                 ("ok", None)
             }
-            Ok(Outcome::Nothing) => continue,
-            Ok(Outcome::Busy(why)) if kind == Kind::Full => {
+            Outcome::Nothing => continue,
+            Outcome::Busy(why) if kind == Kind::Full => {
                 tracing::info!("shop {shop}: {why}; the full cycle is skipped until its next time");
                 ("busy", None)
             }
-            Ok(Outcome::Busy(why)) => {
+            Outcome::Busy(why) => {
                 tracing::info!("shop {shop}: {why}; trying again in {RETRY_AFTER:?}");
                 ("busy", Some(RETRY_AFTER))
             }
-            failed => {
-                let why = match failed {
-                    Ok(Outcome::Failed(why)) => why.clone(),
-                    Err(e) => format!("panicked: {e}"),
-                    _ => unreachable!("handled above"),
-                };
+            Outcome::Failed(why) => {
                 if kind == Kind::Full {
                     // Its schedule tries again; the inbox has its own cycles.
                     tracing::error!("shop {shop}: full cycle failed: {why}; the next one runs on schedule");

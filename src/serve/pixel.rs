@@ -128,17 +128,16 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, Path(shop): Path
         return with_cors((StatusCode::OK, "{\"accepted\":0}\n").into_response(), origin);
     }
     let inbox = spec.inbox.clone();
-    let response = match tokio::task::spawn_blocking(move || inbox.write_events(&ndjson)).await {
-        Ok(Ok(_)) => {
+    let response = match tokio::task::spawn_blocking(move || inbox.write_events(&ndjson)).await.map_err(anyhow::Error::from).and_then(|w| w) {
+        Ok(_) => {
             state.metrics.pixel_events.get_or_create(&super::metrics::ShopLabels { shop: shop.clone() }).inc_by(count as u64);
             state.cycles.wake(&shop);
             (StatusCode::OK, format!("{{\"accepted\":{count}}}\n")).into_response()
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!("cannot write pixel events of shop {shop} to its inbox: {e:#}");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the events\n").into_response()
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
     with_cors(response, origin)
 }

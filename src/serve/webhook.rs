@@ -51,7 +51,7 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
         return (StatusCode::BAD_REQUEST, "missing X-Shopify-Topic or X-Shopify-Webhook-Id\n");
     };
     let (topic, webhook_id) = (topic.to_string(), webhook_id.to_string());
-    if !claim(&state, &shop, &webhook_id) {
+    if !state.seen.lock().expect("seen ids").claim(&shop, &webhook_id) {
         state.metrics.delivery(&shop, "duplicate");
         return (StatusCode::OK, "already received\n");
     }
@@ -69,31 +69,21 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
     let inbox = state.shops[&shop].inbox.clone();
     let written = {
         let (topic, webhook_id) = (topic.clone(), webhook_id.clone());
-        tokio::task::spawn_blocking(move || inbox.write_webhook(&topic, &webhook_id, &body)).await
+        tokio::task::spawn_blocking(move || inbox.write_webhook(&topic, &webhook_id, &body)).await.map_err(anyhow::Error::from).and_then(|w| w)
     };
     match written {
-        Ok(Ok(_)) => {
+        Ok(_) => {
             state.metrics.delivery(&shop, "written");
             state.cycles.wake(&shop);
             (StatusCode::OK, "ok\n")
         }
-        failed => {
+        Err(e) => {
             // Not acknowledged, so Shopify retries it; the id is free again.
-            let why = match failed {
-                Ok(Err(e)) => format!("{e:#}"),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => unreachable!(),
-            };
-            tracing::error!("cannot write a {topic} delivery of shop {shop} to its inbox: {why}");
+            tracing::error!("cannot write a {topic} delivery of shop {shop} to its inbox: {e:#}");
             state.seen.lock().expect("seen ids").release(&shop, &webhook_id);
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the delivery\n")
         }
     }
-}
-
-/// Marks `webhook_id` as received for `shop`; false when it already was.
-fn claim(state: &AppState, shop: &str, webhook_id: &str) -> bool {
-    state.seen.lock().expect("seen ids").claim(shop, webhook_id)
 }
 
 /// The webhook ids received per shop, the most recent [`SeenIds::CAPACITY`] of
