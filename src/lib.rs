@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clv;
 pub mod config;
+pub mod failpoint;
 pub mod commands;
 pub mod features;
 pub mod fleet;

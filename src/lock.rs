@@ -5,20 +5,36 @@
 //! the file says who holds it. On an object store (several machines sharing a
 //! bucket) it is an object written only if absent, with a lease that the holder
 //! renews while it runs; a lock whose lease expired (its holder died), or whose
-//! holder ran on this machine and is gone, is taken over with a write
-//! conditional on the version read, so of two takers one wins.
+//! holder ran on this machine (same boot, same pid namespace) and is gone, is
+//! taken over with a write conditional on the version read, so of two takers one
+//! wins.
+//!
+//! An object-store lock is also a fence: a holder frozen longer than its lease
+//! (a pause, a partition) may find its lock taken over when it wakes. Before it
+//! writes what readers and later runs trust (`CURRENT`, the state file), a run
+//! calls [`ensure_held`], which fails once the renewer saw a takeover or the lease
+//! ran out without a renewal; `CURRENT` itself is written conditionally on the
+//! version the run read (see [`crate::sinks::generation`]).
 
 use crate::storage::DataRoot;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// How long an object-store lock holds without renewal.
+/// How long an object-store lock holds without renewal (SHOPFEAT_LOCK_LEASE_MS
+/// changes it: shorter hands a dead holder's shops over sooner, at the price of
+/// more renewals).
 pub const LEASE: Duration = Duration::from_secs(600);
+
+/// The lease in force: [`LEASE`] unless SHOPFEAT_LOCK_LEASE_MS says otherwise.
+pub fn lease() -> Duration {
+    std::env::var("SHOPFEAT_LOCK_LEASE_MS").ok().and_then(|v| v.parse().ok()).filter(|&ms: &u64| ms > 0).map(Duration::from_millis).unwrap_or(LEASE)
+}
 
 /// Who holds a lock, as written in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +47,11 @@ pub struct Holder {
     pub lease_until: Option<String>,
     /// Tells this holder's lock from another's.
     pub token: String,
+    /// The machine's boot id and the pid namespace of the holder: a pid means
+    /// something only within both (containers in one pod share a host name, not
+    /// their pids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 impl Holder {
@@ -42,6 +63,7 @@ impl Holder {
             since: crate::time::now_rfc3339(),
             lease_until: lease.map(|l| (now + chrono::Duration::from_std(l).unwrap_or_default()).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             token: format!("{:016x}", crate::hash::fnv1a(format!("{host}{}{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or(0)).as_bytes())),
+            boot: boot_and_namespace(),
         }
     }
 
@@ -49,12 +71,73 @@ impl Holder {
         self.lease_until.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_none_or(|t| t < chrono::Utc::now())
     }
 
-    /// The holder ran on this machine and its process is gone (killed before it
-    /// could release the lock): no need to wait out its lease.
+    /// The holder ran in this process's pid namespace since the machine's last
+    /// boot, and its process is gone (killed before it could release the lock): no
+    /// need to wait out its lease. A host name alone proves nothing (another
+    /// container of the same pod, another boot), so without the boot and
+    /// namespace id only the lease counts.
     fn dead_here(&self) -> bool {
         let Some((host, pid)) = self.holder.rsplit_once('/') else { return false };
-        host == hostname() && pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+        let same_namespace = self.boot.is_some() && self.boot == boot_and_namespace();
+        same_namespace && host == hostname() && pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
     }
+}
+
+/// `<boot id>/<pid namespace>`, when the kernel says both.
+fn boot_and_namespace() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), namespace.display()))
+}
+
+/// What a run knows of its object-store lock: whether it still holds it.
+struct Fence {
+    /// The renewer found the lock taken over.
+    lost: AtomicBool,
+    /// Until when the lease surely holds, by this machine's monotonic clock (a
+    /// margin short of what the lock says, for clock drift between machines).
+    valid_until: Mutex<Instant>,
+}
+
+impl Fence {
+    fn extend(&self, written_at: Instant, lease: Duration) {
+        *self.valid_until.lock().expect("fence") = written_at + lease - lease / 10;
+    }
+}
+
+/// The fences of the object-store locks this process holds, by root and shop.
+fn fences() -> &'static Mutex<HashMap<String, Arc<Fence>>> {
+    static FENCES: std::sync::OnceLock<Mutex<HashMap<String, Arc<Fence>>>> = std::sync::OnceLock::new();
+    FENCES.get_or_init(Default::default)
+}
+
+fn fence_key(root: &str, shop: &str) -> String {
+    format!("{root}\u{0}{shop}")
+}
+
+/// This run no longer holds its shop's lock: another process took it over.
+#[derive(Debug, thiserror::Error)]
+#[error("shop {shop}: this run no longer holds the shop's lock ({why}); it writes nothing more, and another run carries on")]
+pub struct LockLost {
+    pub shop: String,
+    pub why: String,
+}
+
+/// Fails when this process held `shop`'s object-store lock and may have lost it:
+/// the renewer saw a takeover, or the lease ran out without a renewal (a frozen
+/// process). Called before every write that readers or later runs trust. A local
+/// root's `flock` cannot be taken over, and a process that holds no lock (a
+/// library caller) has nothing to check.
+pub fn ensure_held(root: &DataRoot, shop: &str) -> Result<()> {
+    let Some(fence) = fences().lock().expect("fences").get(&fence_key(&root.describe(), shop)).cloned() else { return Ok(()) };
+    let why = if fence.lost.load(Ordering::SeqCst) {
+        "it was taken over by another process"
+    } else if Instant::now() > *fence.valid_until.lock().expect("fence") {
+        "its lease ran out without a renewal"
+    } else {
+        return Ok(());
+    };
+    Err(LockLost { shop: shop.to_string(), why: why.to_string() }.into())
 }
 
 fn hostname() -> String {
@@ -69,7 +152,7 @@ pub struct ShopLock {
 enum Held {
     /// Held for its `flock`, released with it.
     Local { _file: std::fs::File },
-    Remote { root: DataRoot, rel: String, token: String, stop: Arc<AtomicBool>, renewer: Option<std::thread::JoinHandle<()>> },
+    Remote { root: DataRoot, rel: String, token: String, stop: Arc<AtomicBool>, renewer: Option<std::thread::JoinHandle<()>>, fence_key: String },
 }
 
 fn lock_path(shop: &str) -> String {
@@ -81,7 +164,7 @@ impl ShopLock {
     /// (`shop S is locked by host/pid since T`). A lock left by a dead holder is
     /// taken over, and said so in the log.
     pub fn acquire(root: &DataRoot, shop: &str) -> Result<ShopLock> {
-        ShopLock::acquire_with_lease(root, shop, LEASE)
+        ShopLock::acquire_with_lease(root, shop, lease())
     }
 
     /// [`ShopLock::acquire`] with another lease (object stores).
@@ -143,6 +226,7 @@ fn acquire_remote(root: &DataRoot, shop: &str, lease: Duration) -> Result<ShopLo
     let rel = lock_path(shop);
     let holder = Holder::new(Some(lease));
     let bytes = serde_json::to_vec(&holder)?;
+    let written_at = Instant::now();
     let mut version = root.put_if(&rel, &bytes, None)?;
     if version.is_none() {
         let Some((current, current_version)) = root.get_versioned(&rel)? else {
@@ -161,13 +245,18 @@ fn acquire_remote(root: &DataRoot, shop: &str, lease: Duration) -> Result<ShopLo
     }
     let stop = Arc::new(AtomicBool::new(false));
     let token = holder.token.clone();
-    let renewer = renew(root.describe(), rel.clone(), holder, version.expect("a version after a successful write"), lease, stop.clone());
-    Ok(ShopLock { held: Held::Remote { root: DataRoot::open(&root.describe())?, rel, token, stop, renewer: Some(renewer) } })
+    let fence = Arc::new(Fence { lost: AtomicBool::new(false), valid_until: Mutex::new(written_at) });
+    fence.extend(written_at, lease);
+    let fence_key = fence_key(&root.describe(), shop);
+    fences().lock().expect("fences").insert(fence_key.clone(), fence.clone());
+    let renewer = renew(root.describe(), rel.clone(), holder, version.expect("a version after a successful write"), lease, stop.clone(), fence);
+    Ok(ShopLock { held: Held::Remote { root: DataRoot::open(&root.describe())?, rel, token, stop, renewer: Some(renewer), fence_key } })
 }
 
 /// Renews the lease every third of it, each write conditional on the last one,
-/// until `stop`; a failed renewal (the lock was taken over) is logged.
-fn renew(url: String, rel: String, mut holder: Holder, mut version: object_store::UpdateVersion, lease: Duration, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// until `stop`; each renewal extends the fence, a failed one (the lock was
+/// taken over) marks it lost.
+fn renew(url: String, rel: String, mut holder: Holder, mut version: object_store::UpdateVersion, lease: Duration, stop: Arc<AtomicBool>, fence: Arc<Fence>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let Ok(root) = DataRoot::open(&url) else { return };
         let step = Duration::from_millis(100).min(lease / 3);
@@ -179,11 +268,21 @@ fn renew(url: String, rel: String, mut holder: Holder, mut version: object_store
                 continue;
             }
             since_renewal = Duration::ZERO;
+            if fence.lost.load(Ordering::SeqCst) {
+                return;
+            }
+            let written_at = Instant::now();
             holder.lease_until = Some((chrono::Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default()).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
             match serde_json::to_vec(&holder).map_err(anyhow::Error::from).and_then(|bytes| root.put_if(&rel, &bytes, Some(&version))) {
-                Ok(Some(next)) => version = next,
+                // A renewal conditional on the last version proves nobody took
+                // the lock over meanwhile, even after a freeze past the lease.
+                Ok(Some(next)) => {
+                    version = next;
+                    fence.extend(written_at, lease);
+                }
                 Ok(None) => {
                     tracing::error!("the lock {rel} was taken over by another process: this run no longer holds it");
+                    fence.lost.store(true, Ordering::SeqCst);
                     return;
                 }
                 Err(e) => tracing::warn!("cannot renew the lock {rel}: {e:#}"),
@@ -194,7 +293,8 @@ fn renew(url: String, rel: String, mut holder: Holder, mut version: object_store
 
 impl Drop for ShopLock {
     fn drop(&mut self) {
-        if let Held::Remote { root, rel, token, stop, renewer } = &mut self.held {
+        if let Held::Remote { root, rel, token, stop, renewer, fence_key } = &mut self.held {
+            fences().lock().expect("fences").remove(fence_key.as_str());
             stop.store(true, Ordering::Relaxed);
             if let Some(r) = renewer.take() {
                 let _ = r.join();

@@ -48,7 +48,10 @@ impl ShopState {
         }
     }
 
+    /// Writes the state, unless this run may have lost the shop's lock (then a
+    /// newer run's watermarks must not be overwritten).
     pub fn save(&self, root: &DataRoot, shop: &str) -> Result<()> {
+        crate::lock::ensure_held(root, shop)?;
         root.put(&path(shop), &serde_json::to_vec_pretty(self)?)
     }
 }

@@ -159,8 +159,14 @@ fn graded(name: &'static str, value: f64, warn: f64, fail: f64, shown: String, u
 /// per cycle, so "the last failure" means the last among these).
 pub const RUNS_READ: usize = 1000;
 
-/// The status of `shop` at `now` (with its inbox, when it has one).
+/// The status of `shop` at `now` (with its inbox, when it has one); read again
+/// once when a new generation replaced the one being read (`serve` publishes
+/// every few seconds).
 pub fn status(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>, inbox: Option<&std::path::Path>) -> Result<ShopStatus> {
+    generation::retry_if_moved(root, &crate::sinks::parquet::features_dir(shop), || status_once(root, shop, thresholds, now, inbox))
+}
+
+fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>, inbox: Option<&std::path::Path>) -> Result<ShopStatus> {
     let runs = history::load_last(root, shop, RUNS_READ)?;
     let ok_runs: Vec<&RunRecord> = runs.iter().filter(|r| r.outcome_now() == "ok").collect();
     let last_success = ok_runs.last().map(|r| RunSummary::from(*r));

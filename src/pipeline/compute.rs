@@ -84,7 +84,7 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
     let named = normalize(root, shop, as_of)?.named();
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
-    let generation = Generation::new(&sinks::parquet::main_dir(shop));
+    let generation = Generation::new(root, &sinks::parquet::main_dir(shop))?;
     let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
     sinks::parquet::publish(root, staged)?;
     let files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
@@ -152,7 +152,7 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_genera
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
-    let generation = Generation::new(&sinks::parquet::features_dir(shop));
+    let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
     let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
     let mut paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
     // The run history so far, for analysts (this run's record says `running`).
@@ -166,6 +166,7 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_genera
     sinks::parquet::publish(root, staged)?;
     sinks::parquet::publish(root, databases)?;
     generation.make_current(root, &files, Some(computed.report.as_of.clone()), keep_generations)?;
+    crate::lock::ensure_held(root, shop)?;
     root.commit(stable)?;
     computed.report.generation = Some(generation.id);
     computed.report.stages.push(stage.finish());

@@ -132,7 +132,13 @@ struct Drift {
 }
 
 impl Page {
+    /// The page's data, read again once when a new generation replaced the one
+    /// being read.
     fn gather(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<Page> {
+        generation::retry_if_moved(root, &features_dir(shop), || Page::gather_once(root, shop, thresholds, now))
+    }
+
+    fn gather_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono::DateTime<chrono::Utc>) -> Result<Page> {
         let status = status::status(root, shop, thresholds, now, None)?;
         let pointer = generation::current(root, &features_dir(shop))?;
         let frames = match &pointer {

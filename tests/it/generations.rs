@@ -36,7 +36,22 @@ fn each_run_is_a_generation_made_current_last_and_old_ones_are_pruned() {
             assert!(gen_dir.join(format!("{name}.parquet")).is_file());
         }
     }
-    assert_eq!(generations(&dir), published[2..].to_vec(), "the current one and one before it are kept");
+    // Every one of them was current within the last ten minutes: an analyst may
+    // still be reading it, so none went yet.
+    assert_eq!(generations(&dir), published, "generations current within ten minutes are kept");
+    let current = generation::current(&landed.root, "test/features").unwrap().unwrap();
+    assert_eq!(current.previous, published[..3].iter().rev().cloned().collect::<Vec<_>>(), "newest first");
+    assert_eq!(current.retired_at.len(), 3);
+
+    // An hour later they are old: the next run keeps the current one and one before it.
+    let mut aged = current.clone();
+    for t in aged.retired_at.values_mut() {
+        *t = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    }
+    std::fs::write(dir.join("test/features/CURRENT"), serde_json::to_vec(&aged).unwrap()).unwrap();
+    let options = ComputeOptions { keep_generations: 2, ..ComputeOptions::at(ts("2025-12-01")) };
+    let fifth = pipeline::compute_and_publish(&landed.root, "test", &options).unwrap().report.generation.unwrap();
+    assert_eq!(generations(&dir), vec![published[3].clone(), fifth], "the current one and one before it are kept");
 }
 
 #[test]
@@ -45,7 +60,7 @@ fn an_interrupted_run_leaves_the_previous_generation_current_and_its_litter_goes
     let dir = landed.root.local_dir().unwrap().to_path_buf();
     let first = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation.unwrap();
     // A run killed after writing some files of its generation, and mid-write elsewhere.
-    let orphan = dir.join("test/features/20991231T000000000000000-00000001");
+    let orphan = dir.join("test/features/20200101T000000000000000-00000001");
     std::fs::create_dir_all(&orphan).unwrap();
     std::fs::write(orphan.join("product_features.parquet"), b"half").unwrap();
     std::fs::write(dir.join("test/features/.staging-abc123"), b"partial").unwrap();
@@ -58,4 +73,36 @@ fn an_interrupted_run_leaves_the_previous_generation_current_and_its_litter_goes
     let second = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation.unwrap();
     drop(lock);
     assert_eq!(generations(&dir), vec![first, second], "the never-current directory is gone");
+}
+
+#[test]
+fn a_reader_whose_generation_vanished_under_it_reads_the_new_one_once() {
+    let landed = land(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")]);
+    let dir = landed.root.local_dir().unwrap().to_path_buf();
+    compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap();
+    let mut calls = 0;
+    let mut published = None;
+    let read = generation::retry_if_moved(&landed.root, "test/features", || {
+        calls += 1;
+        let pointer = generation::current(&landed.root, "test/features")?.unwrap();
+        if calls == 1 {
+            // Meanwhile a newer run publishes, and the generation being read goes.
+            published = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation;
+            std::fs::remove_dir_all(dir.join("test/features").join(&pointer.generation)).unwrap();
+        }
+        let table = dir.join("test/features").join(&pointer.generation).join("product_features.parquet");
+        std::fs::metadata(&table).map(|_| pointer.generation).map_err(anyhow::Error::from)
+    })
+    .unwrap();
+    assert_eq!(calls, 2, "read again once");
+    assert_eq!(Some(read), published, "the second read is of the new generation");
+
+    // When CURRENT did not move, the failure is the reader's own: no second try.
+    let mut calls = 0;
+    let failed = generation::retry_if_moved(&landed.root, "test/features", || -> anyhow::Result<()> {
+        calls += 1;
+        anyhow::bail!("a broken reader")
+    });
+    assert!(failed.is_err());
+    assert_eq!(calls, 1);
 }

@@ -63,7 +63,7 @@ fn an_object_store_lock_excludes_others_and_expires_with_its_lease() {
     drop(again);
 
     // A holder that died: its lease has run out.
-    let expired = Holder { holder: "dead-host/1".into(), since: "2025-01-01T00:00:00Z".into(), lease_until: Some("2025-01-01T00:10:00Z".into()), token: "dead".into() };
+    let expired = Holder { holder: "dead-host/1".into(), since: "2025-01-01T00:00:00Z".into(), lease_until: Some("2025-01-01T00:10:00Z".into()), token: "dead".into(), boot: None };
     root.put("s2/lock", &serde_json::to_vec(&expired).unwrap()).unwrap();
     let takers: Vec<_> = (0..6)
         .map(|_| std::thread::spawn(|| ShopLock::acquire(&DataRoot::open("memory:///locks-a").unwrap(), "s2").map(|l| { std::thread::sleep(Duration::from_millis(200)); drop(l) })))
@@ -81,4 +81,26 @@ fn a_held_object_store_lock_is_renewed_while_its_run_goes_on() {
     assert!(err.contains("is locked by"), "{err}");
     drop(held);
     assert!(root.get("s1/lock").unwrap().is_none(), "released on drop");
+}
+
+#[test]
+fn a_holder_on_this_host_name_is_not_gone_just_because_its_pid_is_absent_here() {
+    let root = DataRoot::open("memory:///locks-c").unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    // Another container of the same pod: the same host name, pids of its own
+    // (999999 is none of ours), its lease running.
+    let neighbour = Holder { holder: format!("{host}/999999"), since: chrono::Utc::now().to_rfc3339(), lease_until: Some(in_an_hour.clone()), token: "neighbour".into(), boot: None };
+    root.put("s1/lock", &serde_json::to_vec(&neighbour).unwrap()).unwrap();
+    let err = ShopLock::acquire(&root, "s1").err().expect("held until its lease ends").to_string();
+    assert!(err.contains(&format!("{host}/999999")), "{err}");
+
+    // A holder of this very boot and pid namespace whose process is gone: taken over at once.
+    let held = ShopLock::acquire(&root, "s2").unwrap();
+    let ours: Holder = serde_json::from_slice(&root.get("s2/lock").unwrap().unwrap()).unwrap();
+    drop(held);
+    assert!(ours.boot.is_some(), "the lock says which boot and namespace its pid belongs to");
+    let gone = Holder { holder: format!("{host}/999999"), token: "gone".into(), ..ours };
+    root.put("s2/lock", &serde_json::to_vec(&gone).unwrap()).unwrap();
+    drop(ShopLock::acquire(&root, "s2").expect("its process is gone: no need to wait out the lease"));
 }

@@ -155,3 +155,59 @@ fn a_shop_on_s3_computes_publishes_locks_and_exports_like_a_local_one() {
     assert!(logged.contains("stage done") && !logged.contains("shopfeat-test-secret"), "{logged}");
     assert_eq!(dry_run(&moto, s3, dir.path(), "after.jsonl"), expected);
 }
+
+/// The process state letter of `pid` (`T`: stopped).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next())
+}
+
+fn current_generation(moto: &Moto, root: &str) -> String {
+    let out = shopfeat(moto, root, &["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    status[0]["generation"].as_str().unwrap_or_else(|| panic!("{status}")).to_string()
+}
+
+#[test]
+fn a_run_frozen_past_its_lease_publishes_nothing_after_another_run_took_over() {
+    let Some(moto) = moto() else { return };
+    let root = "s3://shopfeat/fenced";
+    let first = shopfeat(&moto, root, &["-q", "run", "data/sample"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+
+    // A run whose lease is 1.5 s freezes (SIGSTOP: every thread, its lock
+    // renewer too) just before it would make its generation current.
+    let mut frozen = shopfeat(&moto, root, &["run", "data/sample"])
+        .env("SHOPFEAT_LOCK_LEASE_MS", "1500")
+        .env("SHOPFEAT_FAILPOINTS", "publish=1*stop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while process_state(frozen.id()) != Some('T') {
+        assert!(frozen.try_wait().unwrap().is_none(), "the run ended without freezing");
+        assert!(Instant::now() < deadline, "the run never reached its publish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(2000));
+    // Another run takes the expired lock over, publishes, and prunes the frozen
+    // run's unpublished generation.
+    let second = shopfeat(&moto, root, &["run", "data/sample"]).output().unwrap();
+    let second_log = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{second_log}");
+    assert!(second_log.contains("taking over the lock of shop s3shop"), "{second_log}");
+    let published = current_generation(&moto, root);
+
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(frozen.id() as libc::pid_t, libc::SIGCONT) };
+    let woken = frozen.wait_with_output().unwrap();
+    let woken_log = String::from_utf8_lossy(&woken.stderr);
+    assert!(!woken.status.success(), "the woken run must fail: {woken_log}");
+    assert!(woken_log.contains("this run no longer holds the shop's lock"), "{woken_log}");
+    assert_eq!(current_generation(&moto, root), published, "CURRENT still names the second run's generation");
+    let status = shopfeat(&moto, root, &["status"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&status.stderr).contains("error"), "the current generation reads whole: {}", String::from_utf8_lossy(&status.stderr));
+    let export = shopfeat(&moto, root, &["-q", "compute"]).output().unwrap();
+    assert!(export.status.success(), "the shop goes on: {}", String::from_utf8_lossy(&export.stderr));
+}
