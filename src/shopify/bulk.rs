@@ -3,7 +3,7 @@
 //! at once, so the entities of a fetch run side by side; when Shopify says the
 //! limit is reached (another run's operations), the start waits and tries again.
 
-use super::client::Admin;
+use super::client::{Admin, Sent};
 use crate::vocabulary::RawEntity;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -14,6 +14,14 @@ const RUN: &str = "mutation run($query: String!) {
   bulkOperationRunQuery(query: $query) {
     bulkOperation { id status createdAt }
     userErrors { field message code }
+  }
+}";
+
+/// The app's recent query operations, to find one a start whose answer was lost
+/// may have started (2026-01 and later).
+const RECENT: &str = "query recent {
+  bulkOperations(first: 10, query: \"operation_type:query\") {
+    nodes { id status query createdAt }
   }
 }";
 
@@ -87,11 +95,41 @@ pub async fn run(admin: &Admin, entity: RawEntity, query: &str, dir: &Path, poll
 
 /// Starts the operation; while the app's operations on this shop are at their
 /// limit (earlier runs, a killed fetch), waits for a free slot.
+///
+/// Starting is not idempotent: when an attempt got no answer (a timeout, a 5xx)
+/// it may have started an operation, which would hold one of the shop's slots
+/// while a retry started another. So before trying again, the app's recent
+/// operations are looked up, and one running or done with this very query is
+/// followed instead.
 async fn start(admin: &Admin, entity: RawEntity, query: &str, polling: &Polling) -> Result<Value> {
     let started = tokio::time::Instant::now();
     let mut wait = polling.first;
+    let mut uncertain = 0u32;
     loop {
-        let data = admin.graphql(RUN, json!({ "query": query })).await.with_context(|| format!("starting the bulk query for {entity}"))?;
+        let sent = admin.mutate(RUN, json!({ "query": query })).await.with_context(|| format!("starting the bulk query for {entity}"))?;
+        let data = match sent {
+            Sent::Answered(data) => data,
+            Sent::Uncertain(why) => {
+                uncertain += 1;
+                tracing::warn!("starting the bulk query for {entity} got no answer ({why}); looking up whether it started");
+                match started_with(admin, query).await {
+                    Ok(Some(operation)) => {
+                        tracing::info!(operation = operation["id"].as_str().unwrap_or("?"), "the bulk query for {entity} had started: following it");
+                        return Ok(operation);
+                    }
+                    Ok(None) => {}
+                    // (An API version before 2026-01 has no `bulkOperations`: starting
+                    // again is all that is left; Shopify refuses it while one runs.)
+                    Err(e) => tracing::warn!("cannot look up the app's bulk operations: {e:#}; starting the one for {entity} again"),
+                }
+                if uncertain > 6 {
+                    bail!("starting the bulk query for {entity}: no answer after {uncertain} attempts; last: {why}");
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(polling.max);
+                continue;
+            }
+        };
         let result = &data["bulkOperationRunQuery"];
         let errors = result["userErrors"].as_array().cloned().unwrap_or_default();
         if errors.is_empty() {
@@ -110,6 +148,15 @@ async fn start(admin: &Admin, entity: RawEntity, query: &str, polling: &Polling)
         let messages: Vec<&str> = errors.iter().filter_map(|e| e["message"].as_str()).collect();
         bail!("Shopify refused the bulk query for {entity}: {}", messages.join("; "));
     }
+}
+
+/// The newest of the app's operations that ran `query` and did not fail, when
+/// one exists.
+async fn started_with(admin: &Admin, query: &str) -> Result<Option<Value>> {
+    let data = admin.graphql(RECENT, json!({})).await?;
+    let nodes = data["bulkOperations"]["nodes"].as_array().cloned().unwrap_or_default();
+    let alive = |o: &&Value| matches!(o["status"].as_str(), Some("CREATED" | "RUNNING" | "COMPLETED"));
+    Ok(nodes.iter().filter(|o| o["query"].as_str() == Some(query)).filter(alive).max_by_key(|o| o["createdAt"].as_str().unwrap_or("").to_string()).cloned())
 }
 
 /// Wakes the operations being followed in this process when Shopify says one

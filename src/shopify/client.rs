@@ -43,6 +43,29 @@ impl Admin {
         }
     }
 
+    /// Runs a mutation that must not run twice (it starts something). Waits and
+    /// refusals that prove Shopify did not run it (the cost throttle, 429, a
+    /// refused connection) are retried as usual; an attempt that may have reached
+    /// Shopify — a timeout, a dropped connection, a 5xx — is not retried here but
+    /// answered [`Sent::Uncertain`], for the caller to look up what happened.
+    pub async fn mutate(&self, query: &str, variables: Value) -> Result<Sent> {
+        let body = json!({ "query": query, "variables": variables });
+        let attempt = || async {
+            match self.graphql_once(&body).await {
+                Attempt::Done(data) => Attempt::Done(Sent::Answered(data)),
+                Attempt::Failed { why, at_least } if never_ran(&why) => Attempt::Failed { why, at_least },
+                Attempt::Failed { why, .. } => Attempt::Done(Sent::Uncertain(why)),
+                Attempt::Wait { after } => Attempt::Wait { after },
+                Attempt::Fatal(e) => Attempt::Fatal(e),
+            }
+        };
+        match self.retry.drive(attempt).await {
+            Ok((sent, _)) => Ok(sent),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::GaveUp { attempts, last }) => bail!("Shopify at {} gave no answer after {attempts} attempts; last: {last}", crate::http::without_credentials(&self.endpoint)),
+        }
+    }
+
     /// One request, classified: the cost throttle is waited out as Shopify
     /// computes it; 429 (with `Retry-After`), 5xx and dropped connections are
     /// retried; a refused token or a GraphQL error stops at once.
@@ -123,6 +146,21 @@ impl Admin {
         file.flush()?;
         Ok(bytes)
     }
+}
+
+/// What a mutation sent with [`Admin::mutate`] gave.
+pub enum Sent {
+    /// Shopify's `data`.
+    Answered(Value),
+    /// No answer, though Shopify may have run it (why).
+    Uncertain(String),
+}
+
+/// Whether a failed attempt (as [`Admin::graphql_once`] words it) surely never
+/// ran: a 429 is refused before running, and a connection that was never made
+/// carried nothing.
+fn never_ran(why: &str) -> bool {
+    why.starts_with("429 ") || why.starts_with("could not connect")
 }
 
 fn short(text: &str) -> String {

@@ -240,6 +240,22 @@ fn bulk_queries_run_side_by_side_and_wait_for_a_free_slot() {
 }
 
 #[test]
+fn a_start_whose_answer_was_lost_follows_the_operation_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    // Two starts reach Shopify and start their operation, but their answers are
+    // lost on the way back (a 503, as after a gateway timeout).
+    fake.set_faults(Faults { lose_run_answers: 2, ..Faults::default() });
+    let report = shopify::fetch(&root_in(dir.path(), "r"), "test", &options(&fake, Mode::Historical, None)).unwrap();
+    assert_eq!(fake.faults().lose_run_answers, 0, "both answers were lost");
+    assert_eq!(fake.operations_started(), 4, "one operation per entity: a retry never started a second, orphaned one");
+    let landed = report.objects.values().sum::<u64>();
+    let again = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");
+    let clean = shopify::fetch(&root_in(dir.path(), "clean"), "test", &options(&again, Mode::Historical, None)).unwrap();
+    assert_eq!(landed, clean.objects.values().sum::<u64>(), "the operations followed gave every record");
+}
+
+#[test]
 fn an_api_version_out_of_support_is_answered_as_another_and_said_once() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Shopify::start(TOKEN, read_shop(&sample_dir()), "2025-12-01T00:00:00Z");

@@ -117,6 +117,9 @@ pub struct Faults {
     pub truncate: bool,
     /// How long a bulk operation runs (default 40 ms).
     pub operation_time: Option<Duration>,
+    /// The next N `bulkOperationRunQuery` calls start their operation, then
+    /// answer 503 (the answer lost on its way back, as after a timeout).
+    pub lose_run_answers: u32,
 }
 
 /// Customer fields behind protected-customer-data approval.
@@ -127,6 +130,8 @@ const SUPPORTED: &[&str] = &["2026-01", "2026-04", "2026-07", "2026-10"];
 
 struct Operation {
     id: String,
+    /// The bulk query it runs.
+    query: String,
     started: Instant,
     /// How long it runs (another app run's operations run longer).
     runs_for: Duration,
@@ -216,12 +221,17 @@ impl Shopify {
     }
 
     /// Starts `n` bulk operations of another run of the app, running for `runs_for`.
+    /// Bulk operations started so far (each holds a slot of the shop's while it runs).
+    pub fn operations_started(&self) -> usize {
+        self.shared.operations.lock().unwrap().len()
+    }
+
     pub fn occupy(&self, n: usize, runs_for: Duration) {
         let mut operations = self.shared.operations.lock().unwrap();
         for _ in 0..n {
             let id = format!("gid://shopify/BulkOperation/{}", 1000 + operations.len());
             let created_at = self.shared.clock.lock().unwrap().clone();
-            operations.push(Operation { id, started: Instant::now(), runs_for, created_at, jsonl: String::new(), objects: 0, roots: 0, fails: None });
+            operations.push(Operation { id, query: String::new(), started: Instant::now(), runs_for, created_at, jsonl: String::new(), objects: 0, roots: 0, fails: None });
         }
     }
 
@@ -334,11 +344,21 @@ fn answer(shared: &Shared, request: &Request, version: &str) -> Reply {
     let data = match (doc.operation.as_str(), top.name.as_str()) {
         ("mutation", "bulkOperationRunQuery") => run_bulk(shared, top, &variables, version),
         ("mutation", "webhookSubscriptionCreate") => subscribe(shared, top, &variables, version),
+        ("query", "bulkOperations") => Ok(recent(shared, version)),
         ("query", "bulkOperation") => poll(shared, top.arg("id", &variables).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
         ("query", "nodes") => nodes(shared, top, &variables),
         ("query", "node") => node(shared, top, &variables),
         (_, name) => return Reply::json(200, &json!({"errors": [{"message": format!("Field '{name}' doesn't exist on type 'QueryRoot'")}]})),
     };
+    let lost = doc.operation == "mutation" && top.name == "bulkOperationRunQuery" && data.is_ok() && {
+        let mut faults = shared.faults.lock().unwrap();
+        let lose = faults.lose_run_answers > 0;
+        faults.lose_run_answers = faults.lose_run_answers.saturating_sub(1);
+        lose
+    };
+    if lost {
+        return Reply::text(503, "Service Unavailable");
+    }
     match data {
         Ok(data) => Reply::json(200, &json!({"data": data, "extensions": {"cost": cost}})),
         Err(message) => Reply::json(200, &json!({"errors": [{"message": message}]})),
@@ -480,8 +500,18 @@ fn run_bulk(shared: &Shared, mutation: &Field, variables: &Value, version: &str)
     let created_at = shared.clock.lock().unwrap().clone();
     let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let runs_for = faults.operation_time.unwrap_or(Duration::from_millis(40));
-    operations.push(Operation { id: id.clone(), started: Instant::now(), runs_for, created_at: created_at.clone(), jsonl, objects: lines.len() as u64, roots: chosen.len() as u64, fails });
+    operations.push(Operation { id: id.clone(), query: inner.clone(), started: Instant::now(), runs_for, created_at: created_at.clone(), jsonl, objects: lines.len() as u64, roots: chosen.len() as u64, fails });
     Ok(json!({"bulkOperationRunQuery": {"bulkOperation": {"id": id, "status": "CREATED", "createdAt": created_at}, "userErrors": []}}))
+}
+
+/// `bulkOperations` (2026-01 on): the app's operations, newest first.
+fn recent(shared: &Shared, version: &str) -> Value {
+    if version < "2026-01" {
+        return json!({"bulkOperations": null});
+    }
+    let operations = shared.operations.lock().unwrap();
+    let nodes: Vec<Value> = operations.iter().rev().map(|o| json!({"id": o.id, "status": o.status(), "query": o.query, "createdAt": o.created_at})).collect();
+    json!({"bulkOperations": {"nodes": nodes}})
 }
 
 fn poll(shared: &Shared, id: String) -> Result<Value, String> {
