@@ -17,6 +17,8 @@
 //! [serve]                   # `shopfeat serve`; every field optional
 //! listen = "0.0.0.0:8080"
 //! debounce_ms = 2000
+//! max_event_bytes = 16384   # limits of the intake (README, "Live intake")
+//! pixel_quota_bytes = 268435456
 //!
 //! [[shops]]                 # a fleet: `serve` and `run --all` take every shop
 //! id = "shop1"
@@ -62,6 +64,23 @@ pub struct ServeConfig {
     pub jobs: Option<usize>,
     /// The largest request body accepted (bytes).
     pub max_body_bytes: Option<usize>,
+    /// The largest pixel event (bytes of its JSON; default 16 KiB).
+    pub max_event_bytes: Option<usize>,
+    /// The most events in one pixel batch (default 10,000).
+    pub max_pixel_events: Option<usize>,
+    /// What may wait in a shop's inbox before intake answers 429: webhook
+    /// deliveries (default 100,000 files, 1 GiB) and pixel batches (default
+    /// 20,000 files, 256 MiB), each on its own.
+    pub webhook_quota_files: Option<u64>,
+    pub webhook_quota_bytes: Option<u64>,
+    pub pixel_quota_files: Option<u64>,
+    pub pixel_quota_bytes: Option<u64>,
+    /// Requests of one route served at once (default 256; more get 503).
+    pub max_in_flight: Option<usize>,
+    /// The longest a request may take, body included (default 15 s; 408 after).
+    pub request_timeout_secs: Option<u64>,
+    /// Pixel posts per second per ingest token (default 50).
+    pub pixel_requests_per_sec: Option<f64>,
     /// Single-shop serve: the pixel ingest token (else SHOPFEAT_PIXEL_TOKEN).
     pub pixel_token: Option<Secret>,
     /// Single-shop serve: the storefront origins allowed to post pixel events
@@ -141,6 +160,29 @@ impl Secret {
     }
 }
 
+/// The fewest bytes a secret guarding an internet-facing endpoint may have (the
+/// webhook signing key, a pixel ingest token): shorter ones can be guessed.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+impl Secret {
+    /// Ok when the secret can guard an endpoint on the open internet: not empty,
+    /// not whitespace, at least [`MIN_SECRET_BYTES`] long. An empty HMAC key lets
+    /// anyone sign deliveries, so a weak secret is refused, never used. The error
+    /// names `source` (where the secret came from), never the value.
+    pub fn check_strong(&self, source: &str) -> Result<()> {
+        let why = if self.0.is_empty() {
+            "it is empty".to_string()
+        } else if self.0.trim().is_empty() {
+            "it is only whitespace".to_string()
+        } else if self.0.len() < MIN_SECRET_BYTES {
+            format!("it has {} bytes, fewer than {MIN_SECRET_BYTES}", self.0.len())
+        } else {
+            return Ok(());
+        };
+        anyhow::bail!("{source} cannot be used: {why} (give at least {MIN_SECRET_BYTES} random bytes, e.g. the output of `openssl rand -hex 32`)")
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
@@ -208,6 +250,22 @@ impl Config {
 /// `*_env` field).
 pub fn secret_from_env(var: &str) -> Option<Secret> {
     std::env::var(var).ok().filter(|v| !v.is_empty()).map(Secret)
+}
+
+/// A secret that guards one of `serve`'s endpoints: from the environment variable
+/// `var` when it is set and not empty, else the config file's `key`; `None` when
+/// neither gives one, an error when the one given is weak
+/// ([`Secret::check_strong`]), wherever it came from.
+pub fn guard_secret(var: &str, configured: Option<&Secret>, key: &str) -> Result<Option<Secret>> {
+    let (secret, source) = match std::env::var(var) {
+        Ok(v) if !v.is_empty() => (Secret(v), format!("the environment variable {var}")),
+        _ => match configured {
+            Some(s) => (s.clone(), format!("{key} in the config file")),
+            None => return Ok(None),
+        },
+    };
+    secret.check_strong(&source)?;
+    Ok(Some(secret))
 }
 
 /// A secret from the environment variable `var`, else from the config file.

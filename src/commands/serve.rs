@@ -75,7 +75,7 @@ pub struct ServeArgs {
 
 pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     let config = Config::load(global.config.as_deref())?;
-    let Some(secret) = config::secret("SHOPIFY_API_SECRET", config.shopify.api_secret.as_ref()) else {
+    let Some(secret) = config::guard_secret("SHOPIFY_API_SECRET", config.shopify.api_secret.as_ref(), "[shopify] api_secret")? else {
         bail!("no webhook secret: set SHOPIFY_API_SECRET (the app's API secret key) or [shopify] api_secret in the config file");
     };
     let root = DataRoot::open(&global.root)?;
@@ -96,6 +96,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     options.max_delay = Duration::from_secs(args.max_delay_secs).max(options.debounce);
     options.jobs = args.jobs.or(config.serve.jobs).unwrap_or(options.jobs);
     options.max_body = args.max_body_bytes.or(config.serve.max_body_bytes).unwrap_or(options.max_body);
+    limits(&mut options, &config.serve);
     options.as_of = args.as_of;
     options.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     options.public_url = args.public_url.clone();
@@ -107,6 +108,20 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     served?;
     Ok(Outcome::Success)
+}
+
+/// The intake's limits from `[serve]`, where it sets them.
+fn limits(options: &mut ServeOptions, c: &config::ServeConfig) {
+    let o = options;
+    o.max_event_bytes = c.max_event_bytes.unwrap_or(o.max_event_bytes);
+    o.max_pixel_events = c.max_pixel_events.unwrap_or(o.max_pixel_events);
+    o.webhook_quota.files = c.webhook_quota_files.unwrap_or(o.webhook_quota.files);
+    o.webhook_quota.bytes = c.webhook_quota_bytes.unwrap_or(o.webhook_quota.bytes);
+    o.pixel_quota.files = c.pixel_quota_files.unwrap_or(o.pixel_quota.files);
+    o.pixel_quota.bytes = c.pixel_quota_bytes.unwrap_or(o.pixel_quota.bytes);
+    o.max_in_flight = c.max_in_flight.unwrap_or(o.max_in_flight);
+    o.request_timeout = c.request_timeout_secs.map(Duration::from_secs).unwrap_or(o.request_timeout);
+    o.pixel_requests_per_sec = c.pixel_requests_per_sec.unwrap_or(o.pixel_requests_per_sec);
 }
 
 /// The one shop of `--shop` (single-shop mode).
@@ -127,7 +142,7 @@ fn single_shop(global: &Global, args: &ServeArgs, config: &Config, inbox: Inbox)
         gorse,
         pairs: args.pairs.options(),
         schedule: config.serve.schedule.as_deref().map(|s| schedule(&global.shop, s)).transpose()?,
-        pixel_token: config::secret("SHOPFEAT_PIXEL_TOKEN", config.serve.pixel_token.as_ref()),
+        pixel_token: config::guard_secret("SHOPFEAT_PIXEL_TOKEN", config.serve.pixel_token.as_ref(), "[serve] pixel_token")?,
         origins: origins(&config.serve.storefront_origins, domain.as_deref()),
         domain,
     };
@@ -146,7 +161,10 @@ fn fleet_shop(entry: &ShopEntry, config: &Config, inbox: Inbox) -> Result<ShopSp
         gorse: shop.gorse,
         pairs: shop.pairs,
         schedule: entry.schedule.as_deref().map(|s| schedule(&entry.id, s)).transpose()?,
-        pixel_token: entry.pixel_token_env.as_deref().and_then(config::secret_from_env),
+        pixel_token: match entry.pixel_token_env.as_deref() {
+            Some(var) => config::guard_secret(var, None, "").with_context(|| format!("shop {}", entry.id))?,
+            None => None,
+        },
         origins: origins(&entry.storefront_origins, shop.domain.as_deref()),
     };
     check(&spec);

@@ -86,6 +86,7 @@ impl Inbox {
     /// Writes `bytes` as `dir/name`: all of it or nothing, on disk before this
     /// returns.
     fn write_durably(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        crate::failpoint::hit("inbox-write")?;
         let incoming = self.dir.join(INCOMING);
         std::fs::create_dir_all(&incoming).with_context(|| format!("cannot create {}", incoming.display()))?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -163,6 +164,22 @@ impl Inbox {
         Ok(ready)
     }
 
+    /// What waits to land, by kind (one listing of the inbox).
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage::default();
+        if !self.dir.is_dir() {
+            return usage;
+        }
+        for file in self.pending(Duration::ZERO).unwrap_or_default() {
+            let bytes = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0);
+            match file.kind {
+                InputKind::Lines => usage.pixel.add(1, bytes),
+                InputKind::Payload => usage.webhooks.add(1, bytes),
+            }
+        }
+        usage
+    }
+
     /// How many files wait to land (for `/metrics` and `status`).
     pub fn depth(&self) -> usize {
         if !self.dir.is_dir() {
@@ -214,6 +231,28 @@ impl Inbox {
         }
         Ok(())
     }
+}
+
+/// Files and bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Amount {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Amount {
+    pub fn add(&mut self, files: u64, bytes: u64) {
+        self.files += files;
+        self.bytes += bytes;
+    }
+}
+
+/// What waits in an inbox: webhook deliveries and pixel batches apart (each has
+/// its own quota under `serve`, so a pixel flood never crowds out webhooks).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub webhooks: Amount,
+    pub pixel: Amount,
 }
 
 /// Makes a rename in `dir` durable.

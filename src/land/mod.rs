@@ -40,6 +40,10 @@ type ParquetBatches = polars::io::parquet::write::BatchedWriter<std::fs::File>;
 
 /// Rows buffered per raw table before they are written as a Parquet row group.
 const FLUSH_ROWS: usize = 64 * 1024;
+/// … or once their records' text reaches this many bytes, whichever comes
+/// first: a few huge records (a flood of 5 MB pixel events) must not pile up
+/// 64k rows deep in memory.
+const FLUSH_BYTES: usize = 32 << 20;
 /// Problems kept in the report word for word; beyond that they are only counted.
 const MAX_LISTED_PROBLEMS: usize = 1000;
 
@@ -146,7 +150,7 @@ impl<'a> Lander<'a> {
     fn reject(&mut self, file: &str, line: u64, entity: Option<RawEntity>, problem: String, record: String) -> Result<()> {
         self.rejected.push(file, line, entity.map_or("unknown", RawEntity::name), &problem, record);
         self.problem(file, line, entity, problem);
-        if self.rejected.len() >= FLUSH_ROWS {
+        if self.rejected.len() >= FLUSH_ROWS || self.rejected.bytes() >= FLUSH_BYTES {
             self.rejected.flush(self.root, &self.shop, &self.report.snapshot)?;
         }
         Ok(())
@@ -238,7 +242,7 @@ impl<'a> Lander<'a> {
                     self.reject(file, line_no, entity, e.to_string(), value.to_string())?;
                 }
             }
-            if line_no % 65536 == 0 {
+            if line_no % 65536 == 0 || self.buffers.bytes() >= FLUSH_BYTES {
                 self.flush(false)?;
             }
         }
@@ -305,7 +309,7 @@ impl<'a> Lander<'a> {
     fn flush(&mut self, all: bool) -> Result<()> {
         let mut buffers = std::mem::take(&mut self.buffers);
         for buffer in buffers.all() {
-            if buffer.len() == 0 || (!all && buffer.len() < FLUSH_ROWS) {
+            if buffer.len() == 0 || (!all && buffer.len() < FLUSH_ROWS && buffer.bytes() < FLUSH_BYTES) {
                 continue;
             }
             let entity = buffer.entity();

@@ -59,6 +59,8 @@ impl Source {
 pub trait RawBuffer {
     fn entity(&self) -> RawEntity;
     fn len(&self) -> usize;
+    /// Bytes of record text buffered (the bulk of a buffer's memory).
+    fn bytes(&self) -> usize;
     /// Takes the buffered rows out as a frame (origin columns first, then the row's).
     fn take_frame(&mut self) -> PolarsResult<DataFrame>;
 }
@@ -108,10 +110,11 @@ macro_rules! raw_table {
 
         /// Column buffer of the raw table, flushed to Parquet in batches.
         #[derive(Default)]
-        pub struct $buf { origins: Vec<(Origin, String)>, $($field: Vec<cell!($kind)>),* }
+        pub struct $buf { origins: Vec<(Origin, String)>, record_bytes: usize, $($field: Vec<cell!($kind)>),* }
 
         impl $buf {
             pub fn push(&mut self, origin: &Origin, record: String, row: $row) {
+                self.record_bytes += record.len();
                 self.origins.push((origin.clone(), record));
                 $(self.$field.push(row.$field);)*
             }
@@ -120,6 +123,7 @@ macro_rules! raw_table {
         impl RawBuffer for $buf {
             fn entity(&self) -> RawEntity { $entity }
             fn len(&self) -> usize { self.origins.len() }
+            fn bytes(&self) -> usize { self.record_bytes }
             fn take_frame(&mut self) -> PolarsResult<DataFrame> {
                 let taken = std::mem::take(self);
                 let mut columns = origin_columns(taken.origins)?;
@@ -274,6 +278,11 @@ pub struct RawBuffers {
 }
 
 impl RawBuffers {
+    /// Bytes of record text buffered across every table.
+    pub fn bytes(&mut self) -> usize {
+        self.all().iter().map(|b| b.bytes()).sum()
+    }
+
     pub fn all(&mut self) -> [&mut dyn RawBuffer; 10] {
         [
             &mut self.products, &mut self.variants, &mut self.media, &mut self.memberships,

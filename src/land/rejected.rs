@@ -15,6 +15,7 @@ pub(super) struct Rejected {
     entity: Vec<String>,
     reason: Vec<String>,
     record: Vec<String>,
+    record_bytes: usize,
     writer: Option<(StagedFile, ParquetBatches)>,
 }
 
@@ -28,6 +29,7 @@ impl Rejected {
         self.line.push(line as i64);
         self.entity.push(entity.to_string());
         self.reason.push(reason.to_string());
+        self.record_bytes += record.len();
         self.record.push(record);
     }
 
@@ -35,11 +37,16 @@ impl Rejected {
         self.record.len()
     }
 
+    pub(super) fn bytes(&self) -> usize {
+        self.record_bytes
+    }
+
     /// Writes the buffered records as a row group of the staged file.
     pub(super) fn flush(&mut self, root: &DataRoot, shop: &str, snapshot: &str) -> Result<()> {
         if self.record.is_empty() {
             return Ok(());
         }
+        self.record_bytes = 0;
         let frame = DataFrame::new_infer_height(vec![
             Column::new("file".into(), std::mem::take(&mut self.file)),
             Column::new("line".into(), std::mem::take(&mut self.line)),

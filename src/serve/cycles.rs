@@ -6,6 +6,10 @@
 //!   what changed to Gorse;
 //! - full: at the times of its cron schedule, the same with the shop's full
 //!   source (a historical fetch that also lands the inbox, or its local exports).
+//!   A time that falls while the shop is busy (debouncing, waiting for a slot,
+//!   in a cycle, locked by another process) is not skipped: the full cycle runs
+//!   as soon as the shop is free, before any incremental one, and missed times
+//!   collapse into that one run.
 //!
 //! At most `jobs` shops run a cycle at once (a semaphore); each cycle holds the
 //! shop's lock, so a `shopfeat run` started by hand or by a cron job never
@@ -92,13 +96,25 @@ async fn worker(state: Arc<AppState>, shop: String) {
     // After a failed cycle the next one runs even with an empty inbox: the
     // failed one may have landed the data and then failed to publish or export.
     let mut redo = false;
+    // Kept across loops (not recomputed from "now"), so a time that passed while
+    // the shop was busy is still due.
+    let next_after_now = || spec.schedule.as_ref().and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false).ok());
+    let mut next_full = next_after_now();
+    remember_publication(&state, &shop).await;
     loop {
-        let next_full = spec.schedule.as_ref().and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false).ok());
-        let until_full = next_full.map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default());
-        let kind = tokio::select! {
-            _ = waker.notified() => Kind::Incremental,
-            _ = sleep_or_never(until_full) => Kind::Full,
-            _ = stop.changed() => return,
+        // A due full cycle goes first: deliveries arriving back to back would
+        // otherwise always win (a waiting delivery is ready at once, a timer
+        // only at its next tick).
+        let due = next_full.is_some_and(|t| t <= chrono::Utc::now());
+        let kind = if due && !*stop.borrow() {
+            Kind::Full
+        } else {
+            let until_full = next_full.map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default());
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = sleep_or_never(until_full) => Kind::Full,
+                _ = waker.notified() => Kind::Incremental,
+            }
         };
         if kind == Kind::Incremental && !debounce(&waker, &mut stop, state.options.debounce, state.options.max_delay).await {
             return;
@@ -116,6 +132,15 @@ async fn worker(state: Arc<AppState>, shop: String) {
         // A panicking cycle is a failed one.
         let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, redo)).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
         drop(permit);
+        if kind == Kind::Full {
+            // Missed times collapse into the cycle that just ran (or failed); a
+            // locked-out one stays due and is tried again shortly.
+            next_full = match &outcome {
+                Outcome::Busy(_) => Some(chrono::Utc::now() + chrono::Duration::from_std(RETRY_AFTER).unwrap_or_default()),
+                _ => next_after_now(),
+            };
+        }
+
         let seconds = started.elapsed().as_secs_f64();
         let (label, retry) = match &outcome {
             Outcome::Ran => {
@@ -125,7 +150,7 @@ async fn worker(state: Arc<AppState>, shop: String) {
             }
             Outcome::Nothing => continue,
             Outcome::Busy(why) if kind == Kind::Full => {
-                tracing::info!("shop {shop}: {why}; the full cycle is skipped until its next time");
+                tracing::info!("shop {shop}: {why}; the full cycle stays due and is tried again in {RETRY_AFTER:?}");
                 ("busy", None)
             }
             Outcome::Busy(why) => {
@@ -156,6 +181,20 @@ async fn worker(state: Arc<AppState>, shop: String) {
             });
         }
     }
+}
+
+/// Reads when `shop`'s current generation was published (once, at start; each
+/// cycle then says so itself), for `/metrics`.
+async fn remember_publication(state: &Arc<AppState>, shop: &str) {
+    let (reader, shop) = (state.clone(), shop.to_string());
+    let _ = tokio::task::spawn_blocking(move || {
+        let root = DataRoot::open(&reader.options.root).ok()?;
+        let pointer = crate::sinks::generation::current(&root, &crate::sinks::parquet::features_dir(&shop)).ok()??;
+        let at = chrono::DateTime::parse_from_rfc3339(&pointer.published_at).ok()?;
+        reader.published.lock().expect("published").insert(shop, at.with_timezone(&chrono::Utc));
+        Some(())
+    })
+    .await;
 }
 
 async fn sleep_or_never(duration: Option<Duration>) {
@@ -216,6 +255,12 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
     let result = pipeline::run(&root, &spec.id, &options);
+    // What waits in the inbox now (one listing), and when the features were
+    // published, for `/metrics` — said before the run history says "done".
+    state.set_usage(&spec.id, spec.inbox.usage());
+    if result.as_ref().is_ok_and(|r| r.compute.generation.is_some()) {
+        state.published.lock().expect("published").insert(spec.id.clone(), chrono::Utc::now());
+    }
     let why = match &result {
         Ok(report) => report.failed.clone(),
         Err(e) => Some(format!("{e:#}")),

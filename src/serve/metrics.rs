@@ -3,7 +3,11 @@
 //! - `shopfeat_http_requests_total{route,status}`
 //! - `shopfeat_webhook_deliveries_total{shop,outcome}`: written, duplicate, ignored
 //! - `shopfeat_pixel_events_total{shop}`
+//! - `shopfeat_refusals_total{route,reason}`: requests refused, by why (signature,
+//!   unknown_shop, origin, token, bad_request, too_large, too_many_events,
+//!   event_too_large, quota, rate, busy, timeout)
 //! - `shopfeat_inbox_files{shop}`: deliveries and batches waiting to land
+//! - `shopfeat_inbox_bytes{shop,kind}`: their bytes (webhook, pixel)
 //! - `shopfeat_cycles_total{shop,kind,outcome}`: incremental / full; ok, failed, busy
 //! - `shopfeat_cycle_duration_seconds{shop,kind}`
 //! - `shopfeat_cycle_queue{shop}`: 1 while a shop has data waiting for its cycle
@@ -21,6 +25,18 @@ use std::sync::atomic::AtomicU64;
 pub struct RequestLabels {
     pub route: String,
     pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboxLabels {
+    pub shop: String,
+    pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,9 +68,11 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    pub refusals: Family<RefusalLabels, Counter>,
     pub deliveries: Family<OutcomeLabels, Counter>,
     pub pixel_events: Family<ShopLabels, Counter>,
     pub inbox_files: Family<ShopLabels, Gauge>,
+    pub inbox_bytes: Family<InboxLabels, Gauge>,
     pub cycles: Family<CycleOutcomeLabels, Counter>,
     pub cycle_seconds: HistogramFamily<CycleLabels>,
     pub queued: Family<ShopLabels, Gauge>,
@@ -71,9 +89,11 @@ impl Metrics {
         let mut registry = Registry::with_prefix("shopfeat");
         let m = Metrics {
             requests: Family::default(),
+            refusals: Family::default(),
             deliveries: Family::default(),
             pixel_events: Family::default(),
             inbox_files: Family::default(),
+            inbox_bytes: Family::default(),
             cycles: Family::default(),
             cycle_seconds: Family::new_with_constructor(cycle_histogram as fn() -> Histogram),
             queued: Family::default(),
@@ -81,9 +101,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
+        registry.register("refusals", "Requests refused, by route and reason", m.refusals.clone());
         registry.register("webhook_deliveries", "Webhook deliveries by outcome (written, duplicate, ignored)", m.deliveries.clone());
         registry.register("pixel_events", "Web-pixel events written to the inbox", m.pixel_events.clone());
         registry.register("inbox_files", "Files waiting in the shop's inbox", m.inbox_files.clone());
+        registry.register("inbox_bytes", "Bytes waiting in the shop's inbox, by kind (webhook, pixel)", m.inbox_bytes.clone());
         registry.register("cycles", "Cycles by kind (incremental, full) and outcome (ok, failed, busy)", m.cycles.clone());
         registry.register("cycle_duration_seconds", "Duration of cycles", m.cycle_seconds.clone());
         registry.register("cycle_queue", "1 while the shop has data waiting for a cycle", m.queued.clone());
@@ -100,6 +122,18 @@ impl Metrics {
 
     pub fn request(&self, route: &str, status: u16) {
         self.requests.get_or_create(&RequestLabels { route: route.to_string(), status }).inc();
+    }
+
+    pub fn refusal(&self, route: &str, reason: &str) {
+        self.refusals.get_or_create(&RefusalLabels { route: route.to_string(), reason: reason.to_string() }).inc();
+    }
+
+    /// The inbox gauges of `shop` from what is known to wait in it.
+    pub fn inbox(&self, shop: &str, usage: &crate::land::inbox::Usage) {
+        self.inbox_files.get_or_create(&ShopLabels { shop: shop.to_string() }).set((usage.webhooks.files + usage.pixel.files) as i64);
+        for (kind, amount) in [("webhook", usage.webhooks), ("pixel", usage.pixel)] {
+            self.inbox_bytes.get_or_create(&InboxLabels { shop: shop.to_string(), kind: kind.to_string() }).set(amount.bytes as i64);
+        }
     }
 
     pub fn delivery(&self, shop: &str, outcome: &str) {

@@ -15,6 +15,14 @@
 //! whatever the cycles are doing (back-pressure is a longer inbox, visible in
 //! `/metrics` and `shopfeat status`). Cycles run one at a time per shop under
 //! the shop's lock ([`crate::lock`]), at most `jobs` shops at once ([`cycles`]).
+//!
+//! The server faces the internet, so everything it takes is bounded: bodies
+//! (`max_body`), pixel events (`max_event_bytes` each, `max_pixel_events` per
+//! batch), what waits in each shop's inbox (separate quotas for webhooks and
+//! pixel batches: 429 with `Retry-After` past them), requests in flight per route
+//! (503 past it) and their time (408), and pixel posts per token and second
+//! (429). Probes answer from state the server keeps, never from a fresh walk of
+//! the data root.
 
 pub mod cycles;
 pub mod metrics;
@@ -25,7 +33,7 @@ pub use webhook::{sign, verify_hmac};
 
 use crate::config::Secret;
 use crate::features::pairs::PairOptions;
-use crate::land::inbox::Inbox;
+use crate::land::inbox::{Amount, Inbox, Usage};
 use crate::pipeline::Source;
 use crate::sinks::gorse;
 use anyhow::{Context, Result};
@@ -37,7 +45,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// One shop `serve` takes deliveries for.
 #[derive(Debug, Clone)]
@@ -77,6 +86,19 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// The largest number of events in one pixel batch.
     pub max_pixel_events: usize,
+    /// The largest pixel event (its compact JSON), in bytes.
+    pub max_event_bytes: usize,
+    /// What may wait in a shop's inbox, webhook deliveries and pixel batches
+    /// apart: past it, 429 with `Retry-After` until a cycle lands the backlog.
+    pub webhook_quota: Amount,
+    pub pixel_quota: Amount,
+    /// Requests of one route (webhooks, pixel, probes) being served at once;
+    /// more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// The longest a request may take, its body included (408 after).
+    pub request_timeout: Duration,
+    /// Pixel posts per second per ingest token (a burst of one second's worth).
+    pub pixel_requests_per_sec: f64,
     /// `T` of every cycle (tests, replays); default: the time the cycle starts.
     pub as_of: Option<i64>,
     /// How long SIGTERM waits for running cycles before the process exits (they
@@ -99,6 +121,12 @@ impl ServeOptions {
             jobs: 2,
             max_body: 5 << 20,
             max_pixel_events: 10_000,
+            max_event_bytes: 16 << 10,
+            webhook_quota: Amount { files: 100_000, bytes: 1 << 30 },
+            pixel_quota: Amount { files: 20_000, bytes: 256 << 20 },
+            max_in_flight: 256,
+            request_timeout: Duration::from_secs(15),
+            pixel_requests_per_sec: 50.0,
             as_of: None,
             shutdown_grace: Duration::from_secs(20),
             public_url: None,
@@ -112,10 +140,80 @@ pub(crate) struct AppState {
     pub shops: HashMap<String, ShopSpec>,
     /// Shop id by `X-Shopify-Shop-Domain`.
     pub by_domain: HashMap<String, String>,
-    /// Webhook ids already written, per shop (Shopify retries and replays).
+    /// Webhook ids already written or being written, per shop (Shopify retries
+    /// and replays).
     pub seen: Mutex<webhook::SeenIds>,
     pub metrics: metrics::Metrics,
     pub cycles: cycles::Cycles,
+    /// What waits in each shop's inbox: counted up as files are written, set
+    /// from a listing after each cycle (so requests and scrapes never list).
+    pub usage: HashMap<String, Mutex<Usage>>,
+    /// When each shop's current generation was published, as last seen.
+    pub published: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    /// The data root's last probe (`/healthz`).
+    pub health: Mutex<Health>,
+    /// Requests being served, per route.
+    in_flight: HashMap<&'static str, Arc<Semaphore>>,
+    /// Pixel posts per token.
+    pub pixel_rate: pixel::RateLimiter,
+}
+
+/// What the last probe of the data root found.
+#[derive(Debug, Clone)]
+pub enum Health {
+    NotProbedYet,
+    Ok { at: Instant },
+    Failed { at: Instant, why: String },
+}
+
+/// How often the data root is probed for `/healthz`.
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(10);
+
+impl AppState {
+    /// Counts `amount` into what waits in `shop`'s inbox (a file just written).
+    pub(crate) fn add_usage(&self, shop: &str, pixel: bool, bytes: u64) {
+        let mut usage = self.usage[shop].lock().expect("usage");
+        if pixel { usage.pixel.add(1, bytes) } else { usage.webhooks.add(1, bytes) }
+        self.metrics.inbox(shop, &usage);
+    }
+
+    /// Whether one more file of `bytes` fits `shop`'s quota of its kind.
+    pub(crate) fn fits_quota(&self, shop: &str, pixel: bool, bytes: u64) -> bool {
+        let usage = *self.usage[shop].lock().expect("usage");
+        let (now, quota) = if pixel { (usage.pixel, self.options.pixel_quota) } else { (usage.webhooks, self.options.webhook_quota) };
+        now.files < quota.files && now.bytes + bytes <= quota.bytes
+    }
+
+    /// When a client refused for the quota should try again: once a cycle has
+    /// had time to land the backlog.
+    pub(crate) fn quota_retry_after(&self) -> Duration {
+        self.options.max_delay + Duration::from_secs(5)
+    }
+
+    /// Sets what waits in `shop`'s inbox from a listing.
+    pub(crate) fn set_usage(&self, shop: &str, usage: Usage) {
+        *self.usage[shop].lock().expect("usage") = usage;
+        self.metrics.inbox(shop, &usage);
+    }
+}
+
+/// Why a request was refused, carried on its response for the refusal metric.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refusal(pub &'static str);
+
+/// A refusal: `status` with `message`, counted by `reason`.
+pub(crate) fn refuse(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Response {
+    let mut response = (status, message.into()).into_response();
+    response.extensions_mut().insert(Refusal(reason));
+    response
+}
+
+/// A refusal that tells the client when to come back.
+pub(crate) fn refuse_for(status: StatusCode, reason: &'static str, message: impl Into<String>, retry_after: Duration) -> Response {
+    let mut response = refuse(status, reason, message);
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+    response
 }
 
 /// Serves until SIGTERM or Ctrl-C (or `shutdown` resolves): binds `listen`, then
@@ -128,9 +226,19 @@ pub async fn serve(options: ServeOptions, bound: Option<tokio::sync::oneshot::Se
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
-    subscribe_bulk_finish(&state).await;
+    // The listener answers at once: subscriptions (each with its retries) and
+    // the probes run beside it.
+    let subscriptions = tokio::spawn(subscribe_bulk_finish(state.clone()));
+    let stop_probing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = probe_health(state.clone(), stop_probing.clone());
     let workers = cycles::start(state.clone());
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await.context("the HTTP server failed")?;
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await.context("the HTTP server failed");
+    stop_probing.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || prober.join()).await;
+    if tokio::time::timeout(state.options.shutdown_grace, subscriptions).await.is_err() {
+        tracing::warn!("webhook subscriptions still running after {:?}: left unfinished", state.options.shutdown_grace);
+    }
+    served?;
     // Every accepted delivery is written (handlers ran to their end); now let
     // running cycles finish, up to the grace period.
     tracing::info!("stopped accepting requests; waiting up to {:?} for running cycles", state.options.shutdown_grace);
@@ -144,7 +252,7 @@ pub async fn serve(options: ServeOptions, bound: Option<tokio::sync::oneshot::Se
 /// Subscribes every shop fetched from Shopify to `bulk_operations/finish` at
 /// the public URL, so its full cycles' fetches stop polling as soon as Shopify
 /// says an operation finished. A refusal is logged: polling still works.
-async fn subscribe_bulk_finish(state: &AppState) {
+async fn subscribe_bulk_finish(state: Arc<AppState>) {
     let Some(public) = &state.options.public_url else { return };
     let endpoint = format!("{}/webhooks/shopify", public.trim_end_matches('/'));
     for spec in state.shops.values() {
@@ -166,11 +274,46 @@ pub async fn termination() {
     }
 }
 
+/// Probes the data root every [`HEALTH_PROBE_EVERY`] with one client, on a
+/// thread of its own (an object-store client blocks), and keeps what it found for
+/// `/healthz`; ends when `stop` is set.
+fn probe_health(state: Arc<AppState>, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut root: Option<crate::storage::DataRoot> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if root.is_none() {
+                match crate::storage::DataRoot::open(&state.options.root) {
+                    Ok(r) => root = Some(r),
+                    Err(e) => *state.health.lock().expect("health") = Health::Failed { at: Instant::now(), why: format!("{e:#}") },
+                }
+            }
+            if let Some(r) = &root {
+                let health = match r.get("healthz-probe") {
+                    Ok(_) => Health::Ok { at: Instant::now() },
+                    Err(e) => Health::Failed { at: Instant::now(), why: format!("{e:#}") },
+                };
+                *state.health.lock().expect("health") = health;
+            }
+            let next = Instant::now() + HEALTH_PROBE_EVERY;
+            while Instant::now() < next && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    })
+}
+
 fn app_state(options: ServeOptions) -> Result<AppState> {
+    // Weak secrets fail open (an empty HMAC key lets anyone sign deliveries):
+    // refused here too, for callers that build the options themselves.
+    options.secret.check_strong("the webhook secret (SHOPIFY_API_SECRET or [shopify] api_secret)")?;
     let mut shops = HashMap::new();
     let mut by_domain = HashMap::new();
     let mut seen = webhook::SeenIds::default();
+    let mut usage = HashMap::new();
     for spec in &options.shops {
+        if let Some(token) = &spec.pixel_token {
+            token.check_strong(&format!("the pixel ingest token of shop {}", spec.id))?;
+        }
         let removed = spec.inbox.remove_litter()?;
         if removed > 0 {
             tracing::info!("removed {removed} half-written inbox files of shop {} (never acknowledged)", spec.id);
@@ -179,12 +322,44 @@ fn app_state(options: ServeOptions) -> Result<AppState> {
             by_domain.insert(domain.to_ascii_lowercase(), spec.id.clone());
         }
         for id in spec.inbox.seen_webhook_ids()? {
-            seen.claim(&spec.id, &id);
+            seen.remember(&spec.id, &id);
         }
+        usage.insert(spec.id.clone(), Mutex::new(spec.inbox.usage()));
         shops.insert(spec.id.clone(), spec.clone());
     }
     let cycles = cycles::Cycles::new(options.jobs, shops.keys());
-    Ok(AppState { options, shops, by_domain, seen: Mutex::new(seen), metrics: metrics::Metrics::new(), cycles })
+    let metrics = metrics::Metrics::new();
+    for (shop, u) in &usage {
+        metrics.inbox(shop, &u.lock().expect("usage"));
+    }
+    let in_flight = ROUTES.iter().map(|r| (*r, Arc::new(Semaphore::new(options.max_in_flight.max(1))))).collect();
+    let pixel_rate = pixel::RateLimiter::new(options.pixel_requests_per_sec);
+    Ok(AppState {
+        options,
+        shops,
+        by_domain,
+        seen: Mutex::new(seen),
+        metrics,
+        cycles,
+        usage,
+        published: Mutex::new(HashMap::new()),
+        health: Mutex::new(Health::NotProbedYet),
+        in_flight,
+        pixel_rate,
+    })
+}
+
+/// The routes, as metrics and limits name them.
+const ROUTES: [&str; 5] = ["webhook", "pixel", "healthz", "metrics", "other"];
+
+fn route_of(path: &str) -> &'static str {
+    match path {
+        "/webhooks/shopify" => "webhook",
+        "/healthz" => "healthz",
+        "/metrics" => "metrics",
+        p if p.starts_with("/pixel/") => "pixel",
+        _ => "other",
+    }
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -194,62 +369,53 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .layer(DefaultBodyLimit::max(state.options.max_body))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
-/// Counts every request by route and status.
-async fn count_requests(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let route = match path {
-        "/webhooks/shopify" => "webhook",
-        "/healthz" => "healthz",
-        "/metrics" => "metrics",
-        p if p.starts_with("/pixel/") => "pixel",
-        _ => "other",
+/// Every request: at most `max_in_flight` at once per route (503 past it),
+/// at most `request_timeout` long (408), counted by route and status, and by
+/// reason when refused.
+async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = route_of(request.uri().path());
+    let response = match state.in_flight[route].clone().try_acquire_owned() {
+        Err(_) => refuse_for(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many requests in flight\n", Duration::from_secs(1)),
+        Ok(_permit) => match tokio::time::timeout(state.options.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            // (A webhook's write goes on to its end: it runs apart from the request.)
+            Err(_) => refuse(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long\n"),
+        },
     };
-    let response = next.run(request).await;
-    state.metrics.request(route, response.status().as_u16());
+    let status = response.status();
+    match response.extensions().get::<Refusal>() {
+        Some(Refusal(reason)) => state.metrics.refusal(route, reason),
+        // axum's own refusals: the body limit, a malformed request.
+        None if status == StatusCode::PAYLOAD_TOO_LARGE => state.metrics.refusal(route, "too_large"),
+        None if status.is_client_error() && route != "other" => state.metrics.refusal(route, "bad_request"),
+        None => {}
+    }
+    state.metrics.request(route, status.as_u16());
     response
 }
 
-/// 200 when the data root answers (a read of a shop's generation pointer), 503
-/// otherwise.
+/// 200 while the last probe of the data root (every 10 s, in the background)
+/// answered, 503 once it failed; nothing is opened or read per request.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let root = state.options.root.clone();
-    let probe = tokio::task::spawn_blocking(move || crate::storage::DataRoot::open(&root).and_then(|r| r.get("healthz-probe").map(|_| ()))).await;
-    match probe {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("data root unreachable: {e:#}\n")).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("health check failed: {e}\n")).into_response(),
+    let health = state.health.lock().expect("health").clone();
+    match health {
+        Health::NotProbedYet => (StatusCode::OK, "ok (the data root is being probed)\n").into_response(),
+        Health::Ok { at } => (StatusCode::OK, format!("ok (data root answered {:.0} s ago)\n", at.elapsed().as_secs_f64())).into_response(),
+        Health::Failed { at, why } => (StatusCode::SERVICE_UNAVAILABLE, format!("data root unreachable {:.0} s ago: {why}\n", at.elapsed().as_secs_f64())).into_response(),
     }
 }
 
-/// The metrics, with the gauges read now: inbox depth and feature age per shop.
+/// The metrics; the gauges come from what the server keeps (inbox usage,
+/// publication times), never from a listing per scrape.
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let reader = state.clone();
-    let readings = tokio::task::spawn_blocking(move || {
-        let root = crate::storage::DataRoot::open(&reader.options.root).ok();
-        let now = chrono::Utc::now();
-        reader
-            .shops
-            .values()
-            .map(|spec| {
-                let age = root.as_ref().and_then(|r| crate::sinks::generation::current(r, &crate::sinks::parquet::features_dir(&spec.id)).ok().flatten()).and_then(|p| {
-                    chrono::DateTime::parse_from_rfc3339(&p.published_at).ok().map(|t| (now - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
-                });
-                (spec.id.clone(), spec.inbox.depth(), age)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
-    for (shop, depth, age) in readings {
-        let labels = metrics::ShopLabels { shop };
-        state.metrics.inbox_files.get_or_create(&labels).set(depth as i64);
-        if let Some(age) = age {
-            state.metrics.feature_age.get_or_create(&labels).set(age);
-        }
+    let now = chrono::Utc::now();
+    for (shop, published) in state.published.lock().expect("published").iter() {
+        let age = (now - *published).num_milliseconds() as f64 / 1000.0;
+        state.metrics.feature_age.get_or_create(&metrics::ShopLabels { shop: shop.clone() }).set(age);
     }
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode()).into_response()
 }

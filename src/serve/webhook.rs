@@ -3,18 +3,22 @@
 //! In order: the signature (`X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the
 //! raw body keyed with the app's API secret, compared in constant time) → 401;
 //! the shop (`X-Shopify-Shop-Domain`, a configured shop) → 404; a replay
-//! (`X-Shopify-Webhook-Id` seen before) → 200, not written again; the topic
+//! (`X-Shopify-Webhook-Id` written before) → 200, not written again, and one
+//! arriving while its first copy is being written waits for that write; past
+//! the shop's webhook quota → 429; the topic
 //! (`X-Shopify-Topic`): `bulk_operations/finish` wakes the fetch following that
 //! operation, topics the landing does not read are acknowledged and dropped,
 //! the others are written durably to the shop's inbox → 200. An oversized body
 //! is refused (413) before any of this, so nothing refused is written anywhere.
 
-use super::AppState;
+use super::{refuse, refuse_for, AppState};
 use crate::config::Secret;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Shopify's signature of `body`: base64 of its HMAC-SHA256 under `secret`.
@@ -34,87 +38,159 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
-pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let signed = header(&headers, "x-shopify-hmac-sha256").is_some_and(|h| verify_hmac(&state.options.secret, &body, h));
     if !signed {
         tracing::warn!("refused a webhook delivery with a missing or wrong signature");
-        return (StatusCode::UNAUTHORIZED, "invalid signature\n");
+        return refuse(StatusCode::UNAUTHORIZED, "signature", "invalid signature\n");
     }
     let Some(domain) = header(&headers, "x-shopify-shop-domain") else {
-        return (StatusCode::BAD_REQUEST, "missing X-Shopify-Shop-Domain\n");
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "missing X-Shopify-Shop-Domain\n");
     };
     let Some(shop) = state.by_domain.get(&domain.to_ascii_lowercase()).cloned() else {
         tracing::warn!("refused a webhook delivery for {domain}, which is not a configured shop");
-        return (StatusCode::NOT_FOUND, "unknown shop\n");
+        return refuse(StatusCode::NOT_FOUND, "unknown_shop", "unknown shop\n");
     };
     let (Some(topic), Some(webhook_id)) = (header(&headers, "x-shopify-topic"), header(&headers, "x-shopify-webhook-id")) else {
-        return (StatusCode::BAD_REQUEST, "missing X-Shopify-Topic or X-Shopify-Webhook-Id\n");
+        return refuse(StatusCode::BAD_REQUEST, "bad_request", "missing X-Shopify-Topic or X-Shopify-Webhook-Id\n");
     };
     let (topic, webhook_id) = (topic.to_string(), webhook_id.to_string());
-    if !state.seen.lock().expect("seen ids").claim(&shop, &webhook_id) {
-        state.metrics.delivery(&shop, "duplicate");
-        return (StatusCode::OK, "already received\n");
+    // A redelivery while the first copy is being written waits for that write:
+    // acknowledged once it is on disk, written again if it failed.
+    loop {
+        let claim = state.seen.lock().expect("seen ids").claim(&shop, &webhook_id);
+        match claim {
+            Claim::New => break,
+            Claim::Done => {
+                state.metrics.delivery(&shop, "duplicate");
+                return (StatusCode::OK, "already received\n").into_response();
+            }
+            Claim::Pending(mut outcome) => {
+                let _ = outcome.wait_for(|o| o.is_some()).await;
+            }
+        }
     }
     if topic == "bulk_operations/finish" {
         // The delivery itself holds no records: it only says polling can stop.
+        state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, true);
         crate::shopify::bulk::operation_finished();
         state.metrics.delivery(&shop, "bulk_finished");
-        return (StatusCode::OK, "ok\n");
+        return (StatusCode::OK, "ok\n").into_response();
     }
     if !crate::land::webhooks::lands_topic(&topic) {
         tracing::debug!("ignored a {topic} delivery for shop {shop}: no feature reads it");
+        state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, true);
         state.metrics.delivery(&shop, "ignored");
-        return (StatusCode::OK, "ignored\n");
+        return (StatusCode::OK, "ignored\n").into_response();
     }
+    if !state.fits_quota(&shop, false, body.len() as u64) {
+        state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, false);
+        tracing::warn!("shop {shop}: the inbox's webhook quota is full; refusing a {topic} delivery until a cycle lands the backlog");
+        return refuse_for(StatusCode::TOO_MANY_REQUESTS, "quota", "the shop's inbox is full; try again later\n", state.quota_retry_after());
+    }
+    // The write runs to its end apart from this request: if Shopify hangs up
+    // (its 5 s timeout), the delivery is still written, or its id released.
+    let written = tokio::spawn(write_delivery(state.clone(), shop, topic, webhook_id, body));
+    match written.await {
+        Ok(true) => (StatusCode::OK, "ok\n").into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the delivery\n").into_response(),
+    }
+}
+
+/// Writes one delivery durably and settles its id: remembered once written,
+/// released when the write failed (not acknowledged, so Shopify retries it).
+async fn write_delivery(state: Arc<AppState>, shop: String, topic: String, webhook_id: String, body: Bytes) -> bool {
     let inbox = state.shops[&shop].inbox.clone();
+    let bytes = body.len() as u64;
     let written = {
         let (topic, webhook_id) = (topic.clone(), webhook_id.clone());
         tokio::task::spawn_blocking(move || inbox.write_webhook(&topic, &webhook_id, &body)).await.map_err(anyhow::Error::from).and_then(|w| w)
     };
+    state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, written.is_ok());
     match written {
         Ok(_) => {
+            state.add_usage(&shop, false, bytes);
             state.metrics.delivery(&shop, "written");
             state.cycles.wake(&shop);
-            (StatusCode::OK, "ok\n")
+            true
         }
         Err(e) => {
-            // Not acknowledged, so Shopify retries it; the id is free again.
             tracing::error!("cannot write a {topic} delivery of shop {shop} to its inbox: {e:#}");
-            state.seen.lock().expect("seen ids").release(&shop, &webhook_id);
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the delivery\n")
+            false
         }
     }
 }
 
+/// What a webhook id is to the server.
+pub(crate) enum Claim {
+    /// Never seen: the caller writes it (and then [`SeenIds::finish`]es it).
+    New,
+    /// Written before.
+    Done,
+    /// Being written by another request: its outcome (`Some(written)`) arrives here.
+    Pending(tokio::sync::watch::Receiver<Option<bool>>),
+}
+
 /// The webhook ids received per shop, the most recent [`SeenIds::CAPACITY`] of
 /// each (Shopify retries a delivery for up to 48 hours; a replay older than what
-/// is remembered is written again, which normalization deduplicates).
+/// is remembered is written again, which normalization deduplicates), and those
+/// being written.
 #[derive(Default)]
 pub(crate) struct SeenIds {
-    per_shop: std::collections::HashMap<String, (std::collections::HashSet<String>, std::collections::VecDeque<String>)>,
+    per_shop: HashMap<String, ShopIds>,
+}
+
+#[derive(Default)]
+struct ShopIds {
+    done: HashSet<String>,
+    order: VecDeque<String>,
+    pending: HashMap<String, tokio::sync::watch::Sender<Option<bool>>>,
 }
 
 impl SeenIds {
     pub const CAPACITY: usize = 500_000;
 
-    pub fn claim(&mut self, shop: &str, id: &str) -> bool {
-        let (set, order) = self.per_shop.entry(shop.to_string()).or_default();
-        if !set.insert(id.to_string()) {
-            return false;
+    /// Claims `id` for writing, unless it is written or being written.
+    pub fn claim(&mut self, shop: &str, id: &str) -> Claim {
+        let ids = self.per_shop.entry(shop.to_string()).or_default();
+        if ids.done.contains(id) {
+            return Claim::Done;
         }
-        order.push_back(id.to_string());
-        if order.len() > Self::CAPACITY {
-            if let Some(oldest) = order.pop_front() {
-                set.remove(&oldest);
-            }
+        if let Some(writing) = ids.pending.get(id) {
+            return Claim::Pending(writing.subscribe());
         }
-        true
+        ids.pending.insert(id.to_string(), tokio::sync::watch::channel(None).0);
+        Claim::New
     }
 
-    pub fn release(&mut self, shop: &str, id: &str) {
-        if let Some((set, order)) = self.per_shop.get_mut(shop) {
-            set.remove(id);
-            order.retain(|o| o != id);
+    /// The claim of `id` ends: remembered when `written`, free again when not;
+    /// requests waiting on it learn which.
+    pub fn finish(&mut self, shop: &str, id: &str, written: bool) {
+        let ids = self.per_shop.entry(shop.to_string()).or_default();
+        if let Some(waiting) = ids.pending.remove(id) {
+            waiting.send_replace(Some(written));
+        }
+        if written {
+            ids.remember(id);
+        }
+    }
+
+    /// `id` was written before this process started.
+    pub fn remember(&mut self, shop: &str, id: &str) {
+        self.per_shop.entry(shop.to_string()).or_default().remember(id);
+    }
+}
+
+impl ShopIds {
+    fn remember(&mut self, id: &str) {
+        if !self.done.insert(id.to_string()) {
+            return;
+        }
+        self.order.push_back(id.to_string());
+        if self.order.len() > SeenIds::CAPACITY {
+            if let Some(oldest) = self.order.pop_front() {
+                self.done.remove(&oldest);
+            }
         }
     }
 }

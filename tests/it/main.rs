@@ -33,6 +33,7 @@ mod safety;
 mod sample;
 mod search_features;
 mod serve;
+mod serve_hardening;
 mod session_features;
 mod shopify_fake;
 mod status;
