@@ -24,6 +24,13 @@ use std::time::Duration;
 /// changed to Gorse; a shop's `schedule` (cron, UTC) runs full cycles (a
 /// historical fetch, or its configured inputs).
 ///
+/// Everything it takes is bounded (`[serve]` in the config file: max_event_bytes,
+/// max_pixel_events, pixel_requests_per_sec, pixel_quota_files/_bytes,
+/// webhook_quota_files/_bytes, max_in_flight, request_timeout_secs): past a
+/// limit it answers 413, 429 or 503 (with Retry-After) or 408, and `/metrics`
+/// counts refusals by reason. The API secret and pixel tokens must have at
+/// least 16 bytes; a weak one is refused at start.
+///
 /// Shops: every `[[shops]]` of the config file, or the one shop `--shop` with
 /// `--shop-domain` (its pixel token from SHOPFEAT_PIXEL_TOKEN or `[serve]
 /// pixel_token`). SIGTERM stops accepting, finishes in-flight writes and lets

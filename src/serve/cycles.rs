@@ -140,7 +140,6 @@ async fn worker(state: Arc<AppState>, shop: String) {
                 _ => next_after_now(),
             };
         }
-
         let seconds = started.elapsed().as_secs_f64();
         let (label, retry) = match &outcome {
             Outcome::Ran => {
