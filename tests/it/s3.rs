@@ -175,10 +175,10 @@ fn a_run_frozen_past_its_lease_publishes_nothing_after_another_run_took_over() {
     let first = shopfeat(&moto, root, &["-q", "run", "data/sample"]).output().unwrap();
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
 
-    // A run whose lease is 1.5 s freezes (SIGSTOP: every thread, its lock
+    // A run whose lease is 3 s freezes (SIGSTOP: every thread, its lock
     // renewer too) just before it would make its generation current.
     let mut frozen = shopfeat(&moto, root, &["run", "data/sample"])
-        .env("SHOPFEAT_LOCK_LEASE_MS", "1500")
+        .env("SHOPFEAT_LOCK_LEASE_MS", "3000")
         .env("SHOPFEAT_FAILPOINTS", "publish=1*stop")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -190,7 +190,7 @@ fn a_run_frozen_past_its_lease_publishes_nothing_after_another_run_took_over() {
         assert!(Instant::now() < deadline, "the run never reached its publish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(2000));
+    std::thread::sleep(Duration::from_millis(3500));
     // Another run takes the expired lock over, publishes, and prunes the frozen
     // run's unpublished generation.
     let second = shopfeat(&moto, root, &["run", "data/sample"]).output().unwrap();
