@@ -81,6 +81,11 @@ pub struct ServeConfig {
     pub request_timeout_secs: Option<u64>,
     /// Pixel posts per second per ingest token (default 50).
     pub pixel_requests_per_sec: Option<f64>,
+    /// Connections open at once (default 4096; more are closed at once).
+    pub max_connections: Option<usize>,
+    /// The longest a client may take to send a request's head, or idle between
+    /// requests (default 10 s).
+    pub header_timeout_secs: Option<u64>,
     /// Single-shop serve: the pixel ingest token (else SHOPFEAT_PIXEL_TOKEN).
     pub pixel_token: Option<Secret>,
     /// Single-shop serve: the storefront origins allowed to post pixel events

@@ -26,8 +26,9 @@ use std::time::Duration;
 ///
 /// Everything it takes is bounded (`[serve]` in the config file: max_event_bytes,
 /// max_pixel_events, pixel_requests_per_sec, pixel_quota_files/_bytes,
-/// webhook_quota_files/_bytes, max_in_flight, request_timeout_secs): past a
-/// limit it answers 413, 429 or 503 (with Retry-After) or 408, and `/metrics`
+/// webhook_quota_files/_bytes, max_in_flight, request_timeout_secs,
+/// max_connections, header_timeout_secs): past a limit it answers 413, 429 or
+/// 503 (with Retry-After) or 408, or closes the connection, and `/metrics`
 /// counts refusals by reason. The API secret and pixel tokens must have at
 /// least 16 bytes; a weak one is refused at start.
 ///
@@ -129,6 +130,8 @@ fn limits(options: &mut ServeOptions, c: &config::ServeConfig) {
     o.max_in_flight = c.max_in_flight.unwrap_or(o.max_in_flight);
     o.request_timeout = c.request_timeout_secs.map(Duration::from_secs).unwrap_or(o.request_timeout);
     o.pixel_requests_per_sec = c.pixel_requests_per_sec.unwrap_or(o.pixel_requests_per_sec);
+    o.max_connections = c.max_connections.unwrap_or(o.max_connections);
+    o.header_timeout = c.header_timeout_secs.map(Duration::from_secs).unwrap_or(o.header_timeout);
 }
 
 /// The one shop of `--shop` (single-shop mode).

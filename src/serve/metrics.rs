@@ -5,7 +5,8 @@
 //! - `shopfeat_pixel_events_total{shop}`
 //! - `shopfeat_refusals_total{route,reason}`: requests refused, by why (signature,
 //!   unknown_shop, origin, token, bad_request, too_large, too_many_events,
-//!   event_too_large, quota, rate, busy, timeout)
+//!   event_too_large, quota, rate, busy, timeout; route `connection`: connections
+//!   past the cap)
 //! - `shopfeat_inbox_files{shop}`: deliveries and batches waiting to land
 //! - `shopfeat_inbox_bytes{shop,kind}`: their bytes (webhook, pixel)
 //! - `shopfeat_cycles_total{shop,kind,outcome}`: incremental / full; ok, failed, busy

@@ -97,6 +97,11 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// The longest a request may take, its body included (408 after).
     pub request_timeout: Duration,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// The longest a client may take to send a request's head, or stay idle
+    /// between requests on a kept-alive connection; then it is closed.
+    pub header_timeout: Duration,
     /// Pixel posts per second per ingest token (a burst of one second's worth).
     pub pixel_requests_per_sec: f64,
     /// `T` of every cycle (tests, replays); default: the time the cycle starts.
@@ -126,6 +131,8 @@ impl ServeOptions {
             pixel_quota: Amount { files: 20_000, bytes: 256 << 20 },
             max_in_flight: 256,
             request_timeout: Duration::from_secs(15),
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
             pixel_requests_per_sec: 50.0,
             as_of: None,
             shutdown_grace: Duration::from_secs(20),
@@ -232,13 +239,12 @@ pub async fn serve(options: ServeOptions, bound: Option<tokio::sync::oneshot::Se
     let stop_probing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let prober = probe_health(state.clone(), stop_probing.clone());
     let workers = cycles::start(state.clone());
-    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown).await.context("the HTTP server failed");
+    accept(listener, router(state.clone()), &state, shutdown).await;
     stop_probing.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = tokio::task::spawn_blocking(move || prober.join()).await;
     if tokio::time::timeout(state.options.shutdown_grace, subscriptions).await.is_err() {
         tracing::warn!("webhook subscriptions still running after {:?}: left unfinished", state.options.shutdown_grace);
     }
-    served?;
     // Every accepted delivery is written (handlers ran to their end); now let
     // running cycles finish, up to the grace period.
     tracing::info!("stopped accepting requests; waiting up to {:?} for running cycles", state.options.shutdown_grace);
@@ -247,6 +253,56 @@ pub async fn serve(options: ServeOptions, bound: Option<tokio::sync::oneshot::Se
         tracing::warn!("cycles still running after {:?}: exiting anyway (their outputs are all or nothing)", state.options.shutdown_grace);
     }
     Ok(())
+}
+
+/// Serves connections until `shutdown`, then lets every request in flight end.
+/// At most `max_connections` are open at once (more are closed as they arrive),
+/// and each is HTTP/1 with `header_timeout` to send a request's head: a client
+/// that trickles its headers, or idles on a kept-alive connection, is cut off.
+async fn accept(listener: tokio::net::TcpListener, router: Router, state: &AppState, shutdown: impl std::future::Future<Output = ()>) {
+    let most = state.options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let open = Arc::new(Semaphore::new(most));
+    let closing = tokio::sync::watch::channel(false).0;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: wait rather than spin.
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            state.metrics.refusal("connection", "connections");
+            continue; // dropped: closed at once
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut closed = closing.subscribe();
+        let header_timeout = state.options.header_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = closed.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    // Idle connections close now; those serving a request finish it first.
+    closing.send_replace(true);
+    let _ = open.acquire_many(most as u32).await;
 }
 
 /// Subscribes every shop fetched from Shopify to `bulk_operations/finish` at

@@ -273,6 +273,46 @@ fn slow_requests_time_out_and_requests_past_the_in_flight_limit_get_503() {
     assert_eq!(metric(&metrics, "shopfeat_refusals_total{route=\"pixel\",reason=\"busy\"}"), Some(1.0), "{metrics}");
 }
 
+/// What the server sends on `stream` before it closes it (within 5 s).
+fn until_closed(stream: &mut std::net::TcpStream) -> Result<String, std::io::Error> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[test]
+fn connections_are_capped_and_a_client_that_trickles_its_head_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = quiet_options(dir.path(), spec(dir.path()));
+    options.max_connections = 3;
+    options.header_timeout = Duration::from_millis(700);
+    let server = Server::start(options);
+    // Half a request head, then nothing; and two connections that say nothing.
+    let mut trickling = std::net::TcpStream::connect(server.addr).unwrap();
+    use std::io::Write;
+    trickling.write_all(b"POST /webhooks/shopify HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let mut silent: Vec<std::net::TcpStream> = (0..2).map(|_| std::net::TcpStream::connect(server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // A fourth is closed as it arrives.
+    let started = Instant::now();
+    let mut extra = std::net::TcpStream::connect(server.addr).unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(!until_closed(&mut extra).unwrap_or_default().contains("200 OK"), "no answer past the connection cap");
+    assert!(started.elapsed() < Duration::from_millis(600), "closed at once, not after the header timeout");
+    // The header timeout closes the other three.
+    let started = Instant::now();
+    assert!(!until_closed(&mut trickling).unwrap_or_default().contains("200 OK"));
+    for s in &mut silent {
+        let _ = until_closed(s);
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "cut off after the header timeout: {:?}", started.elapsed());
+    // Then the server answers again.
+    assert_eq!(request(server.addr, "GET", "/healthz", &[], b"").unwrap().status, 200);
+    let metrics = request(server.addr, "GET", "/metrics", &[], b"").unwrap().body;
+    assert_eq!(metric(&metrics, "shopfeat_refusals_total{route=\"connection\",reason=\"connections\"}"), Some(1.0), "{metrics}");
+}
+
 /// `serve` for shop `s` whose inbox writes do what `failpoints` says.
 fn serve_with_failpoints(root: &Path, failpoints: &str, log: Log) -> (std::process::Child, SocketAddr) {
     let config = root.join("serve.toml");
