@@ -19,9 +19,10 @@
 //! The server faces the internet, so everything it takes is bounded: bodies
 //! (`max_body`), pixel events (`max_event_bytes` each, `max_pixel_events` per
 //! batch), what waits in each shop's inbox (separate quotas for webhooks and
-//! pixel batches: 429 with `Retry-After` past them), requests in flight per route
-//! (503 past it) and their time (408), and pixel posts per token and second
-//! (429). Probes answer from state the server keeps, never from a fresh walk of
+//! pixel batches: 429 with `Retry-After` past them), connections (closed past
+//! `max_connections`) and the time to send a request's head (`header_timeout`),
+//! requests in flight per route (503 past it) and their time (408), and pixel
+//! posts per token and second (429). Probes answer from state the server keeps, never from a fresh walk of
 //! the data root.
 
 pub mod cycles;
