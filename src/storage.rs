@@ -1,8 +1,9 @@
 //! The data root: a local directory or an object-store URL (`s3://`, `gs://`,
 //! `az://`, `file://`), with atomic writes.
 //!
-//! Every write is staged beside its destination and made visible in one step: a
-//! local file is written to a temporary name, synced and renamed; an object-store
+//! Every write is staged and made visible in one step: a local file is written
+//! to a temporary name in its shop's `.staging/` folder, synced and renamed into
+//! place; an object-store
 //! write is a single put or a completed multipart upload. A reader therefore sees a
 //! file whole or not at all. Paths given to [`DataRoot`] are relative to the root,
 //! with `/` separators.
@@ -97,9 +98,11 @@ impl DataRoot {
             Location::Local(root) => {
                 let dest = root.join(rel);
                 let dir = dest.parent().context("destination has no parent directory")?;
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                staging_builder().tempfile_in(dir)
-                    .with_context(|| format!("cannot write in {}", dir.display()))?
+                let staging = staging_dir(root, rel);
+                for d in [dir, staging.as_path()] {
+                    std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+                }
+                staging_builder().tempfile_in(&staging).with_context(|| format!("cannot write in {}", staging.display()))?
             }
             Location::Remote { .. } => tempfile::NamedTempFile::new()?,
         };
@@ -304,33 +307,26 @@ impl DataRoot {
         }
     }
 
-    /// Removes the staging files that killed writers left under `rel` (local roots;
-    /// an object store stages outside the bucket). Only the holder of the shop's
-    /// lock may call this: another writer's staging files are not litter.
-    pub fn remove_staging_litter(&self, rel: &str) -> Result<usize> {
+    /// Removes the staging files that killed writers left for `shop` (local roots;
+    /// an object store stages outside the bucket): one listing of the shop's
+    /// staging folder, whatever the size of its tree. Only the holder of the
+    /// shop's lock may call this: another writer's staging files are not litter.
+    pub fn remove_staging_litter(&self, shop: &str) -> Result<usize> {
         let Location::Local(root) = &self.location else { return Ok(0) };
-        fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
-            let entries = match std::fs::read_dir(dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            for entry in entries {
-                let entry = entry?;
-                let kind = entry.file_type()?;
-                // A shop's inbox (`serve`) holds no staged outputs, and its
-                // landed files may be many.
-                if kind.is_dir() && entry.file_name() != "inbox" {
-                    walk(&entry.path(), removed)?;
-                } else if entry.file_name().to_string_lossy().starts_with(".staging-") {
-                    std::fs::remove_file(entry.path())?;
-                    *removed += 1;
-                }
-            }
-            Ok(())
-        }
+        let staging = staging_dir(root, &format!("{shop}/"));
+        let entries = match std::fs::read_dir(&staging) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", staging.display())),
+        };
         let mut removed = 0;
-        walk(&root.join(rel), &mut removed).with_context(|| format!("cannot clean {}", root.join(rel).display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".staging-")) {
+                std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+                removed += 1;
+            }
+        }
         Ok(removed)
     }
 
@@ -351,6 +347,18 @@ impl DataRoot {
                 Ok(dest)
             }
         }
+    }
+}
+
+/// Where a local root stages the files of `rel`: one folder per shop (the first
+/// segment of `rel`), renamed into place from there on commit (same
+/// filesystem), so a killed writer's litter is found with one listing rather
+/// than a walk of the shop's whole tree, which grows with every snapshot.
+fn staging_dir(root: &Path, rel: &str) -> PathBuf {
+    const STAGING: &str = ".staging";
+    match rel.split_once('/') {
+        Some((shop, _)) => root.join(shop).join(STAGING),
+        None => root.join(STAGING),
     }
 }
 

@@ -160,7 +160,7 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
     for (o, bytes) in outputs.iter().zip(before) {
         assert!(std::fs::read(root.path().join(o)).unwrap() == bytes, "{o} changed");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".staging")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/.staging")).unwrap().flatten().collect();
     assert!(leftovers.is_empty());
     let generations: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
     assert_eq!(generations.len(), 1, "the failed run left no generation");

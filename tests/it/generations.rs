@@ -63,13 +63,14 @@ fn an_interrupted_run_leaves_the_previous_generation_current_and_its_litter_goes
     let orphan = dir.join("test/features/20200101T000000000000000-00000001");
     std::fs::create_dir_all(&orphan).unwrap();
     std::fs::write(orphan.join("product_features.parquet"), b"half").unwrap();
-    std::fs::write(dir.join("test/features/.staging-abc123"), b"partial").unwrap();
-    std::fs::write(orphan.join(".staging-def456"), b"partial").unwrap();
+    std::fs::create_dir_all(dir.join("test/.staging")).unwrap();
+    std::fs::write(dir.join("test/.staging/.staging-abc123"), b"partial").unwrap();
+    std::fs::write(dir.join("test/.staging/.staging-def456"), b"partial").unwrap();
     // Readers still see the complete generation.
     assert_eq!(shopfeat::sinks::parquet::current_table_path(&landed.root, "test", "product_features").unwrap(), format!("test/features/{first}/product_features.parquet"));
     // The next run (under the shop's lock) removes what the killed one left.
     let lock = shopfeat::lock::ShopLock::acquire(&landed.root, "test").unwrap();
-    assert!(!dir.join("test/features/.staging-abc123").exists(), "staging litter removed once the lock is held");
+    assert!(std::fs::read_dir(dir.join("test/.staging")).unwrap().next().is_none(), "staging litter removed once the lock is held");
     let second = compute(&landed.root, "test", ts("2025-11-30T23:59:59Z"), Default::default()).unwrap().report.generation.unwrap();
     drop(lock);
     assert_eq!(generations(&dir), vec![first, second], "the never-current directory is gone");
