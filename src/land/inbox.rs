@@ -180,12 +180,10 @@ impl Inbox {
         usage
     }
 
-    /// How many files wait to land (for `/metrics` and `status`).
+    /// How many files wait to land (for `status`).
     pub fn depth(&self) -> usize {
-        if !self.dir.is_dir() {
-            return 0;
-        }
-        self.pending(Duration::ZERO).map(|f| f.len()).unwrap_or(0)
+        let usage = self.usage();
+        (usage.webhooks.files + usage.pixel.files) as usize
     }
 
     /// Removes `landed/<snapshot>/` folders older than `keep`: their records are
