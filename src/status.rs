@@ -112,12 +112,41 @@ pub struct ShopStatus {
     pub export_pending: Option<(u64, u64)>,
     /// Files waiting in the inbox.
     pub inbox_files: Option<usize>,
+    /// The raw store per entity: the snapshots holding it, their rows and bytes
+    /// (every later compute reads them all).
+    pub raw: std::collections::BTreeMap<String, RawStore>,
     /// The feature columns that moved most against the generation before,
     /// largest first (at most [`DRIFTED`]).
     pub drifted: Vec<Drifted>,
     /// The last compute's lifetime-value fit.
     pub lifetime_model: Option<crate::clv::ModelFit>,
     pub checks: Vec<Check>,
+}
+
+/// What the raw store holds of one entity.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RawStore {
+    pub snapshots: usize,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Per raw entity: the committed snapshots that hold it and their rows (from
+/// the manifests) and bytes (one listing of the entity's folder).
+fn raw_store(root: &DataRoot, shop: &str, manifests: &[crate::land::SnapshotManifest]) -> Result<std::collections::BTreeMap<String, RawStore>> {
+    let mut raw: std::collections::BTreeMap<String, RawStore> = Default::default();
+    for manifest in manifests {
+        for entity in manifest.files.keys() {
+            let store = raw.entry(entity.clone()).or_default();
+            store.snapshots += 1;
+            store.rows += manifest.rows.get(entity).copied().unwrap_or(0);
+        }
+    }
+    for (entity, store) in raw.iter_mut() {
+        let committed: std::collections::BTreeSet<&str> = manifests.iter().filter_map(|m| m.files.get(entity)).filter_map(|rel| rel.rsplit('/').next()).collect();
+        store.bytes = root.sizes(&format!("{}/{entity}", crate::land::raw_dir(shop)))?.iter().filter(|(name, _)| committed.contains(name.as_str())).map(|(_, bytes)| bytes).sum();
+    }
+    Ok(raw)
 }
 
 impl ShopStatus {
@@ -278,7 +307,9 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
     }
 
     // The data itself.
-    if !crate::land::snapshots(root, shop)?.is_empty() {
+    let manifests = crate::land::snapshots(root, shop)?;
+    let raw = raw_store(root, shop, &manifests)?;
+    if !manifests.is_empty() {
         // Unreadable data is a finding, not a reason to say nothing.
         let as_of = pointer.as_ref().and_then(|p| p.as_of.clone());
         let found = crate::normalize::RawTables::open(root, shop).and_then(|raw| {
@@ -301,6 +332,7 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
         last_export: state.gorse,
         watermarks: state.watermarks,
         inbox_files,
+        raw,
         drifted,
         lifetime_model,
         checks,

@@ -192,6 +192,36 @@ impl DataRoot {
         Ok(files)
     }
 
+    /// The files directly inside directory `rel` with their sizes in bytes (no
+    /// staging files), sorted by name; one listing.
+    pub fn sizes(&self, rel: &str) -> Result<Vec<(String, u64)>> {
+        let mut sized = match &self.location {
+            Location::Local(root) => {
+                let mut sized = vec![];
+                match std::fs::read_dir(root.join(rel)) {
+                    Ok(entries) => {
+                        for entry in entries.filter_map(|e| e.ok()) {
+                            match entry.metadata() {
+                                Ok(meta) if meta.is_file() => sized.push((entry.file_name().to_string_lossy().into_owned(), meta.len())),
+                                _ => {}
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
+                }
+                sized
+            }
+            Location::Remote { store, prefix, runtime, .. } => {
+                let listed = runtime.block_on(store.list_with_delimiter(Some(&Self::store_path(prefix, rel))))?;
+                listed.objects.iter().filter_map(|m| Some((m.location.filename()?.to_string(), m.size))).collect()
+            }
+        };
+        sized.retain(|(name, _)| !name.starts_with(".staging-"));
+        sized.sort();
+        Ok(sized)
+    }
+
     /// Writes a small file only if it does not exist (`version: None`) or is still
     /// at `version`; `Ok(None)` when it was not (another writer won). Only object
     /// stores answer this: a local root returns an error.

@@ -79,6 +79,9 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
     if let Some(n) = s.inbox_files {
         writeln!(out, "  inbox         {n} files waiting")?;
     }
+    for (entity, store) in &s.raw {
+        writeln!(out, "  raw           {entity:<18} {:>6} snapshots {:>10} rows {:>10.1} MB", store.snapshots, store.rows, store.bytes as f64 / 1e6)?;
+    }
     if let Some(fit) = &s.lifetime_model {
         writeln!(out, "  lifetime      {}", lifetime_line(fit))?;
     }

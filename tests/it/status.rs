@@ -229,3 +229,35 @@ fn a_shop_with_dirty_data_fails_the_data_checks() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(line(&shopfeat(dir.path(), &["--config", config.to_str().unwrap(), "status"]), "generation_age").0, "fail");
 }
+
+#[test]
+fn status_shows_the_raw_store_per_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "run"]).status.success());
+    // A second snapshot of products only: Shopify's example product, as a webhook lands it.
+    let inbox = tempfile::tempdir().unwrap();
+    std::fs::create_dir(inbox.path().join("webhooks")).unwrap();
+    std::fs::copy(crate::common::rest_examples().join("product.json"), inbox.path().join("webhooks/products_update-1.json")).unwrap();
+    assert!(shopfeat(dir.path(), &["-q", "ingest", inbox.path().to_str().unwrap()]).status.success());
+    let out = shopfeat(dir.path(), &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let raw = &status[0]["raw"];
+    // Counted here from the manifests and the files themselves.
+    let manifests: Vec<serde_json::Value> = std::fs::read_dir(dir.path().join("sample/raw/_snapshots"))
+        .unwrap()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(manifests.len(), 2);
+    for entity in ["products", "orders", "events"] {
+        let holding: Vec<&serde_json::Value> = manifests.iter().filter(|m| m["files"][entity].is_string()).collect();
+        let rows: u64 = holding.iter().map(|m| m["rows"][entity].as_u64().unwrap()).sum();
+        let bytes: u64 = holding.iter().map(|m| std::fs::metadata(dir.path().join(m["files"][entity].as_str().unwrap())).unwrap().len()).sum();
+        assert_eq!(raw[entity]["snapshots"].as_u64(), Some(holding.len() as u64), "{entity}: {raw}");
+        assert_eq!(raw[entity]["rows"].as_u64(), Some(rows), "{entity}: {raw}");
+        assert_eq!(raw[entity]["bytes"].as_u64(), Some(bytes), "{entity}: {raw}");
+    }
+    assert_eq!(raw["products"]["snapshots"].as_u64(), Some(2), "the webhook's snapshot holds products");
+    assert_eq!(raw["orders"]["snapshots"].as_u64(), Some(1));
+    let text = String::from_utf8_lossy(&shopfeat(dir.path(), &["status"]).stdout).into_owned();
+    assert!(text.lines().any(|l| l.trim_start().starts_with("raw") && l.contains("products") && l.contains("2 snapshots")), "{text}");
+}
