@@ -261,7 +261,7 @@ pub async fn serve(options: ServeOptions, bound: Option<tokio::sync::oneshot::Se
 /// and each is HTTP/1 with `header_timeout` to send a request's head: a client
 /// that trickles its headers, or idles on a kept-alive connection, is cut off.
 async fn accept(listener: tokio::net::TcpListener, router: Router, state: &AppState, shutdown: impl std::future::Future<Output = ()>) {
-    let most = state.options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let most = state.options.max_connections.clamp(1, u32::MAX as usize);
     let open = Arc::new(Semaphore::new(most));
     let closing = tokio::sync::watch::channel(false).0;
     tokio::pin!(shutdown);
