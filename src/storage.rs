@@ -187,39 +187,16 @@ impl DataRoot {
 
     /// Names of the files directly inside directory `rel` (no staging files), sorted.
     pub fn list(&self, rel: &str) -> Result<Vec<String>> {
-        let (mut files, _) = self.entries(rel)?;
-        files.retain(|n| !n.starts_with(".staging-"));
-        Ok(files)
+        let (files, _) = self.entries(rel, false)?;
+        Ok(files.into_iter().map(|(name, _)| name).filter(|n| !n.starts_with(".staging-")).collect())
     }
 
     /// The files directly inside directory `rel` with their sizes in bytes (no
     /// staging files), sorted by name; one listing.
     pub fn sizes(&self, rel: &str) -> Result<Vec<(String, u64)>> {
-        let mut sized = match &self.location {
-            Location::Local(root) => {
-                let mut sized = vec![];
-                match std::fs::read_dir(root.join(rel)) {
-                    Ok(entries) => {
-                        for entry in entries.filter_map(|e| e.ok()) {
-                            match entry.metadata() {
-                                Ok(meta) if meta.is_file() => sized.push((entry.file_name().to_string_lossy().into_owned(), meta.len())),
-                                _ => {}
-                            }
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("cannot list {}", root.join(rel).display())),
-                }
-                sized
-            }
-            Location::Remote { store, prefix, runtime, .. } => {
-                let listed = runtime.block_on(store.list_with_delimiter(Some(&Self::store_path(prefix, rel))))?;
-                listed.objects.iter().filter_map(|m| Some((m.location.filename()?.to_string(), m.size))).collect()
-            }
-        };
-        sized.retain(|(name, _)| !name.starts_with(".staging-"));
-        sized.sort();
-        Ok(sized)
+        let (mut files, _) = self.entries(rel, true)?;
+        files.retain(|(name, _)| !name.starts_with(".staging-"));
+        Ok(files)
     }
 
     /// Writes a small file only if it does not exist (`version: None`) or is still
@@ -284,12 +261,13 @@ impl DataRoot {
     /// Names of the directories directly inside `rel` (on an object store: the
     /// common prefixes), sorted.
     pub fn subdirs(&self, rel: &str) -> Result<Vec<String>> {
-        Ok(self.entries(rel)?.1)
+        Ok(self.entries(rel, false)?.1)
     }
 
-    /// (files, directories) directly inside `rel`, each sorted; nothing when it
-    /// does not exist.
-    fn entries(&self, rel: &str) -> Result<(Vec<String>, Vec<String>)> {
+    /// (files with their sizes when `sized`, else 0; directories) directly inside
+    /// `rel`, each sorted; nothing when it does not exist. (Sizes cost a local
+    /// root one stat per file; an object-store listing has them anyway.)
+    fn entries(&self, rel: &str, sized: bool) -> Result<(Vec<(String, u64)>, Vec<String>)> {
         let (mut files, mut dirs) = (vec![], vec![]);
         match &self.location {
             Location::Local(root) => match std::fs::read_dir(root.join(rel)) {
@@ -298,7 +276,7 @@ impl DataRoot {
                         let name = entry.file_name().to_string_lossy().into_owned();
                         match entry.file_type() {
                             Ok(t) if t.is_dir() => dirs.push(name),
-                            Ok(t) if t.is_file() => files.push(name),
+                            Ok(t) if t.is_file() => files.push((name, if sized { entry.metadata().map(|m| m.len()).unwrap_or(0) } else { 0 })),
                             _ => {}
                         }
                     }
@@ -308,7 +286,7 @@ impl DataRoot {
             },
             Location::Remote { store, prefix, runtime, .. } => {
                 let listed = runtime.block_on(store.list_with_delimiter(Some(&Self::store_path(prefix, rel))))?;
-                files.extend(listed.objects.iter().filter_map(|m| m.location.filename().map(str::to_string)));
+                files.extend(listed.objects.iter().filter_map(|m| Some((m.location.filename()?.to_string(), m.size))));
                 dirs.extend(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)));
             }
         }

@@ -180,10 +180,13 @@ impl Inbox {
         usage
     }
 
-    /// How many files wait to land (for `status`).
+    /// How many files wait to land (a listing without the sizes [`Inbox::usage`]
+    /// reads: a cycle asks before it starts).
     pub fn depth(&self) -> usize {
-        let usage = self.usage();
-        (usage.webhooks.files + usage.pixel.files) as usize
+        if !self.dir.is_dir() {
+            return 0;
+        }
+        self.pending(Duration::ZERO).map(|f| f.len()).unwrap_or(0)
     }
 
     /// Removes `landed/<snapshot>/` folders older than `keep`: their records are
