@@ -57,6 +57,7 @@ pub enum Command {
     Ingest(commands::ingest::IngestArgs),
     Normalize(commands::normalize::NormalizeArgs),
     Compute(commands::compute::ComputeArgs),
+    Compact(commands::compact::CompactArgs),
     Features(commands::features::FeaturesArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),

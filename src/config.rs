@@ -20,6 +20,9 @@
 //! max_event_bytes = 16384   # limits of the intake (README, "Live intake")
 //! pixel_quota_bytes = 268435456
 //!
+//! [retention]
+//! compact_after = 64        # small raw snapshots before a run compacts them (0: never)
+//!
 //! [[shops]]                 # a fleet: `serve` and `run --all` take every shop
 //! id = "shop1"
 //! shop_domain = "shop1.myshopify.com"
@@ -48,9 +51,28 @@ pub struct Config {
     pub status: crate::status::Thresholds,
     #[serde(default)]
     pub serve: ServeConfig,
+    /// What the raw store keeps, and when it is compacted.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// The fleet: every shop `serve` and `run --all` take.
     #[serde(default)]
     pub shops: Vec<ShopEntry>,
+}
+
+/// `[retention]`: the raw store over a shop's lifetime.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Small raw snapshots a shop may hold before a `run` or `serve` cycle
+    /// compacts them (default 64; 0: never, `shopfeat compact` only).
+    pub compact_after: Option<usize>,
+}
+
+impl Config {
+    /// `[retention] compact_after`, or its default.
+    pub fn compact_after(&self) -> usize {
+        self.retention.compact_after.unwrap_or(crate::land::compact::DEFAULT_AFTER)
+    }
 }
 
 /// `shopfeat serve` (flags win).

@@ -1,6 +1,7 @@
 //! One file per subcommand: parse its arguments, call the [`pipeline`](crate::pipeline),
 //! print its report.
 
+pub mod compact;
 pub mod compute;
 pub mod export;
 pub mod features;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Ingest(args) => ingest::run(&cli.global, args),
         Command::Normalize(args) => normalize::run(&cli.global, args),
         Command::Compute(args) => compute::run(&cli.global, args),
+        Command::Compact(args) => compact::run(&cli.global, args),
         Command::Features(args) => features::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),

@@ -9,6 +9,7 @@
 //! would pick up.
 
 mod bulk;
+pub mod compact;
 pub mod events;
 pub mod fields;
 pub mod inbox;
@@ -20,7 +21,7 @@ mod snapshot;
 pub mod webhooks;
 
 pub use inputs::{collect_inputs, fingerprint, InputFile, InputKind};
-pub use snapshot::{new_snapshot_id, raw_dir, snapshots, SnapshotManifest};
+pub use snapshot::{new_snapshot_id, raw_dir, snapshots, Counts, FullMark, SnapshotManifest};
 
 use crate::progress::Progress;
 use crate::storage::{DataRoot, StagedFile};
@@ -350,6 +351,8 @@ impl<'a> Lander<'a> {
                 full: self.full_since.is_some(),
                 started_at: self.full_since.map(|t| t.to_rfc3339()),
                 rejected,
+                replaces: vec![],
+                span: None,
             };
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;

@@ -111,22 +111,35 @@ impl MainTables {
 /// The raw tables of a shop: every committed snapshot's file of each entity, in
 /// snapshot order.
 pub struct RawTables {
-    files: BTreeMap<String, Vec<std::path::PathBuf>>,
+    files: BTreeMap<String, Vec<RawFile>>,
+}
+
+/// One snapshot's file of a raw entity, and which of its rows count: all, or
+/// (a compacted snapshot that spans a full fetch's start) those the full
+/// snapshot did not replace.
+struct RawFile {
+    path: std::path::PathBuf,
+    only: Option<land::FullMark>,
 }
 
 impl RawTables {
     pub fn open(root: &DataRoot, shop: &str) -> Result<Self> {
-        let mut files: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
+        let mut files: BTreeMap<String, Vec<RawFile>> = BTreeMap::new();
         let manifests = land::snapshots(root, shop)?;
         // A full snapshot (historical fetch) replaces everything received before its
         // fetch started, but events.
-        let last_full = manifests.iter().rposition(|m| m.full).unwrap_or(0);
-        for (i, manifest) in manifests.iter().enumerate() {
-            let counts = i >= last_full || manifest.received_after_start_of(&manifests[last_full]);
-            for (entity, rel) in manifest.raw_files(shop)?.into_iter().filter(|(entity, _)| counts || *entity == RawEntity::Events) {
+        let last_full = manifests.iter().filter_map(|m| m.full_mark()).max_by(|a, b| a.snapshot.cmp(&b.snapshot));
+        for manifest in &manifests {
+            let counts = last_full.as_ref().map_or(land::Counts::All, |full| manifest.counts_after(full));
+            for (entity, rel) in manifest.raw_files(shop)? {
+                let only = match (&counts, entity) {
+                    (_, RawEntity::Events) | (land::Counts::All, _) => None,
+                    (land::Counts::None, _) => continue,
+                    (land::Counts::Rows(full), _) => Some(full.clone()),
+                };
                 let path = root.local_copy(&rel)?;
                 whole_parquet(&path).map_err(|e| anyhow::anyhow!("{}/{rel} is damaged: {e} (land the shop's files again, or remove the snapshot)", root.describe()))?;
-                files.entry(entity.name().to_string()).or_default().push(path);
+                files.entry(entity.name().to_string()).or_default().push(RawFile { path, only });
             }
         }
         Ok(RawTables { files })
@@ -136,17 +149,35 @@ impl RawTables {
         self.files.is_empty()
     }
 
-    /// All landed rows of `entity`, in landing order; an empty frame with the raw
-    /// schema when nothing was landed.
+    /// All landed rows of `entity` that count, in landing order; an empty frame
+    /// with the raw schema when nothing was landed.
     pub fn scan(&self, entity: RawEntity) -> Result<LazyFrame> {
-        match self.files.get(entity.name()) {
-            Some(paths) if !paths.is_empty() => {
-                let paths: Vec<PlRefPath> = paths.iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
-                Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?)
-            }
-            _ => Ok(raw::empty_frame(entity)?.lazy()),
+        let Some(files) = self.files.get(entity.name()).filter(|f| !f.is_empty()) else {
+            return Ok(raw::empty_frame(entity)?.lazy());
+        };
+        if files.iter().all(|f| f.only.is_none()) {
+            return scan_parquet(files.iter().map(|f| f.path.as_path()));
         }
+        // Rarely (a full fetch landed after a compaction that spans its start):
+        // one scan per file, filtered where it must be, in landing order.
+        let parts = files
+            .iter()
+            .map(|f| {
+                let scan = scan_parquet([f.path.as_path()])?;
+                Ok(match &f.only {
+                    Some(full) => scan.filter(full.counting_rows()),
+                    None => scan,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(concat(parts, UnionArgs::default())?)
     }
+}
+
+/// One scan of Parquet files, rows in file order.
+pub fn scan_parquet<'a>(paths: impl IntoIterator<Item = &'a std::path::Path>) -> Result<LazyFrame> {
+    let paths: Vec<PlRefPath> = paths.into_iter().map(|p| PlRefPath::new(p.to_string_lossy().as_ref())).collect();
+    Ok(LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())?)
 }
 
 /// Whether `path` has a Parquet file's envelope (its magic at both ends): the

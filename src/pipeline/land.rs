@@ -57,7 +57,7 @@ fn land_files(root: &DataRoot, shop: &str, inputs: &[PathBuf], once: bool) -> Re
     let mut report = IngestReport { shop: shop.to_string(), landed: LandReport::default(), already_landed: false, stages: vec![] };
     if once {
         let fingerprint = land::fingerprint(&files)?;
-        report.already_landed = land::snapshots(root, shop)?.iter().any(|m| m.fingerprint.as_deref() == Some(fingerprint.as_str()));
+        report.already_landed = land::snapshots(root, shop)?.iter().any(|m| m.landed_inputs(&fingerprint));
     }
     if report.already_landed {
         tracing::info!("these inputs were landed before; not landing them again");

@@ -3,6 +3,7 @@
 use super::compute::{compute, publish, ComputeOptions, ComputeReport};
 use super::export::{export_gorse, ExportReport};
 use super::land::{fetch, ingest_once, land_inbox, FetchedReport, IngestReport};
+use crate::land::compact::CompactReport;
 use crate::land::inbox::Inbox;
 use super::report::StageReport;
 use crate::features::pairs::PairOptions;
@@ -37,6 +38,9 @@ pub struct RunOptions {
     pub keep_generations: usize,
     /// Export to this Gorse after computing.
     pub gorse: Option<gorse::Options>,
+    /// Compact the raw store at the end when it holds more small snapshots
+    /// than this (0: never).
+    pub compact_after: usize,
 }
 
 /// How the run landed its data.
@@ -54,6 +58,8 @@ pub struct RunReport {
     pub land: Landing,
     pub compute: ComputeReport,
     pub export: Option<ExportReport>,
+    /// The raw store's compaction, when it was due.
+    pub compaction: Option<CompactReport>,
     /// Why the run failed after publishing (tables whose rows differ from their
     /// entity counts); the export was then skipped. [`RunReport::check`] turns it
     /// into an error.
@@ -120,7 +126,21 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
         (Some(g), None) => Some(export_gorse(root, shop, g)?),
         _ => None,
     };
-    Ok(RunReport { shop: shop.to_string(), land, compute: computed.report, export, failed })
+    let compaction = compact_if_due(root, shop, options.compact_after);
+    Ok(RunReport { shop: shop.to_string(), land, compute: computed.report, export, compaction, failed })
+}
+
+/// Compacts the raw store when it is due. A failed compaction changes nothing a
+/// reader sees (the next one finishes or undoes it) and does not fail the run
+/// that published: it is logged, and `status` warns while compaction is overdue.
+fn compact_if_due(root: &DataRoot, shop: &str, after: usize) -> Option<CompactReport> {
+    match crate::land::compact::compact_if_due(root, shop, after) {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::warn!("shop {shop}: compaction failed (nothing changed for readers; the next run tries again): {e:#}");
+            None
+        }
+    }
 }
 
 /// The `as_of` of a generated shop's `manifest.json`, when there is one.

@@ -113,6 +113,9 @@ pub struct ServeOptions {
     /// The address Shopify reaches this server at (https://…): shops fetched
     /// from Shopify are subscribed to `bulk_operations/finish` deliveries there.
     pub public_url: Option<String>,
+    /// A cycle compacts its shop's raw store when it holds more small
+    /// snapshots than this (0: never).
+    pub compact_after: usize,
 }
 
 impl ServeOptions {
@@ -138,6 +141,7 @@ impl ServeOptions {
             as_of: None,
             shutdown_grace: Duration::from_secs(20),
             public_url: None,
+            compact_after: crate::land::compact::DEFAULT_AFTER,
         }
     }
 }

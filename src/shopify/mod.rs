@@ -164,7 +164,9 @@ pub fn fetch(root: &DataRoot, shop: &str, options: &FetchOptions) -> Result<Fetc
 /// items or users). That is refused unless asked for (`--allow-mass-delete`).
 fn refuse_empty_replacements(root: &DataRoot, shop: &str, finished: &[bulk::Finished]) -> Result<()> {
     let snapshots = land::snapshots(root, shop)?;
-    let counting = &snapshots[snapshots.iter().rposition(|m| m.full).unwrap_or(0)..];
+    // From the snapshot holding the latest full one (a compacted snapshot may
+    // hold it among others: its rows all count here, a bound is enough).
+    let counting = &snapshots[snapshots.iter().rposition(|m| m.full_mark().is_some()).unwrap_or(0)..];
     for f in finished.iter().filter(|f| f.objects == 0) {
         let before: u64 = counting.iter().filter_map(|m| m.rows.get(f.entity.name())).sum();
         if before > 0 {

@@ -8,6 +8,7 @@ mod bulk_order;
 mod cli;
 mod collection_features;
 mod common;
+mod compaction;
 mod crash;
 mod duckdb_views;
 mod fetch;
