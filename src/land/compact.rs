@@ -263,6 +263,7 @@ fn span_of(run: &[SnapshotManifest]) -> Span {
 /// never names a file that is gone while it is visible).
 fn remove_snapshots(root: &DataRoot, shop: &str, snapshots: &[SnapshotManifest]) -> Result<()> {
     for manifest in snapshots {
+        crate::failpoint::hit("compact-remove")?;
         for (_, rel) in manifest.raw_files(shop)? {
             root.delete(&rel)?;
         }

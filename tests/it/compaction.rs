@@ -84,8 +84,8 @@ impl Twins {
 
 /// The main tables at `as_of`, each sorted by its columns (row order is no
 /// contract; rows are).
-fn main_tables(root: &DataRoot, as_of: Option<i64>) -> Vec<(&'static str, DataFrame)> {
-    let raw = RawTables::open(root, SHOP).unwrap();
+pub(crate) fn main_tables(root: &DataRoot, shop: &str, as_of: Option<i64>) -> Vec<(&'static str, DataFrame)> {
+    let raw = RawTables::open(root, shop).unwrap();
     let named = normalize::normalize(&raw, as_of).unwrap().named();
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect()).unwrap();
     named.into_iter().map(|(n, _)| n).zip(frames).map(|(n, f)| (n, sorted(f))).collect()
@@ -123,9 +123,14 @@ fn differing_columns(a: &DataFrame, b: &DataFrame) -> Vec<String> {
 }
 
 fn assert_same_main(a: &DataRoot, b: &DataRoot, as_of: Option<i64>) {
-    for ((name, x), (_, y)) in main_tables(a, as_of).iter().zip(main_tables(b, as_of).iter()) {
+    assert_same_tables(&main_tables(a, SHOP, as_of), &main_tables(b, SHOP, as_of), &format!("at {as_of:?}"));
+}
+
+pub(crate) fn assert_same_tables(a: &[(&'static str, DataFrame)], b: &[(&'static str, DataFrame)], what: &str) {
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(b) {
         let differing = differing_columns(x, y);
-        assert!(differing.is_empty(), "main table {name} at {as_of:?} differs after compaction in {differing:?}");
+        assert!(differing.is_empty(), "{what}: main table {name} differs after compaction in {differing:?}");
     }
 }
 
@@ -257,10 +262,10 @@ fn a_full_fetch_landed_after_a_compaction_that_spans_its_start_replaces_exactly_
     twins.assert_same(&times);
 
     // The webhook received during the fetch still wins where it is newer.
-    let products = &main_tables(&twins.compacted, None)[0].1;
+    let products = &main_tables(&twins.compacted, SHOP, None)[0].1;
     let titles: Vec<String> = products.column("title").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
     assert!(titles.contains(&"Mug after fetch".to_string()), "{titles:?}");
-    let customers = &main_tables(&twins.compacted, None)[5].1;
+    let customers = &main_tables(&twins.compacted, SHOP, None)[5].1;
     let names: Vec<String> = customers.column("first_name").unwrap().str().unwrap().iter().flatten().map(String::from).collect();
     assert!(names.contains(&"Kai during fetch".to_string()), "{names:?}");
 

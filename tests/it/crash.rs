@@ -232,3 +232,72 @@ fn export_killed_at_random_points() {
     }
     report("export", killed, finished);
 }
+
+/// `compact` SIGKILLed at random points of a shop holding the sample and many
+/// small snapshots: every time, a reader sees whole snapshots whose tables equal
+/// the uncompacted ones, and the next `compact` finishes (or undoes) the
+/// interrupted one and leaves one snapshot, its files and nothing else.
+#[test]
+fn compact_killed_at_random_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    let data = DataRoot::open(reference.to_str().unwrap()).unwrap();
+    let progress = shopfeat::progress::Progress::hidden();
+    shopfeat::land::land(&data, "s", &shopfeat::land::collect_inputs(&[sample()]).unwrap(), &progress).unwrap();
+    let webhooks = dir.path().join("webhooks");
+    for i in 0..60u64 {
+        let payload = serde_json::json!({"id": 7_100_000_000u64 + i % 7, "title": format!("version {i}"), "updated_at": format!("2025-11-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24), "created_at": "2024-11-01T00:00:00Z", "status": "active", "variants": []});
+        let file = webhooks.join(format!("{i}/products_update-1.json"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, payload.to_string()).unwrap();
+        shopfeat::land::land(&data, "s", &shopfeat::land::collect_inputs(&[file]).unwrap(), &progress).unwrap();
+    }
+    let as_of = Some(shopfeat::time::parse_time(AS_OF).unwrap());
+    let expected = crate::compaction::main_tables(&data, "s", as_of);
+    // Every other run, each deletion of a replaced snapshot takes a little
+    // longer, so that kills land in that phase too, not only in the rewrite.
+    let slow_removal = |mut c: Command, i: usize| {
+        if i % 2 == 1 {
+            c.env("SHOPFEAT_FAILPOINTS", "compact-remove=sleep(4)");
+        }
+        c
+    };
+    let timing = dir.path().join("timing");
+    copy_dir(&reference, &timing);
+    let compact_time = duration(slow_removal(shopfeat(&timing, &["compact"]), 1));
+
+    let mut rng = Rng::seeded(5);
+    let (mut killed, mut finished) = (0, 0);
+    let (mut finished_by_rerun, mut undone_by_rerun) = (0, 0);
+    for i in 0..runs() {
+        let root = dir.path().join(format!("compact-{i}"));
+        copy_dir(&reference, &root);
+        let delay = Duration::from_micros(rng.below(compact_time.as_micros() as u64));
+        if kill_after(slow_removal(shopfeat(&root, &["compact"]), i), delay) { killed += 1 } else { finished += 1 }
+        let what = format!("compact run {i}");
+        assert_readable(&root, &what);
+        let data = DataRoot::open(root.to_str().unwrap()).unwrap();
+        crate::compaction::assert_same_tables(&expected, &crate::compaction::main_tables(&data, "s", as_of), &what);
+        let rerun: serde_json::Value = serde_json::from_slice(&ok(shopfeat(&root, &["compact", "--json"])).stdout).unwrap();
+        match rerun["recovered"].as_str() {
+            Some(r) if r.starts_with("finished") => finished_by_rerun += 1,
+            Some(_) => undone_by_rerun += 1,
+            None => {}
+        }
+        crate::compaction::assert_same_tables(&expected, &crate::compaction::main_tables(&data, "s", as_of), &what);
+        let snapshots = shopfeat::land::snapshots(&data, "s").unwrap();
+        assert_eq!(snapshots.len(), 1, "{what}");
+        // Nothing but the snapshot's own files is left under raw/.
+        let raw = root.join("s/raw");
+        for entity in std::fs::read_dir(&raw).unwrap().flatten().filter(|e| e.path().is_dir()) {
+            for file in std::fs::read_dir(entity.path()).unwrap().flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                assert!(name.starts_with(&snapshots[0].snapshot), "{what}: {} is left over", file.path().display());
+            }
+        }
+        assert!(!raw.join("_compaction.json").exists(), "{what}");
+        assert!(litter(&root).is_empty(), "{what}: {:?}", litter(&root));
+    }
+    println!("crash harness: compact: {finished_by_rerun} killed after publishing (the rerun finished them), {undone_by_rerun} before (the rerun undid them)");
+    report("compact", killed, finished);
+}
