@@ -45,11 +45,15 @@ pub struct Thresholds {
     pub drift: f64,
     /// Inbox files waiting longer than this: warn.
     pub inbox_age_hours: f64,
+    /// Small raw snapshots (compaction merges them; runs do once there are more
+    /// than `[retention] compact_after`, 64 by default): warn above, fail above
+    /// 8× (compaction is off or failing, and every compute reads them all).
+    pub small_snapshots: f64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01, drift: 0.1, inbox_age_hours: 2.0 }
+        Thresholds { generation_age_hours: 36.0, watermark_age_hours: 36.0, data_age_hours: 72.0, skipped_share: 0.01, shrink_share: 0.10, unknown_product_share: 0.01, drift: 0.1, inbox_age_hours: 2.0, small_snapshots: 128.0 }
     }
 }
 
@@ -310,6 +314,7 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
     let manifests = crate::land::snapshots(root, shop)?;
     let raw = raw_store(root, shop, &manifests)?;
     if !manifests.is_empty() {
+        checks.push(compaction_check(root, shop, &manifests, thresholds)?);
         // Unreadable data is a finding, not a reason to say nothing.
         let as_of = pointer.as_ref().and_then(|p| p.as_of.clone());
         let found = crate::normalize::RawTables::open(root, shop).and_then(|raw| {
@@ -337,6 +342,21 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
         lifetime_model,
         checks,
     })
+}
+
+/// Whether compaction keeps up: the small snapshots every compute reads, and
+/// an interrupted compaction (the next one finishes it).
+fn compaction_check(root: &DataRoot, shop: &str, manifests: &[crate::land::SnapshotManifest], t: &Thresholds) -> Result<Check> {
+    let small = crate::land::compact::small_snapshots(manifests);
+    let mut c = graded("raw_compaction", small as f64, t.small_snapshots, t.small_snapshots * 8.0, format!("{small} small snapshots"), "");
+    if c.level != Level::Ok {
+        c.value.push_str(" (compaction overdue: run `shopfeat compact`, or check [retention] compact_after)");
+    }
+    if crate::land::compact::interrupted(root, shop)? {
+        c.level = c.level.max(Level::Warn);
+        c.value.push_str("; a compaction was interrupted (the next one finishes it)");
+    }
+    Ok(c)
 }
 
 /// The lifetime-value fit a compute's report holds (`compute --json` or `run --json`).

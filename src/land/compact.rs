@@ -275,6 +275,11 @@ fn remove_snapshots(root: &DataRoot, shop: &str, snapshots: &[SnapshotManifest])
     Ok(())
 }
 
+/// Whether a compaction was interrupted (the next one finishes or undoes it).
+pub fn interrupted(root: &DataRoot, shop: &str) -> Result<bool> {
+    Ok(root.get(&intent_path(shop))?.is_some())
+}
+
 /// Finishes a compaction a crash interrupted: its replaced snapshots deleted
 /// when it published, else its files removed. What it did, when there was one.
 fn finish_interrupted(root: &DataRoot, shop: &str) -> Result<Option<String>> {

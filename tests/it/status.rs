@@ -261,3 +261,46 @@ fn status_shows_the_raw_store_per_entity() {
     let text = String::from_utf8_lossy(&shopfeat(dir.path(), &["status"]).stdout).into_owned();
     assert!(text.lines().any(|l| l.trim_start().starts_with("raw") && l.contains("products") && l.contains("2 snapshots")), "{text}");
 }
+
+/// Small snapshots pile up while compaction is off: `status` says compaction is
+/// overdue (warn above `[status] small_snapshots`, fail above 8×), and is quiet
+/// once `compact` merged them; an interrupted compaction is a warning too.
+#[test]
+fn status_warns_when_compaction_is_overdue() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shopfeat.toml");
+    std::fs::write(&config, "[retention]\ncompact_after = 0\n[status]\nsmall_snapshots = 3\n").unwrap();
+    let with_config = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        shopfeat(dir.path(), &all)
+    };
+    assert!(with_config(&["-q", "run"]).status.success());
+    let inbox = tempfile::tempdir().unwrap();
+    std::fs::create_dir(inbox.path().join("webhooks")).unwrap();
+    for i in 0..4 {
+        let payload = serde_json::json!({"id": 7_100_000_000u64 + i, "title": format!("t{i}"), "updated_at": "2025-11-20T00:00:00Z", "variants": []});
+        std::fs::write(inbox.path().join("webhooks/products_update-1.json"), payload.to_string()).unwrap();
+        assert!(with_config(&["-q", "ingest", inbox.path().to_str().unwrap()]).status.success());
+    }
+    let compaction = |out: std::process::Output| -> serde_json::Value {
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        status[0]["checks"].as_array().unwrap().iter().find(|c| c["check"] == "raw_compaction").cloned().expect("a raw_compaction check")
+    };
+    let check = compaction(with_config(&["status", "--json"]));
+    assert_eq!(check["level"], "warn", "5 small snapshots, warn above 3: {check}");
+    assert!(check["value"].as_str().unwrap().contains("5 small snapshots"), "{check}");
+
+    assert!(with_config(&["-q", "compact"]).status.success());
+    let check = compaction(with_config(&["status", "--json"]));
+    assert_eq!(check["level"], "ok", "{check}");
+    assert!(check["value"].as_str().unwrap().contains("1 small snapshots"), "{check}");
+
+    // A compaction killed before it published leaves its intent: a warning until the next one.
+    std::fs::write(dir.path().join("sample/raw/_compaction.json"), r#"{"snapshot": "20250101T000000000000000-00000001.c1", "replaces": []}"#).unwrap();
+    let check = compaction(with_config(&["status", "--json"]));
+    assert_eq!(check["level"], "warn", "{check}");
+    assert!(check["value"].as_str().unwrap().contains("interrupted"), "{check}");
+    assert!(with_config(&["-q", "compact"]).status.success());
+    assert_eq!(compaction(with_config(&["status", "--json"]))["level"], "ok");
+}
