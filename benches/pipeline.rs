@@ -16,8 +16,9 @@
 //! `SHOPFEAT_BENCH` picks what runs: `pipeline` (the default, above), `export`
 //! (Gorse export throughput into the tests' stand-in), `fetch` (a historical and
 //! an incremental run through the tests' fake Admin API) or `serve` (webhook →
-//! Gorse latency, acknowledgements under load) or `fleet` (`run --all` over 200
-//! sample-sized shops); see `benches/services/`.
+//! Gorse latency, acknowledgements under load), `fleet` (`run --all` over 200
+//! sample-sized shops) or `lifecycle` (compute as 10,000 cycles' snapshots pile
+//! up, with and without compaction); see `benches/services/`.
 
 use shopfeat::features::Inputs;
 use shopfeat::generate::{self, PresetName};
@@ -55,6 +56,8 @@ mod webhook_client;
 mod serve_bench;
 #[path = "services/fleet.rs"]
 mod fleet_bench;
+#[path = "services/lifecycle.rs"]
+mod lifecycle_bench;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
 
@@ -167,7 +170,8 @@ fn main() {
         "fetch" => fetch_bench::run(),
         "serve" => serve_bench::run(),
         "fleet" => fleet_bench::run(),
-        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve or fleet"),
+        "lifecycle" => lifecycle_bench::run(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve, fleet or lifecycle"),
     }
 }
 

@@ -22,6 +22,10 @@
 //!
 //! [retention]
 //! compact_after = 64        # small raw snapshots before a run compacts them (0: never)
+//! history_days = 365        # optional: drop versions superseded longer ago (default: keep all)
+//!
+//! [storage]
+//! cache_bytes = 8589934592  # an object-store root's local cache per shop (LRU)
 //!
 //! [[shops]]                 # a fleet: `serve` and `run --all` take every shop
 //! id = "shop1"
@@ -54,9 +58,21 @@ pub struct Config {
     /// What the raw store keeps, and when it is compacted.
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// The fleet: every shop `serve` and `run --all` take.
     #[serde(default)]
     pub shops: Vec<ShopEntry>,
+}
+
+/// `[storage]`: the data root.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// An object-store root's local cache of raw files, per shop, in bytes
+    /// (default 8 GiB, or SHOPFEAT_CACHE_BYTES): least recently used files
+    /// are evicted past it.
+    pub cache_bytes: Option<u64>,
 }
 
 /// `[retention]`: the raw store over a shop's lifetime.
@@ -66,12 +82,18 @@ pub struct RetentionConfig {
     /// Small raw snapshots a shop may hold before a `run` or `serve` cycle
     /// compacts them (default 64; 0: never, `shopfeat compact` only).
     pub compact_after: Option<usize>,
+    /// Compaction drops versions of products, collections, customers and
+    /// orders superseded more than this many days before it runs; `--as-of`
+    /// earlier than that horizon then fails. Default: keep every version.
+    /// Events, deletions and refunds are never dropped.
+    pub history_days: Option<u32>,
 }
 
 impl Config {
-    /// `[retention] compact_after`, or its default.
-    pub fn compact_after(&self) -> usize {
-        self.retention.compact_after.unwrap_or(crate::land::compact::DEFAULT_AFTER)
+    /// `[retention]`, defaults filled in.
+    pub fn compaction(&self) -> crate::land::compact::Policy {
+        let default = crate::land::compact::Policy::default();
+        crate::land::compact::Policy { after: self.retention.compact_after.unwrap_or(default.after), history_days: self.retention.history_days }
     }
 }
 

@@ -248,11 +248,15 @@ impl DataRoot {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove {}", root.join(rel).display())),
                 _ => Ok(()),
             },
-            Location::Remote { store, prefix, runtime, .. } => {
+            Location::Remote { store, prefix, runtime, cache, .. } => {
                 let path = Self::store_path(prefix, rel);
                 match runtime.block_on(store.delete(&path)) {
                     Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => Err(e).with_context(|| format!("cannot remove {path}")),
-                    _ => Ok(()),
+                    // Its cached copy goes with it.
+                    _ => match std::fs::remove_file(cache.join(rel)) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove the cached {rel}")),
+                        _ => Ok(()),
+                    },
                 }
             }
         }
@@ -339,21 +343,85 @@ impl DataRoot {
     }
 
     /// A local path holding the file `rel`: the file itself on a local root, a cached
-    /// download of it on a remote one (snapshots are immutable, so the cache is kept).
+    /// download of it on a remote one (snapshots are immutable, so the cache is
+    /// kept, within [`cache_limit`]: see [`DataRoot::trim_cache`]).
     pub fn local_copy(&self, rel: &str) -> Result<PathBuf> {
         match &self.location {
             Location::Local(root) => Ok(root.join(rel)),
             Location::Remote { cache, .. } => {
                 let dest = cache.join(rel);
-                if !dest.exists() {
-                    let bytes = self.get(rel)?.with_context(|| format!("{rel} is missing"))?;
-                    std::fs::create_dir_all(dest.parent().context("no parent")?)?;
-                    let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().context("no parent")?)?;
-                    tmp.write_all(&bytes)?;
-                    tmp.persist(&dest)?;
+                match std::fs::File::options().write(true).open(&dest) {
+                    // A hit is a use: its time orders the eviction.
+                    Ok(file) => file.set_modified(std::time::SystemTime::now())?,
+                    Err(_) => {
+                        let bytes = self.get(rel)?.with_context(|| format!("{rel} is missing"))?;
+                        std::fs::create_dir_all(dest.parent().context("no parent")?)?;
+                        let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().context("no parent")?)?;
+                        tmp.write_all(&bytes)?;
+                        tmp.persist(&dest)?;
+                    }
                 }
                 Ok(dest)
             }
+        }
+    }
+
+    /// Keeps the local cache of a remote root's `shop` under [`cache_limit`]
+    /// bytes: the least recently used files go first, never one of `pinned`
+    /// (the files a reader is about to open; they stay even when they alone
+    /// exceed the limit). What it removed, in bytes. Nothing on a local root.
+    pub fn trim_cache(&self, shop: &str, pinned: &[PathBuf]) -> Result<u64> {
+        let Location::Remote { cache, .. } = &self.location else { return Ok(0) };
+        let mut files = vec![];
+        cached_files(&cache.join(shop), &mut files);
+        let mut total: u64 = files.iter().map(|(_, bytes, _)| bytes).sum();
+        let limit = cache_limit();
+        if total <= limit {
+            return Ok(0);
+        }
+        files.sort_by_key(|(_, _, used)| *used);
+        let pinned: std::collections::HashSet<&Path> = pinned.iter().map(PathBuf::as_path).collect();
+        let mut removed = 0;
+        for (path, bytes, _) in files.iter().filter(|(path, _, _)| !pinned.contains(path.as_path())) {
+            if total <= limit {
+                break;
+            }
+            if std::fs::remove_file(path).is_ok() {
+                (total, removed) = (total - bytes, removed + bytes);
+            }
+        }
+        if total > limit {
+            tracing::warn!("the cache of {shop}'s raw files holds {} MB, over its limit of {} MB: the files one computation reads do not fit it", total >> 20, limit >> 20);
+        }
+        Ok(removed)
+    }
+}
+
+/// The default size of a remote root's local cache, per shop.
+pub const DEFAULT_CACHE_BYTES: u64 = 8 << 30;
+
+static CACHE_LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Sets the cache limit for this process (the config file's `[storage]
+/// cache_bytes`); the first call wins.
+pub fn set_cache_limit(bytes: u64) {
+    let _ = CACHE_LIMIT.set(bytes);
+}
+
+/// The local cache's limit per shop: `[storage] cache_bytes`, else
+/// SHOPFEAT_CACHE_BYTES, else [`DEFAULT_CACHE_BYTES`].
+pub fn cache_limit() -> u64 {
+    *CACHE_LIMIT.get_or_init(|| std::env::var("SHOPFEAT_CACHE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_CACHE_BYTES))
+}
+
+/// Every file under `dir`: path, bytes, last use.
+fn cached_files(dir: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            cached_files(&entry.path(), out);
+        } else {
+            out.push((entry.path(), meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH)));
         }
     }
 }

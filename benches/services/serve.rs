@@ -56,7 +56,7 @@ pub fn run() {
         pairs: Default::default(),
         keep_generations: 2,
         gorse: Some(gorse_options.clone()),
-        compact_after: 0,
+        compaction: shopfeat::land::compact::Policy::never(),
     };
     let started = Instant::now();
     shopfeat::pipeline::run(&root, "bench", &nightly).expect("the nightly run").check().expect("rows");

@@ -11,7 +11,9 @@ use anyhow::Result;
 /// one, and the next compaction finishes or undoes the interrupted one.
 ///
 /// `run` and `serve` cycles compact on their own once a shop holds more than
-/// `[retention] compact_after` small snapshots (default 64; 0: never).
+/// `[retention] compact_after` small snapshots (default 64; 0: never). With
+/// `[retention] history_days = N`, versions superseded more than N days ago are
+/// dropped from what it merges, and `--as-of` earlier than that fails.
 #[derive(Debug, clap::Args)]
 pub struct CompactArgs {
     /// Print the report as one JSON object.
@@ -22,7 +24,8 @@ pub struct CompactArgs {
 pub fn run(global: &Global, args: CompactArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let report = compact::compact(&root, &global.shop)?;
+    let policy = crate::config::Config::load(global.config.as_deref())?.compaction();
+    let report = compact::compact(&root, &global.shop, &policy)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(Outcome::Success);

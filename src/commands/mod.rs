@@ -29,6 +29,13 @@ pub enum Outcome {
 }
 
 pub fn run(cli: Cli) -> Result<Outcome> {
+    // Process-wide settings from the config file (a bad file is reported by the
+    // command that reads it).
+    if let Ok(config) = crate::config::Config::load(cli.global.config.as_deref()) {
+        if let Some(bytes) = config.storage.cache_bytes {
+            crate::storage::set_cache_limit(bytes);
+        }
+    }
     match cli.command {
         Command::Generate(args) => generate::run(&cli.global, args),
         Command::Ingest(args) => ingest::run(&cli.global, args),

@@ -108,7 +108,7 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     options.as_of = args.as_of;
     options.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     options.public_url = args.public_url.clone();
-    options.compact_after = config.compact_after();
+    options.compaction = config.compaction();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let served = runtime.block_on(serve::serve(options, None, serve::termination()));
     // A cycle still running after the grace period is not waited for (dropping

@@ -43,8 +43,27 @@ pub const MERGED_ROWS: u64 = 1_000_000;
 /// Rows per row group of a compacted file: small enough that a reader looking
 /// for a few ids skips most of a file by its statistics.
 pub const ROW_GROUP: usize = 16 * 1024;
-/// Small snapshots a shop may hold before a run compacts them.
-pub const DEFAULT_AFTER: usize = 64;
+/// When compaction runs and what it keeps (the config file's `[retention]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Small snapshots a shop may hold before a run compacts them (0: never).
+    pub after: usize,
+    /// Drop versions superseded more than this many days ago (default: none).
+    pub history_days: Option<u32>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { after: 64, history_days: None }
+    }
+}
+
+impl Policy {
+    /// No automatic compaction.
+    pub fn never() -> Policy {
+        Policy { after: 0, history_days: None }
+    }
+}
 
 /// One merge of consecutive snapshots.
 #[derive(Debug, Clone, Serialize)]
@@ -90,23 +109,25 @@ pub fn small_snapshots(manifests: &[SnapshotManifest]) -> usize {
     manifests.iter().filter(|m| is_small(m)).count()
 }
 
-/// Compacts `shop` when it holds more than `after` small snapshots (`after` 0:
-/// never). The caller holds the shop's lock.
-pub fn compact_if_due(root: &DataRoot, shop: &str, after: usize) -> Result<Option<CompactReport>> {
-    if after == 0 || small_snapshots(&super::snapshots(root, shop)?) <= after {
+/// Compacts `shop` when it holds more than `policy.after` small snapshots
+/// (`after` 0: never). The caller holds the shop's lock.
+pub fn compact_if_due(root: &DataRoot, shop: &str, policy: &Policy) -> Result<Option<CompactReport>> {
+    if policy.after == 0 || small_snapshots(&super::snapshots(root, shop)?) <= policy.after {
         return Ok(None);
     }
-    compact(root, shop).map(Some)
+    compact(root, shop, policy).map(Some)
 }
 
 /// Merges every run of consecutive small snapshots of `shop` into one snapshot
 /// (a run is cut at [`MERGED_ROWS`]). The caller holds the shop's lock.
-pub fn compact(root: &DataRoot, shop: &str) -> Result<CompactReport> {
+pub fn compact(root: &DataRoot, shop: &str, policy: &Policy) -> Result<CompactReport> {
     let mut report = CompactReport { recovered: finish_interrupted(root, shop)?, ..Default::default() };
     let live = super::snapshots(root, shop)?;
     report.snapshots_before = live.len();
+    let now = chrono::Utc::now();
+    let horizon = policy.history_days.map(|days| (now - chrono::Duration::days(i64::from(days))).timestamp_micros());
     for run in runs_to_merge(&live) {
-        let merged = merge(root, shop, run)?;
+        let merged = merge(root, shop, run, horizon)?;
         tracing::info!("shop {shop}: {} snapshots merged into {} ({} rows)", merged.replaced, merged.snapshot, merged.rows);
         report.merged.push(merged);
     }
@@ -144,7 +165,9 @@ fn compacted_id(last: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     format!("{landing}.c{}{:09}", now.format("%Y%m%dT%H%M%S"), now.timestamp_subsec_nanos())
 }
 
-fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest]) -> Result<Merged> {
+/// Merges `run` into one snapshot; with a `horizon` (µs), versions superseded
+/// at or before it are left out (see [`superseded`]).
+fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest], horizon: Option<i64>) -> Result<Merged> {
     let last = run.last().expect("a run has snapshots");
     let snapshot = compacted_id(&last.snapshot, chrono::Utc::now());
     let replaces: Vec<String> = run.iter().map(|m| m.snapshot.clone()).collect();
@@ -153,13 +176,30 @@ fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest]) -> Result<Merged
 
     let mut files = BTreeMap::new();
     let mut rows = BTreeMap::new();
+    // The (snapshot, file, id) of parent versions left out, whose children go with them.
+    let mut dropped_parents: BTreeMap<RawEntity, LazyFrame> = BTreeMap::new();
     for entity in RawEntity::ALL {
         let parts: Vec<String> = run.iter().filter_map(|m| m.files.get(entity.name()).cloned()).collect();
         if parts.is_empty() {
             continue;
         }
+        let mut merged = concatenated(root, &parts, sort_keys(entity))?;
+        if let Some(horizon) = horizon {
+            if let Some((id, lists)) = versioned(entity) {
+                let (kept, dropped) = superseded(merged, id, lists, horizon)?;
+                dropped_parents.insert(entity, dropped);
+                merged = kept;
+            } else if let Some((parent, id)) = parent_of(entity) {
+                if let Some(dropped) = dropped_parents.get(&parent) {
+                    let on = [col("snapshot"), col("file"), col(id)];
+                    let mut anti = JoinArgs::new(JoinType::Anti);
+                    anti.maintain_order = MaintainOrderJoin::Left;
+                    merged = merged.join(dropped.clone(), on.clone(), on, anti);
+                }
+            }
+        }
         let rel = format!("{}/{entity}/{snapshot}.parquet", raw_dir(shop));
-        let height = rewrite(root, &parts, &rel, sort_keys(entity))?;
+        let height = write(root, merged, &rel)?;
         files.insert(entity.to_string(), rel);
         rows.insert(entity.to_string(), height);
     }
@@ -168,11 +208,15 @@ fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest]) -> Result<Merged
         true => None,
         false => {
             let rel = super::rejected::rejected_path(shop, &snapshot);
-            rewrite(root, &rejected_parts, &rel, None)?;
+            write(root, concatenated(root, &rejected_parts, None)?, &rel)?;
             Some(rel)
         }
     };
-    let span = span_of(run);
+    let mut span = span_of(run);
+    if horizon.is_some() {
+        let time = |t: Option<i64>| t.and_then(chrono::DateTime::from_timestamp_micros).map(|t| t.to_rfc3339());
+        span.history_from = time(span.history_from.as_deref().and_then(super::snapshot::time_us).max(horizon));
+    }
     let manifest = SnapshotManifest {
         snapshot: snapshot.clone(),
         received_at: span.received_to.clone(),
@@ -213,16 +257,72 @@ fn sort_keys(entity: RawEntity) -> Option<Vec<Expr>> {
     Some([id, "snapshot", "source_rank", "file", "line"].into_iter().map(col).collect())
 }
 
-/// Writes the rows of `parts` (in order, sorted by `keys` when given) as one
-/// Parquet file at `rel`, committed whole; its row count.
-fn rewrite(root: &DataRoot, parts: &[String], rel: &str, keys: Option<Vec<Expr>>) -> Result<u64> {
+/// The raw entities that have versions, with their id and whether a version's
+/// bulk line also carries the entity's list of collection memberships.
+fn versioned(entity: RawEntity) -> Option<(&'static str, bool)> {
+    match entity {
+        RawEntity::Products => Some(("product_id", true)),
+        RawEntity::Collections => Some(("collection_id", true)),
+        RawEntity::Customers => Some(("customer_id", false)),
+        RawEntity::Orders => Some(("order_id", false)),
+        _ => None,
+    }
+}
+
+/// The raw entities that travel with a version of their parent: the parent and
+/// the column naming it.
+fn parent_of(entity: RawEntity) -> Option<(RawEntity, &'static str)> {
+    match entity {
+        RawEntity::Variants | RawEntity::ProductMedia => Some((RawEntity::Products, "product_id")),
+        RawEntity::LineItems => Some((RawEntity::Orders, "order_id")),
+        _ => None,
+    }
+}
+
+/// Splits versions (sorted by id, then landing order) into those kept and the
+/// `(snapshot, file, id)` of those left out: a version is left out when a later
+/// one of the same id (a strictly later `updated_at`) is at or before `horizon`,
+/// so no `--as-of` at or after the horizon can choose it (normalization takes
+/// the latest version at or before `as_of`). Kept whatever their time:
+/// deletions (they apply at any time), versions tied with the one that
+/// supersedes them (their children are unioned with its), and, where `lists`,
+/// each id's latest bulk line (its list of collection memberships is the one
+/// normalization reads).
+fn superseded(versions: LazyFrame, id: &str, lists: bool, horizon: i64) -> Result<(LazyFrame, LazyFrame)> {
+    let time = col("updated_at").cast(DataType::Int64).fill_null(lit(i64::MIN));
+    let live = col("deleted").eq(lit(true)).not().fill_null(lit(true));
+    let base = when(live.clone().and(time.clone().lt_eq(lit(horizon)))).then(time.clone()).otherwise(lit(NULL).cast(DataType::Int64)).max().over([col(id)])?;
+    let mut keep = live.not().or(base.clone().is_null()).or(time.gt_eq(base));
+    if lists {
+        let bulk = col("source").eq(lit("bulk"));
+        let last_bulk = when(bulk.clone()).then(col("_row")).otherwise(lit(NULL).cast(DataType::UInt32)).max().over([col(id)])?;
+        keep = keep.or(bulk.and(col("_row").eq(last_bulk)));
+    }
+    let marked = versions.with_row_index("_row", None).with_column(keep.alias("_keep")).collect()?.lazy();
+    let kept = marked.clone().filter(col("_keep")).drop(cols(["_row", "_keep"]));
+    let dropped = marked.filter(col("_keep").not()).select([col("snapshot"), col("file"), col(id)]).unique(None, UniqueKeepStrategy::Any);
+    // A file whose parent versions are all left out loses its children; one that
+    // keeps any version of that parent keeps them.
+    let on = [col("snapshot"), col("file"), col(id)];
+    let kept_keys = kept.clone().select(on.clone());
+    let dropped = dropped.join(kept_keys, on.clone(), on, JoinArgs::new(JoinType::Anti));
+    Ok((kept, dropped.collect()?.lazy()))
+}
+
+/// The rows of `parts` in order (sorted by `keys`, stably, when given).
+fn concatenated(root: &DataRoot, parts: &[String], keys: Option<Vec<Expr>>) -> Result<LazyFrame> {
     let paths = parts.iter().map(|p| root.local_copy(p)).collect::<Result<Vec<_>>>()?;
     let mut scan = crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?;
     if let Some(keys) = keys {
         let n = keys.len();
         scan = scan.sort_by_exprs(keys, SortMultipleOptions::default().with_order_descending_multi(vec![false; n]).with_maintain_order(true));
     }
-    let mut frame = scan.collect().map_err(|e| anyhow::anyhow!("cannot read {}: {e}", parts.join(", ")))?;
+    Ok(scan)
+}
+
+/// Writes `rows` as one Parquet file at `rel`, committed whole; its row count.
+fn write(root: &DataRoot, rows: LazyFrame, rel: &str) -> Result<u64> {
+    let mut frame = rows.collect().map_err(|e| anyhow::anyhow!("cannot read the snapshots merged into {rel}: {e}"))?;
     let mut staged = root.stage(rel)?;
     ParquetWriter::new(staged.writer())
         .with_compression(ParquetCompression::Zstd(None))
@@ -256,7 +356,9 @@ fn span_of(run: &[SnapshotManifest]) -> Span {
         }
     }
     fingerprints.reverse();
-    Span { first: spans[0].0.clone(), last: spans[spans.len() - 1].1.clone(), received_from, received_to, last_full, fingerprints }
+    // History dropped from any of them is dropped from the whole.
+    let history_from = run.iter().filter_map(|m| m.history_from()).max().and_then(chrono::DateTime::from_timestamp_micros).map(|t| t.to_rfc3339());
+    Span { first: spans[0].0.clone(), last: spans[spans.len() - 1].1.clone(), received_from, received_to, last_full, fingerprints, history_from }
 }
 
 /// Deletes snapshots: each one's files first, then its manifest (a manifest

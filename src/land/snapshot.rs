@@ -58,6 +58,10 @@ pub struct Span {
     /// [`KEPT_FINGERPRINTS`] distinct ones), so `run` still lands nothing twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fingerprints: Vec<String>,
+    /// Versions superseded before this time were dropped (`[retention]
+    /// history_days`): no `--as-of` earlier than it is exact any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_from: Option<String>,
 }
 
 /// Distinct input fingerprints a compacted snapshot keeps: enough for any job
@@ -101,7 +105,7 @@ impl FullMark {
     }
 }
 
-fn time_us(t: &str) -> Option<i64> {
+pub(super) fn time_us(t: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.timestamp_micros())
 }
 
@@ -129,6 +133,12 @@ impl SnapshotManifest {
             Some(span) if span.last < full.snapshot && !after_start(&span.received_to) => Counts::None,
             Some(_) => Counts::Rows(full.clone()),
         }
+    }
+
+    /// From when this snapshot's history is whole (versions superseded before
+    /// were dropped by a compaction), µs.
+    pub fn history_from(&self) -> Option<i64> {
+        self.span.as_ref().and_then(|s| s.history_from.as_deref()).and_then(time_us)
     }
 
     /// Whether these exact inputs were landed by this snapshot (or one it replaced).

@@ -112,6 +112,9 @@ impl MainTables {
 /// snapshot order.
 pub struct RawTables {
     files: BTreeMap<String, Vec<RawFile>>,
+    /// Versions superseded before this time were dropped by compaction
+    /// (`[retention] history_days`): an earlier `as_of` is refused.
+    history_from: Option<i64>,
 }
 
 /// One snapshot's file of a raw entity, and which of its rows count: all, or
@@ -142,7 +145,11 @@ impl RawTables {
                 files.entry(entity.name().to_string()).or_default().push(RawFile { path, only });
             }
         }
-        Ok(RawTables { files })
+        // The files just fetched stay; older ones go once the cache is over its limit.
+        let pinned: Vec<std::path::PathBuf> = files.values().flatten().map(|f| f.path.clone()).collect();
+        root.trim_cache(shop, &pinned)?;
+        let history_from = manifests.iter().filter_map(|m| m.history_from()).max();
+        Ok(RawTables { files, history_from })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,6 +207,16 @@ fn whole_parquet(path: &std::path::Path) -> std::io::Result<()> {
 
 /// Normalizes a shop's raw snapshots into its main tables as of `as_of`.
 pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
+    if let (Some(t), Some(from)) = (as_of, raw.history_from) {
+        if t < from {
+            let time = |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339()).unwrap_or_default();
+            anyhow::bail!(
+                "--as-of {} is before {}, from when the raw store keeps every version: compaction dropped older superseded versions ([retention] history_days), so tables at that time would not be exact",
+                time(t),
+                time(from)
+            );
+        }
+    }
     let (products, variants, product_media, deleted_products, product_versions) = products::products(raw, as_of)?;
     let (collections, collection_versions) = collections::collections(raw, as_of)?;
     let collection_products = collections::memberships(raw, product_versions, collection_versions, &products, &collections)?;

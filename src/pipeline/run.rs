@@ -38,9 +38,8 @@ pub struct RunOptions {
     pub keep_generations: usize,
     /// Export to this Gorse after computing.
     pub gorse: Option<gorse::Options>,
-    /// Compact the raw store at the end when it holds more small snapshots
-    /// than this (0: never).
-    pub compact_after: usize,
+    /// When to compact the raw store at the end, and what it keeps.
+    pub compaction: crate::land::compact::Policy,
 }
 
 /// How the run landed its data.
@@ -126,15 +125,15 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
         (Some(g), None) => Some(export_gorse(root, shop, g)?),
         _ => None,
     };
-    let compaction = compact_if_due(root, shop, options.compact_after);
+    let compaction = compact_if_due(root, shop, &options.compaction);
     Ok(RunReport { shop: shop.to_string(), land, compute: computed.report, export, compaction, failed })
 }
 
 /// Compacts the raw store when it is due. A failed compaction changes nothing a
 /// reader sees (the next one finishes or undoes it) and does not fail the run
 /// that published: it is logged, and `status` warns while compaction is overdue.
-fn compact_if_due(root: &DataRoot, shop: &str, after: usize) -> Option<CompactReport> {
-    match crate::land::compact::compact_if_due(root, shop, after) {
+fn compact_if_due(root: &DataRoot, shop: &str, policy: &crate::land::compact::Policy) -> Option<CompactReport> {
+    match crate::land::compact::compact_if_due(root, shop, policy) {
         Ok(report) => report,
         Err(e) => {
             tracing::warn!("shop {shop}: compaction failed (nothing changed for readers; the next run tries again): {e:#}");

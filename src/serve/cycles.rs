@@ -248,7 +248,7 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Outcome::Busy(format!("{e:#}")),
         Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
-    let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone(), compact_after: state.options.compact_after };
+    let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone(), compaction: state.options.compaction };
     let recorder = match Recorder::start(&root, &spec.id, &format!("serve {}", kind.name())) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("{e:#}")),

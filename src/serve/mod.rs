@@ -113,9 +113,8 @@ pub struct ServeOptions {
     /// The address Shopify reaches this server at (https://…): shops fetched
     /// from Shopify are subscribed to `bulk_operations/finish` deliveries there.
     pub public_url: Option<String>,
-    /// A cycle compacts its shop's raw store when it holds more small
-    /// snapshots than this (0: never).
-    pub compact_after: usize,
+    /// When a cycle compacts its shop's raw store, and what it keeps.
+    pub compaction: crate::land::compact::Policy,
 }
 
 impl ServeOptions {
@@ -141,7 +140,7 @@ impl ServeOptions {
             as_of: None,
             shutdown_grace: Duration::from_secs(20),
             public_url: None,
-            compact_after: crate::land::compact::DEFAULT_AFTER,
+            compaction: Default::default(),
         }
     }
 }

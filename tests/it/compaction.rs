@@ -57,7 +57,7 @@ impl Twins {
     }
 
     fn compact(&self) -> compact::CompactReport {
-        let report = compact::compact(&self.compacted, SHOP).unwrap();
+        let report = compact::compact(&self.compacted, SHOP, &compact::Policy::default()).unwrap();
         assert!(!report.merged.is_empty(), "something to merge: {report:?}");
         report
     }
@@ -220,7 +220,7 @@ fn compaction_keeps_every_table_at_every_as_of_and_holds_one_snapshot() {
     assert!(ids.windows(2).all(|w| w[0] <= w[1]), "sorted by product id: {ids:?}");
 
     // A second compaction has nothing left to merge; landing more and compacting again keeps the tables.
-    assert!(compact::compact(&twins.compacted, SHOP).unwrap().merged.is_empty());
+    assert!(compact::compact(&twins.compacted, SHOP, &compact::Policy::default()).unwrap().merged.is_empty());
     twins.land("products_update-1.json", &product_update("2025-04-06T00:00:00Z", "Mug v3", "23.00"));
     twins.land("events-3.jsonl", &event("x3", "c1", "2025-04-06T00:00:00Z", 2));
     let report = twins.compact();
@@ -299,7 +299,7 @@ fn runs_compact_the_sample_on_their_own_once_small_snapshots_pile_up() {
         pairs: Default::default(),
         keep_generations: 2,
         gorse: None,
-        compact_after: after,
+        compaction: compact::Policy { after, history_days: None },
     };
     let ran = shopfeat::pipeline::run(root, SHOP, &options(20)).unwrap();
     assert!(ran.compaction.is_none(), "13 small snapshots, 20 allowed");
@@ -310,4 +310,45 @@ fn runs_compact_the_sample_on_their_own_once_small_snapshots_pile_up() {
     // The run's inputs were landed before: compaction keeps their fingerprint.
     let again = shopfeat::pipeline::ingest_once(root, SHOP, &[sample]).unwrap();
     assert!(again.already_landed);
+}
+
+/// `[retention] history_days`: compaction drops versions superseded before the
+/// horizon (with the children that travel with them), keeps deletions, ties and
+/// the latest bulk lists, and every table at or after the horizon stays exact;
+/// an earlier `--as-of` is refused, naming the horizon.
+#[test]
+fn history_days_drops_superseded_versions_and_refuses_an_as_of_before_the_horizon() {
+    let mut twins = Twins::new();
+    land_history(&mut twins);
+    // A later bulk export lists product 2 in no collection (so it is no longer
+    // in collection 500, whose list is older); webhook versions supersede that
+    // line, which must stay all the same: it holds the product's latest list.
+    let bulk = [
+        r#"{"id":"gid://shopify/Product/2","title":"Blue Mug","handle":"blue-mug","status":"ACTIVE","createdAt":"2025-01-05T00:00:00Z","updatedAt":"2025-03-10T00:00:00Z","tags":[],"options":[]}"#,
+        r#"{"id":"gid://shopify/ProductVariant/21","title":"Default Title","price":"8.50","inventoryQuantity":3,"__parentId":"gid://shopify/Product/2"}"#,
+    ];
+    twins.land("products-late.jsonl", &bulk.join("\n"));
+    twins.land("products_update-1.json", &product_update("2025-04-06T00:00:00Z", "Mug v3", "23.00"));
+    let memberships = |root: &DataRoot| main_tables(root, SHOP, None)[4].1.clone();
+    let members: Vec<i64> = memberships(&twins.plain).column("product_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert!(!members.is_empty() && !members.contains(&2), "product 2 left collection 500: {members:?}");
+    let policy = compact::Policy { after: 64, history_days: Some(30) };
+    compact::compact(&twins.compacted, SHOP, &policy).unwrap();
+    let rows = |root: &DataRoot, entity: &str| -> u64 { twins.snapshots(root).iter().filter_map(|m| m.rows.get(entity)).sum() };
+    for entity in ["products", "variants"] {
+        assert!(rows(&twins.compacted, entity) < rows(&twins.plain, entity), "{entity}: superseded versions dropped ({} of {})", rows(&twins.compacted, entity), rows(&twins.plain, entity));
+    }
+    assert_eq!(rows(&twins.compacted, "events"), rows(&twins.plain, "events"), "events are never dropped");
+    assert_eq!(rows(&twins.compacted, "refund_line_items"), rows(&twins.plain, "refund_line_items"));
+    let now = chrono::Utc::now().to_rfc3339();
+    twins.assert_same(&[now.as_str()]);
+
+    let before = compute(&twins.compacted, SHOP, &ComputeOptions::at(ts("2025-03-25T00:00:00Z"))).map(|_| ()).unwrap_err();
+    let message = format!("{before:#}");
+    assert!(message.contains("history_days") && message.contains("is before"), "{message}");
+    // The horizon survives a later compaction that drops nothing.
+    twins.land("products_update-1.json", &product_update("2025-04-07T00:00:00Z", "Mug v4", "24.00"));
+    compact::compact(&twins.compacted, SHOP, &compact::Policy::default()).unwrap();
+    assert!(compute(&twins.compacted, SHOP, &ComputeOptions::at(ts("2025-03-25T00:00:00Z"))).is_err());
+    twins.assert_same(&[now.as_str()]);
 }

@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// moto's access log (one line per request it answered).
+    log: tempfile::NamedTempFile,
+}
+
+impl Moto {
+    /// The requests moto answered so far, as `METHOD /path` (its access log:
+    /// an instrument outside shopfeat).
+    pub fn requests(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.log.path()).unwrap();
+        text.lines()
+            .filter_map(|l| l.split('"').nth(1))
+            .map(|r| r.chars().filter(|c| !c.is_control()).collect::<String>())
+            .map(|r| r.split("[0m").next().unwrap_or(&r).rsplit('[').next().unwrap_or(&r).trim_start_matches(|c: char| c.is_ascii_digit() || c == ';' || c == 'm').to_string())
+            .filter(|r| r.contains(" HTTP/1."))
+            .collect()
+    }
 }
 
 impl Drop for Moto {
@@ -31,8 +47,9 @@ pub fn moto() -> Option<Moto> {
         _ => return None,
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(server).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start moto_server");
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(server).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("start moto_server");
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log };
     let started = Instant::now();
     loop {
         // Creating the bucket is also the readiness probe.
@@ -210,4 +227,74 @@ fn a_run_frozen_past_its_lease_publishes_nothing_after_another_run_took_over() {
     assert!(!String::from_utf8_lossy(&status.stderr).contains("error"), "the current generation reads whole: {}", String::from_utf8_lossy(&status.stderr));
     let export = shopfeat(&moto, root, &["-q", "compute"]).output().unwrap();
     assert!(export.status.success(), "the shop goes on: {}", String::from_utf8_lossy(&export.stderr));
+}
+
+/// A shop that lives on a bucket for many cycles (issue 24): each cycle lands a
+/// small snapshot, computes and publishes; compaction keeps the snapshots few, so
+/// the requests a cycle makes (counted by moto) stay flat instead of growing by
+/// one per snapshot ever landed, and the local cache holds only live files.
+#[test]
+fn a_long_lived_shop_on_s3_makes_as_many_requests_per_cycle_late_as_early() {
+    let Some(moto) = moto() else { return };
+    let root = "s3://shopfeat/lifetime";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shopfeat.toml");
+    std::fs::write(&config, "[retention]\ncompact_after = 4\n[storage]\ncache_bytes = 1\n").unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let cycle = |inputs: &Path| {
+        let mut c = shopfeat(&moto, root, &["-q", "--config", config.to_str().unwrap(), "run", inputs.to_str().unwrap(), "--as-of", "2025-12-01T00:00:00Z"]);
+        ok(c.env("TMPDIR", &tmp).output().unwrap());
+    };
+    cycle(&crate::common::fixture("shop"));
+    let mut per_cycle = vec![];
+    for i in 0..24u64 {
+        let inputs = dir.path().join(format!("cycle-{i}/webhooks"));
+        std::fs::create_dir_all(&inputs).unwrap();
+        let payload = serde_json::json!({"id": 2, "title": format!("Mug, edit {i}"), "updated_at": format!("2025-06-{:02}T00:00:00Z", i + 1), "variants": []});
+        std::fs::write(inputs.join("products_update-1.json"), payload.to_string()).unwrap();
+        let before = moto.requests().len();
+        cycle(inputs.parent().unwrap());
+        per_cycle.push(moto.requests()[before..].to_vec());
+    }
+    let counts: Vec<usize> = per_cycle.iter().map(Vec::len).collect();
+    eprintln!("requests per cycle: {counts:?}");
+    // Compaction every fifth cycle or so makes the count periodic: compare the
+    // worst of an early window with the worst of the last one.
+    let early = counts[4..12].iter().max().unwrap();
+    let late = counts[16..24].iter().max().unwrap();
+    assert!(late <= early, "requests per cycle grew from {early} to {late}: {counts:?}\nlast cycle: {:#?}", per_cycle.last());
+    // The bucket holds a few snapshots, and the replaced ones' files are gone.
+    let keys = bucket_keys(&moto, "lifetime/s3shop/raw/");
+    let manifests = keys.iter().filter(|k| k.contains("/_snapshots/")).count();
+    let raw_files: Vec<&String> = keys.iter().filter(|k| k.ends_with(".parquet") && !k.contains("/_rejected/")).collect();
+    assert!(manifests <= 5, "{manifests} snapshots: {keys:#?}");
+    // The local cache holds the live raw files only (its limit is one byte: every
+    // file not about to be read is evicted, and replaced ones went with them).
+    let mut cached = vec![];
+    collect_files(&tmp, &mut cached);
+    let raw_cached: Vec<&String> = cached.iter().filter(|p| p.contains("/raw/")).collect();
+    assert_eq!(raw_cached.len(), raw_files.len(), "cached {raw_cached:#?}, in the bucket {raw_files:#?}");
+    assert!(raw_cached.iter().all(|p| raw_files.iter().any(|k| p.ends_with(k.trim_start_matches("lifetime/")))), "cached {raw_cached:#?}, in the bucket {raw_files:#?}");
+}
+
+/// The keys under `prefix` in moto's bucket (its S3 listing, read plainly).
+fn bucket_keys(moto: &Moto, prefix: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let port = moto.endpoint.rsplit(':').next().unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    write!(s, "GET /shopfeat?list-type=2&max-keys=1000&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer.split("<Key>").skip(1).filter_map(|k| k.split("</Key>").next()).map(String::from).collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            collect_files(&entry.path(), out);
+        } else {
+            out.push(entry.path().display().to_string());
+        }
+    }
 }

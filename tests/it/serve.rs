@@ -218,7 +218,7 @@ pub(crate) fn run_and_export_sample(root: &shopfeat::storage::DataRoot, gorse: &
         pairs: Default::default(),
         keep_generations: 2,
         gorse: Some(gorse.clone()),
-        compact_after: 0,
+        compaction: shopfeat::land::compact::Policy::never(),
     };
     shopfeat::pipeline::run(root, "s", &nightly).unwrap().check().unwrap();
 }
