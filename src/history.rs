@@ -157,13 +157,39 @@ pub fn load(root: &DataRoot, shop: &str) -> Result<Vec<RunRecord>> {
 /// The records the cache holds at most (the newest).
 const CACHED: usize = 1000;
 
+/// Run records a shop keeps (the newest): days of `serve` cycles, while the
+/// database shows the last [`IN_DATABASE`].
+pub const KEPT: usize = 10_000;
+
+/// Removes the run records beyond the newest [`KEPT`] (one listing): what keeps
+/// a long-lived shop's `runs/` from growing by a file per cycle forever. Runs
+/// with the raw store's compaction. How many it removed.
+pub fn prune(root: &DataRoot, shop: &str) -> Result<usize> {
+    prune_to(root, shop, KEPT)
+}
+
+/// [`prune`], keeping the newest `kept`.
+pub fn prune_to(root: &DataRoot, shop: &str, kept: usize) -> Result<usize> {
+    let names = record_names(root, shop)?;
+    let old = &names[..names.len().saturating_sub(kept)];
+    for name in old {
+        root.delete(&format!("{}/{name}", runs_dir(shop)))?;
+    }
+    Ok(old.len())
+}
+
+/// The names of a shop's run records, oldest first.
+fn record_names(root: &DataRoot, shop: &str) -> Result<Vec<String>> {
+    Ok(root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet") && !n.starts_with('_')).collect())
+}
+
 fn cache_path(shop: &str) -> String {
     format!("{}/_cache.parquet", runs_dir(shop))
 }
 
 /// The last `last` run records of `shop`, oldest first (ids sort by start time).
 pub fn load_last(root: &DataRoot, shop: &str, last: usize) -> Result<Vec<RunRecord>> {
-    let names: Vec<String> = root.list(&runs_dir(shop))?.into_iter().filter(|n| n.ends_with(".parquet") && !n.starts_with('_')).collect();
+    let names = record_names(root, shop)?;
     // The cache is only a shortcut: one that cannot be read is read around.
     let mut known: std::collections::HashMap<String, RunRecord> = read_records(root, &cache_path(shop)).unwrap_or_default().into_iter().map(|r| (r.run_id.clone(), r)).collect();
     let mut records = vec![];
@@ -174,7 +200,12 @@ pub fn load_last(root: &DataRoot, shop: &str, last: usize) -> Result<Vec<RunReco
             Some(r) if r.outcome != "running" => r.clone(),
             _ => {
                 read_any = true;
-                let record = read_records(root, &format!("{}/{name}", runs_dir(shop)))?.into_iter().next().with_context(|| format!("{}/{name} holds no record", runs_dir(shop)))?;
+                let rel = format!("{}/{name}", runs_dir(shop));
+                // Pruned since the listing: it was among the oldest, and is gone.
+                if root.get(&rel)?.is_none() {
+                    continue;
+                }
+                let record = read_records(root, &rel)?.into_iter().next().with_context(|| format!("{rel} holds no record"))?;
                 known.insert(id.to_string(), record.clone());
                 record
             }

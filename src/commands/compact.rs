@@ -26,6 +26,7 @@ pub fn run(global: &Global, args: CompactArgs) -> Result<Outcome> {
     let _lock = ShopLock::acquire(&root, &global.shop)?;
     let policy = crate::config::Config::load(global.config.as_deref())?.compaction();
     let report = compact::compact(&root, &global.shop, &policy)?;
+    let pruned = crate::history::prune(&root, &global.shop)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(Outcome::Success);
@@ -37,5 +38,8 @@ pub fn run(global: &Global, args: CompactArgs) -> Result<Outcome> {
         println!("{} snapshots merged into {} ({} rows)", m.replaced, m.snapshot, m.rows);
     }
     println!("snapshots: {} before, {} after", report.snapshots_before, report.snapshots_after);
+    if pruned > 0 {
+        println!("run records: the {pruned} oldest removed (the newest {} are kept)", crate::history::KEPT);
+    }
     Ok(Outcome::Success)
 }

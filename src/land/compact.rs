@@ -37,9 +37,10 @@ use std::collections::BTreeMap;
 
 /// A snapshot with fewer rows than this is small: compaction merges it.
 pub const SMALL_ROWS: u64 = 100_000;
-/// A merged snapshot stops growing at about this many rows (what one entity's
-/// rows cost in memory while they are sorted is bounded by it).
-pub const MERGED_ROWS: u64 = 1_000_000;
+/// A merged snapshot stops growing at about this many rows: one entity's rows
+/// are held in memory while they are sorted, and a raw row keeps its record's
+/// whole JSON text (a product's can be kilobytes).
+pub const MERGED_ROWS: u64 = 250_000;
 /// Rows per row group of a compacted file: small enough that a reader looking
 /// for a few ids skips most of a file by its statistics.
 pub const ROW_GROUP: usize = 16 * 1024;
@@ -433,11 +434,12 @@ mod tests {
         ];
         let ids = |runs: Vec<&[SnapshotManifest]>| runs.iter().map(|r| r.iter().map(|m| m.snapshot.as_str()).collect::<String>()).collect::<Vec<_>>();
         assert_eq!(ids(runs_to_merge(&live)), ["ab", "def"]);
-        let big = SMALL_ROWS - 1;
-        let many: Vec<_> = (0..25).map(|i| manifest(&format!("{i:02}"), big)).collect();
+        let big = MERGED_ROWS / 5;
+        assert!(big < SMALL_ROWS);
+        let many: Vec<_> = (0..26).map(|i| manifest(&format!("{i:02}"), big)).collect();
         let runs = runs_to_merge(&many);
         assert!(runs.iter().all(|r| r.iter().map(|m| m.rows["products"]).sum::<u64>() <= MERGED_ROWS), "runs are cut at the size");
-        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 25, "every small snapshot is in a run: {:?}", runs.iter().map(|r| r.len()).collect::<Vec<_>>());
+        assert_eq!(runs.iter().map(|r| r.len()).collect::<Vec<_>>(), [5, 5, 5, 5, 5], "the 26th waits for company");
     }
 
     #[test]

@@ -129,17 +129,25 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
     Ok(RunReport { shop: shop.to_string(), land, compute: computed.report, export, compaction, failed })
 }
 
-/// Compacts the raw store when it is due. A failed compaction changes nothing a
-/// reader sees (the next one finishes or undoes it) and does not fail the run
-/// that published: it is logged, and `status` warns while compaction is overdue.
+/// Compacts the raw store when it is due, and then trims the run history: the
+/// upkeep that keeps a long-lived shop's cycles at a constant cost. A failed
+/// compaction changes nothing a reader sees (the next one finishes or undoes
+/// it) and does not fail the run that published: it is logged, and `status`
+/// warns while compaction is overdue.
 fn compact_if_due(root: &DataRoot, shop: &str, policy: &crate::land::compact::Policy) -> Option<CompactReport> {
-    match crate::land::compact::compact_if_due(root, shop, policy) {
+    let report = match crate::land::compact::compact_if_due(root, shop, policy) {
         Ok(report) => report,
         Err(e) => {
             tracing::warn!("shop {shop}: compaction failed (nothing changed for readers; the next run tries again): {e:#}");
             None
         }
+    };
+    if report.is_some() {
+        if let Err(e) = crate::history::prune(root, shop) {
+            tracing::warn!("shop {shop}: the run history was not trimmed: {e:#}");
+        }
     }
+    report
 }
 
 /// The `as_of` of a generated shop's `manifest.json`, when there is one.

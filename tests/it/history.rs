@@ -97,3 +97,20 @@ fn the_history_cache_serves_ended_records_and_rereads_running_ones() {
     std::fs::write(&run_file, b"unreadable now").unwrap();
     assert_eq!(history::load_last(&root, "h", 10).unwrap(), from_files, "served from the cache");
 }
+
+/// The run history keeps the newest records; the oldest go (with compaction),
+/// and a reader whose cache or listing still names them reads around them.
+#[test]
+fn the_run_history_is_trimmed_to_its_newest_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    for i in 0..5 {
+        history::Recorder::start(&root, "h", &format!("run {i}")).unwrap().end::<()>(None, None).unwrap();
+    }
+    // The cache knows all five before the trim.
+    assert_eq!(history::load_last(&root, "h", 100).unwrap().len(), 5);
+    assert_eq!(history::prune_to(&root, "h", 3).unwrap(), 2);
+    let commands: Vec<String> = history::load_last(&root, "h", 100).unwrap().into_iter().map(|r| r.command).collect();
+    assert_eq!(commands, ["run 2", "run 3", "run 4"]);
+    assert_eq!(history::prune_to(&root, "h", 3).unwrap(), 0);
+}
