@@ -96,6 +96,13 @@ fn json(out: &Output) -> serde_json::Value {
 /// Every row a dry-run export would send, with its request, sorted (row order
 /// within batches is not part of what Gorse ends up with).
 fn dry_run(moto: &Moto, root: &str, dir: &Path, name: &str) -> Vec<String> {
+    let rows = export_rows(moto, root, dir, name);
+    assert!(rows.len() > 1000, "{} rows", rows.len());
+    rows
+}
+
+/// [`dry_run`], of a shop of any size.
+fn export_rows(moto: &Moto, root: &str, dir: &Path, name: &str) -> Vec<String> {
     let file = dir.join(name);
     ok(shopfeat(moto, root, &["export", "gorse", "--url", "http://127.0.0.1:1", "--dry-run", file.to_str().unwrap()]).output().unwrap());
     let mut rows = vec![];
@@ -108,7 +115,6 @@ fn dry_run(moto: &Moto, root: &str, dir: &Path, name: &str) -> Vec<String> {
         }
     }
     rows.sort();
-    assert!(rows.len() > 1000, "{} rows", rows.len());
     rows
 }
 
@@ -232,7 +238,8 @@ fn a_run_frozen_past_its_lease_publishes_nothing_after_another_run_took_over() {
 /// A shop that lives on a bucket for many cycles (issue 24): each cycle lands a
 /// small snapshot, computes and publishes; compaction keeps the snapshots few, so
 /// the requests a cycle makes (counted by moto) stay flat instead of growing by
-/// one per snapshot ever landed, and the local cache holds only live files.
+/// one per snapshot ever landed, the local cache holds only live files, and
+/// what an export would send equals a twin that never compacts.
 #[test]
 fn a_long_lived_shop_on_s3_makes_as_many_requests_per_cycle_late_as_early() {
     let Some(moto) = moto() else { return };
@@ -242,9 +249,14 @@ fn a_long_lived_shop_on_s3_makes_as_many_requests_per_cycle_late_as_early() {
     std::fs::write(&config, "[retention]\ncompact_after = 4\n[storage]\ncache_bytes = 1\n").unwrap();
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
+    let never = dir.path().join("never.toml");
+    std::fs::write(&never, "[retention]\ncompact_after = 0\n").unwrap();
+    let twin = dir.path().join("twin");
+    let twin = twin.to_str().unwrap();
     let cycle = |inputs: &Path| {
         let mut c = shopfeat(&moto, root, &["-q", "--config", config.to_str().unwrap(), "run", inputs.to_str().unwrap(), "--as-of", "2025-12-01T00:00:00Z"]);
         ok(c.env("TMPDIR", &tmp).output().unwrap());
+        ok(shopfeat(&moto, twin, &["-q", "--config", never.to_str().unwrap(), "run", inputs.to_str().unwrap(), "--as-of", "2025-12-01T00:00:00Z"]).output().unwrap());
     };
     cycle(&crate::common::fixture("shop"));
     let mut per_cycle = vec![];
@@ -258,6 +270,9 @@ fn a_long_lived_shop_on_s3_makes_as_many_requests_per_cycle_late_as_early() {
         per_cycle.push(moto.requests()[before..].to_vec());
     }
     let counts: Vec<usize> = per_cycle.iter().map(Vec::len).collect();
+    let compacted_rows = export_rows(&moto, root, dir.path(), "compacted.jsonl");
+    assert!(compacted_rows.iter().any(|r| r.contains("Mug, edit 23")), "{compacted_rows:?}");
+    assert_eq!(compacted_rows, export_rows(&moto, twin, dir.path(), "twin.jsonl"), "what Gorse would get from the compacted shop and from its uncompacted twin");
     eprintln!("requests per cycle: {counts:?}");
     // Compaction every fifth cycle or so makes the count periodic: compare the
     // worst of an early window with the worst of the last one.
