@@ -15,17 +15,19 @@
 //! statistics let a reader skip them; events stay in landing order, which is
 //! the order they arrived in.
 //!
-//! Crash-safe publishing, under the shop's lock:
-//! 1. an intent `raw/_compaction.json` names the new snapshot and those it replaces;
-//! 2. the new snapshot's files are written and committed;
-//! 3. its manifest is written, naming what it replaces — readers saw the old
-//!    set until now and see the new one from now on;
+//! Crash-safe publishing, under the shop's lock ([`rewrite`], which redaction
+//! shares):
+//! 1. an intent `raw/_rewrite.json` names the new snapshots and those each
+//!    replaces, uncommitted: readers ignore the snapshots it names;
+//! 2. the new snapshots' files are written and committed, then their manifests;
+//! 3. the intent is committed (one write) — readers saw the old set until now
+//!    and see the new one from now on (a new manifest's `replaces` hides the old);
 //! 4. the replaced snapshots' files, then their manifests, are deleted;
 //! 5. the intent is removed.
 //!
-//! A compaction that finds an intent first finishes it: step 4 when step 3
-//! happened, else it removes step 2's files. Nothing else needs a walk of the
-//! shop's tree.
+//! A compaction that finds an intent first finishes it: step 4 when it was
+//! committed, else it removes step 2's files and manifests. Nothing else needs
+//! a walk of the shop's tree.
 
 use super::snapshot::{all_snapshots, raw_dir, FullMark, Span, SnapshotManifest, KEPT_FINGERPRINTS};
 use crate::storage::DataRoot;
@@ -85,15 +87,31 @@ pub struct CompactReport {
     pub snapshots_after: usize,
 }
 
-/// The intent of a compaction in progress (step 1).
+/// A rewrite of snapshots in progress (a compaction, a redaction): the new
+/// snapshots and those each replaces, and whether the switch happened.
 #[derive(Debug, Serialize, Deserialize)]
-struct Intent {
-    snapshot: String,
-    replaces: Vec<String>,
+pub(crate) struct Intent {
+    pub what: String,
+    pub snapshots: Vec<Rewritten>,
+    pub committed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Rewritten {
+    pub snapshot: String,
+    pub replaces: Vec<String>,
 }
 
 fn intent_path(shop: &str) -> String {
-    format!("{}/_compaction.json", raw_dir(shop))
+    format!("{}/_rewrite.json", raw_dir(shop))
+}
+
+/// The rewrite in progress, when there is one.
+pub(crate) fn intent(root: &DataRoot, shop: &str) -> Result<Option<Intent>> {
+    match root.get(&intent_path(shop))? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("{}: not a rewrite intent", intent_path(shop)))?)),
+        None => Ok(None),
+    }
 }
 
 fn manifest_path(shop: &str, snapshot: &str) -> String {
@@ -166,25 +184,19 @@ fn compacted_id(last: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     format!("{landing}.c{}{:09}", now.format("%Y%m%dT%H%M%S"), now.timestamp_subsec_nanos())
 }
 
-/// Merges `run` into one snapshot; with a `horizon` (µs), versions superseded
-/// at or before it are left out (see [`superseded`]).
+/// Merges `run` into one snapshot, sorted for pruning; with a `horizon` (µs),
+/// versions superseded at or before it are left out (see [`superseded`]).
 fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest], horizon: Option<i64>) -> Result<Merged> {
-    let last = run.last().expect("a run has snapshots");
-    let snapshot = compacted_id(&last.snapshot, chrono::Utc::now());
-    let replaces: Vec<String> = run.iter().map(|m| m.snapshot.clone()).collect();
-    let intent = Intent { snapshot: snapshot.clone(), replaces: replaces.clone() };
-    root.put(&intent_path(shop), &serde_json::to_vec_pretty(&intent)?)?;
-
-    let mut files = BTreeMap::new();
-    let mut rows = BTreeMap::new();
     // The (snapshot, file, id) of parent versions left out, whose children go with them.
     let mut dropped_parents: BTreeMap<RawEntity, LazyFrame> = BTreeMap::new();
-    for entity in RawEntity::ALL {
-        let parts: Vec<String> = run.iter().filter_map(|m| m.files.get(entity.name()).cloned()).collect();
-        if parts.is_empty() {
-            continue;
-        }
-        let mut merged = concatenated(root, &parts, sort_keys(entity))?;
+    let mut rows = |entity: RawEntity, merged: LazyFrame| -> Result<LazyFrame> {
+        let mut merged = match sort_keys(entity) {
+            Some(keys) => {
+                let n = keys.len();
+                merged.sort_by_exprs(keys, SortMultipleOptions::default().with_order_descending_multi(vec![false; n]).with_maintain_order(true))
+            }
+            None => merged,
+        };
         if let Some(horizon) = horizon {
             if let Some((id, lists)) = versioned(entity) {
                 let (kept, dropped) = superseded(merged, id, lists, horizon)?;
@@ -199,45 +211,94 @@ fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest], horizon: Option<
                 }
             }
         }
+        Ok(merged)
+    };
+    let mut written = rewrite(root, shop, "compaction", &[run], &mut rows, &mut Ok, horizon)?;
+    Ok(written.pop().expect("one run, one snapshot"))
+}
+
+/// Rows of a raw entity (or, as `RawEntity::Events`' sibling, the rejected
+/// records) → the rows a rewritten snapshot keeps.
+pub(crate) type RowsFn<'a> = dyn FnMut(RawEntity, LazyFrame) -> Result<LazyFrame> + 'a;
+pub(crate) type RejectedFn<'a> = dyn FnMut(LazyFrame) -> Result<LazyFrame> + 'a;
+
+/// Rewrites snapshots, all at once or not at all: each of `runs` becomes one
+/// new snapshot holding its rows (concatenated in order, then through `rows`
+/// per entity and `rejected` for the rejected records), and replaces it. With a
+/// `history_from` (µs), the new snapshots record that versions superseded
+/// before it were dropped.
+///
+/// Readers see the old snapshots until the intent is committed (one write),
+/// the new ones from then on: an uncommitted intent hides the snapshots it
+/// names. The caller holds the shop's lock.
+pub(crate) fn rewrite(root: &DataRoot, shop: &str, what: &str, runs: &[&[SnapshotManifest]], rows: &mut RowsFn, rejected: &mut RejectedFn, history_from: Option<i64>) -> Result<Vec<Merged>> {
+    let now = chrono::Utc::now();
+    let mut intent = Intent { what: what.to_string(), snapshots: vec![], committed: false };
+    for (i, run) in runs.iter().enumerate() {
+        let last = run.last().expect("a run has snapshots");
+        let snapshot = compacted_id(&last.snapshot, now + chrono::Duration::microseconds(i as i64));
+        intent.snapshots.push(Rewritten { snapshot, replaces: run.iter().map(|m| m.snapshot.clone()).collect() });
+    }
+    root.put(&intent_path(shop), &serde_json::to_vec_pretty(&intent)?)?;
+
+    let mut merged = vec![];
+    for (run, new) in runs.iter().zip(&intent.snapshots) {
+        let manifest = write_snapshot(root, shop, run, &new.snapshot, rows, rejected, history_from)?;
+        merged.push(Merged { snapshot: new.snapshot.clone(), replaced: run.len(), rows: manifest.rows.values().sum() });
+    }
+    // A run that lost its lock must not switch what whoever holds it now reads.
+    crate::lock::ensure_held(root, shop)?;
+    crate::failpoint::hit("compact-publish")?;
+    intent.committed = true;
+    root.put(&intent_path(shop), &serde_json::to_vec_pretty(&intent)?)?;
+    let replaced: Vec<SnapshotManifest> = runs.iter().flat_map(|run| run.iter().cloned()).collect();
+    remove_snapshots(root, shop, &replaced)?;
+    root.delete(&intent_path(shop))?;
+    Ok(merged)
+}
+
+/// Writes one new snapshot of `run`'s rows: its files, then its manifest
+/// (hidden by the uncommitted intent that names it).
+fn write_snapshot(root: &DataRoot, shop: &str, run: &[SnapshotManifest], snapshot: &str, rows: &mut RowsFn, rejected: &mut RejectedFn, history_from: Option<i64>) -> Result<SnapshotManifest> {
+    let mut files = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    for entity in RawEntity::ALL {
+        let parts: Vec<String> = run.iter().filter_map(|m| m.files.get(entity.name()).cloned()).collect();
+        if parts.is_empty() {
+            continue;
+        }
+        let kept = rows(entity, concatenated(root, &parts)?)?;
         let rel = format!("{}/{entity}/{snapshot}.parquet", raw_dir(shop));
-        let height = write(root, merged, &rel)?;
+        counts.insert(entity.to_string(), write(root, kept, &rel)?);
         files.insert(entity.to_string(), rel);
-        rows.insert(entity.to_string(), height);
     }
     let rejected_parts: Vec<String> = run.iter().filter_map(|m| m.rejected.clone()).collect();
     let rejected = match rejected_parts.is_empty() {
         true => None,
         false => {
-            let rel = super::rejected::rejected_path(shop, &snapshot);
-            write(root, concatenated(root, &rejected_parts, None)?, &rel)?;
+            let rel = super::rejected::rejected_path(shop, snapshot);
+            write(root, rejected(concatenated(root, &rejected_parts)?)?, &rel)?;
             Some(rel)
         }
     };
     let mut span = span_of(run);
-    if horizon.is_some() {
-        let time = |t: Option<i64>| t.and_then(chrono::DateTime::from_timestamp_micros).map(|t| t.to_rfc3339());
-        span.history_from = time(span.history_from.as_deref().and_then(super::snapshot::time_us).max(horizon));
-    }
+    let time = |t: Option<i64>| t.and_then(chrono::DateTime::from_timestamp_micros).map(|t| t.to_rfc3339());
+    span.history_from = time(span.history_from.as_deref().and_then(super::snapshot::time_us).max(history_from));
     let manifest = SnapshotManifest {
-        snapshot: snapshot.clone(),
+        snapshot: snapshot.to_string(),
         received_at: span.received_to.clone(),
         files,
-        rows: rows.clone(),
+        rows: counts,
         inputs: vec![],
         fingerprint: None,
         full: false,
         started_at: None,
         rejected,
-        replaces,
+        replaces: run.iter().map(|m| m.snapshot.clone()).collect(),
         span: Some(span),
     };
-    // A run that lost its lock must not publish over whoever holds it now.
-    crate::lock::ensure_held(root, shop)?;
-    crate::failpoint::hit("compact-publish")?;
-    root.put(&manifest_path(shop, &snapshot), &serde_json::to_vec_pretty(&manifest)?)?;
-    remove_snapshots(root, shop, run)?;
-    root.delete(&intent_path(shop))?;
-    Ok(Merged { snapshot, replaced: run.len(), rows: rows.values().sum() })
+    root.put(&manifest_path(shop, snapshot), &serde_json::to_vec_pretty(&manifest)?)?;
+    Ok(manifest)
 }
 
 /// How a compacted file of `entity` is sorted: by the entity's own id, then
@@ -310,20 +371,15 @@ fn superseded(versions: LazyFrame, id: &str, lists: bool, horizon: i64) -> Resul
     Ok((kept, dropped.collect()?.lazy()))
 }
 
-/// The rows of `parts` in order (sorted by `keys`, stably, when given).
-fn concatenated(root: &DataRoot, parts: &[String], keys: Option<Vec<Expr>>) -> Result<LazyFrame> {
+/// The rows of `parts`, in order.
+fn concatenated(root: &DataRoot, parts: &[String]) -> Result<LazyFrame> {
     let paths = parts.iter().map(|p| root.local_copy(p)).collect::<Result<Vec<_>>>()?;
-    let mut scan = crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?;
-    if let Some(keys) = keys {
-        let n = keys.len();
-        scan = scan.sort_by_exprs(keys, SortMultipleOptions::default().with_order_descending_multi(vec![false; n]).with_maintain_order(true));
-    }
-    Ok(scan)
+    crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))
 }
 
 /// Writes `rows` as one Parquet file at `rel`, committed whole; its row count.
 fn write(root: &DataRoot, rows: LazyFrame, rel: &str) -> Result<u64> {
-    let mut frame = rows.collect().map_err(|e| anyhow::anyhow!("cannot read the snapshots merged into {rel}: {e}"))?;
+    let mut frame = rows.collect().map_err(|e| anyhow::anyhow!("cannot read the snapshots rewritten into {rel}: {e}"))?;
     let mut staged = root.stage(rel)?;
     ParquetWriter::new(staged.writer())
         .with_compression(ParquetCompression::Zstd(None))
@@ -378,28 +434,33 @@ fn remove_snapshots(root: &DataRoot, shop: &str, snapshots: &[SnapshotManifest])
     Ok(())
 }
 
-/// Whether a compaction was interrupted (the next one finishes or undoes it).
+/// Whether a rewrite (compaction or redaction) was interrupted (the next
+/// compaction finishes or undoes it).
 pub fn interrupted(root: &DataRoot, shop: &str) -> Result<bool> {
     Ok(root.get(&intent_path(shop))?.is_some())
 }
 
-/// Finishes a compaction a crash interrupted: its replaced snapshots deleted
-/// when it published, else its files removed. What it did, when there was one.
-fn finish_interrupted(root: &DataRoot, shop: &str) -> Result<Option<String>> {
-    let Some(bytes) = root.get(&intent_path(shop))? else { return Ok(None) };
-    let intent: Intent = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a compaction intent", intent_path(shop)))?;
+/// Finishes a rewrite a crash interrupted: the snapshots it replaced deleted
+/// when it was committed, else its new snapshots removed. What it did, when
+/// there was one.
+pub(crate) fn finish_interrupted(root: &DataRoot, shop: &str) -> Result<Option<String>> {
+    let Some(intent) = intent(root, shop)? else { return Ok(None) };
     let all = all_snapshots(root, shop)?;
-    let published = all.iter().any(|m| m.snapshot == intent.snapshot);
-    let outcome = if published {
-        let replaced: Vec<SnapshotManifest> = all.into_iter().filter(|m| intent.replaces.contains(&m.snapshot)).collect();
+    let named = |ids: Vec<&String>| -> Vec<SnapshotManifest> { all.iter().filter(|m| ids.contains(&&m.snapshot)).cloned().collect() };
+    let outcome = if intent.committed {
+        let replaced = named(intent.snapshots.iter().flat_map(|s| &s.replaces).collect());
         remove_snapshots(root, shop, &replaced)?;
-        format!("finished compaction {}: removed the {} snapshots it replaced", intent.snapshot, replaced.len())
+        format!("finished the {} of {} snapshots: removed the {} it replaced", intent.what, intent.snapshots.len(), replaced.len())
     } else {
-        for entity in RawEntity::ALL {
-            root.delete(&format!("{}/{entity}/{}.parquet", raw_dir(shop), intent.snapshot))?;
+        // Files first (a manifest may not have been written), then manifests.
+        for new in &intent.snapshots {
+            for entity in RawEntity::ALL {
+                root.delete(&format!("{}/{entity}/{}.parquet", raw_dir(shop), new.snapshot))?;
+            }
+            root.delete(&super::rejected::rejected_path(shop, &new.snapshot))?;
+            root.delete(&manifest_path(shop, &new.snapshot))?;
         }
-        root.delete(&super::rejected::rejected_path(shop, &intent.snapshot))?;
-        format!("undid compaction {}, interrupted before it published", intent.snapshot)
+        format!("undid the {} of {} snapshots, interrupted before it was committed", intent.what, intent.snapshots.len())
     };
     root.delete(&intent_path(shop))?;
     tracing::info!("shop {shop}: {outcome}");

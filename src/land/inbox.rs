@@ -4,7 +4,7 @@
 //! then files each landed file away ([`Inbox::file_away`]).
 //!
 //! ```text
-//! <inbox>/webhooks/<arrival>.<topic>.<webhook id>.json   one delivery each
+//! <inbox>/webhooks/<arrival>.<resource>+<action>.<webhook id>.json   one delivery each
 //! <inbox>/events-<arrival>.jsonl                          one pixel batch each
 //! <inbox>/landed/<snapshot>/…                             landed by that snapshot
 //! <inbox>/rejected/<snapshot>/…                           unreadable, with <name>.reason
@@ -55,6 +55,18 @@ fn file_safe(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect()
 }
 
+/// A topic as a file name part: `customers/data_request` → `customers+data_request`.
+/// Both halves may hold underscores (`orders/partially_fulfilled`,
+/// `custom_collections/update`), so the slash becomes a `+`, which no topic
+/// holds, and the name reads back exactly.
+pub fn topic_in_name(topic: &str) -> Result<String> {
+    let valid = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    match topic.split_once('/') {
+        Some((resource, action)) if valid(resource) && valid(action) => Ok(format!("{resource}+{action}")),
+        _ => bail!("{topic:?} is not a webhook topic"),
+    }
+}
+
 impl Inbox {
     pub fn new(dir: impl Into<PathBuf>) -> Inbox {
         Inbox { dir: dir.into() }
@@ -69,10 +81,7 @@ impl Inbox {
     /// `X-Shopify-Webhook-Id`, kept in the name so a restarted server still
     /// recognises a replay ([`Inbox::seen_webhook_ids`]).
     pub fn write_webhook(&self, topic: &str, webhook_id: &str, body: &[u8]) -> Result<PathBuf> {
-        let topic = topic.replace('/', "_");
-        if topic.is_empty() || !topic.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-            bail!("{topic:?} is not a webhook topic");
-        }
+        let topic = topic_in_name(topic)?;
         let name = format!("{:017}.{topic}.{}.json", arrival_stamp(), file_safe(webhook_id));
         self.write_durably(&self.dir.join("webhooks"), &name, body)
     }
@@ -259,4 +268,24 @@ pub struct Usage {
 /// Makes a rename in `dir` durable.
 fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_reads_back_exactly_from_its_inbox_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::new(dir.path());
+        for topic in ["customers/data_request", "orders/partially_fulfilled", "custom_collections/update", "shop/redact", "products/update"] {
+            let file = inbox.write_webhook(topic, "3f1c-9", b"{}").unwrap();
+            assert_eq!(super::super::webhooks::topic_of(&file).as_deref(), Some(topic), "{}", file.display());
+        }
+        for bad in ["", "orders", "orders/", "/create", "Orders/create", "orders/create/x", "orders/cre.ate"] {
+            assert!(inbox.write_webhook(bad, "1", b"{}").is_err(), "{bad:?}");
+        }
+        // A person's file names keep their underscore form.
+        assert_eq!(super::super::webhooks::topic_of(Path::new("orders_create-1.json")).as_deref(), Some("orders/create"));
+    }
 }

@@ -180,10 +180,17 @@ pub fn new_snapshot_id(now: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// The committed snapshots of a shop that count, oldest first: those a
-/// compacted snapshot replaced are left out (compaction deletes them after
-/// publishing the compacted one).
+/// rewritten snapshot replaced are left out (the rewrite deletes them once it
+/// is committed), and so are the new snapshots of a rewrite not committed yet.
 pub fn snapshots(root: &DataRoot, shop: &str) -> Result<Vec<SnapshotManifest>> {
+    // The manifests first, then the intent: an intent still uncommitted now
+    // was so when they were read, so the snapshots it replaces were all there.
     let manifests = all_snapshots(root, shop)?;
+    let uncommitted: Vec<String> = match super::compact::intent(root, shop)? {
+        Some(intent) if !intent.committed => intent.snapshots.into_iter().map(|s| s.snapshot).collect(),
+        _ => vec![],
+    };
+    let manifests: Vec<SnapshotManifest> = manifests.into_iter().filter(|m| !uncommitted.contains(&m.snapshot)).collect();
     let replaced: std::collections::HashSet<&str> = manifests.iter().flat_map(|m| m.replaces.iter().map(String::as_str)).collect();
     let live = manifests.iter().filter(|m| !replaced.contains(m.snapshot.as_str())).cloned().collect();
     Ok(live)

@@ -11,13 +11,16 @@ use serde_json::Value;
 use std::path::Path;
 
 /// `orders_create-1.json` → `orders/create`; `products_delete.json` →
-/// `products/delete`; an inbox's `<arrival>.orders_updated.<id>.json` →
-/// `orders/updated` (its leading arrival stamp skipped).
-pub(super) fn topic_of(path: &Path) -> Option<String> {
+/// `products/delete`; an inbox's `<arrival>.orders+partially_fulfilled.<id>.json`
+/// → `orders/partially_fulfilled` (its leading arrival stamp skipped; the `+`
+/// keeps both halves whole).
+pub fn topic_of(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     let name = name.split('.').find(|part| !part.bytes().all(|b| b.is_ascii_digit()))?;
     let stem = name.split('-').next()?;
-    let (resource, action) = stem.rsplit_once('_')?;
+    // The inbox's exact form first; a person's `orders_create` names split at
+    // the last underscore.
+    let (resource, action) = stem.split_once('+').or_else(|| stem.rsplit_once('_'))?;
     Some(format!("{resource}/{action}"))
 }
 

@@ -201,7 +201,7 @@ fn compaction_keeps_every_table_at_every_as_of_and_holds_one_snapshot() {
     for entity in ["products", "events", "orders"] {
         assert_eq!(std::fs::read_dir(raw.join(entity)).unwrap().count(), 1, "{entity}: one file");
     }
-    assert!(!raw.join("_compaction.json").exists());
+    assert!(!raw.join("_rewrite.json").exists());
 
     // The rejected records, every one of them, in one file.
     let rejected_rows = |root: &DataRoot| -> usize {

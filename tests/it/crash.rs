@@ -295,7 +295,7 @@ fn compact_killed_at_random_points() {
                 assert!(name.starts_with(&snapshots[0].snapshot), "{what}: {} is left over", file.path().display());
             }
         }
-        assert!(!raw.join("_compaction.json").exists(), "{what}");
+        assert!(!raw.join("_rewrite.json").exists(), "{what}");
         assert!(litter(&root).is_empty(), "{what}: {:?}", litter(&root));
     }
     println!("crash harness: compact: {finished_by_rerun} killed after publishing (the rerun finished them), {undone_by_rerun} before (the rerun undid them)");

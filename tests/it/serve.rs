@@ -103,7 +103,7 @@ fn deliveries_are_verified_written_once_and_refusals_write_nothing() {
     assert_eq!(written.len(), 1);
     assert_eq!(std::fs::read(&written[0]).unwrap(), body, "the payload is written byte for byte");
     let name = written[0].file_name().unwrap().to_str().unwrap();
-    assert!(name.ends_with(".products_update.b54557e4-bdd9-4b37-8a5f-bf7d70bcd043.json"), "{name}");
+    assert!(name.ends_with(".products+update.b54557e4-bdd9-4b37-8a5f-bf7d70bcd043.json"), "{name}");
 
     // A replay (Shopify retries, or the same event twice) is acknowledged, not written again.
     let replay = deliver(server.addr, SECRET, DOMAIN, "products/update", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", &body);

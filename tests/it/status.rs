@@ -297,7 +297,7 @@ fn status_warns_when_compaction_is_overdue() {
     assert!(check["value"].as_str().unwrap().contains("1 small snapshots"), "{check}");
 
     // A compaction killed before it published leaves its intent: a warning until the next one.
-    std::fs::write(dir.path().join("sample/raw/_compaction.json"), r#"{"snapshot": "20250101T000000000000000-00000001.c1", "replaces": []}"#).unwrap();
+    std::fs::write(dir.path().join("sample/raw/_rewrite.json"), r#"{"what": "compaction", "snapshots": [{"snapshot": "20250101T000000000000000-00000001.c1", "replaces": []}], "committed": false}"#).unwrap();
     let check = compaction(with_config(&["status", "--json"]));
     assert_eq!(check["level"], "warn", "{check}");
     assert!(check["value"].as_str().unwrap().contains("interrupted"), "{check}");
