@@ -62,6 +62,7 @@ pub enum Command {
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),
+    Privacy(commands::privacy::PrivacyArgs),
     Report(commands::report::ReportArgs),
     Serve(commands::serve::ServeArgs),
 }

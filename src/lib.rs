@@ -26,6 +26,7 @@ pub mod lock;
 pub mod normalize;
 pub mod peer;
 pub mod pipeline;
+pub mod privacy;
 pub mod progress;
 pub mod report;
 pub mod retry;

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod generate;
 pub mod ingest;
 pub mod normalize;
+pub mod privacy;
 pub mod report;
 pub mod run;
 pub mod serve;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::run(&cli.global, args),
         Command::Fetch(args) => fetch::run(&cli.global, args),
         Command::Status(args) => status::run(&cli.global, args),
+        Command::Privacy(args) => privacy::run(&cli.global, args),
         Command::Report(args) => report::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
     }

@@ -126,6 +126,20 @@ fn retire(old: Option<Pointer>, keep: usize, now: chrono::DateTime<chrono::Utc>)
     (previous, retired_at)
 }
 
+/// Forgets every generation of `base` but the current one and removes them
+/// now, retention window or not: what an erasure needs (older generations hold
+/// the erased person's rows). How many it removed.
+pub fn drop_previous(root: &DataRoot, base: &str) -> Result<usize> {
+    let Some(mut pointer) = current(root, base)? else { return Ok(0) };
+    crate::lock::ensure_held(root, base.split('/').next().unwrap_or(base))?;
+    pointer.previous.clear();
+    pointer.retired_at.clear();
+    root.put(&pointer_path(base), &serde_json::to_vec_pretty(&pointer)?)?;
+    let before = root.subdirs(base)?.len();
+    prune(root, base, &pointer)?;
+    Ok(before - root.subdirs(base)?.len())
+}
+
 /// Runs `read` (something that follows `CURRENT` of `base`); when it fails and
 /// `CURRENT` moved on meanwhile — a newer run published and pruned the
 /// generation being read — runs it once more, against the new one.

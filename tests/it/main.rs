@@ -25,6 +25,7 @@ mod lifetime;
 mod lock;
 mod normalize_fixture;
 mod pair_features;
+mod privacy;
 mod product_features;
 mod registry;
 mod report;

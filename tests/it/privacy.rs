@@ -1,0 +1,146 @@
+//! Shopify's privacy webhooks (issue 25): a customer erased from every file
+//! under the shop's root, checked by searching every file — Parquet and DuckDB
+//! decoded, everything else as bytes — for each identifier of theirs.
+
+use crate::common::copy_dir;
+use polars::prelude::*;
+use shopfeat::privacy::redact::{self, Person};
+use shopfeat::storage::DataRoot;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const AS_OF: &str = "2025-11-30T23:59:59Z";
+
+fn shopfeat(root: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", root.to_str().unwrap(), "--shop", "s", "-q"]).args(args).env_remove("RUST_LOG").env_remove("GORSE_URL").env_remove("SHOPFEAT_CONFIG").output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Where an identifier of the person was found: file, and column or offset.
+fn findings(dir: &Path, person: &Person, numbers: &[i64], found: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            findings(&path, person, numbers, found);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            search_parquet(&path, person, numbers, found);
+        } else if path.extension().is_some_and(|e| e == "duckdb") {
+            search_duckdb(&path, person, found);
+        } else if person.named_in(&std::fs::read(&path).unwrap()) {
+            found.push(path.display().to_string());
+        }
+    }
+}
+
+fn search_parquet(path: &Path, person: &Person, numbers: &[i64], found: &mut Vec<String>) {
+    let frame = ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
+    for column in frame.columns() {
+        let mut series = column.as_materialized_series().clone();
+        while let DataType::List(_) = series.dtype() {
+            series = series.explode(ExplodeOptions { empty_as_null: true, keep_nulls: true }).unwrap();
+        }
+        let hit = match series.dtype() {
+            DataType::String => series.str().unwrap().iter().flatten().any(|s| person.named_in(s.as_bytes())),
+            DataType::Int64 => series.i64().unwrap().iter().flatten().any(|n| numbers.contains(&n)),
+            _ => false,
+        };
+        if hit {
+            found.push(format!("{}: column {}", path.display(), column.name()));
+        }
+    }
+}
+
+fn search_duckdb(path: &Path, person: &Person, found: &mut Vec<String>) {
+    let db = duckdb::Connection::open_with_flags(path, duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).unwrap()).unwrap();
+    let tables: Vec<String> = db.prepare("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").unwrap().query_map([], |r| r.get(0)).unwrap().map(|t| t.unwrap()).collect();
+    for table in tables {
+        let mut rows = db.prepare(&format!("SELECT CAST(\"{table}\" AS VARCHAR) FROM \"{table}\"")).unwrap();
+        let hit = rows.query_map([], |r| r.get::<_, String>(0)).unwrap().map(|r| r.unwrap()).any(|row| person.named_in(row.as_bytes()));
+        if hit {
+            found.push(format!("{}: table {table}", path.display()));
+        }
+    }
+}
+
+fn raw_rows(root: &DataRoot, entity: &str) -> DataFrame {
+    let paths: Vec<PathBuf> = shopfeat::land::snapshots(root, "s").unwrap().iter().filter_map(|m| m.files.get(entity)).map(|rel| root.local_copy(rel).unwrap()).collect();
+    shopfeat::normalize::scan_parquet(paths.iter().map(|p| p.as_path())).unwrap().collect().unwrap()
+}
+
+fn product_features(dir: &Path) -> DataFrame {
+    let data = DataRoot::open(dir.to_str().unwrap()).unwrap();
+    let frame = ParquetReader::new(std::fs::File::open(crate::common::feature_file(&data, "s", "product_features")).unwrap()).finish().unwrap();
+    frame.sort(["product_id"], Default::default()).unwrap()
+}
+
+#[test]
+fn a_redacted_customer_is_nowhere_under_the_shop_and_product_tables_keep_their_sales() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("root");
+    let sample = dir.path().join("sample");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"), &sample);
+    shopfeat(&root_dir, &["run", sample.to_str().unwrap()]);
+    // A customer of the sample with orders and browsing linked to them.
+    let root = DataRoot::open(root_dir.to_str().unwrap()).unwrap();
+    let linked = raw_rows(&root, "events").lazy().filter(col("event_customer_id").is_not_null()).group_by([col("event_customer_id")]).agg([len().alias("n")]);
+    let buyers = raw_rows(&root, "orders").lazy().filter(col("customer_id").is_not_null()).select([col("customer_id").alias("event_customer_id")]).unique(None, UniqueKeepStrategy::Any);
+    let chosen = linked.join(buyers, [col("event_customer_id")], [col("event_customer_id")], JoinArgs::new(JoinType::Inner)).sort(["n"], SortMultipleOptions::default().with_order_descending(true)).first().collect().unwrap();
+    let id = chosen.column("event_customer_id").unwrap().i64().unwrap().get(0).expect("a customer with orders and events");
+    let customers = raw_rows(&root, "customers").lazy().filter(col("customer_id").eq(lit(id))).collect().unwrap();
+    let email = customers.column("email").unwrap().str().unwrap().get(0).unwrap().to_string();
+    let phone = "+1 555 0100 4477";
+    // A webhook payload of theirs (with a phone and addresses), and a record that
+    // cannot land naming them (kept in the snapshot's rejected file).
+    let more = dir.path().join("more/webhooks");
+    std::fs::create_dir_all(&more).unwrap();
+    let update = serde_json::json!({"id": id, "email": email, "phone": phone, "first_name": "Ada", "updated_at": "2025-11-20T00:00:00Z", "created_at": "2024-01-01T00:00:00Z",
+        "default_address": {"address1": "1 Long Road", "city": "Oslo", "phone": phone}, "admin_graphql_api_id": format!("gid://shopify/Customer/{id}")});
+    std::fs::write(more.join("customers_update-3.json"), update.to_string()).unwrap();
+    std::fs::write(more.join("customers_update-4.json"), format!("{{\"id\": {id}, \"email\": \"{email}\", ")).unwrap();
+    shopfeat(&root_dir, &["ingest", more.parent().unwrap().to_str().unwrap()]);
+    shopfeat(&root_dir, &["compute", "--as-of", AS_OF]);
+    shopfeat(&root_dir, &["normalize"]);
+    let before = product_features(&root_dir);
+
+    let manifests = shopfeat::land::snapshots(&root, "s").unwrap();
+    let customer = shopfeat::privacy::Customer { id: Some(id), email: Some(email.clone()), phone: None };
+    let person = redact::identify(&root, &manifests, &customer, &[]).unwrap();
+    // What the test is about: a customer with orders, events and stitched browsers.
+    assert!(person.orders.len() >= 1 && !person.browsers.is_empty() && person.phones.contains(phone), "{person:?}");
+    let events = raw_rows(&root, "events");
+    let theirs = events.clone().lazy().filter(col("event_customer_id").eq(lit(id))).collect().unwrap().height();
+    assert!(theirs > 0);
+    let numbers: Vec<i64> = person.customer_ids.iter().copied().collect();
+    let mut found = vec![];
+    findings(&root_dir.join("s"), &person, &numbers, &mut found);
+    assert!(found.len() > 10, "the search finds them before: {found:#?}");
+    let orders_before = raw_rows(&root, "orders").height();
+
+    let out = shopfeat(&root_dir, &["privacy", "redact-customer", "--customer-id", &format!("gid://shopify/Customer/{id}"), "--email", &email, "--request-id", "r-1"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("customers/redact r-1"), "{said}");
+
+    let mut found = vec![];
+    findings(&root_dir.join("s"), &person, &numbers, &mut found);
+    assert!(found.is_empty(), "still naming the customer after the erasure: {found:#?}");
+    // Their orders stay, as guest orders; their events stay, under other browser ids.
+    let orders = raw_rows(&root, "orders");
+    assert_eq!(orders.height(), orders_before);
+    let kept: Vec<i64> = person.orders.iter().copied().collect();
+    let guest = orders.lazy().filter(col("order_id").is_in(lit(Series::new("o".into(), kept)).implode(false), false)).collect().unwrap();
+    assert!(guest.height() >= person.orders.len() && guest.column("customer_id").unwrap().null_count() == guest.height());
+    assert_eq!(raw_rows(&root, "events").height(), events.height());
+    // Product tables keep their sales; only what counts distinct customers may move.
+    let after = product_features(&root_dir);
+    assert_eq!(before.height(), after.height());
+    let changed: Vec<&str> = before.get_column_names().into_iter().filter(|c| !before.column(c).unwrap().equals_missing(after.column(c).unwrap())).map(|c| c.as_str()).collect();
+    assert_eq!(changed, ["unique_purchasers_30d"], "only the count of distinct customers who bought (a guest order has none)");
+    // One generation left; the audit record holds no personal data (checked above) and counts.
+    let audit: serde_json::Value = serde_json::from_slice(&std::fs::read(root_dir.join("s/privacy/audit/r-1.json")).unwrap()).unwrap();
+    assert!(audit["snapshots_rewritten"].as_u64().unwrap() >= 2 && audit["rows_redacted"].as_u64().unwrap() > 0, "{audit}");
+    let generations = std::fs::read_dir(root_dir.join("s/features")).unwrap().flatten().filter(|e| e.path().is_dir()).count();
+    assert_eq!(generations, 1);
+    // Done once: the same request again changes nothing.
+    shopfeat(&root_dir, &["privacy", "redact-customer", "--customer-id", &id.to_string(), "--request-id", "r-1"]);
+}
