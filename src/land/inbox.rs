@@ -8,6 +8,8 @@
 //! <inbox>/events-<arrival>.jsonl                          one pixel batch each
 //! <inbox>/landed/<snapshot>/…                             landed by that snapshot
 //! <inbox>/rejected/<snapshot>/…                           unreadable, with <name>.reason
+//! <inbox>/privacy/<arrival>.<topic>.<webhook id>.json     a compliance request, until carried out
+//! <inbox>/privacy/done/<webhook id>                       one carried out (its id only: no personal data)
 //! ```
 //!
 //! Every file appears whole or not at all: it is written under `.incoming/`,
@@ -86,6 +88,41 @@ impl Inbox {
         self.write_durably(&self.dir.join("webhooks"), &name, body)
     }
 
+    /// Writes one compliance request (`customers/redact`, …) durably, apart from
+    /// the data: it is carried out, never landed.
+    pub fn write_privacy(&self, topic: &str, webhook_id: &str, body: &[u8]) -> Result<PathBuf> {
+        let topic = topic_in_name(topic)?;
+        let name = format!("{:017}.{topic}.{}.json", arrival_stamp(), file_safe(webhook_id));
+        self.write_durably(&self.dir.join("privacy"), &name, body)
+    }
+
+    /// The compliance requests waiting, oldest first: (file, topic, webhook id,
+    /// received at µs).
+    pub fn privacy_pending(&self) -> Result<Vec<(PathBuf, String, String, i64)>> {
+        let mut pending = vec![];
+        for entry in std::fs::read_dir(self.dir.join("privacy")).into_iter().flatten() {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            if let [arrival, topic, id, "json"] = name.split('.').collect::<Vec<_>>().as_slice() {
+                let topic = topic.replacen('+', "/", 1);
+                pending.push((path.clone(), topic, id.to_string(), arrival.parse().unwrap_or(0)));
+            }
+        }
+        pending.sort();
+        Ok(pending)
+    }
+
+    /// A compliance request carried out: its file (which holds the customer's
+    /// email) removed, its webhook id remembered.
+    pub fn privacy_done(&self, file: &Path, webhook_id: &str) -> Result<()> {
+        let done = self.dir.join("privacy/done");
+        std::fs::create_dir_all(&done)?;
+        std::fs::File::create(done.join(file_safe(webhook_id)))?.sync_all()?;
+        sync_dir(&done)?;
+        std::fs::remove_file(file).with_context(|| format!("cannot remove {}", file.display()))?;
+        sync_dir(&self.dir.join("privacy"))
+    }
+
     /// Writes one batch of web-pixel events (NDJSON, one event per line) durably.
     pub fn write_events(&self, ndjson: &[u8]) -> Result<PathBuf> {
         let name = format!("events-{:017}.jsonl", arrival_stamp());
@@ -126,7 +163,10 @@ impl Inbox {
     /// Webhook ids already received: pending and landed deliveries alike.
     pub fn seen_webhook_ids(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();
-        let mut folders = vec![self.dir.join("webhooks")];
+        let mut folders = vec![self.dir.join("webhooks"), self.dir.join("privacy")];
+        for entry in std::fs::read_dir(self.dir.join("privacy/done")).into_iter().flatten().flatten() {
+            ids.push(entry.file_name().to_string_lossy().into_owned());
+        }
         for done in ["landed", "rejected"] {
             if let Ok(snapshots) = std::fs::read_dir(self.dir.join(done)) {
                 for s in snapshots {

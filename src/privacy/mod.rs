@@ -9,6 +9,7 @@
 //! request's own file, which holds the customer's email, is removed once done,
 //! and only its webhook id is remembered (so a redelivery does nothing more).
 
+pub mod export;
 pub mod redact;
 
 use crate::storage::DataRoot;
@@ -153,6 +154,32 @@ pub fn refresh(root: &DataRoot, shop: &str, gorse: Option<&crate::sinks::gorse::
     Ok(removed)
 }
 
+/// Carries out the compliance requests waiting in `inbox` (the shop's lock
+/// held): each recorded, then — when any erased a customer — the features
+/// recomputed and exported ([`refresh`]), then each request's file removed and
+/// its webhook id remembered. A crash anywhere repeats only what is not
+/// recorded as done. How many were carried out.
+pub fn carry_out_pending(root: &DataRoot, shop: &str, inbox: &crate::land::inbox::Inbox, gorse: Option<&crate::sinks::gorse::Options>, pairs: crate::features::pairs::PairOptions) -> Result<usize> {
+    let pending = inbox.privacy_pending()?;
+    let mut erased = false;
+    let mut done = vec![];
+    for (file, topic, webhook_id, received_us) in pending {
+        let received_at = chrono::DateTime::from_timestamp_micros(received_us).unwrap_or_default().to_rfc3339();
+        let payload: Value = serde_json::from_slice(&std::fs::read(&file)?).with_context(|| format!("{}: not JSON", file.display()))?;
+        let request = Request::parse(&topic, &payload).with_context(|| format!("{}: not a {topic} request", file.display()))?;
+        carry_out(root, shop, &webhook_id, &received_at, &request, Some(inbox.dir()))?;
+        erased |= matches!(request, Request::RedactCustomer { .. });
+        done.push((file, webhook_id));
+    }
+    if erased {
+        refresh(root, shop, gorse, pairs)?;
+    }
+    for (file, webhook_id) in &done {
+        inbox.privacy_done(file, webhook_id)?;
+    }
+    Ok(done.len())
+}
+
 /// Carries out `request` for `shop` (holding its lock), records it under
 /// `request_id`, and returns the record. `inbox`: the shop's inbox, whose
 /// copies of landed and rejected files are erased too.
@@ -169,7 +196,13 @@ pub fn carry_out(root: &DataRoot, shop: &str, request_id: &str, received_at: &st
             audit.rows_redacted = done.rows_redacted;
             audit.files_deleted = done.files_deleted;
         }
-        Request::ExportCustomer { .. } | Request::RedactShop => bail!("{} is not carried out yet", request.topic()),
+        Request::ExportCustomer { customer, orders, data_request_id } => {
+            let (rel, records) = export::export_customer(root, shop, customer, orders, data_request_id)?;
+            tracing::info!("shop {shop}: data request {data_request_id}: {records} raw records exported to {}/{rel}", root.describe());
+            audit.rows_redacted = 0;
+            audit.export = Some(rel);
+        }
+        Request::RedactShop => bail!("{} is not carried out yet", request.topic()),
     }
     audit.done_at = crate::time::now_rfc3339();
     root.put(&audit_path(shop, request_id), &serde_json::to_vec_pretty(&audit)?)?;

@@ -162,7 +162,7 @@ fn collect_phones(value: &Value, phones: &mut BTreeSet<String>) {
 }
 
 /// The rows of `entity` that hold the person, as a filter.
-fn personal_rows(entity: RawEntity, person: &Person) -> Option<Expr> {
+pub(crate) fn personal_rows(entity: RawEntity, person: &Person) -> Option<Expr> {
     let ids = || lit(ids_lit(&person.customer_ids)).implode(false);
     let orders = || lit(ids_lit(&person.orders)).implode(false);
     Some(match entity {

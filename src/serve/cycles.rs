@@ -231,8 +231,10 @@ enum Outcome {
 fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outcome {
     // Every line the cycle logs names its shop (shops' cycles interleave).
     let _span = tracing::info_span!("cycle", shop = %spec.id, kind = kind.name()).entered();
+    // Compliance requests waiting make a cycle too: they are done by the next one.
+    let privacy = !spec.inbox.privacy_pending().unwrap_or_default().is_empty();
     let source = match kind {
-        Kind::Incremental if spec.inbox.depth() == 0 && !redo => return Outcome::Nothing,
+        Kind::Incremental if spec.inbox.depth() == 0 && !redo && !privacy => return Outcome::Nothing,
         Kind::Incremental => Source::Inbox(spec.inbox.clone()),
         Kind::Full => match &spec.full_source {
             Some(source) => source.clone(),
@@ -253,7 +255,13 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
-    let result = pipeline::run(&root, &spec.id, &options);
+    let mut result = pipeline::run(&root, &spec.id, &options);
+    if privacy && result.is_ok() {
+        // After the landing, so a late delivery naming the customer is erased too.
+        if let Err(e) = crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs) {
+            result = Err(e.context("carrying out the shop's privacy requests"));
+        }
+    }
     // What waits in the inbox now (one listing), and when the features were
     // published, for `/metrics` — said before the run history says "done".
     state.set_usage(&spec.id, spec.inbox.usage());

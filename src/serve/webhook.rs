@@ -77,6 +77,14 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
         state.metrics.delivery(&shop, "bulk_finished");
         return (StatusCode::OK, "ok\n").into_response();
     }
+    if crate::privacy::is_compliance_topic(&topic) {
+        // Acknowledged once written; the shop's next cycle carries it out.
+        let written = tokio::spawn(write_delivery(state.clone(), shop, topic, webhook_id, body, true));
+        return match written.await {
+            Ok(true) => (StatusCode::OK, "ok\n").into_response(),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the request\n").into_response(),
+        };
+    }
     if !crate::land::webhooks::lands_topic(&topic) {
         tracing::debug!("ignored a {topic} delivery for shop {shop}: no feature reads it");
         state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, true);
@@ -90,7 +98,7 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
     }
     // The write runs to its end apart from this request: if Shopify hangs up
     // (its 5 s timeout), the delivery is still written, or its id released.
-    let written = tokio::spawn(write_delivery(state.clone(), shop, topic, webhook_id, body));
+    let written = tokio::spawn(write_delivery(state.clone(), shop, topic, webhook_id, body, false));
     match written.await {
         Ok(true) => (StatusCode::OK, "ok\n").into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the delivery\n").into_response(),
@@ -99,18 +107,24 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
 
 /// Writes one delivery durably and settles its id: remembered once written,
 /// released when the write failed (not acknowledged, so Shopify retries it).
-async fn write_delivery(state: Arc<AppState>, shop: String, topic: String, webhook_id: String, body: Bytes) -> bool {
+async fn write_delivery(state: Arc<AppState>, shop: String, topic: String, webhook_id: String, body: Bytes, privacy: bool) -> bool {
     let inbox = state.shops[&shop].inbox.clone();
     let bytes = body.len() as u64;
     let written = {
         let (topic, webhook_id) = (topic.clone(), webhook_id.clone());
-        tokio::task::spawn_blocking(move || inbox.write_webhook(&topic, &webhook_id, &body)).await.map_err(anyhow::Error::from).and_then(|w| w)
+        let write = move || match privacy {
+            true => inbox.write_privacy(&topic, &webhook_id, &body),
+            false => inbox.write_webhook(&topic, &webhook_id, &body),
+        };
+        tokio::task::spawn_blocking(write).await.map_err(anyhow::Error::from).and_then(|w| w)
     };
     state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, written.is_ok());
     match written {
         Ok(_) => {
-            state.add_usage(&shop, false, bytes);
-            state.metrics.delivery(&shop, "written");
+            if !privacy {
+                state.add_usage(&shop, false, bytes);
+            }
+            state.metrics.delivery(&shop, if privacy { "privacy" } else { "written" });
             state.cycles.wake(&shop);
             true
         }

@@ -68,6 +68,16 @@ fn raw_rows(root: &DataRoot, entity: &str) -> DataFrame {
     shopfeat::normalize::scan_parquet(paths.iter().map(|p| p.as_path())).unwrap().collect().unwrap()
 }
 
+/// A customer of the shop with orders and browsing linked to them: (id, email).
+fn a_customer_with_orders_and_events(root: &DataRoot) -> (i64, String) {
+    let linked = raw_rows(root, "events").lazy().filter(col("event_customer_id").is_not_null()).group_by([col("event_customer_id")]).agg([len().alias("n")]);
+    let buyers = raw_rows(root, "orders").lazy().filter(col("customer_id").is_not_null()).select([col("customer_id").alias("event_customer_id")]).unique(None, UniqueKeepStrategy::Any);
+    let chosen = linked.join(buyers, [col("event_customer_id")], [col("event_customer_id")], JoinArgs::new(JoinType::Inner)).sort(["n", "event_customer_id"], SortMultipleOptions::default().with_order_descending(true)).first().collect().unwrap();
+    let id = chosen.column("event_customer_id").unwrap().i64().unwrap().get(0).expect("a customer with orders and events");
+    let customers = raw_rows(root, "customers").lazy().filter(col("customer_id").eq(lit(id))).collect().unwrap();
+    (id, customers.column("email").unwrap().str().unwrap().get(0).unwrap().to_string())
+}
+
 fn product_features(dir: &Path) -> DataFrame {
     let data = DataRoot::open(dir.to_str().unwrap()).unwrap();
     let frame = ParquetReader::new(std::fs::File::open(crate::common::feature_file(&data, "s", "product_features")).unwrap()).finish().unwrap();
@@ -81,14 +91,8 @@ fn a_redacted_customer_is_nowhere_under_the_shop_and_product_tables_keep_their_s
     let sample = dir.path().join("sample");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample"), &sample);
     shopfeat(&root_dir, &["run", sample.to_str().unwrap()]);
-    // A customer of the sample with orders and browsing linked to them.
     let root = DataRoot::open(root_dir.to_str().unwrap()).unwrap();
-    let linked = raw_rows(&root, "events").lazy().filter(col("event_customer_id").is_not_null()).group_by([col("event_customer_id")]).agg([len().alias("n")]);
-    let buyers = raw_rows(&root, "orders").lazy().filter(col("customer_id").is_not_null()).select([col("customer_id").alias("event_customer_id")]).unique(None, UniqueKeepStrategy::Any);
-    let chosen = linked.join(buyers, [col("event_customer_id")], [col("event_customer_id")], JoinArgs::new(JoinType::Inner)).sort(["n"], SortMultipleOptions::default().with_order_descending(true)).first().collect().unwrap();
-    let id = chosen.column("event_customer_id").unwrap().i64().unwrap().get(0).expect("a customer with orders and events");
-    let customers = raw_rows(&root, "customers").lazy().filter(col("customer_id").eq(lit(id))).collect().unwrap();
-    let email = customers.column("email").unwrap().str().unwrap().get(0).unwrap().to_string();
+    let (id, email) = a_customer_with_orders_and_events(&root);
     let phone = "+1 555 0100 4477";
     // A webhook payload of theirs (with a phone and addresses), and a record that
     // cannot land naming them (kept in the snapshot's rejected file).
@@ -143,4 +147,74 @@ fn a_redacted_customer_is_nowhere_under_the_shop_and_product_tables_keep_their_s
     assert_eq!(generations, 1);
     // Done once: the same request again changes nothing.
     shopfeat(&root_dir, &["privacy", "redact-customer", "--customer-id", &id.to_string(), "--request-id", "r-1"]);
+}
+
+/// The three compliance topics delivered to `serve` on the sample shop: a
+/// wrong signature is refused and writes nothing; a data request is exported
+/// (every raw record of the customer in it); an erasure is done by the next
+/// cycle — nothing under the shop names the customer, Gorse has no such user
+/// and none of their feedback — and a redelivery does nothing more.
+#[test]
+fn compliance_webhooks_through_serve_export_then_erase_a_customer() {
+    use crate::serve::{quiet_options, spec, DOMAIN, SECRET};
+    use crate::webhook_client::{deliver, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let gorse = crate::gorse_standin::Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    crate::serve::run_and_export_sample(&root, &gorse_options);
+    let (id, email) = a_customer_with_orders_and_events(&root);
+    assert!(gorse.store().users.contains_key(&id.to_string()));
+    assert!(gorse.store().feedback.keys().any(|(_, user, _)| *user == id.to_string()));
+
+    let mut options = quiet_options(dir.path(), shopfeat::serve::ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.debounce = std::time::Duration::from_millis(100);
+    options.max_delay = std::time::Duration::from_secs(2);
+    let server = Server::start(options);
+    let customer = serde_json::json!({"id": id, "email": email, "phone": null});
+
+    let forged = serde_json::to_vec(&serde_json::json!({"shop_domain": DOMAIN, "customer": customer, "orders_to_redact": []})).unwrap();
+    assert_eq!(deliver(server.addr, "not-the-app-secret-at-all", DOMAIN, "customers/redact", "forged-1", &forged).status, 401);
+    assert!(!dir.path().join("s/inbox/privacy").exists(), "a refused request writes nothing");
+
+    // The data request: every raw record of theirs, counted here independently.
+    let request = serde_json::json!({"shop_domain": DOMAIN, "customer": customer, "orders_requested": [], "data_request": {"id": 77}});
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "customers/data_request", "dr-1", &serde_json::to_vec(&request).unwrap()).status, 200);
+    let export = dir.path().join("s/privacy/exports/77.json");
+    wait_for(|| export.exists(), "the export");
+    let document: serde_json::Value = serde_json::from_slice(&std::fs::read(&export).unwrap()).unwrap();
+    let count = |entity: &str, filter: Expr| raw_rows(&root, entity).lazy().filter(filter).collect().unwrap().height();
+    assert_eq!(document["raw_records"]["customers"].as_array().map_or(0, Vec::len), count("customers", col("customer_id").eq(lit(id))));
+    assert_eq!(document["raw_records"]["orders"].as_array().map_or(0, Vec::len), count("orders", col("customer_id").eq(lit(id))));
+    assert!(document["features"]["user_features"].as_array().is_some_and(|rows| rows.len() == 1), "{}", document["features"]);
+    assert!(document["gorse"]["users"].as_array().is_some_and(|u| u.len() == 1));
+
+    let subject = shopfeat::privacy::Customer { id: Some(id), email: Some(email.clone()), phone: None };
+    let before = redact::identify(&root, &shopfeat::land::snapshots(&root, "s").unwrap(), &subject, &[]).unwrap();
+    assert!(!before.orders.is_empty() && !before.browsers.is_empty(), "{before:?}");
+    let erase = serde_json::json!({"shop_domain": DOMAIN, "customer": customer, "orders_to_redact": []});
+    let body = serde_json::to_vec(&erase).unwrap();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "customers/redact", "cr-1", &body).status, 200);
+    let audit = dir.path().join("s/privacy/audit/cr-1.json");
+    wait_for(|| audit.exists() && crate::serve::files_in(&dir.path().join("s/inbox/privacy")).iter().all(|f| f.is_dir()), "the erasure");
+    wait_for(|| !gorse.store().users.contains_key(&id.to_string()), "Gorse to lose the user");
+    assert!(!gorse.store().feedback.keys().any(|(_, user, _)| *user == id.to_string()), "their feedback went with them");
+    // A redelivery is acknowledged and does nothing more.
+    let again = deliver(server.addr, SECRET, DOMAIN, "customers/redact", "cr-1", &body);
+    assert_eq!(again.status, 200);
+    drop(server);
+    let after = redact::identify(&root, &shopfeat::land::snapshots(&root, "s").unwrap(), &subject, &[]).unwrap();
+    assert!(after.orders.is_empty() && after.browsers.is_empty(), "nothing links to them any more: {after:?}");
+    let mut found = vec![];
+    findings(&dir.path().join("s"), &before, &[id], &mut found);
+    assert!(found.is_empty(), "still naming the customer: {found:#?}");
+    assert!(!export.exists(), "the export named them, so it went too");
+}
+
+fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited two minutes for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
