@@ -116,6 +116,8 @@ pub struct ShopStatus {
     pub export_pending: Option<(u64, u64)>,
     /// Files waiting in the inbox.
     pub inbox_files: Option<usize>,
+    /// Compliance requests: waiting (with an inbox), overdue, carried out.
+    pub privacy: Privacy,
     /// The raw store per entity: the snapshots holding it, their rows and bytes
     /// (every later compute reads them all).
     pub raw: std::collections::BTreeMap<String, RawStore>,
@@ -125,6 +127,30 @@ pub struct ShopStatus {
     /// The last compute's lifetime-value fit.
     pub lifetime_model: Option<crate::clv::ModelFit>,
     pub checks: Vec<Check>,
+}
+
+/// The shop's compliance requests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Privacy {
+    pub pending: usize,
+    pub overdue: usize,
+    pub done: usize,
+}
+
+/// Shopify gives an app 30 days to carry out a compliance request; one waiting
+/// longer than this fails `status`, leaving days to act.
+pub const PRIVACY_OVERDUE_DAYS: f64 = 25.0;
+
+/// Waiting compliance requests warn (the next cycle carries them out); one
+/// older than [`PRIVACY_OVERDUE_DAYS`] fails.
+fn privacy_check(privacy: &Privacy, oldest_days: f64) -> Check {
+    let level = match (privacy.pending, privacy.overdue) {
+        (0, _) => Level::Ok,
+        (_, 0) => Level::Warn,
+        _ => Level::Fail,
+    };
+    let value = format!("{} waiting (the oldest {oldest_days:.1} days), {} overdue, {} carried out", privacy.pending, privacy.overdue, privacy.done);
+    check("privacy_requests", level, value, format!("warn when any waits, fail after {PRIVACY_OVERDUE_DAYS} days (Shopify allows 30)"))
 }
 
 /// What the raw store holds of one entity.
@@ -286,7 +312,13 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
     let mut inbox_files = None;
     // Default: the inbox `serve` keeps for the shop on a local root.
     let serve_inbox = root.local_dir().map(|d| d.join(shop).join("inbox")).filter(|d| d.is_dir());
+    let mut privacy = Privacy { done: crate::privacy::audits(root, shop)?.len(), ..Default::default() };
     if let Some(dir) = inbox.map(std::path::Path::to_path_buf).or(serve_inbox) {
+        let requests = crate::land::inbox::Inbox::new(&dir).privacy_pending().unwrap_or_default();
+        let ages: Vec<f64> = requests.iter().map(|(_, _, _, received)| (now.timestamp_micros() - received) as f64 / 86_400e6).collect();
+        privacy.pending = requests.len();
+        privacy.overdue = ages.iter().filter(|&&days| days > PRIVACY_OVERDUE_DAYS).count();
+        checks.push(privacy_check(&privacy, ages.iter().copied().fold(0.0, f64::max)));
         let waiting: Vec<std::time::SystemTime> = crate::land::inbox::Inbox::new(dir)
             .pending(std::time::Duration::ZERO)
             .unwrap_or_default()
@@ -337,6 +369,7 @@ fn status_once(root: &DataRoot, shop: &str, thresholds: &Thresholds, now: chrono
         last_export: state.gorse,
         watermarks: state.watermarks,
         inbox_files,
+        privacy,
         raw,
         drifted,
         lifetime_model,

@@ -79,6 +79,9 @@ fn print_status(out: &mut dyn Write, s: &ShopStatus) -> std::io::Result<()> {
     if let Some(n) = s.inbox_files {
         writeln!(out, "  inbox         {n} files waiting")?;
     }
+    if s.privacy.pending + s.privacy.done > 0 {
+        writeln!(out, "  privacy       {} requests waiting, {} overdue, {} carried out", s.privacy.pending, s.privacy.overdue, s.privacy.done)?;
+    }
     for (entity, store) in &s.raw {
         writeln!(out, "  raw           {entity:<18} {:>6} snapshots {:>10} rows {:>10.1} MB", store.snapshots, store.rows, store.bytes as f64 / 1e6)?;
     }

@@ -218,3 +218,31 @@ fn wait_for(done: impl Fn() -> bool, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `status` shows compliance requests: waiting ones warn, one waiting longer
+/// than 25 days fails (Shopify allows 30), carried-out ones are counted.
+#[test]
+fn status_shows_waiting_and_overdue_privacy_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("root");
+    shopfeat(&root_dir, &["run", Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample").to_str().unwrap()]);
+    let inbox = shopfeat::land::inbox::Inbox::new(dir.path().join("inbox"));
+    let status = |root: &Path| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", root.to_str().unwrap(), "--shop", "s", "status", "--json", "--inbox", dir.path().join("inbox").to_str().unwrap()]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    };
+    let check = |s: &serde_json::Value| s["checks"].as_array().unwrap().iter().find(|c| c["check"] == "privacy_requests").cloned().unwrap();
+    assert_eq!(check(&status(&root_dir))["level"], "ok");
+    let body = br#"{"shop_domain": "x", "customer": {"id": 1, "email": "a@b.c"}, "orders_to_redact": []}"#;
+    inbox.write_privacy("customers/redact", "w-1", body).unwrap();
+    let s = status(&root_dir);
+    assert_eq!((check(&s)["level"].clone(), s["privacy"]["pending"].clone()), ("warn".into(), 1.into()), "{}", check(&s));
+    // One that arrived 26 days ago (its arrival stamp leads its name).
+    let old = (chrono::Utc::now() - chrono::Duration::days(26)).timestamp_micros();
+    std::fs::write(dir.path().join(format!("inbox/privacy/{old:017}.customers+redact.w-0.json")), body).unwrap();
+    let s = status(&root_dir);
+    assert_eq!((check(&s)["level"].clone(), s["privacy"]["overdue"].clone()), ("fail".into(), 1.into()), "{}", check(&s));
+    // Carried out by hand: recorded, counted.
+    shopfeat(&root_dir, &["privacy", "redact-customer", "--customer-id", "1", "--request-id", "manual-1"]);
+    assert_eq!(status(&root_dir)["privacy"]["done"], 1);
+}
