@@ -26,6 +26,35 @@ pub enum PrivacyRequest {
     /// recomputed without them, older generations dropped, and Gorse (when
     /// configured) loses their user and feedback.
     RedactCustomer(SubjectArgs),
+    /// Export what the shop holds of a customer (`customers/data_request`): every
+    /// raw record naming them, their feature rows, what Gorse was sent, as one
+    /// JSON document in `<root>/<shop>/privacy/exports/<data request id>.json`.
+    ExportCustomer(ExportArgs),
+    /// Forget the shop (`shop/redact`, 48 h after the app is uninstalled): its
+    /// Gorse items and users (with their feedback), its whole folder under the
+    /// root and its inbox. A tombstone without data stays
+    /// (`<root>/_privacy/shops/<shop>.json`); `status` and `run --all` then show
+    /// the shop as gone.
+    RedactShop(ShopArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub subject: SubjectArgs,
+    /// The request's `data_request.id`: the export's file name.
+    #[arg(long)]
+    pub data_request_id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShopArgs {
+    /// The shop's inbox, removed with it.
+    #[arg(long)]
+    pub inbox: Option<PathBuf>,
+    /// The request's id, for the tombstone (default: one made from the time).
+    #[arg(long)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,12 +102,29 @@ pub fn run(global: &Global, args: PrivacyArgs) -> Result<Outcome> {
     let config = Config::load(global.config.as_deref())?;
     let root = DataRoot::open(&global.root)?;
     let _lock = ShopLock::acquire(&root, &global.shop)?;
-    let PrivacyRequest::RedactCustomer(subject) = args.request;
-    let request = Request::RedactCustomer { customer: subject.customer()?, orders: subject.orders()? };
     let now = crate::time::now_rfc3339();
-    let request_id = subject.request_id.clone().unwrap_or_else(|| format!("manual-{}", crate::land::new_snapshot_id(chrono::Utc::now())));
-    let audit = privacy::carry_out(&root, &global.shop, &request_id, &now, &request, subject.inbox.as_deref())?;
+    let made_up = || format!("manual-{}", crate::land::new_snapshot_id(chrono::Utc::now()));
     let gorse = config.gorse_url().map(|url| crate::sinks::gorse::Options::from_config(&url, &config));
+    let subject = match args.request {
+        PrivacyRequest::RedactCustomer(subject) => subject,
+        PrivacyRequest::ExportCustomer(export) => {
+            let request = Request::ExportCustomer { customer: export.subject.customer()?, orders: export.subject.orders()?, data_request_id: export.data_request_id.clone() };
+            let request_id = export.subject.request_id.clone().unwrap_or_else(made_up);
+            let audit = privacy::carry_out(&root, &global.shop, &request_id, &now, &request, None)?;
+            println!("customers/data_request {request_id}: exported to {}/{}", root.describe(), audit.export.unwrap_or_default());
+            return Ok(Outcome::Success);
+        }
+        PrivacyRequest::RedactShop(shop) => {
+            let shares = config.shops.iter().filter(|s| s.id != global.shop).any(|s| s.gorse_url.is_none() || s.gorse_url == gorse.as_ref().map(|g| g.url.clone()));
+            let request_id = shop.request_id.clone().unwrap_or_else(made_up);
+            let tombstone = privacy::shop::redact_shop(&root, &global.shop, &request_id, &now, shop.inbox.as_deref(), gorse.as_ref(), shares && gorse.is_some())?;
+            println!("shop/redact {request_id}: shop {} forgotten ({} Gorse objects deleted)", tombstone.shop, tombstone.gorse_deleted);
+            return Ok(Outcome::Success);
+        }
+    };
+    let request = Request::RedactCustomer { customer: subject.customer()?, orders: subject.orders()? };
+    let request_id = subject.request_id.clone().unwrap_or_else(made_up);
+    let audit = privacy::carry_out(&root, &global.shop, &request_id, &now, &request, subject.inbox.as_deref())?;
     let removed = privacy::refresh(&root, &global.shop, gorse.as_ref(), subject.pairs.options())?;
     println!(
         "{} {}: {} snapshots rewritten, {} rows redacted, {} other files deleted; features recomputed, {removed} older generations removed{}",

@@ -175,8 +175,15 @@ fn run_all(global: &Global, args: &RunArgs, config: &Config) -> Result<Outcome> 
         Some(s) => Some(s),
         None => crate::fleet::Shard::from_env()?,
     };
-    let shops: Vec<String> = config.shops.iter().map(|s| s.id.clone()).filter(|id| shard.is_none_or(|s| s.holds(id))).collect();
     let root = DataRoot::open(&global.root)?;
+    let mut shops: Vec<String> = config.shops.iter().map(|s| s.id.clone()).filter(|id| shard.is_none_or(|s| s.holds(id))).collect();
+    // A shop forgotten by `shop/redact` (its app uninstalled) is not run again.
+    for shop in shops.clone() {
+        if let Some(t) = crate::privacy::shop::tombstone(&root, &shop)? {
+            tracing::info!("shop {shop} is gone (shop/redact {} done {}): not run", t.request_id, t.done_at);
+            shops.retain(|s| *s != shop);
+        }
+    }
     let jobs = args.jobs.unwrap_or_else(|| crate::fleet::default_jobs(&root, &shops));
     let described = shard.map(|s| format!(" (shard {}/{})", s.index, s.count)).unwrap_or_default();
     tracing::info!("running {} of {} shops{described}, {jobs} at once", shops.len(), config.shops.len());

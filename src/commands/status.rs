@@ -45,12 +45,25 @@ pub fn run(global: &Global, args: StatusArgs) -> Result<Outcome> {
         (true, true) => status::shops(&root)?,
         (false, _) => vec![global.shop.clone()],
     };
+    // Shops forgotten by `shop/redact` are gone, not failing.
+    let (mut live, mut gone) = (vec![], 0);
+    for shop in shops {
+        match crate::privacy::shop::tombstone(&root, &shop)? {
+            Some(t) => {
+                eprintln!("shop {shop}: gone (shop/redact {} done {})", t.request_id, t.done_at);
+                gone += 1;
+            }
+            None => live.push(shop),
+        }
+    }
+    let shops = live;
     let now = chrono::Utc::now();
     let inbox_of = |shop: &str| args.inbox.clone().or_else(|| args.inboxes.as_ref().map(|d| d.join(shop)));
     let statuses = shops.iter().map(|shop| status::status(&root, shop, &config.status, now, inbox_of(shop).as_deref())).collect::<Result<Vec<_>>>()?;
     super::print_report(args.json, &statuses, |out| statuses.iter().try_for_each(|s| print_status(out, s)))?;
     let count = |level| statuses.iter().filter(|s| s.level() == level).count();
-    let worst = statuses.iter().map(ShopStatus::level).max().unwrap_or(Level::Fail);
+    // No shop at all fails; only gone ones do not.
+    let worst = statuses.iter().map(ShopStatus::level).max().unwrap_or(if gone > 0 { Level::Ok } else { Level::Fail });
     Ok(match worst {
         Level::Fail => Outcome::Exit(2, format!("{} of {} shops have a failing check", count(Level::Fail), statuses.len())),
         Level::Warn if args.strict => Outcome::Exit(1, format!("{} of {} shops have a warning (--strict)", count(Level::Warn), statuses.len())),

@@ -11,6 +11,7 @@
 
 pub mod export;
 pub mod redact;
+pub mod shop;
 
 use crate::storage::DataRoot;
 use anyhow::{bail, Context, Result};
@@ -159,8 +160,17 @@ pub fn refresh(root: &DataRoot, shop: &str, gorse: Option<&crate::sinks::gorse::
 /// recomputed and exported ([`refresh`]), then each request's file removed and
 /// its webhook id remembered. A crash anywhere repeats only what is not
 /// recorded as done. How many were carried out.
-pub fn carry_out_pending(root: &DataRoot, shop: &str, inbox: &crate::land::inbox::Inbox, gorse: Option<&crate::sinks::gorse::Options>, pairs: crate::features::pairs::PairOptions) -> Result<usize> {
+///
+/// A `shop/redact` among them goes first and ends it all: the shop, its inbox
+/// and the other requests are forgotten with it. `shares_gorse`: another shop
+/// exports to the same Gorse.
+pub fn carry_out_pending(root: &DataRoot, shop: &str, inbox: &crate::land::inbox::Inbox, gorse: Option<&crate::sinks::gorse::Options>, pairs: crate::features::pairs::PairOptions, shares_gorse: bool) -> Result<usize> {
     let pending = inbox.privacy_pending()?;
+    if let Some((_, _, webhook_id, received_us)) = pending.iter().find(|(_, topic, _, _)| topic == "shop/redact") {
+        let received_at = chrono::DateTime::from_timestamp_micros(*received_us).unwrap_or_default().to_rfc3339();
+        shop::redact_shop(root, shop, webhook_id, &received_at, Some(inbox.dir()), gorse, shares_gorse)?;
+        return Ok(pending.len());
+    }
     let mut erased = false;
     let mut done = vec![];
     for (file, topic, webhook_id, received_us) in pending {
@@ -202,7 +212,7 @@ pub fn carry_out(root: &DataRoot, shop: &str, request_id: &str, received_at: &st
             audit.rows_redacted = 0;
             audit.export = Some(rel);
         }
-        Request::RedactShop => bail!("{} is not carried out yet", request.topic()),
+        Request::RedactShop => bail!("shop/redact is carried out by privacy::shop::redact_shop, which leaves a tombstone instead of an audit record"),
     }
     audit.done_at = crate::time::now_rfc3339();
     root.put(&audit_path(shop, request_id), &serde_json::to_vec_pretty(&audit)?)?;

@@ -232,7 +232,8 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
     // Every line the cycle logs names its shop (shops' cycles interleave).
     let _span = tracing::info_span!("cycle", shop = %spec.id, kind = kind.name()).entered();
     // Compliance requests waiting make a cycle too: they are done by the next one.
-    let privacy = !spec.inbox.privacy_pending().unwrap_or_default().is_empty();
+    let requests = spec.inbox.privacy_pending().unwrap_or_default();
+    let privacy = !requests.is_empty();
     let source = match kind {
         Kind::Incremental if spec.inbox.depth() == 0 && !redo && !privacy => return Outcome::Nothing,
         Kind::Incremental => Source::Inbox(spec.inbox.clone()),
@@ -255,10 +256,19 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
+    // Another shop exporting to the same Gorse makes an unprefixed shop's ids ambiguous.
+    let shares_gorse = spec.gorse.as_ref().is_some_and(|g| state.shops.values().any(|other| other.id != spec.id && other.gorse.as_ref().is_some_and(|o| o.url == g.url)));
+    if requests.iter().any(|(_, topic, _, _)| topic == "shop/redact") {
+        // The app was uninstalled: nothing to fetch or compute, only to forget.
+        return match crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs, shares_gorse) {
+            Ok(_) => Outcome::Ran,
+            Err(e) => Outcome::Failed(format!("{e:#}")),
+        };
+    }
     let mut result = pipeline::run(&root, &spec.id, &options);
     if privacy && result.is_ok() {
         // After the landing, so a late delivery naming the customer is erased too.
-        if let Err(e) = crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs) {
+        if let Err(e) = crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs, shares_gorse) {
             result = Err(e.context("carrying out the shop's privacy requests"));
         }
     }

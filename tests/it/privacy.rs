@@ -246,3 +246,34 @@ fn status_shows_waiting_and_overdue_privacy_requests() {
     shopfeat(&root_dir, &["privacy", "redact-customer", "--customer-id", "1", "--request-id", "manual-1"]);
     assert_eq!(status(&root_dir)["privacy"]["done"], 1);
 }
+
+/// `shop/redact` through `serve`: the shop's Gorse items, users and feedback,
+/// its folder under the root and its inbox are gone; a tombstone without data
+/// stays, and `status` says the shop is gone.
+#[test]
+fn shop_redact_forgets_the_shop_and_its_gorse_objects() {
+    use crate::serve::{quiet_options, spec, DOMAIN, SECRET};
+    use crate::webhook_client::{deliver, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let gorse = crate::gorse_standin::Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    crate::serve::run_and_export_sample(&root, &gorse_options);
+    let store = gorse.store();
+    assert!(!store.items.is_empty() && !store.users.is_empty() && !store.feedback.is_empty());
+    let mut options = quiet_options(dir.path(), shopfeat::serve::ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.debounce = std::time::Duration::from_millis(100);
+    options.max_delay = std::time::Duration::from_secs(2);
+    let server = Server::start(options);
+    let body = serde_json::to_vec(&serde_json::json!({"shop_id": 1, "shop_domain": DOMAIN})).unwrap();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "shop/redact", "sr-1", &body).status, 200);
+    wait_for(|| dir.path().join("_privacy/shops/s.json").exists(), "the shop to be forgotten");
+    drop(server);
+    let store = gorse.store();
+    assert!(store.items.is_empty() && store.users.is_empty() && store.feedback.is_empty(), "{} items, {} users, {} feedback left", store.items.len(), store.users.len(), store.feedback.len());
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["_privacy"], "nothing of the shop is left under the root");
+    let status = Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", dir.path().to_str().unwrap(), "--shop", "s", "status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stderr).contains("shop s: gone (shop/redact sr-1"), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(status.status.success(), "a gone shop is not a failing one");
+}
