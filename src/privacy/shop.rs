@@ -58,17 +58,23 @@ pub fn redact_shop(root: &DataRoot, shop: &str, request_id: &str, received_at: &
     Ok(tombstone)
 }
 
-/// Deletes every user and item the checkpoint lists; how many.
+/// Deletes every user and item the checkpoint lists (`in_flight` requests at
+/// once, each retried as an export's are); how many.
 fn delete_from_gorse(root: &DataRoot, shop: &str, gorse: &crate::sinks::gorse::Options) -> Result<usize> {
+    use futures::StreamExt;
     let delivered = Delivered::load(root, &rows_file(shop))?;
     let client = Client::new(&gorse.url, gorse.key.clone(), gorse.timeout, gorse.retry.clone())?;
+    let paths: Vec<(Kind, String)> = [Kind::User, Kind::Item].into_iter().flat_map(|kind| delivered.ids(kind).into_iter().map(move |key| (kind, key))).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut deleted = 0;
-    for kind in [Kind::User, Kind::Item] {
-        for key in delivered.ids(kind) {
-            runtime.block_on(client.send("DELETE", &kind.delete_path(&key), None)).with_context(|| format!("deleting {} {key} from Gorse", kind.name()))?;
-            deleted += 1;
-        }
-    }
-    Ok(deleted)
+    let sent: Vec<Result<()>> = runtime.block_on(
+        futures::stream::iter(&paths)
+            .map(|(kind, key)| {
+                let client = &client;
+                async move { client.send("DELETE", &kind.delete_path(key), None).await.map(|_| ()).with_context(|| format!("deleting {} {key} from Gorse", kind.name())) }
+            })
+            .buffer_unordered(gorse.in_flight.max(1))
+            .collect(),
+    );
+    sent.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(paths.len())
 }
