@@ -301,3 +301,67 @@ fn compact_killed_at_random_points() {
     println!("crash harness: compact: {finished_by_rerun} killed after publishing (the rerun finished them), {undone_by_rerun} before (the rerun undid them)");
     report("compact", killed, finished);
 }
+
+/// `privacy redact-customer` SIGKILLed at random points: the raw store holds the
+/// customer whole or not at all (the rewrite commits every snapshot at once),
+/// and a rerun of the same request finishes the erasure: nothing under the
+/// shop names them.
+#[test]
+fn redaction_killed_at_random_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    ok(shopfeat(&reference, &["ingest", sample().to_str().unwrap()]));
+    // A second snapshot naming them, so the erasure rewrites several.
+    let data = DataRoot::open(reference.to_str().unwrap()).unwrap();
+    let (id, email) = crate::privacy::a_customer_with_orders_and_events(&data);
+    let more = dir.path().join("more/webhooks");
+    std::fs::create_dir_all(&more).unwrap();
+    std::fs::write(more.join("customers_update-1.json"), serde_json::json!({"id": id, "email": email, "first_name": "Ada", "updated_at": "2025-11-20T00:00:00Z"}).to_string()).unwrap();
+    ok(shopfeat(&reference, &["ingest", more.parent().unwrap().to_str().unwrap()]));
+    ok(shopfeat(&reference, &["compute", "--as-of", AS_OF]));
+    let customer = shopfeat::privacy::Customer { id: Some(id), email: Some(email), phone: None };
+    let person = shopfeat::privacy::redact::identify(&data, &shopfeat::land::snapshots(&data, "s").unwrap(), &customer, &[]).unwrap();
+    let id_text = id.to_string();
+    let redact = |root: &Path| shopfeat(root, &["privacy", "redact-customer", "--customer-id", &id_text, "--request-id", "r-1"]);
+    let timing = dir.path().join("timing");
+    copy_dir(&reference, &timing);
+    let redact_time = duration(redact(&timing));
+
+    let mut rng = Rng::seeded(6);
+    let (mut killed, mut finished) = (0, 0);
+    let (mut before_commit, mut after_commit) = (0, 0);
+    for i in 0..runs() {
+        let root = dir.path().join(format!("redact-{i}"));
+        copy_dir(&reference, &root);
+        let delay = Duration::from_micros(rng.below(redact_time.as_micros() as u64));
+        if kill_after(redact(&root), delay) { killed += 1 } else { finished += 1 }
+        let what = format!("redaction run {i}");
+        assert_readable(&root, &what);
+        let data = DataRoot::open(root.to_str().unwrap()).unwrap();
+        // Whole or nothing: every raw row naming them, or none.
+        let named = raw_strings_naming(&data, &person);
+        if named == 0 { after_commit += 1 } else { before_commit += 1 }
+        assert!(named == 0 || named == raw_strings_naming(&DataRoot::open(reference.to_str().unwrap()).unwrap(), &person), "{what}: {named} raw values name them, a mix");
+        ok(redact(&root));
+        let mut found = vec![];
+        crate::privacy::findings(&root.join("s"), &person, &[id], &mut found);
+        assert!(found.is_empty(), "{what}: the rerun left {found:#?}");
+        assert!(litter(&root).is_empty(), "{what}: {:?}", litter(&root));
+    }
+    println!("crash harness: redaction: {before_commit} left the raw store as it was, {after_commit} erased; every rerun finished the erasure");
+    report("privacy redact-customer", killed, finished);
+}
+
+/// Raw values (every string column of every live snapshot) naming `person`.
+fn raw_strings_naming(data: &DataRoot, person: &shopfeat::privacy::redact::Person) -> usize {
+    let mut named = 0;
+    for manifest in shopfeat::land::snapshots(data, "s").unwrap() {
+        for (_, rel) in manifest.raw_files("s").unwrap() {
+            let frame = polars::prelude::ParquetReader::new(std::fs::File::open(data.local_copy(&rel).unwrap()).unwrap()).finish().unwrap();
+            for column in frame.columns().iter().filter(|c| c.dtype() == &polars::prelude::DataType::String) {
+                named += column.str().unwrap().iter().flatten().filter(|s| person.named_in(s.as_bytes())).count();
+            }
+        }
+    }
+    named
+}

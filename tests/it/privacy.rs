@@ -18,7 +18,7 @@ fn shopfeat(root: &Path, args: &[&str]) -> Output {
 }
 
 /// Where an identifier of the person was found: file, and column or offset.
-fn findings(dir: &Path, person: &Person, numbers: &[i64], found: &mut Vec<String>) {
+pub(crate) fn findings(dir: &Path, person: &Person, numbers: &[i64], found: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -69,7 +69,7 @@ fn raw_rows(root: &DataRoot, entity: &str) -> DataFrame {
 }
 
 /// A customer of the shop with orders and browsing linked to them: (id, email).
-fn a_customer_with_orders_and_events(root: &DataRoot) -> (i64, String) {
+pub(crate) fn a_customer_with_orders_and_events(root: &DataRoot) -> (i64, String) {
     let linked = raw_rows(root, "events").lazy().filter(col("event_customer_id").is_not_null()).group_by([col("event_customer_id")]).agg([len().alias("n")]);
     let buyers = raw_rows(root, "orders").lazy().filter(col("customer_id").is_not_null()).select([col("customer_id").alias("event_customer_id")]).unique(None, UniqueKeepStrategy::Any);
     let chosen = linked.join(buyers, [col("event_customer_id")], [col("event_customer_id")], JoinArgs::new(JoinType::Inner)).sort(["n", "event_customer_id"], SortMultipleOptions::default().with_order_descending(true)).first().collect().unwrap();
