@@ -117,6 +117,17 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
         }
         Source::Inbox(inbox) => (Landing::Ingest(land_inbox(root, shop, inbox)?), options.as_of.unwrap_or_else(crate::time::now_us)),
     };
+    // What was just landed may name an erased customer again: erased before anything reads it.
+    let landed = match &land {
+        Landing::Ingest(r) => &r.landed.snapshot,
+        Landing::Fetch(r) => &r.fetched.landed.snapshot,
+    };
+    let inbox = match &options.source {
+        Source::Inbox(inbox) => Some(inbox.dir()),
+        Source::Shopify(fetch) => fetch.inbox.as_deref(),
+        Source::Files(_) => None,
+    };
+    crate::privacy::redact::erase_late_arrivals(root, shop, landed, inbox)?;
     let mut computed = compute(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
     publish(root, shop, &mut computed, options.keep_generations)?;
     let mismatched = computed.report.mismatched();

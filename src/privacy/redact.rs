@@ -88,12 +88,78 @@ pub fn redact_customer(root: &DataRoot, shop: &str, customer: &Customer, orders:
     compact::finish_interrupted(root, shop)?;
     let manifests = land::snapshots(root, shop)?;
     let person = identify(root, &manifests, customer, orders)?;
+    // Remembered first, so a late delivery of one of these orders landed after
+    // this erasure is erased too (see [`erase_late_arrivals`]).
+    remember_orders(root, shop, &person.orders)?;
     let mut done = Redacted::default();
     if !person.is_empty() {
         rewrite_raw(root, shop, &manifests, &person, &mut done)?;
     }
     done.files_deleted += delete_named_files(root, shop, inbox, &person, customer)?;
     Ok(done)
+}
+
+/// The orders of erased customers: `<shop>/privacy/redacted_orders.json`. Only
+/// order ids, which stay in the data anyway (as guest orders): nothing in it
+/// says who bought them.
+fn redacted_orders_path(shop: &str) -> String {
+    format!("{shop}/privacy/redacted_orders.json")
+}
+
+fn redacted_orders(root: &DataRoot, shop: &str) -> Result<BTreeSet<i64>> {
+    match root.get(&redacted_orders_path(shop))? {
+        Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+        None => Ok(BTreeSet::new()),
+    }
+}
+
+fn remember_orders(root: &DataRoot, shop: &str, orders: &BTreeSet<i64>) -> Result<()> {
+    let mut all = redacted_orders(root, shop)?;
+    if orders.is_subset(&all) {
+        return Ok(());
+    }
+    all.extend(orders);
+    root.put(&redacted_orders_path(shop), &serde_json::to_vec(&all)?)
+}
+
+/// A delivery or fetch landed after an erasure may bring the person back (a
+/// late `orders/updated` of one of their orders names them): the snapshot
+/// just landed is erased of the erased customers' orders, their personal
+/// fields and the browsers that bought them, as the erasure did, and so are
+/// the inbox's copies of what it landed (`inbox`). How many rows.
+pub fn erase_late_arrivals(root: &DataRoot, shop: &str, snapshot: &str, inbox: Option<&Path>) -> Result<u64> {
+    let orders = redacted_orders(root, shop)?;
+    if orders.is_empty() || snapshot.is_empty() {
+        return Ok(0);
+    }
+    let manifests = land::snapshots(root, shop)?;
+    let Some(landed) = manifests.iter().find(|m| m.snapshot == snapshot) else { return Ok(0) };
+    let landed = std::slice::from_ref(landed);
+    let mut person = Person { orders, ..Default::default() };
+    // Their customer, when a late order names one: erased with it.
+    let customer_ids = landed_column(root, landed, RawEntity::Orders, col("order_id").is_in(lit(ids_lit(&person.orders)).implode(false), false), "customer_id")?;
+    person.customer_ids.extend(customer_ids.iter().filter_map(|v| v.parse::<i64>().ok()));
+    let browsers = landed_column(root, landed, RawEntity::Events, col("order_id").is_in(lit(ids_lit(&person.orders)).implode(false), false), "client_id")?;
+    person.browsers.extend(browsers);
+    let mut done = Redacted::default();
+    rewrite_raw(root, shop, landed, &person, &mut done)?;
+    if done.rows_redacted > 0 {
+        if let Some(inbox) = inbox {
+            delete_named_under(&inbox.join("landed").join(snapshot), &person)?;
+        }
+        tracing::info!("shop {shop}: {} rows of erased customers' orders in snapshot {snapshot} erased again", done.rows_redacted);
+    }
+    Ok(done.rows_redacted)
+}
+
+/// The distinct values (as text) of `column` in `manifests`' rows of `entity` that match `filter`.
+fn landed_column(root: &DataRoot, manifests: &[SnapshotManifest], entity: RawEntity, filter: Expr, column: &str) -> Result<Vec<String>> {
+    let paths: Vec<_> = manifests.iter().filter_map(|m| m.files.get(entity.name())).map(|rel| root.local_copy(rel)).collect::<Result<_>>()?;
+    if paths.is_empty() {
+        return Ok(vec![]);
+    }
+    let found = crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?.filter(filter).select([col(column).cast(DataType::String)]).unique(None, UniqueKeepStrategy::Any).collect()?;
+    Ok(found.column(column)?.str()?.iter().flatten().map(str::to_string).collect())
 }
 
 /// Who the customer is in the shop's data: the ids of customer versions with

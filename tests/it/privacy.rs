@@ -202,6 +202,15 @@ fn compliance_webhooks_through_serve_export_then_erase_a_customer() {
     // A redelivery is acknowledged and does nothing more.
     let again = deliver(server.addr, SECRET, DOMAIN, "customers/redact", "cr-1", &body);
     assert_eq!(again.status, 200);
+    // A late update of one of their orders, naming them, is erased as it lands.
+    let mut late: serde_json::Value = serde_json::from_slice(&std::fs::read(crate::common::fixture("shop/webhooks/orders_updated-1.json")).unwrap()).unwrap();
+    late["id"] = serde_json::json!(before.orders.iter().next().unwrap());
+    late["customer"] = serde_json::json!({"id": id, "email": customer["email"]});
+    late["email"] = customer["email"].clone();
+    late["updated_at"] = serde_json::json!("2025-11-29T00:00:00Z");
+    let records = shopfeat::history::load(&root, "s").unwrap().len();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "orders/updated", "late-1", &serde_json::to_vec(&late).unwrap()).status, 200);
+    wait_for(|| shopfeat::history::load(&root, "s").unwrap().iter().skip(records).any(|r| r.outcome == "ok"), "the cycle landing the late update");
     drop(server);
     let after = redact::identify(&root, &shopfeat::land::snapshots(&root, "s").unwrap(), &subject, &[]).unwrap();
     assert!(after.orders.is_empty() && after.browsers.is_empty(), "nothing links to them any more: {after:?}");
