@@ -64,12 +64,21 @@ fn search_duckdb(path: &Path, person: &Person, found: &mut Vec<String>) {
 }
 
 fn raw_rows(root: &DataRoot, entity: &str) -> DataFrame {
-    let paths: Vec<PathBuf> = shopfeat::land::snapshots(root, "s").unwrap().iter().filter_map(|m| m.files.get(entity)).map(|rel| root.local_copy(rel).unwrap()).collect();
+    raw_rows_of(root, "s", entity)
+}
+
+fn raw_rows_of(root: &DataRoot, shop: &str, entity: &str) -> DataFrame {
+    let paths: Vec<PathBuf> = shopfeat::land::snapshots(root, shop).unwrap().iter().filter_map(|m| m.files.get(entity)).map(|rel| root.local_copy(rel).unwrap()).collect();
     shopfeat::normalize::scan_parquet(paths.iter().map(|p| p.as_path())).unwrap().collect().unwrap()
 }
 
 /// A customer of the shop with orders and browsing linked to them: (id, email).
 pub(crate) fn a_customer_with_orders_and_events(root: &DataRoot) -> (i64, String) {
+    a_customer_with_orders_and_events_of(root, "s")
+}
+
+pub(crate) fn a_customer_with_orders_and_events_of(root: &DataRoot, shop: &str) -> (i64, String) {
+    let raw_rows = |root: &DataRoot, entity: &str| raw_rows_of(root, shop, entity);
     let linked = raw_rows(root, "events").lazy().filter(col("event_customer_id").is_not_null()).group_by([col("event_customer_id")]).agg([len().alias("n")]);
     let buyers = raw_rows(root, "orders").lazy().filter(col("customer_id").is_not_null()).select([col("customer_id").alias("event_customer_id")]).unique(None, UniqueKeepStrategy::Any);
     let chosen = linked.join(buyers, [col("event_customer_id")], [col("event_customer_id")], JoinArgs::new(JoinType::Inner)).sort(["n", "event_customer_id"], SortMultipleOptions::default().with_order_descending(true)).first().collect().unwrap();

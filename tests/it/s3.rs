@@ -313,3 +313,66 @@ fn collect_files(dir: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// Every object under `prefix` in moto's bucket, downloaded into `into` (a
+/// signed S3 client of our own: moto refuses anonymous reads).
+fn download_all(moto: &Moto, prefix: &str, into: &Path) {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&moto.endpoint)
+        .with_allow_http(true)
+        .with_bucket_name("shopfeat")
+        .with_access_key_id("shopfeat-test")
+        .with_secret_access_key("shopfeat-test-secret")
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let prefix = object_store::path::Path::from(prefix);
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+        for object in objects {
+            let bytes = store.get(&object.location).await.unwrap().bytes().await.unwrap();
+            let path = into.join(object.location.as_ref());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, &bytes).unwrap();
+        }
+    });
+}
+
+/// `customers/redact` on an object-store root: afterwards no object of the shop
+/// (nor the local cache of its raw files) names the customer.
+#[test]
+fn a_customer_is_erased_from_a_shop_on_s3() {
+    let Some(moto) = moto() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Who to erase, found on a local run of the same sample.
+    let local = dir.path().join("local");
+    ok(shopfeat(&moto, local.to_str().unwrap(), &["-q", "run"]).output().unwrap());
+    let data = shopfeat::storage::DataRoot::open(local.to_str().unwrap()).unwrap();
+    let (id, email) = crate::privacy::a_customer_with_orders_and_events_of(&data, "s3shop");
+    let customer = shopfeat::privacy::Customer { id: Some(id), email: Some(email.clone()), phone: None };
+    let person = shopfeat::privacy::redact::identify(&data, &shopfeat::land::snapshots(&data, "s3shop").unwrap(), &customer, &[]).unwrap();
+
+    let root = "s3://shopfeat/private";
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let run = |args: &[&str]| ok(shopfeat(&moto, root, args).env("TMPDIR", &tmp).output().unwrap());
+    run(&["-q", "run"]);
+    run(&["-q", "compute", "--as-of", "2025-11-30T23:59:59Z"]);
+    let before = dir.path().join("before");
+    download_all(&moto, "private/s3shop", &before);
+    let mut found = vec![];
+    crate::privacy::findings(&before, &person, &[id], &mut found);
+    assert!(found.len() > 5, "the search finds them before: {found:#?}");
+
+    run(&["-q", "privacy", "redact-customer", "--customer-id", &id.to_string(), "--email", &email, "--request-id", "s3-1"]);
+    let after = dir.path().join("after");
+    download_all(&moto, "private/s3shop", &after);
+    let mut found = vec![];
+    crate::privacy::findings(&after, &person, &[id], &mut found);
+    crate::privacy::findings(&tmp, &person, &[id], &mut found);
+    assert!(found.is_empty(), "still naming the customer on S3 or in the cache: {found:#?}");
+    assert!(after.join("private/s3shop/privacy/audit/s3-1.json").exists());
+}
