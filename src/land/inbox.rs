@@ -123,6 +123,24 @@ impl Inbox {
         sync_dir(&self.dir.join("privacy"))
     }
 
+    /// Marks the shop's app as uninstalled (`app/uninstalled`): scheduled
+    /// fetches stop until a delivery shows it is installed again.
+    pub fn mark_uninstalled(&self, uninstalled: bool) -> Result<()> {
+        let marker = self.dir.join("uninstalled");
+        match uninstalled {
+            true => self.write_durably(&self.dir, "uninstalled", b"").map(|_| ()),
+            false => match std::fs::remove_file(&marker) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Whether the shop's app was uninstalled (and not installed since).
+    pub fn uninstalled(&self) -> bool {
+        self.dir.join("uninstalled").exists()
+    }
+
     /// Writes one batch of web-pixel events (NDJSON, one event per line) durably.
     pub fn write_events(&self, ndjson: &[u8]) -> Result<PathBuf> {
         let name = format!("events-{:017}.jsonl", arrival_stamp());

@@ -237,6 +237,12 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
     let source = match kind {
         Kind::Incremental if spec.inbox.depth() == 0 && !redo && !privacy => return Outcome::Nothing,
         Kind::Incremental => Source::Inbox(spec.inbox.clone()),
+        // An uninstalled app's token no longer works: no fetch until deliveries resume.
+        Kind::Full if spec.inbox.uninstalled() && !privacy => {
+            tracing::info!("shop {}: the app was uninstalled; its scheduled fetch is skipped", spec.id);
+            return Outcome::Nothing;
+        }
+        Kind::Full if spec.inbox.uninstalled() => Source::Inbox(spec.inbox.clone()),
         Kind::Full => match &spec.full_source {
             Some(source) => source.clone(),
             None => return Outcome::Nothing,

@@ -85,6 +85,16 @@ pub(super) async fn receive(State(state): State<Arc<AppState>>, headers: HeaderM
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot store the request\n").into_response(),
         };
     }
+    if topic == "app/uninstalled" || crate::land::webhooks::lands_topic(&topic) {
+        // Deliveries after an uninstall mean the app is installed again.
+        let inbox = state.shops[&shop].inbox.clone();
+        let uninstalled = topic == "app/uninstalled";
+        if uninstalled != inbox.uninstalled() {
+            if let Err(e) = tokio::task::spawn_blocking(move || inbox.mark_uninstalled(uninstalled)).await.map_err(anyhow::Error::from).and_then(|w| w) {
+                tracing::error!("shop {shop}: cannot record that the app was {}: {e:#}", if uninstalled { "uninstalled" } else { "installed again" });
+            }
+        }
+    }
     if !crate::land::webhooks::lands_topic(&topic) {
         tracing::debug!("ignored a {topic} delivery for shop {shop}: no feature reads it");
         state.seen.lock().expect("seen ids").finish(&shop, &webhook_id, true);

@@ -173,6 +173,15 @@ fn compliance_webhooks_through_serve_export_then_erase_a_customer() {
     let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
     crate::serve::run_and_export_sample(&root, &gorse_options);
     let (id, email) = a_customer_with_orders_and_events(&root);
+    // A webhook payload of theirs (phone, address) and a record naming them that
+    // could not land (kept in the snapshot's rejected file).
+    let more = dir.path().join("more/webhooks");
+    std::fs::create_dir_all(&more).unwrap();
+    let update = serde_json::json!({"id": id, "email": email, "phone": "+47 4000 1234", "updated_at": "2025-11-20T00:00:00Z", "default_address": {"address1": "2 Short Street", "phone": "+47 4000 1234"}});
+    std::fs::write(more.join("customers_update-3.json"), update.to_string()).unwrap();
+    std::fs::write(more.join("customers_update-4.json"), format!("{{\"id\": {id}, \"email\": \"{email}\", ")).unwrap();
+    let landed = shopfeat::pipeline::ingest(&root, "s", &[more.parent().unwrap().to_path_buf()]).unwrap();
+    assert_eq!(landed.landed.skipped_total(), 1);
     assert!(gorse.store().users.contains_key(&id.to_string()));
     assert!(gorse.store().feedback.keys().any(|(_, user, _)| *user == id.to_string()));
 
@@ -200,7 +209,7 @@ fn compliance_webhooks_through_serve_export_then_erase_a_customer() {
 
     let subject = shopfeat::privacy::Customer { id: Some(id), email: Some(email.clone()), phone: None };
     let before = redact::identify(&root, &shopfeat::land::snapshots(&root, "s").unwrap(), &subject, &[]).unwrap();
-    assert!(!before.orders.is_empty() && !before.browsers.is_empty(), "{before:?}");
+    assert!(!before.orders.is_empty() && !before.browsers.is_empty() && before.phones.contains("+47 4000 1234"), "{before:?}");
     let erase = serde_json::json!({"shop_domain": DOMAIN, "customer": customer, "orders_to_redact": []});
     let body = serde_json::to_vec(&erase).unwrap();
     assert_eq!(deliver(server.addr, SECRET, DOMAIN, "customers/redact", "cr-1", &body).status, 200);
@@ -294,4 +303,31 @@ fn shop_redact_forgets_the_shop_and_its_gorse_objects() {
     let status = Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", dir.path().to_str().unwrap(), "--shop", "s", "status"]).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stderr).contains("shop s: gone (shop/redact sr-1"), "{}", String::from_utf8_lossy(&status.stderr));
     assert!(status.status.success(), "a gone shop is not a failing one");
+}
+
+/// `app/uninstalled` stops a shop's scheduled fetches (its token no longer
+/// works); a delivery afterwards means the app is installed again.
+#[test]
+fn an_uninstalled_app_stops_the_scheduled_full_cycles_until_deliveries_resume() {
+    use crate::serve::{quiet_options, scheduled_spec, DOMAIN, SECRET};
+    use crate::webhook_client::{deliver, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = scheduled_spec(dir.path());
+    let mut options = quiet_options(dir.path(), spec.clone());
+    options.debounce = std::time::Duration::from_millis(100);
+    options.max_delay = std::time::Duration::from_secs(1);
+    let server = Server::start(options);
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "app/uninstalled", "un-1", b"{\"id\": 1}").status, 200);
+    assert!(spec.inbox.uninstalled());
+    let root = DataRoot::open(dir.path().to_str().unwrap()).unwrap();
+    let full_cycles = || shopfeat::history::load(&root, "s").map(|r| r.iter().filter(|r| r.command == "serve full" && r.outcome != "running").count()).unwrap_or(0);
+    // A cycle that started before the delivery may finish; none starts after it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let settled = full_cycles();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(full_cycles(), settled, "the every-2-seconds schedule ran while the app was uninstalled");
+    let product = crate::serve::renamed(1, "back");
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "back-1", &serde_json::to_vec(&product).unwrap()).status, 200);
+    assert!(!spec.inbox.uninstalled());
+    wait_for(|| full_cycles() > settled, "a scheduled cycle once installed again");
 }
