@@ -217,9 +217,10 @@ fn merge(root: &DataRoot, shop: &str, run: &[SnapshotManifest], horizon: Option<
     Ok(written.pop().expect("one run, one snapshot"))
 }
 
-/// Rows of a raw entity (or, as `RawEntity::Events`' sibling, the rejected
-/// records) → the rows a rewritten snapshot keeps.
+/// What a rewrite keeps of a raw entity's rows, entity by entity in
+/// [`RawEntity::ALL`]'s order (parents before their children)…
 pub(crate) type RowsFn<'a> = dyn FnMut(RawEntity, LazyFrame) -> Result<LazyFrame> + 'a;
+/// … and of the rejected records.
 pub(crate) type RejectedFn<'a> = dyn FnMut(LazyFrame) -> Result<LazyFrame> + 'a;
 
 /// Rewrites snapshots, all at once or not at all: each of `runs` becomes one

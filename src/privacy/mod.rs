@@ -209,7 +209,6 @@ pub fn carry_out(root: &DataRoot, shop: &str, request_id: &str, received_at: &st
         Request::ExportCustomer { customer, orders, data_request_id } => {
             let (rel, records) = export::export_customer(root, shop, customer, orders, data_request_id)?;
             tracing::info!("shop {shop}: data request {data_request_id}: {records} raw records exported to {}/{rel}", root.describe());
-            audit.rows_redacted = 0;
             audit.export = Some(rel);
         }
         Request::RedactShop => bail!("shop/redact is carried out by privacy::shop::redact_shop, which leaves a tombstone instead of an audit record"),
