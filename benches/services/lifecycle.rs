@@ -8,8 +8,8 @@
 //! one snapshot (the sample and every payload in one `ingest`) for the
 //! compacted shop, and the same shop after 10 cycles for the one compacted
 //! automatically. Each `compute` is its own process; its peak is the
-//! largest RSS sampled from `/proc/<pid>/status` every 5 ms (not `ru_maxrss`:
-//! `compute` resets its own high-water mark between stages). Times are the
+//! largest RSS sampled from `/proc/<pid>/status` every 5 ms by this process (an
+//! instrument outside the one measured). Times are the
 //! median of three runs.
 //!
 //! `SHOPFEAT_BENCH=lifecycle cargo bench --bench pipeline`; env

@@ -3,21 +3,22 @@
 //! serializes to the JSON that `--json` prints.
 
 use serde::Serialize;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// One stage's cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageReport {
     pub stage: &'static str,
     pub seconds: f64,
-    /// The process's peak resident memory during the stage, in bytes (Linux: the
-    /// high-water mark is reset when the stage starts); `None` where the system
-    /// does not tell.
+    /// The process's peak resident memory during the stage, in bytes: the largest
+    /// of its resident size sampled every [`SAMPLE_EVERY`] while the stage ran
+    /// (Linux); `None` where the system does not tell.
     pub peak_rss_bytes: Option<u64>,
 }
 
-/// A stage being measured. Stages do not nest: starting one resets the
-/// high-water mark the previous one was read from.
+/// A stage being measured. Stages do not nest: starting one restarts the
+/// largest sample the previous one was read from.
 pub struct Stage {
     name: &'static str,
     started: Instant,
@@ -25,14 +26,17 @@ pub struct Stage {
 
 impl Stage {
     pub fn start(name: &'static str) -> Stage {
-        reset_peak_rss();
+        start_sampler();
+        STAGE_PEAK.store(resident_bytes().unwrap_or(0), Ordering::Relaxed);
         Stage { name, started: Instant::now() }
     }
 
     pub fn finish(self) -> StageReport {
         let seconds = self.started.elapsed().as_secs_f64();
         tracing::debug!(stage = self.name, seconds = format!("{seconds:.2}"), "stage done");
-        StageReport { stage: self.name, seconds, peak_rss_bytes: peak_rss() }
+        let now = resident_bytes();
+        let peak = now.map(|now| STAGE_PEAK.load(Ordering::Relaxed).max(now));
+        StageReport { stage: self.name, seconds, peak_rss_bytes: peak }
     }
 }
 
@@ -51,16 +55,77 @@ impl TableRows {
     }
 }
 
-/// Writing "5" to `clear_refs` resets the peak RSS to the current RSS (Linux ≥ 4.0).
-fn reset_peak_rss() {
-    #[cfg(target_os = "linux")]
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// How often the resident size is sampled while a stage runs.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+/// The largest resident size sampled since the current stage started.
+static STAGE_PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (once per process) the thread that samples the resident size.
+///
+/// Why a sampler: the kernel's high-water mark (`VmHWM`) can only be reset for
+/// the whole process (`clear_refs`), and resetting it per stage made every
+/// outside measurement of the process — `wait4`'s `ru_maxrss`, `/usr/bin/time`,
+/// `run --all`'s per-shop peak — report only the last stage's peak. Nothing
+/// resets it now: the process's own peak stays whole, and a stage's is sampled.
+fn start_sampler() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let sampler = std::thread::Builder::new().name("rss-sampler".into()).spawn(|| loop {
+            if let Some(now) = resident_bytes() {
+                STAGE_PEAK.fetch_max(now, Ordering::Relaxed);
+            }
+            std::thread::sleep(SAMPLE_EVERY);
+        });
+        if let Err(e) = sampler {
+            tracing::debug!("no memory sampler ({e}): stage peaks are read at their ends only");
+        }
+    });
 }
 
-/// `VmHWM` of `/proc/self/status`, in bytes.
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib * 1024)
+/// The process's resident size now (`/proc/self/statm`), in bytes.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn high_water_mark() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+        kib * 1024
+    }
+
+    /// A stage's peak is its own, and measuring stages never lowers the
+    /// process's high-water mark (what `ru_maxrss` and `/usr/bin/time` read).
+    #[test]
+    fn stage_peaks_are_sampled_and_the_process_peak_is_left_whole() {
+        const BIG: usize = 512 << 20;
+        let big = Stage::start("big");
+        let mut block = vec![0u8; BIG];
+        // Touch every page, so it is resident, and keep it there a few samples long.
+        for i in (0..BIG).step_by(4096) {
+            block[i] = 1;
+        }
+        std::thread::sleep(SAMPLE_EVERY * 4);
+        assert_eq!(std::hint::black_box(&block)[BIG - 4096], 1);
+        drop(block);
+        let big = big.finish();
+        let small = Stage::start("small");
+        std::thread::sleep(SAMPLE_EVERY * 4);
+        let small = small.finish();
+        let (big, small) = (big.peak_rss_bytes.unwrap(), small.peak_rss_bytes.unwrap());
+        assert!(big >= BIG as u64, "the big stage's peak {big} holds its block");
+        assert!(small < big - (BIG as u64) / 2, "the small stage's peak {small} is its own, not the big one's");
+        // (The kernel's counters lag its sampled size by a few pages; a reset
+        // would take the block's half a gigabyte off.)
+        let mark = high_water_mark();
+        assert!(mark + (8 << 20) >= big, "the process's high-water mark was lowered: {mark} < {big}");
+    }
 }
