@@ -3,7 +3,7 @@
 //! serializes to the JSON that `--json` prints.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// One stage's cost.
@@ -26,8 +26,9 @@ pub struct Stage {
 
 impl Stage {
     pub fn start(name: &'static str) -> Stage {
-        start_sampler();
+        RUNNING.fetch_add(1, Ordering::Relaxed);
         STAGE_PEAK.store(resident_bytes().unwrap_or(0), Ordering::Relaxed);
+        start_sampler();
         Stage { name, started: Instant::now() }
     }
 
@@ -37,6 +38,12 @@ impl Stage {
         let now = resident_bytes();
         let peak = now.map(|now| STAGE_PEAK.load(Ordering::Relaxed).max(now));
         StageReport { stage: self.name, seconds, peak_rss_bytes: peak }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -61,6 +68,10 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 /// The largest resident size sampled since the current stage started.
 static STAGE_PEAK: AtomicU64 = AtomicU64::new(0);
 
+/// Stages running now: between stages (a `serve` process waiting for
+/// deliveries) the sampler looks ten times less often.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
 /// Starts (once per process) the thread that samples the resident size.
 ///
 /// Why a sampler: the kernel's high-water mark (`VmHWM`) can only be reset for
@@ -69,18 +80,27 @@ static STAGE_PEAK: AtomicU64 = AtomicU64::new(0);
 /// `run --all`'s per-shop peak — report only the last stage's peak. Nothing
 /// resets it now: the process's own peak stays whole, and a stage's is sampled.
 fn start_sampler() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let sampler = std::thread::Builder::new().name("rss-sampler".into()).spawn(|| loop {
+    static SAMPLER: std::sync::OnceLock<Option<std::thread::Thread>> = std::sync::OnceLock::new();
+    let sampler = SAMPLER.get_or_init(|| {
+        let spawned = std::thread::Builder::new().name("rss-sampler".into()).spawn(|| loop {
             if let Some(now) = resident_bytes() {
                 STAGE_PEAK.fetch_max(now, Ordering::Relaxed);
             }
-            std::thread::sleep(SAMPLE_EVERY);
+            let idle = RUNNING.load(Ordering::Relaxed) == 0;
+            std::thread::park_timeout(if idle { SAMPLE_EVERY * 10 } else { SAMPLE_EVERY });
         });
-        if let Err(e) = sampler {
-            tracing::debug!("no memory sampler ({e}): stage peaks are read at their ends only");
+        match spawned {
+            Ok(handle) => Some(handle.thread().clone()),
+            Err(e) => {
+                tracing::debug!("no memory sampler ({e}): stage peaks are read at their ends only");
+                None
+            }
         }
     });
+    // A stage starting wakes an idle sampler.
+    if let Some(thread) = sampler {
+        thread.unpark();
+    }
 }
 
 /// The process's resident size now (`/proc/self/statm`), in bytes.
