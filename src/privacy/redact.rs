@@ -139,7 +139,9 @@ pub fn erase_late_arrivals(root: &DataRoot, shop: &str, snapshot: &str, inbox: O
     // Their customer, when a late order names one: erased with it.
     let customer_ids = landed_column(root, landed, RawEntity::Orders, col("order_id").is_in(lit(ids_lit(&person.orders)).implode(false), false), "customer_id")?;
     person.customer_ids.extend(customer_ids.iter().filter_map(|v| v.parse::<i64>().ok()));
-    let browsers = landed_column(root, landed, RawEntity::Events, col("order_id").is_in(lit(ids_lit(&person.orders)).implode(false), false), "client_id")?;
+    // Every browser the snapshot links to them gets a new id of its own (none is left to the catch-all).
+    let linked = col("order_id").is_in(lit(ids_lit(&person.orders)).implode(false), false).or(col("event_customer_id").is_in(lit(ids_lit(&person.customer_ids)).implode(false), false));
+    let browsers = landed_column(root, landed, RawEntity::Events, linked, "client_id")?;
     person.browsers.extend(browsers);
     let mut done = Redacted::default();
     rewrite_raw(root, shop, landed, &person, &mut done)?;
