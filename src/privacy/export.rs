@@ -4,7 +4,7 @@
 //! written to `<shop>/privacy/exports/<data_request id>.json` for the store
 //! owner to hand over.
 
-use super::redact::{identify, personal_rows, Person};
+use super::redact::{identify, personal_rows, scan_entity, Person};
 use super::Customer;
 use crate::land;
 use crate::storage::DataRoot;
@@ -29,11 +29,8 @@ pub fn export_customer(root: &DataRoot, shop: &str, customer: &Customer, orders:
     let mut records = 0u64;
     for entity in RawEntity::ALL {
         let Some(personal) = personal_rows(entity, &person) else { continue };
-        let paths: Vec<_> = manifests.iter().filter_map(|m| m.files.get(entity.name())).map(|rel| root.local_copy(rel)).collect::<Result<_>>()?;
-        if paths.is_empty() {
-            continue;
-        }
-        let rows = crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?.filter(personal).select([col("record")]).collect()?;
+        let Some(rows) = scan_entity(root, &manifests, entity)? else { continue };
+        let rows = rows.filter(personal).select([col("record")]).collect()?;
         let texts: Vec<Value> = rows.column("record")?.str()?.iter().flatten().map(record_value).collect();
         records += texts.len() as u64;
         if !texts.is_empty() {

@@ -52,18 +52,19 @@ impl Person {
         self.customer_ids.is_empty() && self.emails.is_empty() && self.phones.is_empty() && self.orders.is_empty() && self.browsers.is_empty()
     }
 
-    /// The texts that identify the person wherever they appear: GIDs, emails,
-    /// phones, browser ids. (A bare numeric id is told apart in [`Person::named_in`].)
+    /// The texts that identify the person wherever they appear, in lower case:
+    /// GIDs, emails, phones, browser ids. (A bare numeric id is told apart in
+    /// [`Person::named_in`].)
     fn needles(&self) -> Vec<String> {
         let gids = self.customer_ids.iter().map(|id| format!("gid://shopify/Customer/{id}"));
-        gids.chain(self.emails.iter().cloned()).chain(self.phones.iter().cloned()).chain(self.browsers.iter().cloned()).filter(|n| n.len() >= 4).collect()
+        gids.chain(self.emails.iter().cloned()).chain(self.phones.iter().cloned()).chain(self.browsers.iter().cloned()).filter(|n| n.len() >= 4).map(|n| n.to_ascii_lowercase()).collect()
     }
 
     /// Whether `text` names the person: a needle (emails in any case), or a
     /// customer id not inside a longer number.
     pub fn named_in(&self, text: &[u8]) -> bool {
         let lower = text.to_ascii_lowercase();
-        if self.needles().iter().any(|n| contains(&lower, n.to_ascii_lowercase().as_bytes())) {
+        if self.needles().iter().any(|n| contains(&lower, n.as_bytes())) {
             return true;
         }
         self.customer_ids.iter().any(|id| contains_number(text, &id.to_string()))
@@ -154,13 +155,20 @@ pub fn erase_late_arrivals(root: &DataRoot, shop: &str, snapshot: &str, inbox: O
     Ok(done.rows_redacted)
 }
 
-/// The distinct values (as text) of `column` in `manifests`' rows of `entity` that match `filter`.
-fn landed_column(root: &DataRoot, manifests: &[SnapshotManifest], entity: RawEntity, filter: Expr, column: &str) -> Result<Vec<String>> {
+/// Every row of `entity` in `manifests`' files, whether they count for
+/// normalization or not (an erasure reaches them all); `None` without any.
+pub(crate) fn scan_entity(root: &DataRoot, manifests: &[SnapshotManifest], entity: RawEntity) -> Result<Option<LazyFrame>> {
     let paths: Vec<_> = manifests.iter().filter_map(|m| m.files.get(entity.name())).map(|rel| root.local_copy(rel)).collect::<Result<_>>()?;
     if paths.is_empty() {
-        return Ok(vec![]);
+        return Ok(None);
     }
-    let found = crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?.filter(filter).select([col(column).cast(DataType::String)]).unique(None, UniqueKeepStrategy::Any).collect()?;
+    Ok(Some(crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?))
+}
+
+/// The distinct values (as text) of `column` in `manifests`' rows of `entity` that match `filter`.
+fn landed_column(root: &DataRoot, manifests: &[SnapshotManifest], entity: RawEntity, filter: Expr, column: &str) -> Result<Vec<String>> {
+    let Some(rows) = scan_entity(root, manifests, entity)? else { return Ok(vec![]) };
+    let found = rows.filter(filter).select([col(column).cast(DataType::String)]).unique(None, UniqueKeepStrategy::Any).collect()?;
     Ok(found.column(column)?.str()?.iter().flatten().map(str::to_string).collect())
 }
 
@@ -173,13 +181,7 @@ pub fn identify(root: &DataRoot, manifests: &[SnapshotManifest], customer: &Cust
     person.emails.extend(customer.email.iter().map(|e| e.to_lowercase()));
     person.phones.extend(customer.phone.iter().cloned());
     person.orders.extend(orders);
-    let scan = |entity: RawEntity| -> Result<Option<LazyFrame>> {
-        let paths: Vec<_> = manifests.iter().filter_map(|m| m.files.get(entity.name())).map(|rel| root.local_copy(rel)).collect::<Result<_>>()?;
-        if paths.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(crate::normalize::scan_parquet(paths.iter().map(|p| p.as_path()))?))
-    };
+    let scan = |entity| scan_entity(root, manifests, entity);
     if let Some(customers) = scan(RawEntity::Customers)? {
         let ids = ids_lit(&person.customer_ids);
         let emails = Series::new("emails".into(), person.emails.iter().cloned().collect::<Vec<_>>());
@@ -343,7 +345,7 @@ fn anonymized(frame: DataFrame, entity: RawEntity, person: &Person, anonymous: &
                 when(mine.clone()).then(lit(NULL).cast(DataType::Int64)).otherwise(col("event_customer_id")).alias("event_customer_id"),
             ]);
             for text in ["url", "path", "referrer", "search_query"] {
-                let named = person.needles().into_iter().fold(lit(false), |any, n| any.or(col(text).str().to_lowercase().str().contains_literal(lit(n.to_lowercase())).fill_null(lit(false))));
+                let named = person.needles().into_iter().fold(lit(false), |any, n| any.or(col(text).str().to_lowercase().str().contains_literal(lit(n)).fill_null(lit(false))));
                 lf = lf.with_column(when(mine.clone().and(named)).then(lit(NULL).cast(DataType::String)).otherwise(col(text)).alias(text));
             }
             lf
@@ -368,7 +370,8 @@ pub fn scrub_record(record: &str, person: &Person, anonymous: &HashMap<String, S
     let Ok(mut value) = serde_json::from_str::<Value>(record) else { return "{}".into() };
     scrub(&mut value, person, anonymous);
     let text = value.to_string();
-    if person.needles().iter().any(|n| contains(text.to_ascii_lowercase().as_bytes(), n.to_ascii_lowercase().as_bytes())) {
+    // The same test as the search that proves the erasure, numeric id included.
+    if person.named_in(text.as_bytes()) {
         return "{}".into();
     }
     text
