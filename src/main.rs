@@ -4,6 +4,10 @@ use shopfeat::commands::{self, Outcome};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// See Cargo.toml: freed memory goes back to the kernel between stages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);

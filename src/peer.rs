@@ -159,18 +159,18 @@ pub fn read_main(dir: &Path, deleted: &crate::normalize::MainTables) -> Result<c
         let path = dir.join(format!("{name}.parquet"));
         Ok(LazyFrame::scan_parquet(PlRefPath::new(path.to_str().context("the main directory is not UTF-8")?), ScanArgsParquet::default())?)
     };
-    Ok(crate::normalize::MainTables {
-        products: read("products")?,
-        variants: read("variants")?,
-        product_media: read("product_media")?,
-        collections: read("collections")?,
-        collection_products: read("collection_products")?,
-        customers: read("customers")?,
-        orders: read("orders")?,
-        line_items: read("line_items")?,
-        refund_line_items: read("refund_line_items")?,
-        events: read("events")?,
-        deleted_products: deleted.deleted_products.clone(),
-        deleted_customers: deleted.deleted_customers.clone(),
-    })
+    Ok(crate::normalize::MainTables::from_tables([
+        read("products")?,
+        read("variants")?,
+        read("product_media")?,
+        read("collections")?,
+        read("collection_products")?,
+        read("customers")?,
+        read("orders")?,
+        read("line_items")?,
+        read("refund_line_items")?,
+        read("events")?,
+        deleted.deleted_products.clone(),
+        deleted.deleted_customers.clone(),
+    ]))
 }

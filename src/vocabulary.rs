@@ -103,4 +103,11 @@ impl EventName {
             EventName::CheckoutCompleted => "checkout_completed",
         }
     }
+
+    /// The event's code in the events frame the features read (`event`): its
+    /// place in [`EventName::ALL`] from 1; other names get the codes after these,
+    /// 0 is a missing name.
+    pub fn code(self) -> u32 {
+        EventName::ALL.iter().position(|&n| n == self).expect("every name is in ALL") as u32 + 1
+    }
 }

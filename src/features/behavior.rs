@@ -90,7 +90,7 @@ pub fn base(inputs: &Inputs) -> PolarsResult<LazyFrame> {
         col("timestamp").max().alias("last_event"),
         col("product_id").filter(is(ProductViewed)).drop_nulls().n_unique().cast(DataType::Int64).alias("products_viewed_all"),
         col("collection_id").filter(is(CollectionViewed)).drop_nulls().n_unique().cast(DataType::Int64).alias("collections_viewed"),
-        col("name").n_unique().cast(DataType::Int64).alias("event_names"),
+        col("event").n_unique().cast(DataType::Int64).alias("event_names"),
     ];
     aggs.extend(EventName::ALL.map(|name| count_if(is(name)).alias(format!("n_{}", name.as_str()))));
     let totals = events.clone().group_by([col("customer_id")]).agg(aggs);

@@ -69,7 +69,7 @@ pub fn count_if(cond: Expr) -> Expr {
 
 /// The event (a row of the events table) is a `name` event.
 pub fn is_event(name: EventName) -> Expr {
-    col("name").eq(lit(name.as_str()))
+    col("event").eq(lit(name.code()))
 }
 
 /// A product is active at `as_of` when its status is ACTIVE and it was published by then.

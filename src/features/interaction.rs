@@ -61,14 +61,14 @@ pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let events = inputs
         .events()
         .filter(linked().and(views.clone().or(is(ProductAddedToCart)).or(is(ProductRemovedFromCart))))
-        .select([col("customer_id"), col("product_id"), col("name"), col("timestamp"), lit(NULL).cast(DataType::Int64).alias("order_id"), lit(NULL).cast(DataType::Int64).alias("quantity")]);
+        .select([col("customer_id"), col("product_id"), col("event"), col("timestamp"), lit(NULL).cast(DataType::Int64).alias("order_id"), lit(NULL).cast(DataType::Int64).alias("quantity")]);
     // One row per (customer, product, order): counting rows counts orders.
     let orders = inputs
         .valid_lines()
         .filter(linked())
         .group_by([col("customer_id"), col("product_id"), col("order_id")])
         .agg([col("quantity").sum().cast(DataType::Int64), col("ordered_at").first().alias("timestamp")])
-        .select([col("customer_id"), col("product_id"), lit(NULL).cast(DataType::String).alias("name"), col("timestamp"), col("order_id"), col("quantity")]);
+        .select([col("customer_id"), col("product_id"), lit(NULL).cast(DataType::UInt32).alias("event"), col("timestamp"), col("order_id"), col("quantity")]);
     let bought = || col("order_id").is_not_null();
     // The times of the rows where `cond` holds (a plain min/max over a masked
     // column, cheaper in a group-by than filtering each group).

@@ -25,7 +25,7 @@ pub mod session;
 pub mod sessions;
 pub mod user;
 
-use crate::normalize::MainTables;
+use crate::normalize::{EventParts, MainTables};
 use polars::prelude::*;
 
 /// What every feature table is computed from.
@@ -51,13 +51,15 @@ pub struct Inputs {
 impl Inputs {
     /// The inputs of every feature table at `as_of`; sessionizes the events once.
     pub fn new(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
-        let mut inputs = Inputs::lazy(main, shop_id, as_of, pairs)?;
+        let (mut inputs, details) = Inputs::with_details(main, shop_id, as_of, pairs)?;
         let events = inputs.sessions.collect()?;
-        inputs.session_facts = sessions::session_facts(events.clone().lazy()).collect()?.lazy();
-        // What only a session's first or last event gives (its URLs, referrer, user
-        // agent, browser id) is in the facts now: the event-level frame every other
-        // table reads drops those long strings.
-        inputs.sessions = events.drop_many(sessions::PER_SESSION_ONLY).lazy();
+        // The per-session facts read the long strings of two events a session
+        // (first and last), fetched by row in one streaming pass instead of
+        // holding every event's.
+        let counts = sessions::session_counts(events.clone().lazy()).collect()?;
+        let details = sessions::details_of(details, &counts)?.collect_with_engine(Engine::Streaming)?.unwrap_single();
+        inputs.session_facts = sessions::with_details(counts.lazy(), details.lazy()).collect()?.lazy();
+        inputs.sessions = events.lazy();
         // Events are the largest table: keep one copy, the sessionized one.
         let schema = inputs.main.events.collect_schema()?;
         inputs.main.events = DataFrame::empty_with_schema(&schema).lazy();
@@ -68,13 +70,22 @@ impl Inputs {
     /// The same inputs with the sessions left as a plan: for computing a few
     /// tables (each then sessionizes what it reads), not all of them.
     pub fn lazy(main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<Inputs> {
-        let events = main.events.clone().filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of)));
+        Ok(Inputs::with_details(main, shop_id, as_of, pairs)?.0)
+    }
+
+    /// [`Inputs::lazy`] and the events' details part.
+    fn with_details(mut main: MainTables, shop_id: &str, as_of: i64, pairs: pairs::PairOptions) -> PolarsResult<(Inputs, LazyFrame)> {
+        let parts = match main.event_details.take() {
+            Some(details) => EventParts { rows: main.events.clone(), details },
+            None => EventParts::of_table(main.events.clone()),
+        };
+        let events = parts.rows.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(as_of)));
         // A visitor is the linked customer id, else minus the browser's number:
         // distinct visitors are distinct integers, cheaper to count than strings.
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
-        let session_facts = sessions::session_facts(sessions.clone());
-        Ok(Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, lifetime: None })
+        let session_facts = sessions::with_details(sessions::session_counts(sessions.clone()), parts.details.clone());
+        Ok((Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, lifetime: None }, parts.details))
     }
 
     /// `T - days < ts <= T` ([`expr::within`] at this `T`).

@@ -1,52 +1,193 @@
 //! events: unique by id (first kept), with the URL's referrer host and the
 //! customer each browser is stitched to.
 //!
-//! With `as_of`, events after it are left out. The table is sorted by
-//! `client_id`, then time, then landing order.
+//! With `as_of`, events after it are left out. The table is sorted by browser
+//! (in the order browsers first landed), then time, then landing order.
 //!
 //! Identity stitching (the README's "Normalization"): an event links its `client_id` to a customer
 //! when it carries one (`customerId`, or the customer of a completed checkout's
 //! order). Every event of that `client_id`, earlier ones too, gets the customer of
 //! the client's latest link at or before `as_of` (two links at one instant: the
 //! later in file order).
+//!
+//! The table is built from two parts ([`EventParts`]), which the features read
+//! apart: the columns they scan, sort and group, with the browser and the event
+//! name as integers, and the long strings (ids, URLs, user agent) that only a
+//! session's first and last events are read for, fetched by row.
 
 use super::*;
+use crate::vocabulary::EventName;
 
-pub fn events(raw: &RawTables, as_of: AsOf) -> Result<LazyFrame> {
+/// The column that names an event's landed row (its place in the scan of every
+/// raw events file, in landing order): the key between [`EventParts::rows`] and
+/// [`EventParts::details`].
+pub const ROW: &str = "_event_row";
+
+/// The events table in the two parts the features read.
+#[derive(Clone)]
+pub struct EventParts {
+    /// One row per event at `as_of`, sorted as the table is: `_event_row`,
+    /// `browser` (1, 2, … per `client_id`), `event` (the name's code,
+    /// [`EventName::code`]), `timestamp`, `customer_id`, `product_id`,
+    /// `collection_id`, `order_id`, `search_query`, `product_ids`.
+    pub rows: LazyFrame,
+    /// By `_event_row`, the rest of the table's columns (any superset of the rows:
+    /// normalization's covers every landed row, duplicates too).
+    pub details: LazyFrame,
+}
+
+/// The columns of [`EventParts::rows`] that are the table's own.
+const ROW_COLUMNS: [&str; 7] = ["timestamp", "customer_id", "product_id", "collection_id", "order_id", "search_query", "product_ids"];
+/// Those of them landed as they are (`customer_id` is the stitched one).
+const LANDED_ROW_COLUMNS: [&str; 6] = ["timestamp", "product_id", "collection_id", "order_id", "search_query", "product_ids"];
+/// The columns of [`EventParts::details`] (beside `_event_row`).
+const DETAIL_COLUMNS: [&str; 9] = ["event_id", "name", "client_id", "event_customer_id", "variant_id", "url", "path", "referrer", "user_agent"];
+
+/// The events table of the raw snapshots at `as_of`, and its parts.
+pub fn events(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, EventParts)> {
+    let landed = raw.scan(RawEntity::Events)?.with_row_index(ROW, None);
+    let parts = EventParts { rows: rows(&landed, as_of), details: landed.select(std::iter::once(col(ROW)).chain(DETAIL_COLUMNS.map(col)).collect::<Vec<_>>()) };
+    Ok((parts.table(), parts))
+}
+
+/// The rows part: unique, at `as_of`, encoded, stitched and sorted.
+fn rows(landed: &LazyFrame, as_of: AsOf) -> LazyFrame {
+    let read = [ROW, "event_id", "name", "client_id", "event_customer_id"].into_iter().chain(LANDED_ROW_COLUMNS);
     // The first landed of each id: a filter keeps the rows in place, where a
-    // unique would gather every column of the largest table.
-    let mut events = raw.scan(RawEntity::Events)?.filter(col("event_id").is_first_distinct()).with_row_index("_landing", None);
+    // unique would gather every column.
+    let mut events = landed.clone().select(read.map(col).collect::<Vec<_>>()).filter(col("event_id").is_first_distinct());
     if let Some(t) = as_of {
         // Events after T had not happened at T.
         events = events.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));
     }
-    let events = events.cache();
-    let mut links = events.clone().filter(col("event_customer_id").is_not_null());
-    if let Some(t) = as_of {
-        links = links.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));
-    }
-    let keys = [col("client_id"), col("timestamp"), col("snapshot"), col("file"), col("line")];
+    let events = encoded(events.drop(cols(["event_id"]))).cache();
+    // Links in file order: the landing columns of the few rows that carry a customer.
+    let link_origins = landed
+        .clone()
+        .filter(col("event_customer_id").is_not_null())
+        .select([col(ROW), col("snapshot"), col("file"), col("line")]);
+    let links = events
+        .clone()
+        .filter(col("event_customer_id").is_not_null())
+        .select([col(ROW), col("browser"), col("timestamp"), col("event_customer_id")])
+        .join(link_origins, [col(ROW)], [col(ROW)], JoinArgs::new(JoinType::Inner));
+    let keys = [col("browser"), col("timestamp"), col("snapshot"), col("file"), col("line")];
     let latest_link = links
         .sort_by_exprs(keys, ascending(5))
-        .unique_stable_generic(Some(vec![col("client_id")]), UniqueKeepStrategy::Last)
-        .select([col("client_id"), col("event_customer_id").alias("customer_id")]);
+        .unique_stable_generic(Some(vec![col("browser")]), UniqueKeepStrategy::Last)
+        .select([col("browser"), col("event_customer_id").alias("customer_id")]);
     // Ordered by browser and time (ties: landing order), the order sessions are
-    // cut in, so the feature stage never sorts or copies the largest table.
-    Ok(events
-        .join(latest_link, [col("client_id")], [col("client_id")], JoinArgs::new(JoinType::Left))
-        .sort_by_exprs([col("client_id"), col("timestamp"), col("_landing")], SortMultipleOptions::default())
-        .select([
-            col("event_id"), col("name"), col("client_id"), col("timestamp"), col("customer_id"),
-            col("event_customer_id"), col("product_id"), col("variant_id"), col("collection_id"),
-            col("order_id"), col("search_query"), col("product_ids"), col("url"), col("path"),
-            col("referrer"),
-            url_host(col("referrer")).alias("referrer_host"),
-            col("user_agent"),
-        ]))
+    // cut in — integer keys, so the sort moves no strings.
+    let order = [col(ROW), col("browser"), col("event")].into_iter().chain(ROW_COLUMNS.map(col));
+    events
+        .join(latest_link, [col("browser")], [col("browser")], JoinArgs::new(JoinType::Left))
+        .sort_by_exprs([col("browser"), col("timestamp"), col(ROW)], SortMultipleOptions::default())
+        .select(order.collect::<Vec<_>>())
+}
+
+impl EventParts {
+    /// The parts of an events table (as [`events`] sorts it): for tables made
+    /// otherwise than by normalization (tests, the benchmark's Parquet files).
+    /// Its details are the whole table by row.
+    pub fn of_table(table: LazyFrame) -> EventParts {
+        let table = table.with_row_index(ROW, None);
+        let read = [ROW, "name", "client_id"].into_iter().chain(ROW_COLUMNS);
+        let rows = encoded(table.clone().select(read.map(col).collect::<Vec<_>>()));
+        let order = [col(ROW), col("browser"), col("event")].into_iter().chain(ROW_COLUMNS.map(col));
+        EventParts { rows: rows.select(order.collect::<Vec<_>>()), details: table }
+    }
+
+    /// The whole events table, in the rows' order.
+    pub fn table(&self) -> LazyFrame {
+        let details = self.details.clone();
+        let mut joined = JoinArgs::new(JoinType::Left);
+        joined.maintain_order = MaintainOrderJoin::Left;
+        self.rows
+            .clone()
+            .drop(cols(["browser", "event"]))
+            .join(details, [col(ROW)], [col(ROW)], joined)
+            .select([
+                col("event_id"), col("name"), col("client_id"), col("timestamp"), col("customer_id"),
+                col("event_customer_id"), col("product_id"), col("variant_id"), col("collection_id"),
+                col("order_id"), col("search_query"), col("product_ids"), col("url"), col("path"),
+                col("referrer"),
+                url_host(col("referrer")).alias("referrer_host"),
+                col("user_agent"),
+            ])
+    }
+}
+
+/// Adds `browser` (1, 2, … per `client_id`, in order of first appearance) and
+/// `event` (the name's code) and drops `client_id` and `name`: browsers are
+/// grouped, joined and sorted as integers, and every feature tests the name.
+///
+/// A dictionary, not a hash: distinct ids always get distinct numbers.
+fn encoded(events: LazyFrame) -> LazyFrame {
+    let schema = |input: &Schema| -> PolarsResult<SchemaRef> {
+        let mut schema = input.clone();
+        schema.shift_remove("client_id");
+        schema.shift_remove("name");
+        schema.insert("browser".into(), DataType::Int64);
+        schema.insert("event".into(), DataType::UInt32);
+        Ok(Arc::new(schema))
+    };
+    events.map(encode, OptFlags::empty(), Some(Arc::new(schema)), Some("encode events"))
+}
+
+fn encode(mut events: DataFrame) -> PolarsResult<DataFrame> {
+    let browser = numbered(events.column("client_id")?.str()?, |_| None, 1);
+    let known = |name: &str| EventName::ALL.iter().find(|n| n.as_str() == name).map(|n| n.code());
+    let event = numbered(events.column("name")?.str()?, known, EventName::ALL.len() as u32 + 1);
+    events.drop_in_place("client_id")?;
+    events.drop_in_place("name")?;
+    events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
+    events.with_column(Column::new("event".into(), event))?;
+    Ok(events)
+}
+
+/// A number per distinct value: `fixed`'s where it has one, else `first`,
+/// `first + 1`, … in order of first appearance; 0 for a null.
+fn numbered(values: &StringChunked, fixed: impl Fn(&str) -> Option<u32>, first: u32) -> Vec<u32> {
+    let mut numbers: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut next = first;
+    values
+        .iter()
+        .map(|value| match value {
+            None => 0,
+            Some(v) => *numbers.entry(v).or_insert_with(|| {
+                fixed(v).unwrap_or_else(|| {
+                    next += 1;
+                    next - 1
+                })
+            }),
+        })
+        .collect()
 }
 
 /// The lower-case host of a URL (`https://Shop.Example:443/x` → `shop.example`);
 /// null when it has none.
 pub fn url_host(url: Expr) -> Expr {
     url.str().to_lowercase().str().extract(lit(r"^[a-z][a-z0-9+.-]*://([^/:?#]+)"), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_and_names_get_a_number_each_in_order_of_first_appearance() {
+        let events = df!(
+            "client_id" => [Some("b"), Some("a"), Some("b"), None, Some("c")],
+            "name" => [Some("product_viewed"), Some("my_custom"), Some("other_custom"), Some("my_custom"), None],
+            "timestamp" => [1i64, 2, 3, 4, 5],
+        )
+        .unwrap();
+        let encoded = encoded(events.lazy()).collect().unwrap();
+        assert_eq!(encoded.get_column_names(), ["timestamp", "browser", "event"]);
+        let browsers: Vec<i64> = encoded.column("browser").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(browsers, [1, 2, 1, 0, 3], "distinct ids, distinct numbers; a missing id is 0");
+        let events: Vec<u32> = encoded.column("event").unwrap().u32().unwrap().into_no_null_iter().collect();
+        let unknown = EventName::ALL.len() as u32 + 1;
+        assert_eq!(events, [EventName::ProductViewed.code(), unknown, unknown + 1, unknown, 0], "standard names keep their codes, others get the next");
+    }
 }

@@ -27,7 +27,7 @@ mod events;
 mod orders;
 mod products;
 
-pub use events::url_host;
+pub use events::{url_host, EventParts, ROW as events_row};
 
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
@@ -56,6 +56,13 @@ pub struct MainTables {
     /// (a customer's orders) keeps them.
     pub deleted_products: LazyFrame,
     pub deleted_customers: LazyFrame,
+    /// After [`MainTables::for_features`]: `events` holds only the rows part of
+    /// the events ([`EventParts::rows`]) and this the details part, read by row
+    /// where the features need them. `None`: `events` is the whole table.
+    pub event_details: Option<LazyFrame>,
+    /// The parts normalization built the events table from (`None` when the
+    /// tables were made otherwise).
+    event_parts: Option<EventParts>,
 }
 
 impl MainTables {
@@ -63,6 +70,7 @@ impl MainTables {
     /// sub-plans once) and returns them as in-memory frames, so that the feature
     /// tables, which read each main table many times, never read or normalize again.
     pub fn materialize(self) -> PolarsResult<MainTables> {
+        let (event_details, event_parts) = (self.event_details.clone(), self.event_parts.clone());
         let mut plans: Vec<LazyFrame> = self.named().into_iter().map(|(_, lf)| lf).collect();
         plans.extend([self.deleted_products, self.deleted_customers]);
         let mut frames = collect_all(plans)?.into_iter().map(|df| df.lazy());
@@ -80,15 +88,33 @@ impl MainTables {
             events: next(),
             deleted_products: next(),
             deleted_customers: next(),
+            event_details,
+            event_parts,
         })
     }
 
-    /// The same tables without the event columns no feature reads (the largest
-    /// table, so this is most of the memory of a run); the plan is pruned before
-    /// anything is read.
+    /// The same tables with the events in their two parts: the columns every
+    /// feature scans, with the browser and the event name as integers, as
+    /// `events`; the long strings (ids, URLs, user agent) that only a session's
+    /// first and last events are read for as `event_details`, left unread. The
+    /// events are the largest table, so this is most of the memory of a run.
+    ///
+    /// For tables from [`normalize`]; others keep their whole `events` table
+    /// (the features split it themselves).
     pub fn for_features(mut self) -> MainTables {
-        self.events = self.events.drop(cols(["event_customer_id", "variant_id", "referrer_host"]));
+        if let Some(parts) = self.event_parts.take() {
+            self.events = parts.rows;
+            self.event_details = Some(parts.details);
+        }
         self
+    }
+
+    /// Tables made otherwise than by [`normalize`] (the whole events table
+    /// given, no parts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_tables(tables: [LazyFrame; 12]) -> MainTables {
+        let [products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers] = tables;
+        MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers, event_details: None, event_parts: None }
     }
 
     /// The tables by name, in the order of the README's data layout.
@@ -222,8 +248,12 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
     let collection_products = collections::memberships(raw, product_versions, collection_versions, &products, &collections)?;
     let (customers, deleted_customers) = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
-    let events = events::events(raw, as_of)?;
-    Ok(MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers })
+    let (events, event_parts) = events::events(raw, as_of)?;
+    Ok(MainTables {
+        products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers,
+        event_details: None,
+        event_parts: Some(event_parts),
+    })
 }
 
 /// The order in which sources were landed: later snapshots, then webhooks after

@@ -208,10 +208,12 @@ pub fn profile(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<
     Ok(stages)
 }
 
-/// The optimized plan of the main tables at `as_of` — the only plan that reads
-/// raw data — as Polars prints it. The feature tables are computed from its result.
+/// The optimized plan of the main tables at `as_of`, as `compute` runs it — the
+/// only plan that reads raw data but for the events' details of the sessions'
+/// first and last events — as Polars prints it. The feature tables are
+/// computed from its result.
 pub fn explain(root: &DataRoot, shop: &str, as_of: i64) -> Result<String> {
-    let main = normalize(root, shop, Some(as_of))?;
+    let main = normalize(root, shop, Some(as_of))?.for_features();
     let plans: Vec<DslPlan> = main.named().into_iter().map(|(_, lf)| lf.logical_plan).collect();
     let opt = main.products.get_current_optimizations();
     Ok(LazyFrame::explain_all(plans, opt)?)

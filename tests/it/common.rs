@@ -183,7 +183,9 @@ pub fn feature_table_on(name: &str, t: &str, build: impl Fn(&shopfeat::features:
     assert!(landed.report.problems.is_empty(), "{:?}", landed.report.problems);
     let raw = RawTables::open(&landed.root, "test").unwrap();
     let as_of = ts(t);
-    let inputs = shopfeat::features::Inputs::new(normalize::normalize(&raw, Some(as_of)).unwrap(), "shop-x", as_of, Default::default()).unwrap();
+    // As `compute` does: the events in their two parts.
+    let main = normalize::normalize(&raw, Some(as_of)).unwrap().for_features();
+    let inputs = shopfeat::features::Inputs::new(main, "shop-x", as_of, Default::default()).unwrap();
     Table(build(&inputs).unwrap().collect().unwrap())
 }
 

@@ -93,7 +93,7 @@ pub(crate) fn main_tables(root: &DataRoot, shop: &str, as_of: Option<i64>) -> Ve
 
 /// `frame` sorted by its columns but lists and floats (which a sum in another
 /// order may change in the last bits).
-fn sorted(frame: DataFrame) -> DataFrame {
+pub(crate) fn sorted(frame: DataFrame) -> DataFrame {
     let sortable: Vec<PlSmallStr> = frame.columns().iter().filter(|c| !matches!(c.dtype(), DataType::List(_) | DataType::Float64 | DataType::Float32)).map(|c| c.name().clone()).collect();
     frame.sort(sortable.clone(), SortMultipleOptions::default().with_order_descending_multi(vec![false; sortable.len()]).with_maintain_order(true)).unwrap()
 }
@@ -102,7 +102,7 @@ fn sorted(frame: DataFrame) -> DataFrame {
 /// by a sum's order (rows are combined in another physical order after
 /// compaction, as they may be by the parallel group-by itself): by 1e-12 of
 /// their size.
-fn differing_columns(a: &DataFrame, b: &DataFrame) -> Vec<String> {
+pub(crate) fn differing_columns(a: &DataFrame, b: &DataFrame) -> Vec<String> {
     if a.shape() != b.shape() {
         return vec![format!("shapes {:?} and {:?}", a.shape(), b.shape())];
     }

@@ -110,3 +110,33 @@ fn same_values(a: &DataFrame, b: &DataFrame) -> bool {
             _ => x.as_materialized_series().equals_missing(y.as_materialized_series()),
         })
 }
+
+/// Normalization hands the features the events in two parts — the columns they
+/// scan, with the browser and the event name as integers, and the long strings
+/// fetched by row for a session's first and last events — while tables made
+/// otherwise give the whole events table, which the features split themselves.
+/// Both give the same feature tables: on the fixture shop (duplicated events,
+/// events after T, a browser linked to a customer late, an unknown event name)
+/// and on the sample.
+#[test]
+fn the_events_parts_give_the_features_of_the_whole_events_table() {
+    use crate::compaction::{differing_columns, sorted};
+    use shopfeat::features::{plans, Inputs};
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    for (shop, t) in [(fixture("features"), "2025-03-01T00:00:00Z"), (sample, "2025-11-30T23:59:59Z")] {
+        let landed = land(&[shop.clone()]);
+        let raw = shopfeat::normalize::RawTables::open(&landed.root, "test").unwrap();
+        let as_of = ts(t);
+        let tables = |main: shopfeat::normalize::MainTables| {
+            let inputs = Inputs::new(main.materialize().unwrap(), "test", as_of, Default::default()).unwrap();
+            plans(&inputs).unwrap().into_iter().map(|(name, plan)| (name, sorted(plan.collect().unwrap()))).collect::<Vec<_>>()
+        };
+        let parts = tables(shopfeat::normalize::normalize(&raw, Some(as_of)).unwrap().for_features());
+        let whole = tables(shopfeat::normalize::normalize(&raw, Some(as_of)).unwrap());
+        for ((name, a), (_, b)) in parts.iter().zip(&whole) {
+            assert!(a.height() > 0, "{}: {name} is empty", shop.display());
+            let differing = differing_columns(a, b);
+            assert!(differing.is_empty(), "{}: {name} differs between the events' parts and the whole table in {differing:?}", shop.display());
+        }
+    }
+}
