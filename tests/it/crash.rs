@@ -262,9 +262,13 @@ fn compact_killed_at_random_points() {
         }
         c
     };
-    let timing = dir.path().join("timing");
-    copy_dir(&reference, &timing);
-    let compact_time = duration(slow_removal(shopfeat(&timing, &["compact"]), 1));
+    // Each kind of run draws its kill point from its own duration (a draw over
+    // the slow kind's would let most fast runs finish first).
+    let compact_time = [0, 1].map(|kind| {
+        let timing = dir.path().join(format!("timing-{kind}"));
+        copy_dir(&reference, &timing);
+        duration(slow_removal(shopfeat(&timing, &["compact"]), kind))
+    });
 
     let mut rng = Rng::seeded(5);
     let (mut killed, mut finished) = (0, 0);
@@ -272,7 +276,7 @@ fn compact_killed_at_random_points() {
     for i in 0..runs() {
         let root = dir.path().join(format!("compact-{i}"));
         copy_dir(&reference, &root);
-        let delay = Duration::from_micros(rng.below(compact_time.as_micros() as u64));
+        let delay = Duration::from_micros(rng.below(compact_time[i % 2].as_micros() as u64));
         if kill_after(slow_removal(shopfeat(&root, &["compact"]), i), delay) { killed += 1 } else { finished += 1 }
         let what = format!("compact run {i}");
         assert_readable(&root, &what);
