@@ -5,7 +5,7 @@
 //! `client_id:<start in ms>`, stable across reruns.
 
 use super::expr::{count_if, is_event, url_host};
-use crate::normalize::events_row as ROW;
+use crate::normalize::EVENT_ROW as ROW;
 use crate::vocabulary::EventName;
 use polars::prelude::*;
 

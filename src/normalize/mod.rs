@@ -27,7 +27,7 @@ mod events;
 mod orders;
 mod products;
 
-pub use events::{url_host, EventParts, ROW as events_row};
+pub use events::{url_host, EventParts, ROW as EVENT_ROW};
 
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
@@ -110,8 +110,8 @@ impl MainTables {
     }
 
     /// Tables made otherwise than by [`normalize`] (the whole events table
-    /// given, no parts).
-    #[allow(clippy::too_many_arguments)]
+    /// given, no parts), in the order of [`MainTables::named`] then the deleted
+    /// products' and customers' ids.
     pub fn from_tables(tables: [LazyFrame; 12]) -> MainTables {
         let [products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers] = tables;
         MainTables { products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers, event_details: None, event_parts: None }
