@@ -78,11 +78,10 @@ fn rows(landed: &LazyFrame, as_of: AsOf) -> LazyFrame {
         .select([col("browser"), col("event_customer_id").alias("customer_id")]);
     // Ordered by browser and time (ties: landing order), the order sessions are
     // cut in — integer keys, so the sort moves no strings.
-    let order = [col(ROW), col("browser"), col("event")].into_iter().chain(ROW_COLUMNS.map(col));
     events
         .join(latest_link, [col("browser")], [col("browser")], JoinArgs::new(JoinType::Left))
         .sort_by_exprs([col("browser"), col("timestamp"), col(ROW)], SortMultipleOptions::default())
-        .select(order.collect::<Vec<_>>())
+        .select(rows_part_columns())
 }
 
 impl EventParts {
@@ -93,8 +92,7 @@ impl EventParts {
         let table = table.with_row_index(ROW, None);
         let read = [ROW, "name", "client_id"].into_iter().chain(ROW_COLUMNS);
         let rows = encoded(table.clone().select(read.map(col).collect::<Vec<_>>()));
-        let order = [col(ROW), col("browser"), col("event")].into_iter().chain(ROW_COLUMNS.map(col));
-        EventParts { rows: rows.select(order.collect::<Vec<_>>()), details: table }
+        EventParts { rows: rows.select(rows_part_columns()), details: table }
     }
 
     /// The whole events table, in the rows' order.
@@ -115,6 +113,11 @@ impl EventParts {
                 col("user_agent"),
             ])
     }
+}
+
+/// The columns of [`EventParts::rows`], in order.
+fn rows_part_columns() -> Vec<Expr> {
+    [col(ROW), col("browser"), col("event")].into_iter().chain(ROW_COLUMNS.map(col)).collect()
 }
 
 /// Adds `browser` (1, 2, … per `client_id`, in order of first appearance) and
