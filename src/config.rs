@@ -17,6 +17,7 @@
 //! [serve]                   # `shopfeat serve`; every field optional
 //! listen = "0.0.0.0:8080"
 //! debounce_ms = 2000
+//! fast_catch_up_minutes = 15  # catalog deliveries reach Gorse at once; a full recompute follows (0: no fast lane)
 //! max_event_bytes = 16384   # limits of the intake (README, "Live intake")
 //! pixel_quota_bytes = 268435456
 //!
@@ -104,6 +105,9 @@ pub struct ServeConfig {
     pub listen: Option<String>,
     /// Quiet time after the last delivery before a shop's cycle starts.
     pub debounce_ms: Option<u64>,
+    /// The fast lane: minutes from the first fast cycle to the full recompute
+    /// that follows it (default 15); 0 turns the fast lane off.
+    pub fast_catch_up_minutes: Option<u64>,
     /// Shops whose cycles may run at once.
     pub jobs: Option<usize>,
     /// The largest request body accepted (bytes).

@@ -6,7 +6,7 @@
 //!   run, each acknowledgement timed (p50, p99, max).
 //!
 //! `SHOPFEAT_BENCH=serve cargo bench --bench pipeline`; env
-//! `SHOPFEAT_SERVE_PRESET` (sample, default; or medium), `SHOPFEAT_SERVE_RATE`
+//! `SHOPFEAT_SERVE_PRESET` (sample, default; medium or large), `SHOPFEAT_SERVE_RATE`
 //! (deliveries/s, default 1000), `SHOPFEAT_SERVE_SECONDS` (default 5).
 
 use crate::gorse_standin::Gorse;
@@ -40,6 +40,7 @@ fn product(id: i64, title: &str) -> Vec<u8> {
 pub fn run() {
     let preset = match std::env::var("SHOPFEAT_SERVE_PRESET").as_deref().unwrap_or("sample") {
         "medium" => PresetName::Medium,
+        "large" => PresetName::Large,
         _ => PresetName::Sample,
     };
     let (shop_dir, _) = crate::cached_shop(preset);

@@ -22,7 +22,10 @@ use std::time::Duration;
 /// acknowledged. After a shop's deliveries pause (`--debounce-ms`), an
 /// incremental cycle lands its inbox, computes, publishes and exports what
 /// changed to Gorse; a shop's `schedule` (cron, UTC) runs full cycles (a
-/// historical fetch, or its configured inputs).
+/// historical fetch, or its configured inputs). Catalog deliveries
+/// (`products/create|update|delete`) skip the wait: a fast cycle recomputes
+/// their products' own columns and sends the items to Gorse at once, and a full
+/// recompute follows `--fast-catch-up-minutes` later.
 ///
 /// Everything it takes is bounded (`[serve]` in the config file: max_event_bytes,
 /// max_pixel_events, pixel_requests_per_sec, pixel_quota_files/_bytes,
@@ -58,6 +61,11 @@ pub struct ServeArgs {
     /// however busy the shop.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub max_delay_secs: u64,
+    /// Minutes from the first fast cycle (a catalog delivery sent to Gorse at
+    /// once) to the full recompute that follows it; 0 turns the fast lane off
+    /// [default: `[serve] fast_catch_up_minutes`, else 15].
+    #[arg(long, value_name = "MINUTES")]
+    pub fast_catch_up_minutes: Option<u64>,
     /// Shops whose cycles may run at once [default: `[serve] jobs`, else 2].
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: Option<usize>,
@@ -102,6 +110,11 @@ pub fn run(global: &Global, args: ServeArgs) -> Result<Outcome> {
     let mut options = ServeOptions::new(args.listen.as_deref().or(config.serve.listen.as_deref()).unwrap_or("127.0.0.1:8080"), &root.describe(), shops, secret);
     options.debounce = args.debounce_ms.or(config.serve.debounce_ms).map(Duration::from_millis).unwrap_or(options.debounce);
     options.max_delay = Duration::from_secs(args.max_delay_secs).max(options.debounce);
+    options.fast_catch_up = match args.fast_catch_up_minutes.or(config.serve.fast_catch_up_minutes) {
+        Some(0) => None,
+        Some(minutes) => Some(Duration::from_secs(minutes * 60)),
+        None => options.fast_catch_up,
+    };
     options.jobs = args.jobs.or(config.serve.jobs).unwrap_or(options.jobs);
     options.max_body = args.max_body_bytes.or(config.serve.max_body_bytes).unwrap_or(options.max_body);
     limits(&mut options, &config.serve);

@@ -12,6 +12,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "customer_behavior_features",
         key: &[("customer_id", I64)],
+        own: &[],
+        shop_wide: &[],
         features: vec![
             feature("session_count", I64, "sessions of the customer's linked browsers", || col("sessions")),
             feature("total_event_count", I64, "linked events", || col("events")),

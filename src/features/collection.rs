@@ -17,6 +17,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "collection_features",
         key: &[("collection_id", I64)],
+        own: &["title", "handle", "is_automated", "seo_score", "image_score", "days_since_update"],
+        shop_wide: &["shop_revenue_30d"],
         features: vec![
             feature("title", Str, "copied from the collection", || col("title")),
             feature("handle", Str, "copied from the collection", || col("handle")),

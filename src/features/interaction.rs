@@ -13,6 +13,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "interaction_features",
         key: &[("customer_id", I64), ("product_id", I64)],
+        own: &[],
+        shop_wide: &[],
         features: vec![
             feature("view_count", I64, "linked `product_viewed` events, all time", move || zero("views")),
             feature("cart_add_count", I64, "linked `product_added_to_cart` events", move || zero("cart_adds")),

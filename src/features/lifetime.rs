@@ -16,6 +16,9 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "customer_lifetime_features",
         key: &[("customer_id", I64)],
+        own: &[],
+        // The model is fitted to every customer of the shop.
+        shop_wide: &["p_alive", "purchases_30d", "purchases_90d", "value_90d", "fit_status"],
         features: vec![
             feature("frequency", I64, "repeat purchase days: distinct UTC days with a valid order − 1; null without one", || col("repeat_days")),
             feature("recency_days", I64, "days from the first purchase day to the last", || col("last_day") - col("first_day")),

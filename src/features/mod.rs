@@ -15,6 +15,7 @@ pub mod aggregates;
 pub mod behavior;
 pub mod collection;
 pub mod expr;
+pub mod fast;
 pub mod interaction;
 pub mod lifetime;
 pub mod pairs;

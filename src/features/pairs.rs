@@ -30,6 +30,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "product_pair_features",
         key: &[("product_id_a", I64), ("product_id_b", I64)],
+        own: &[],
+        shop_wide: &["shop_orders"],
         features: vec![
             feature("co_purchase_count", I64, "valid orders containing both", || col("co")),
             feature("co_view_count", I64, "sessions (up to T) that viewed both", || col("co_views").fill_null(lit(0))),

@@ -20,6 +20,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "product_features",
         key: &[("product_id", I64)],
+        own: &["title", "handle", "vendor", "product_type", "status", "price", "max_price", "compare_at_price", "total_inventory", "variant_count", "image_count", "media_count", "option_count", "tag_count", "collection_count", "has_video_content", "has_3d_content", "media_richness", "description_length", "seo_title_length", "seo_description_length", "seo_optimization", "content_richness_score", "product_age_days", "days_since_update", "is_active", "published_at", "collection_handles"],
+        shop_wide: &[],
         features: vec![
             feature("title", Str, "copied from the product", || col("title")),
             feature("handle", Str, "copied from the product", || col("handle")),

@@ -87,11 +87,49 @@ pub fn feature_at(name: &'static str, kind: Kind, description: &'static str, exp
     Feature { name, kind, description, definition: Definition::AtT(Box::new(expr)) }
 }
 
+/// What a feature's value depends on, which decides whether a fast cycle of
+/// `serve` (one that recomputes only the rows a delivery touched) refreshes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// The entity's own record (a product's title, variants, media and
+    /// collections; a customer's account): exact after a fast cycle that
+    /// recomputed the row from that record.
+    Own,
+    /// Aggregates over the records that name the entity (orders, events,
+    /// sessions), windows at `T` among them: exact for the rows a cycle
+    /// recomputes from those records; a catalog-only fast cycle leaves them.
+    Related,
+    /// Statistics over the whole shop (quintiles, shares, the lifetime model's
+    /// fit): only a full cycle recomputes them; a fast cycle leaves them as
+    /// they were.
+    ShopWide,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Own => "own",
+            Scope::Related => "related",
+            Scope::ShopWide => "shop-wide",
+        }
+    }
+}
+
 /// A feature table: its name, key columns and features, in output order.
 pub struct FeatureTable {
     pub name: &'static str,
     pub key: &'static [(&'static str, Kind)],
     pub features: Vec<Feature>,
+    /// Features whose base columns come from the entity's own record only
+    /// ([`Scope::Own`]); …
+    pub own: &'static [&'static str],
+    /// … and the base columns that are statistics over the whole shop (the
+    /// shop's order count, a quintile): a feature that reads one is
+    /// [`Scope::ShopWide`]. Every other feature that reads a base column is
+    /// [`Scope::Related`]; a feature that reads other features takes the widest
+    /// of their scopes and its own ([`FeatureTable::scopes`]), so only the roots
+    /// are listed.
+    pub shop_wide: &'static [&'static str],
 }
 
 impl FeatureTable {
@@ -139,6 +177,35 @@ impl FeatureTable {
         }
         Reads(Some(read))
     }
+    /// The scope of every feature, in declaration order: the widest of its own
+    /// mark (`ShopWide` when it reads a column of `shop_wide`, `Own` when listed
+    /// in `own`, else `Related` when it reads a base column, else `Own`) and the
+    /// scopes of the features it reads.
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut scopes: Vec<(&str, Scope)> = Vec::with_capacity(self.features.len());
+        for f in &self.features {
+            let read = columns_named(&f.expr(0)).unwrap_or_default();
+            let earlier = |c: &PlSmallStr| scopes.iter().find(|(name, _)| *name == c.as_str()).map(|(_, s)| *s);
+            let keyed = |c: &PlSmallStr| self.key.iter().any(|(k, _)| *k == c.as_str());
+            let reads_base = read.iter().any(|c| earlier(c).is_none() && !keyed(c));
+            let mark = if read.iter().any(|c| self.shop_wide.contains(&c.as_str())) {
+                Scope::ShopWide
+            } else if self.own.contains(&f.name) || !reads_base {
+                Scope::Own
+            } else {
+                Scope::Related
+            };
+            let scope = read.iter().filter_map(earlier).fold(mark, Scope::max);
+            scopes.push((f.name, scope));
+        }
+        scopes.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The features of `scope`, in declaration order.
+    pub fn features_of(&self, scope: Scope) -> Vec<&'static str> {
+        self.features.iter().zip(self.scopes()).filter(|(_, s)| *s == scope).map(|(f, _)| f.name).collect()
+    }
+
     /// Every output column with its type: `shop_id`, `computed_at`, key, features.
     pub fn schema(&self) -> Vec<(&'static str, Kind)> {
         let mut out = vec![("shop_id", Kind::Str), ("computed_at", Kind::Ts)];

@@ -13,6 +13,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "search_product_features",
         key: &[("search_query", Str), ("product_id", I64)],
+        own: &[],
+        shop_wide: &[],
         features: vec![
             feature("impression_count", I64, "times the product was in a result list for the query (once per list)", || col("impressions")),
             feature("click_count", I64, "searches of the query (with the product listed) after which the product was viewed in the same session before the next search — one per search", || col("clicks")),

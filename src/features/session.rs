@@ -20,6 +20,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "session_features",
         key: &[("session_id", Str)],
+        own: &[],
+        shop_wide: &[],
         features: vec![
             feature("client_id", Str, "the browser", || col("client")),
             feature("customer_id", I64, "linked customer (identity stitching), null for anonymous", || col("customer")),

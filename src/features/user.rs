@@ -15,6 +15,8 @@ pub fn table() -> FeatureTable {
     FeatureTable {
         name: "user_features",
         key: &[("customer_id", I64)],
+        own: &["customer_state", "verified_email", "accepts_marketing", "tax_exempt", "has_default_address", "country_code", "province_code", "geographic_region", "tag_count", "customer_age_days"],
+        shop_wide: &["r_score", "f_score", "m_score"],
         features: vec![
             feature("customer_state", Str, "ENABLED / DISABLED / INVITED / DECLINED", || col("state")),
             feature("verified_email", Bool, "from the customer", || col("verified_email").fill_null(lit(false))),

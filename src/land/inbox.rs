@@ -231,6 +231,22 @@ impl Inbox {
         Ok(ready)
     }
 
+    /// The webhook deliveries waiting whose topic is one of `topics` (in the
+    /// inbox's `resource/action` form), in arrival order: what a fast cycle lands
+    /// apart from the rest.
+    pub fn pending_of(&self, topics: &[&str]) -> Result<Vec<InputFile>> {
+        if !self.dir.is_dir() {
+            return Ok(vec![]);
+        }
+        let named: Vec<String> = topics.iter().map(|t| topic_in_name(t)).collect::<Result<_>>()?;
+        let topic_of = |f: &InputFile| f.path.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').nth(1)).map(str::to_string);
+        Ok(self
+            .pending(Duration::ZERO)?
+            .into_iter()
+            .filter(|f| f.path.parent().is_some_and(|p| p.ends_with("webhooks")) && topic_of(f).is_some_and(|t| named.contains(&t)))
+            .collect())
+    }
+
     /// What waits to land, by kind (one listing of the inbox).
     pub fn usage(&self) -> Usage {
         let mut usage = Usage::default();

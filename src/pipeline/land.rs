@@ -80,9 +80,14 @@ fn land_files(root: &DataRoot, shop: &str, inputs: &[PathBuf], once: bool) -> Re
 /// committed, so a crash in between lands it again next time (harmless:
 /// normalization deduplicates versions).
 pub fn land_inbox(root: &DataRoot, shop: &str, inbox: &Inbox) -> Result<IngestReport> {
-    let stage = Stage::start("land");
     // No inbox yet (nothing was ever delivered): nothing to land.
     let files = if inbox.dir().is_dir() { inbox.pending(std::time::Duration::ZERO)? } else { vec![] };
+    land_inbox_files(root, shop, inbox, files)
+}
+
+/// [`land_inbox`] for some of the inbox's files only (a fast cycle's deliveries).
+pub fn land_inbox_files(root: &DataRoot, shop: &str, inbox: &Inbox, files: Vec<land::InputFile>) -> Result<IngestReport> {
+    let stage = Stage::start("land");
     let mut report = IngestReport { shop: shop.to_string(), landed: LandReport::default(), already_landed: false, stages: vec![] };
     if !files.is_empty() {
         let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();

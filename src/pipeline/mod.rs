@@ -16,6 +16,9 @@
 //!   nothing ([`sinks`](crate::sinks)).
 //! - [`export_gorse`]: the published tables → Gorse, only what changed.
 //! - [`run`]: the nightly job, composed of the steps above.
+//! - [`fast_cycle`]: `serve`'s fast lane — a catalog delivery landed, its
+//!   products' own columns recomputed, their items sent to Gorse, in well under a
+//!   second whatever the shop's size.
 //!
 //! Each entry point returns a typed report (rows against entity counts, time and
 //! peak memory per stage, skipped records, export counts) that serializes to the
@@ -23,12 +26,14 @@
 
 mod compute;
 mod export;
+mod fast;
 mod land;
 mod report;
 mod run;
 
 pub use compute::{compute, compute_and_publish, explain, normalize, profile, publish, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
 pub use export::{export_gorse, ExportReport};
-pub use land::{fetch, ingest, ingest_once, land_inbox, FetchedReport, IngestReport};
+pub use fast::{fast_cycle, FastOptions, FastReport, FAST_TOPICS};
+pub use land::{fetch, ingest, ingest_once, land_inbox, land_inbox_files, FetchedReport, IngestReport};
 pub use report::{Stage, StageReport, TableRows};
 pub use run::{run, Landing, RunOptions, RunReport, Source};

@@ -11,6 +11,11 @@
 //!   as soon as the shop is free, before any incremental one, and missed times
 //!   collapse into that one run.
 //!
+//! - fast (the fast lane, [`pipeline::fast_cycle`]): catalog deliveries skip
+//!   the debounce — their products' own columns go to Gorse at once — and a
+//!   full recompute (an incremental cycle, whatever the inbox holds) follows
+//!   `fast_catch_up` after the first fast cycle since the last recompute.
+//!
 //! At most `jobs` shops run a cycle at once (a semaphore); each cycle holds the
 //! shop's lock, so a `shopfeat run` started by hand or by a cron job never
 //! overlaps it — a cycle that finds the shop locked waits and tries again.
@@ -100,23 +105,42 @@ async fn worker(state: Arc<AppState>, shop: String) {
     // the shop was busy is still due.
     let next_after_now = || spec.schedule.as_ref().and_then(|cron| cron.find_next_occurrence(&chrono::Utc::now(), false).ok());
     let mut next_full = next_after_now();
+    // The recompute due after fast cycles (the first since the last recompute
+    // sets it).
+    let mut catch_up: Option<Instant> = None;
     remember_publication(&state, &shop).await;
     loop {
         // A due full cycle goes first: deliveries arriving back to back would
         // otherwise always win (a waiting delivery is ready at once, a timer
         // only at its next tick).
         let due = next_full.is_some_and(|t| t <= chrono::Utc::now());
+        let mut recompute = false;
         let kind = if due && !*stop.borrow() {
             Kind::Full
         } else {
             let until_full = next_full.map(|t| (t - chrono::Utc::now()).to_std().unwrap_or_default());
+            let until_catch_up = catch_up.map(|t| t.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = sleep_or_never(until_full) => Kind::Full,
+                _ = sleep_or_never(until_catch_up) => {
+                    recompute = true;
+                    Kind::Incremental
+                }
                 _ = waker.notified() => Kind::Incremental,
             }
         };
-        if kind == Kind::Incremental && !debounce(&waker, &mut stop, state.options.debounce, state.options.max_delay).await {
+        if kind == Kind::Incremental && !recompute && state.options.fast_catch_up.is_some() && has_fast_deliveries(spec) {
+            if run_fast(&state, &shop).await {
+                catch_up = catch_up.or_else(|| state.options.fast_catch_up.map(|after| Instant::now() + after));
+            }
+            if spec.inbox.depth() == 0 {
+                continue;
+            }
+            // Other deliveries wait too: they take the debounced cycle.
+        }
+        // The catch-up recompute is due now: deliveries meanwhile do not delay it.
+        if kind == Kind::Incremental && !recompute && !debounce(&waker, &mut stop, state.options.debounce, state.options.max_delay).await {
             return;
         }
         let queued = state.metrics.queued.get_or_create(&super::metrics::ShopLabels { shop: shop.clone() }).clone();
@@ -130,8 +154,13 @@ async fn worker(state: Arc<AppState>, shop: String) {
         let runner = state.clone();
         let cycle_shop = shop.clone();
         // A panicking cycle is a failed one.
-        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, redo)).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
+        let forced = redo || recompute;
+        let outcome = tokio::task::spawn_blocking(move || run_cycle(&runner, &runner.shops[&cycle_shop], kind, forced)).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
         drop(permit);
+        if matches!(outcome, Outcome::Ran) {
+            // A whole recompute holds every fast cycle's changes.
+            catch_up = None;
+        }
         if kind == Kind::Full {
             // Missed times collapse into the cycle that just ran (or failed); a
             // locked-out one stays due and is tried again shortly.
@@ -179,6 +208,71 @@ async fn worker(state: Arc<AppState>, shop: String) {
                 waker.notify_one();
             });
         }
+    }
+}
+
+/// Whether catalog deliveries wait in the shop's inbox.
+fn has_fast_deliveries(spec: &ShopSpec) -> bool {
+    spec.inbox.pending_of(pipeline::FAST_TOPICS).is_ok_and(|files| !files.is_empty())
+}
+
+/// Runs a fast cycle of `shop` (no slot needed: it is small and must not wait
+/// behind other shops' full cycles); whether it ran. One that fails or finds the
+/// shop locked leaves the deliveries to the debounced cycle.
+async fn run_fast(state: &Arc<AppState>, shop: &str) -> bool {
+    let started = std::time::Instant::now();
+    let (runner, cycle_shop) = (state.clone(), shop.to_string());
+    let outcome = tokio::task::spawn_blocking(move || run_fast_cycle(&runner, &runner.shops[&cycle_shop])).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
+    let label = match &outcome {
+        Outcome::Ran => "ok",
+        Outcome::Nothing => return false,
+        Outcome::Busy(_) => "busy",
+        Outcome::Failed(why) => {
+            tracing::error!("shop {shop}: fast cycle failed: {why}; its deliveries wait for the next cycle");
+            "failed"
+        }
+    };
+    state.metrics.cycle(shop, "fast", label, started.elapsed().as_secs_f64());
+    matches!(outcome, Outcome::Ran)
+}
+
+/// One fast cycle of `spec`, recorded in its run history as `serve fast`.
+fn run_fast_cycle(state: &AppState, spec: &ShopSpec) -> Outcome {
+    let _span = tracing::info_span!("cycle", shop = %spec.id, kind = "fast").entered();
+    let root = match DataRoot::open(&state.options.root) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let _lock = match ShopLock::acquire(&root, &spec.id) {
+        Ok(l) => l,
+        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Outcome::Busy(format!("{e:#}")),
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    // Landed meanwhile by a cycle of another process: nothing to record.
+    if !has_fast_deliveries(spec) {
+        return Outcome::Nothing;
+    }
+    let recorder = match Recorder::start(&root, &spec.id, "serve fast") {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let options = pipeline::FastOptions { as_of: state.options.as_of, gorse: spec.gorse.clone() };
+    let result = pipeline::fast_cycle(&root, &spec.id, &spec.inbox, &options);
+    state.set_usage(&spec.id, spec.inbox.usage());
+    let why = result.as_ref().err().map(|e| format!("{e:#}"));
+    match &result {
+        Ok(None) => {}
+        Ok(Some(report)) => {
+            tracing::info!("shop {}: fast cycle done in {:.2} s: {} products refreshed, {} gone", spec.id, report.stages.iter().map(|s| s.seconds).sum::<f64>() + report.land.stages.iter().map(|s| s.seconds).sum::<f64>(), report.refreshed, report.gone.len());
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = recorder.end(why.clone(), result.as_ref().ok().and_then(|r| r.as_ref())) {
+        tracing::warn!("shop {}: the run history was not written: {e:#}", spec.id);
+    }
+    match why {
+        Some(why) => Outcome::Failed(why),
+        None => Outcome::Ran,
     }
 }
 

@@ -115,6 +115,11 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// When a cycle compacts its shop's raw store, and what it keeps.
     pub compaction: crate::land::compact::Policy,
+    /// The fast lane: catalog deliveries (`products/*`) go to Gorse at once by a
+    /// fast cycle (their products' own columns), and a full recompute follows
+    /// this long after the first fast cycle. `None`: every delivery waits for the
+    /// debounced cycle.
+    pub fast_catch_up: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -141,6 +146,7 @@ impl ServeOptions {
             shutdown_grace: Duration::from_secs(20),
             public_url: None,
             compaction: Default::default(),
+            fast_catch_up: Some(Duration::from_secs(15 * 60)),
         }
     }
 }

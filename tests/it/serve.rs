@@ -34,9 +34,11 @@ pub(crate) fn spec(dir: &Path) -> ShopSpec {
     }
 }
 
-/// Options that never start a cycle during a test (a minute of debounce).
+/// Options that never start a cycle during a test (a minute of debounce, no
+/// fast lane).
 pub(crate) fn quiet_options(dir: &Path, spec: ShopSpec) -> ServeOptions {
     let mut options = ServeOptions::new("127.0.0.1:0", &dir.display().to_string(), vec![spec], Secret::new(SECRET));
+    options.fast_catch_up = None;
     options.debounce = Duration::from_secs(60);
     options.max_delay = Duration::from_secs(60);
     options.max_body = 64 << 10;
@@ -318,11 +320,12 @@ pub(crate) fn spawn_serve(mut command: std::process::Command, log: Log) -> (std:
     (child, addr)
 }
 
-/// `serve` for the one shop `burst` under `root`.
+/// `serve` for the one shop `burst` under `root`, without the fast lane (the
+/// deliveries wait in the inbox for the debounced cycle).
 fn burst_serve(root: &Path, extra: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"));
     command
-        .args(["--root", root.to_str().unwrap(), "--shop", "burst", "serve", "--shop-domain", "burst.myshopify.com", "--listen", "127.0.0.1:0"])
+        .args(["--root", root.to_str().unwrap(), "--shop", "burst", "serve", "--shop-domain", "burst.myshopify.com", "--listen", "127.0.0.1:0", "--fast-catch-up-minutes", "0"])
         .args(extra)
         .env("SHOPIFY_API_SECRET", SECRET)
         .env_remove("SHOPFEAT_CONFIG");
@@ -515,7 +518,7 @@ fn serve_takes_every_shop_of_the_config_file() {
     .unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"));
     command
-        .args(["--root", dir.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--debounce-ms", "600000"])
+        .args(["--root", dir.path().to_str().unwrap(), "--config", config.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--debounce-ms", "600000", "--fast-catch-up-minutes", "0"])
         .env("NORTH_TOKEN", "shpat_north")
         .env("SOUTH_TOKEN", "shpat_south")
         .env("NORTH_PIXEL", "north-pixel-token")
@@ -593,7 +596,7 @@ fn serve_on_an_object_store_root_cycles_from_a_local_inbox() {
     let refused = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com"]).env("SHOPIFY_API_SECRET", SECRET).output().unwrap();
     assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("give --inboxes DIR"), "{}", String::from_utf8_lossy(&refused.stderr));
     let inbox = dir.path().join("inboxes");
-    let mut command = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com", "--listen", "127.0.0.1:0", "--inboxes", inbox.to_str().unwrap(), "--debounce-ms", "50"]);
+    let mut command = crate::s3::shopfeat(&moto, root, &["serve", "--shop-domain", "s3shop.myshopify.com", "--listen", "127.0.0.1:0", "--inboxes", inbox.to_str().unwrap(), "--debounce-ms", "50", "--fast-catch-up-minutes", "0"]);
     command.env("SHOPIFY_API_SECRET", SECRET);
     let log = Log::default();
     let (mut child, addr) = spawn_serve(command, log.clone());

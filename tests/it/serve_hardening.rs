@@ -19,7 +19,7 @@ fn shopfeat_serve(root: &Path, config: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_shopfeat"));
     command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["--root", root.to_str().unwrap(), "--config", config.to_str().unwrap(), "--shop", "s", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--root", root.to_str().unwrap(), "--config", config.to_str().unwrap(), "--shop", "s", "serve", "--listen", "127.0.0.1:0", "--fast-catch-up-minutes", "0"])
         .args(args)
         .env_remove("SHOPIFY_API_SECRET")
         .env_remove("SHOPFEAT_PIXEL_TOKEN")

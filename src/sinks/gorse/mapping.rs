@@ -206,8 +206,7 @@ impl Source {
 /// insert a bare item or user for it.
 pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, lifetime: Option<DataFrame>, prefix: &str) -> Result<Vec<Source>> {
     let users = with_lifetime(users, lifetime)?;
-    let item_columns = ["product_id", "is_active", "published_at", "collection_handles", "product_type", "title"];
-    let products = products.select(item_columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
+    let products = item_columns(products)?;
     let users = users.select(std::iter::once("customer_id").chain(USER_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
     let known = |frame: &DataFrame, column: &str| -> Result<HashSet<i64>> { Ok(frame.column(column)?.i64()?.iter().flatten().collect()) };
     let (product_ids, user_ids) = (known(&products, "product_id")?, known(&users, "customer_id")?);
@@ -224,6 +223,17 @@ pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, l
     let interactions = interactions.filter(&keep)?;
     let source = |kind, frame: DataFrame, per_row| -> Result<Source> { Ok(Source { kind, frame: row_ready(frame)?, prefix: prefix.to_string(), per_row }) };
     Ok(vec![source(Kind::Item, products, 1)?, source(Kind::User, users, 1)?, source(Kind::Feedback, interactions, FEEDBACK_TYPES.len())?])
+}
+
+/// Rows of product_features as Gorse items only (the fast lane's export).
+pub fn items(products: DataFrame, prefix: &str) -> Result<Source> {
+    Ok(Source { kind: Kind::Item, frame: row_ready(item_columns(products)?)?, prefix: prefix.to_string(), per_row: 1 })
+}
+
+/// The columns of product_features an item is made of.
+fn item_columns(products: DataFrame) -> Result<DataFrame> {
+    let columns = ["product_id", "is_active", "published_at", "collection_handles", "product_type", "title"];
+    Ok(products.select(columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?)
 }
 
 /// `users` with the lifetime labels' columns (null without the table).

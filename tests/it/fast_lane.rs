@@ -1,0 +1,245 @@
+//! `serve`'s fast lane: catalog deliveries recompute their products' own
+//! columns (exactly as a full recompute at the same `T` does), leave the other
+//! columns as the current generation has them, reach Gorse at once, and a full
+//! recompute follows.
+
+use crate::gorse_standin::Gorse;
+use crate::serve::{quiet_options, renamed, run_and_export_sample, sample_dir, spec, DOMAIN, SECRET};
+use crate::webhook_client::{deliver, Server};
+use polars::prelude::*;
+use serde_json::{json, Value};
+use shopfeat::features::registry::Scope;
+use shopfeat::land::inbox::Inbox;
+use shopfeat::pipeline::{self, FastOptions};
+use shopfeat::storage::DataRoot;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The current generation's table `table` of shop `s`.
+fn current(root: &DataRoot, table: &str) -> DataFrame {
+    let rel = shopfeat::sinks::parquet::current_table_path(root, "s", table).unwrap();
+    ParquetReader::new(std::io::Cursor::new(root.get(&rel).unwrap().unwrap())).finish().unwrap()
+}
+
+/// `frame`'s rows of `ids`, `columns` only, by product id.
+fn rows_of(frame: &DataFrame, ids: &[i64], columns: &[&str]) -> DataFrame {
+    let ids = Series::new("ids".into(), ids);
+    frame
+        .clone()
+        .lazy()
+        .filter(col("product_id").is_in(lit(ids).implode(false), false))
+        .sort(["product_id"], Default::default())
+        .select(std::iter::once(col("product_id")).chain(columns.iter().map(|c| col(*c))).collect::<Vec<_>>())
+        .collect()
+        .unwrap()
+}
+
+/// Shopify's example product as product `id`, titled `title`, updated at
+/// `updated_at`, with variant and image ids of its own (the example's are the
+/// same in every copy).
+fn product(id: i64, title: &str, updated_at: &str) -> Value {
+    let mut product = renamed(id, title);
+    product["updated_at"] = json!(updated_at);
+    for (n, variant) in product["variants"].as_array_mut().unwrap().iter_mut().enumerate() {
+        variant["id"] = json!(id * 100 + n as i64);
+    }
+    for (n, image) in product["images"].as_array_mut().into_iter().flatten().enumerate() {
+        image["id"] = json!(id * 100 + 50 + n as i64);
+        image["product_id"] = json!(id);
+    }
+    product
+}
+
+/// A catalog delivery as `topic`, written to the inbox as `serve` writes it.
+fn write(inbox: &Inbox, topic: &str, n: usize, payload: &Value) {
+    inbox.write_webhook(topic, &format!("fast-{n}"), &serde_json::to_vec(payload).unwrap()).unwrap();
+}
+
+/// Catalog changes on `shop_dir` after its nightly run, through one fast cycle
+/// at a `T` a day later: the refreshed rows against a full recompute at that `T`
+/// and against the generation they started from.
+fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let gorse = Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let nightly = pipeline::RunOptions {
+        source: pipeline::Source::Files(vec![shop_dir]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse_options.clone()),
+        compaction: shopfeat::land::compact::Policy::never(),
+    };
+    let nightly = pipeline::run(&root, "s", &nightly).unwrap();
+    let t0 = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap();
+    let t = t0 + 86_400_000_000;
+    let before = current(&root, "product_features");
+    let mut ids: Vec<i64> = before.column("product_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    ids.sort();
+    assert!(ids.len() >= 3, "the shop has products to change");
+    let (changed, drafted, deleted, created) = (ids[0], ids[1], ids[2], 990_000_001);
+
+    let at = |us: i64| shopfeat::time::rfc3339(us);
+    let inbox = Inbox::new(dir.path().join("inbox"));
+    // A new title, price, tags and media; a product taken off sale; one deleted;
+    // one created.
+    let an_hour_before = at(t - 3_600_000_000);
+    let mut changes = product(changed, "Changed by the fast lane", &an_hour_before);
+    changes["tags"] = json!("fast, lane, test");
+    changes["variants"][0]["price"] = json!("12.34");
+    write(&inbox, "products/update", 1, &changes);
+    let mut draft = product(drafted, "Taken off sale", &an_hour_before);
+    draft["status"] = json!("draft");
+    write(&inbox, "products/update", 2, &draft);
+    write(&inbox, "products/delete", 3, &json!({ "id": deleted }));
+    let two_hours_before = at(t - 7_200_000_000);
+    let mut new = product(created, "Brand new", &two_hours_before);
+    new["created_at"] = json!(two_hours_before);
+    new["published_at"] = json!(two_hours_before);
+    write(&inbox, "products/create", 4, &new);
+    // A pixel batch waits too: the fast cycle leaves it to the debounced one.
+    inbox.write_events(b"{\"id\":\"e-fast\",\"name\":\"page_viewed\",\"clientId\":\"c\",\"timestamp\":\"2025-01-01T00:00:00Z\"}\n").unwrap();
+
+    let report = pipeline::fast_cycle(&root, "s", &inbox, &FastOptions { as_of: Some(t), gorse: Some(gorse_options) }).unwrap().expect("a fast cycle");
+    assert_eq!(report.products, vec![changed, drafted, deleted, created]);
+    assert_eq!(report.gone, vec![deleted]);
+    assert_eq!(report.refreshed, 3);
+    assert_eq!(inbox.depth(), 1, "only the pixel batch is left");
+    let delta_rel = report.delta_table.clone().expect("a delta table");
+    let delta = ParquetReader::new(std::io::Cursor::new(root.get(&delta_rel).unwrap().unwrap())).finish().unwrap();
+    assert_eq!(delta.height(), 3);
+    assert_eq!(current(&root, "product_features").height(), before.height(), "no generation was written");
+
+    // A full recompute at the same T.
+    let full = pipeline::compute(&root, "s", &pipeline::ComputeOptions::at(t)).unwrap();
+    let full = full.tables.iter().find(|(n, _)| *n == "product_features").unwrap().1.clone();
+    let table = shopfeat::features::product::table();
+    let own = table.features_of(Scope::Own);
+    assert_eq!(report.refreshed_columns, own);
+    let kept: Vec<&str> = table.features.iter().map(|f| f.name).filter(|n| !own.contains(n)).collect();
+    let refreshed = [changed, drafted, created];
+    assert!(rows_of(&full, &[deleted], &[]).height() == 0 && rows_of(&delta, &[deleted], &[]).height() == 0, "the deleted product has no row");
+    let (fast_own, full_own) = (rows_of(&delta, &refreshed, &own), rows_of(&full, &refreshed, &own));
+    assert!(fast_own.equals_missing(&full_own), "own columns as a full recompute at T:\n{fast_own}\n{full_own}");
+    // The rows changed, and their other columns are the generation's.
+    let title = |frame: &DataFrame| rows_of(frame, &[changed], &["title"]).column("title").unwrap().str().unwrap().get(0).map(str::to_string);
+    assert_eq!(title(&delta).as_deref(), Some("Changed by the fast lane"));
+    assert_ne!(title(&before), title(&delta));
+    let (fast_kept, before_kept) = (rows_of(&delta, &[changed, drafted], &kept), rows_of(&before, &[changed, drafted], &kept));
+    assert!(fast_kept.equals_missing(&before_kept), "the other columns as the generation had them");
+    // A product nothing references yet: every column as the full recompute's.
+    let all: Vec<&str> = table.features.iter().map(|f| f.name).collect();
+    assert!(rows_of(&delta, &[created], &all).equals_missing(&rows_of(&full, &[created], &all)));
+
+    // Gorse: the changed items, the deleted one gone, the new one there.
+    let store = gorse.store();
+    assert_eq!(store.items[&changed.to_string()]["Comment"], "Changed by the fast lane");
+    assert_eq!(store.items[&drafted.to_string()]["IsHidden"], true);
+    assert!(!store.items.contains_key(&deleted.to_string()));
+    assert_eq!(store.items[&created.to_string()]["Comment"], "Brand new");
+    // In the run's own terms: what it wrote is what it says.
+    assert_eq!(report.export.as_ref().map(|e| (e.upserted[0], e.deleted[0])), Some((3, 1)));
+}
+
+#[test]
+fn fast_rows_match_a_full_recompute_on_the_sample() {
+    fast_rows_match_a_full_recompute(sample_dir());
+}
+
+#[test]
+fn fast_rows_match_a_full_recompute_on_the_fixture_shop() {
+    fast_rows_match_a_full_recompute(crate::common::fixture("features"));
+}
+
+#[test]
+fn every_scope_mark_names_a_feature_and_shop_wide_spreads_to_what_reads_it() {
+    for table in shopfeat::features::catalog() {
+        let names: Vec<&str> = table.features.iter().map(|f| f.name).collect();
+        for mark in table.own {
+            assert!(names.contains(mark), "{}: {mark} is not a feature", table.name);
+        }
+        // Base columns: each read by some feature, which is shop-wide.
+        let scopes = table.scopes();
+        for mark in table.shop_wide {
+            let readers: Vec<usize> = (0..names.len()).filter(|&i| format!("{:?}", table.features[i].expr(0)).contains(&format!("col(\"{mark}\")"))).collect();
+            assert!(!readers.is_empty(), "{}: no feature reads {mark}", table.name);
+            assert!(readers.iter().all(|&i| scopes[i] == Scope::ShopWide), "{}: what reads {mark} is shop-wide", table.name);
+        }
+        assert_eq!(table.scopes().len(), names.len());
+    }
+    let scope = |table: &shopfeat::features::registry::FeatureTable, name: &str| table.scopes()[table.features.iter().position(|f| f.name == name).unwrap()];
+    let user = shopfeat::features::user::table();
+    // Read from the quintiles, whatever the customer's own records say.
+    assert_eq!(scope(&user, "rfm_segment"), Scope::ShopWide);
+    assert_eq!(scope(&user, "country_code"), Scope::Own);
+    assert_eq!(scope(&user, "total_spent"), Scope::Related);
+    let product = shopfeat::features::product::table();
+    // From own columns only…
+    assert_eq!(scope(&product, "discount_pct"), Scope::Own);
+    assert_eq!(scope(&product, "price_tier"), Scope::Own);
+    // … or mixing in sales.
+    assert_eq!(scope(&product, "inventory_turnover"), Scope::Related);
+    assert_eq!(scope(&product, "avg_selling_price"), Scope::Related);
+    let pairs = shopfeat::features::pairs::table();
+    assert_eq!(scope(&pairs, "lift"), Scope::ShopWide);
+    let collection = shopfeat::features::collection::table();
+    assert_eq!(scope(&collection, "performance_score"), Scope::ShopWide);
+    let lifetime = shopfeat::features::lifetime::table();
+    assert_eq!(scope(&lifetime, "expected_value_90d"), Scope::ShopWide);
+    assert_eq!(scope(&lifetime, "frequency"), Scope::Related);
+}
+
+#[test]
+fn a_catalog_delivery_reaches_gorse_at_once_and_a_full_recompute_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_url = dir.path().display().to_string();
+    let gorse = Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let root = DataRoot::open(&root_url).unwrap();
+    run_and_export_sample(&root, &gorse_options);
+    let item_id = gorse.store().items.keys().next().cloned().expect("items exported");
+    let product_id: i64 = item_id.parse().unwrap();
+
+    // A minute of debounce: only the fast lane moves before the catch-up.
+    let mut options = quiet_options(dir.path(), shopfeat::serve::ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.fast_catch_up = Some(Duration::from_secs(3));
+    let server = Server::start(options);
+    let sent = Instant::now();
+    let body = serde_json::to_vec(&renamed(product_id, "Renamed at once")).unwrap();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "fast-1", &body).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gorse.item(&item_id).unwrap()["Comment"] != "Renamed at once" {
+        assert!(Instant::now() < deadline, "the item never changed in Gorse");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!("delivery → Gorse by the fast lane in {:.3} s", sent.elapsed().as_secs_f64());
+    let history = || shopfeat::history::load(&root, "s").unwrap();
+    let wait_for = |command: &str| loop {
+        if let Some(r) = history().into_iter().find(|r| r.command == command && r.outcome != "running") {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no {command} in the run history");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let fast = wait_for("serve fast");
+    assert_eq!(fast.outcome, "ok", "{:?}", fast.error);
+    let report: Value = serde_json::from_str(fast.report.as_deref().unwrap()).unwrap();
+    let delta = report["delta_table"].as_str().expect("the delta table is named in the run history");
+    assert!(root.get(delta).unwrap().is_some());
+    assert!(history().iter().all(|r| r.command != "serve incremental"), "the fast lane did it, not a debounced cycle");
+
+    // The catch-up recompute, then Gorse as a clean export of its generation.
+    let full = wait_for("serve incremental");
+    assert_eq!(full.outcome, "ok", "{:?}", full.error);
+    drop(server);
+    let clean = Gorse::start(None);
+    let mut clean_options = shopfeat::sinks::gorse::Options::new(&clean.url);
+    clean_options.full = true;
+    shopfeat::sinks::gorse::export(&root, "s", &clean_options).unwrap();
+    let (ours, theirs) = (gorse.store(), clean.store());
+    assert_eq!(ours.items, theirs.items);
+    assert_eq!(ours.users, theirs.users);
+    assert_eq!(ours.feedback, theirs.feedback);
+    assert_eq!(ours.items[&item_id]["Comment"], "Renamed at once");
+}
