@@ -236,17 +236,24 @@ async fn run_fast(state: &Arc<AppState>, shop: &str) -> bool {
     matches!(outcome, Outcome::Ran)
 }
 
+/// The data root, and `spec`'s lock on it for a cycle; else why not (another
+/// process holds the lock: busy).
+fn locked_root(state: &AppState, spec: &ShopSpec) -> Result<(DataRoot, ShopLock), Outcome> {
+    let root = DataRoot::open(&state.options.root).map_err(|e| Outcome::Failed(format!("{e:#}")))?;
+    let lock = match ShopLock::acquire(&root, &spec.id) {
+        Ok(l) => l,
+        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Err(Outcome::Busy(format!("{e:#}"))),
+        Err(e) => return Err(Outcome::Failed(format!("{e:#}"))),
+    };
+    Ok((root, lock))
+}
+
 /// One fast cycle of `spec`, recorded in its run history as `serve fast`.
 fn run_fast_cycle(state: &AppState, spec: &ShopSpec) -> Outcome {
     let _span = tracing::info_span!("cycle", shop = %spec.id, kind = "fast").entered();
-    let root = match DataRoot::open(&state.options.root) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Failed(format!("{e:#}")),
-    };
-    let _lock = match ShopLock::acquire(&root, &spec.id) {
-        Ok(l) => l,
-        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Outcome::Busy(format!("{e:#}")),
-        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    let (root, _lock) = match locked_root(state, spec) {
+        Ok(held) => held,
+        Err(outcome) => return outcome,
     };
     // Landed meanwhile by a cycle of another process: nothing to record.
     if !has_fast_deliveries(spec) {
@@ -342,14 +349,9 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
             None => return Outcome::Nothing,
         },
     };
-    let root = match DataRoot::open(&state.options.root) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Failed(format!("{e:#}")),
-    };
-    let _lock = match ShopLock::acquire(&root, &spec.id) {
-        Ok(l) => l,
-        Err(e) if e.downcast_ref::<crate::lock::Locked>().is_some() => return Outcome::Busy(format!("{e:#}")),
-        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    let (root, _lock) = match locked_root(state, spec) {
+        Ok(held) => held,
+        Err(outcome) => return outcome,
     };
     let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone(), compaction: state.options.compaction };
     let recorder = match Recorder::start(&root, &spec.id, &format!("serve {}", kind.name())) {
