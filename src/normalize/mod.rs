@@ -141,8 +141,33 @@ pub struct RawTables {
     /// Versions superseded before this time were dropped by compaction
     /// (`[retention] history_days`): an earlier `as_of` is refused.
     history_from: Option<i64>,
-    /// [`RawTables::catalog_of`]: only these products' catalog records.
-    catalog_of: Option<Vec<i64>>,
+    /// Part of the store only ([`RawTables::catalog_of`], [`RawTables::customers_view`]).
+    view: Option<View>,
+}
+
+/// The part of the raw store a fast cycle recomputes a few rows from: every
+/// record those rows read and no other, chosen by ids that every version of a
+/// record carries (so normalizing the part gives those rows exactly what a whole
+/// normalization gives them).
+#[derive(Clone)]
+enum View {
+    /// The catalog records of these products; no orders, customers or events.
+    Catalog { products: Vec<i64> },
+    /// What these customers' rows read: their accounts; every order any version
+    /// of which names one of them, with its lines and refunds; the catalog
+    /// records of the products in those orders (and every deletion, so a deleted
+    /// product they viewed stays deleted); every event of the browsers ever
+    /// linked to them (identity stitching is per browser, over all its events).
+    Customers { customers: Vec<i64>, orders: Vec<i64>, products: Vec<i64>, browsers: Vec<String> },
+}
+
+/// `column` ∈ `values`.
+fn among<T>(column: &str, values: &[T]) -> Expr
+where
+    Series: NamedFrom<Vec<T>, [T]>,
+    T: Clone,
+{
+    col(column).is_in(lit(Series::new("values".into(), values.to_vec())).implode(false), false)
 }
 
 /// One snapshot's file of a raw entity, and which of its rows count: all, or
@@ -178,7 +203,7 @@ impl RawTables {
         let pinned: Vec<std::path::PathBuf> = files.values().flatten().map(|f| f.path.clone()).collect();
         root.trim_cache(shop, &pinned)?;
         let history_from = manifests.iter().filter_map(|m| m.history_from()).max();
-        Ok(RawTables { files, history_from, catalog_of: None })
+        Ok(RawTables { files, history_from, view: None })
     }
 
     /// The same store seen through the catalog records of `products` only: their
@@ -189,24 +214,58 @@ impl RawTables {
     /// gives them — what a fast `serve` cycle recomputes a changed product's own
     /// features from, in milliseconds whatever the shop's size.
     pub fn catalog_of(&self, products: &[i64]) -> RawTables {
-        RawTables { files: self.files.clone(), history_from: self.history_from, catalog_of: Some(products.to_vec()) }
+        self.with_view(View::Catalog { products: products.to_vec() })
+    }
+
+    /// The same store seen through what the rows of `customers` read
+    /// ([`View::Customers`]): their user and interaction rows come out of it as a
+    /// whole normalization gives them, except what is computed over every
+    /// customer (quintiles). Three scans of single id columns find the part.
+    ///
+    /// Duplicates of an event (the same id landed twice) are taken to carry the
+    /// same browser, as redeliveries of one event do.
+    pub fn customers_view(&self, customers: &[i64]) -> Result<RawTables> {
+        let orders = self.scan_all(RawEntity::Orders)?.filter(among("customer_id", customers)).select([col("order_id")]).unique(None, UniqueKeepStrategy::Any);
+        let browsers = self.scan_all(RawEntity::Events)?.filter(among("event_customer_id", customers)).select([col("client_id")]).unique(None, UniqueKeepStrategy::Any);
+        let found = collect_all(vec![orders, browsers])?;
+        let orders: Vec<i64> = found[0].column("order_id")?.i64()?.iter().flatten().collect();
+        let browsers: Vec<String> = found[1].column("client_id")?.str()?.iter().flatten().map(str::to_string).collect();
+        let products = self.scan_all(RawEntity::LineItems)?.filter(among("order_id", &orders)).select([col("product_id")]).drop_nulls(None).unique(None, UniqueKeepStrategy::Any).collect()?;
+        let products = products.column("product_id")?.i64()?.iter().flatten().collect();
+        Ok(self.with_view(View::Customers { customers: customers.to_vec(), orders, products, browsers }))
+    }
+
+    /// The customers that any landed version of `orders` names.
+    pub fn customers_of_orders(&self, orders: &[i64]) -> Result<Vec<i64>> {
+        let found = self.scan_all(RawEntity::Orders)?.filter(among("order_id", orders)).select([col("customer_id")]).drop_nulls(None).unique(None, UniqueKeepStrategy::Any).collect()?;
+        let mut customers: Vec<i64> = found.column("customer_id")?.i64()?.iter().flatten().collect();
+        customers.sort();
+        Ok(customers)
+    }
+
+    fn with_view(&self, view: View) -> RawTables {
+        RawTables { files: self.files.clone(), history_from: self.history_from, view: Some(view) }
     }
 
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
 
-    /// All landed rows of `entity` that count, in landing order; an empty frame
-    /// with the raw schema when nothing was landed.
+    /// All landed rows of `entity` that count (in the view, if any), in landing
+    /// order; an empty frame with the raw schema when nothing was landed.
     pub fn scan(&self, entity: RawEntity) -> Result<LazyFrame> {
+        use RawEntity::*;
         let scan = self.scan_all(entity)?;
-        let Some(products) = &self.catalog_of else { return Ok(scan) };
-        Ok(match entity {
-            RawEntity::Products | RawEntity::Variants | RawEntity::ProductMedia | RawEntity::CollectionProducts => {
-                scan.filter(col("product_id").is_in(lit(Series::new("ids".into(), products)).implode(false), false))
-            }
-            RawEntity::Collections => scan,
-            _ => raw::empty_frame(entity)?.lazy(),
+        let Some(view) = &self.view else { return Ok(scan) };
+        Ok(match (view, entity) {
+            (_, Collections) => scan,
+            (View::Catalog { products }, Products | Variants | ProductMedia | CollectionProducts) => scan.filter(among("product_id", products)),
+            (View::Catalog { .. }, _) => raw::empty_frame(entity)?.lazy(),
+            (View::Customers { products, .. }, Products) => scan.filter(among("product_id", products).or(col("deleted").eq(lit(true)))),
+            (View::Customers { products, .. }, Variants | ProductMedia | CollectionProducts) => scan.filter(among("product_id", products)),
+            (View::Customers { customers, .. }, Customers) => scan.filter(among("customer_id", customers)),
+            (View::Customers { orders, .. }, Orders | LineItems | RefundLineItems) => scan.filter(among("order_id", orders)),
+            (View::Customers { browsers, .. }, Events) => scan.filter(among("client_id", browsers)),
         })
     }
 

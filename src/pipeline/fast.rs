@@ -1,24 +1,28 @@
-//! The fast lane of `serve`: a catalog delivery reaches Gorse in well under a
-//! second, whatever the shop's size.
+//! The fast lane of `serve`: a catalog change, an order or a refund reaches
+//! Gorse in well under a second, whatever the shop's size.
 //!
 //! ```text
-//! land the catalog deliveries → the changed products' own columns at T → delta table → Gorse items
+//! land the deliveries → the rows they touch at T → delta tables → Gorse
 //! ```
 //!
-//! A fast cycle lands only the waiting `products/*` deliveries (one snapshot, as
-//! any landing), recomputes the changed products' rows of product_features from
-//! their own catalog records ([`features::fast`]: the [`Scope::Own`] columns; the
-//! others stay as the current generation has them), writes those rows as a
-//! small delta table (`<shop>/fast/<snapshot>/product_features.parquet`, named in
-//! the run history) and sends their items to Gorse. It writes no generation:
-//! analysts reading `CURRENT` see whole generations only, and the full cycle that
-//! `serve` schedules after the first fast one recomputes every table.
+//! A fast cycle lands only the waiting deliveries of [`fast_topics`] (one
+//! snapshot, as any landing) and recomputes the rows they touch
+//! ([`features::fast`]): for a catalog change, the changed products' rows of
+//! product_features (their [`Scope::Own`] columns; the others stay as the
+//! current generation has them); for an order or a refund, its customer's rows
+//! of user_features and interaction_features (every column but the
+//! [`Scope::ShopWide`] ones). It writes those rows as small delta tables
+//! (`<shop>/fast/<snapshot>/<table>.parquet`, named in the run history) and
+//! sends their items, users and feedback to Gorse. It writes no generation:
+//! analysts reading `CURRENT` see whole generations only, and the full cycle
+//! that `serve` schedules after the first fast one recomputes every table.
 //!
 //! [`Scope::Own`]: crate::features::registry::Scope::Own
+//! [`Scope::ShopWide`]: crate::features::registry::Scope::ShopWide
 
 use super::land::{land_inbox_files, IngestReport};
 use super::report::{Stage, StageReport};
-use crate::features::{self, registry::Scope};
+use crate::features::{self, fast::{CatalogRows, CustomerRows}, registry::Scope};
 use crate::land::inbox::Inbox;
 use crate::land::InputFile;
 use crate::normalize::RawTables;
@@ -28,8 +32,15 @@ use anyhow::Result;
 use polars::prelude::*;
 use serde::Serialize;
 
-/// The deliveries a fast cycle takes: a product's catalog changes.
-pub const FAST_TOPICS: &[&str] = &["products/create", "products/update", "products/delete"];
+/// The deliveries a fast cycle takes: a product's catalog changes …
+const CATALOG_TOPICS: &[&str] = &["products/create", "products/update", "products/delete"];
+/// … and an order's or a refund's (`orders/edited` carries an order edit, not
+/// an order: the debounced cycle lands it).
+const ORDER_TOPICS: &[&str] = &["orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled", "orders/delete", "refunds/create"];
+/// Every topic a fast cycle takes.
+pub fn fast_topics() -> Vec<&'static str> {
+    CATALOG_TOPICS.iter().chain(ORDER_TOPICS).copied().collect()
+}
 
 /// Delta tables kept per shop (the newest); a full cycle's generation holds
 /// everything they do.
@@ -48,46 +59,75 @@ pub struct FastReport {
     pub shop: String,
     pub as_of: String,
     pub land: IngestReport,
-    /// The products the deliveries named, in order.
+    /// The products, orders and customers the deliveries named (customers: of
+    /// the orders, as the raw store has them), first mention first.
     pub products: Vec<i64>,
-    /// Rows of product_features refreshed …
-    pub refreshed: usize,
-    /// … and products not in the catalog at `T` (deleted): their items left Gorse.
+    pub orders: Vec<i64>,
+    pub customers: Vec<i64>,
+    /// Changed products not in the catalog at `T` (deleted): their items left Gorse.
     pub gone: Vec<i64>,
-    /// The columns refreshed (the table's own columns); the others are as the
-    /// current generation has them.
-    pub refreshed_columns: Vec<&'static str>,
-    /// The rows as refreshed, under the data root.
-    pub delta_table: Option<String>,
+    /// The rows written, per table.
+    pub tables: Vec<DeltaTable>,
     pub export: Option<gorse::Report>,
     pub stages: Vec<StageReport>,
 }
 
-/// Runs one fast cycle of `shop` over the catalog deliveries waiting in
-/// `inbox`; `None` when there are none.
+/// One table's refreshed rows.
+#[derive(Debug, Serialize)]
+pub struct DeltaTable {
+    pub table: &'static str,
+    pub rows: usize,
+    /// The columns recomputed; the others are as the current generation has them.
+    pub refreshed_columns: Vec<&'static str>,
+    /// Where the rows were written, under the data root.
+    pub path: String,
+}
+
+/// Runs one fast cycle of `shop` over the deliveries of [`fast_topics`]
+/// waiting in `inbox`; `None` when there are none.
 pub fn fast_cycle(root: &DataRoot, shop: &str, inbox: &Inbox, options: &FastOptions) -> Result<Option<FastReport>> {
-    let files = inbox.pending_of(FAST_TOPICS)?;
+    let files = inbox.pending_of(&fast_topics())?;
     if files.is_empty() {
         return Ok(None);
     }
-    let products = product_ids(&files);
+    let named = Named::of(&files);
     let land = land_inbox_files(root, shop, inbox, files)?;
     let as_of = options.as_of.unwrap_or_else(crate::time::now_us);
 
     let stage = Stage::start("compute");
     let raw = RawTables::open(root, shop)?;
-    let previous = current_rows(root, shop, &products)?;
-    let refreshed = features::fast::catalog_rows(&raw, &products, shop, as_of, previous)?;
+    let products = match named.products.is_empty() {
+        true => None,
+        false => Some(features::fast::catalog_rows(&raw, &named.products, shop, as_of, current_rows(root, shop, "product_features", "product_id", &named.products)?)?),
+    };
+    let customers = if named.orders.is_empty() { vec![] } else { raw.customers_of_orders(&named.orders)? };
+    let customer_rows = match customers.is_empty() {
+        true => None,
+        false => Some(features::fast::customer_rows(&raw, &customers, shop, as_of, current_rows(root, shop, "user_features", "customer_id", &customers)?)?),
+    };
     let mut stages = vec![stage.finish()];
 
     let stage = Stage::start("write");
-    let delta_table = write_delta(root, shop, &land.landed.snapshot, &refreshed.rows)?;
+    let mut tables = vec![];
+    let write = |table: &'static str, rows: &DataFrame, scope: &[Scope]| -> Result<DeltaTable> {
+        let registry = features::catalog().into_iter().find(|t| t.name == table).expect("a feature table");
+        let refreshed_columns = registry.features.iter().zip(registry.scopes()).filter(|(_, s)| scope.contains(s)).map(|(f, _)| f.name).collect();
+        Ok(DeltaTable { table, rows: rows.height(), refreshed_columns, path: write_delta(root, shop, &land.landed.snapshot, table, rows)? })
+    };
+    if let Some(p) = &products {
+        tables.push(write("product_features", &p.rows, &[Scope::Own])?);
+    }
+    if let Some(c) = &customer_rows {
+        tables.push(write("user_features", &c.users, &[Scope::Own, Scope::Related])?);
+        tables.push(write("interaction_features", &c.interactions, &[Scope::Own, Scope::Related, Scope::ShopWide])?);
+    }
+    prune_deltas(root, shop)?;
     stages.push(stage.finish());
 
     let export = match &options.gorse {
         Some(gorse) => {
             let stage = Stage::start("export");
-            let report = gorse::send_items(gorse, refreshed.rows.clone(), &refreshed.gone)?;
+            let report = send(root, shop, gorse, products.as_ref(), customer_rows.as_ref())?;
             stages.push(stage.finish());
             Some(report)
         }
@@ -97,60 +137,108 @@ pub fn fast_cycle(root: &DataRoot, shop: &str, inbox: &Inbox, options: &FastOpti
         shop: shop.to_string(),
         as_of: crate::time::rfc3339(as_of),
         land,
-        products,
-        refreshed: refreshed.rows.height(),
-        gone: refreshed.gone,
-        refreshed_columns: features::product::table().features_of(Scope::Own),
-        delta_table,
+        products: named.products,
+        orders: named.orders,
+        customers,
+        gone: products.map(|p| p.gone).unwrap_or_default(),
+        tables,
         export,
         stages,
     }))
 }
 
-/// The product ids the deliveries name (each payload's `id`), first mention
-/// first. A payload without one is reported by the landing; it names nothing.
-fn product_ids(files: &[InputFile]) -> Vec<i64> {
-    let mut ids: Vec<i64> = vec![];
-    for file in files {
-        let id = std::fs::read(&file.path).ok().and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok()).and_then(|v| match &v["id"] {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.rsplit('/').next()?.parse().ok(),
-            _ => None,
-        });
-        match id {
-            Some(id) if !ids.contains(&id) => ids.push(id),
-            Some(_) => {}
-            None => tracing::warn!("{}: no product id in the delivery; it changes no row", file.path.display()),
+/// The changed products' items, then the customers as users (with their rows of
+/// the current customer_lifetime_features) and their feedback on the items
+/// Gorse has (the current generation's products and those just sent).
+fn send(root: &DataRoot, shop: &str, options: &gorse::Options, products: Option<&CatalogRows>, customers: Option<&CustomerRows>) -> Result<gorse::Report> {
+    let mut sources = vec![];
+    let mut gone: &[i64] = &[];
+    if let Some(p) = products {
+        sources.push(gorse::mapping::items(p.rows.clone(), &options.prefix)?);
+        gone = &p.gone;
+    }
+    if let Some(c) = customers {
+        let ids: Vec<i64> = c.users.column("customer_id")?.i64()?.iter().flatten().collect();
+        let lifetime = current_rows(root, shop, "customer_lifetime_features", "customer_id", &ids)?;
+        let mut known: Vec<i64> = current_rows(root, shop, "product_features", "product_id", &interaction_products(&c.interactions)?)?
+            .map(|p| p.column("product_id").and_then(|c| Ok(c.i64()?.iter().flatten().collect())))
+            .transpose()?
+            .unwrap_or_default();
+        if let Some(p) = products {
+            known.extend(p.rows.column("product_id")?.i64()?.iter().flatten());
         }
+        let on_known = c.interactions.clone().lazy().filter(col("product_id").is_in(lit(Series::new("ids".into(), known)).implode(false), false)).collect()?;
+        sources.extend(gorse::mapping::users_and_feedback(c.users.clone(), lifetime, on_known, &options.prefix)?);
     }
-    ids
+    gorse::send_fast(options, &sources, gone)
 }
 
-/// The current generation's rows of product_features for `products`, if there
+fn interaction_products(interactions: &DataFrame) -> Result<Vec<i64>> {
+    Ok(interactions.column("product_id")?.i64()?.iter().flatten().collect())
+}
+
+/// The ids the deliveries name: products (a product payload's `id`) and orders
+/// (an order payload's `id`, a refund's `order_id`), first mention first. A
+/// payload without one is reported by the landing; it names nothing.
+#[derive(Default)]
+struct Named {
+    products: Vec<i64>,
+    orders: Vec<i64>,
+}
+
+impl Named {
+    fn of(files: &[InputFile]) -> Named {
+        let mut named = Named::default();
+        for file in files {
+            let topic = crate::land::webhooks::topic_of(&file.path).unwrap_or_default();
+            let (ids, field) = match topic.as_str() {
+                t if CATALOG_TOPICS.contains(&t) => (&mut named.products, "id"),
+                "refunds/create" => (&mut named.orders, "order_id"),
+                t if ORDER_TOPICS.contains(&t) => (&mut named.orders, "id"),
+                _ => continue,
+            };
+            let payload = std::fs::read(&file.path).ok().and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+            let id = payload.and_then(|v| match &v[field] {
+                serde_json::Value::Number(n) => n.as_i64(),
+                serde_json::Value::String(s) => s.rsplit('/').next()?.parse().ok(),
+                _ => None,
+            });
+            match id {
+                Some(id) if !ids.contains(&id) => ids.push(id),
+                Some(_) => {}
+                None => tracing::warn!("{}: no {field} in the delivery; it changes no row", file.path.display()),
+            }
+        }
+        named
+    }
+}
+
+/// The current generation's rows of `table` whose `key` is in `ids`, if there
 /// is a current generation.
-fn current_rows(root: &DataRoot, shop: &str, products: &[i64]) -> Result<Option<DataFrame>> {
-    let rel = crate::sinks::parquet::current_table_path(root, shop, "product_features")?;
+fn current_rows(root: &DataRoot, shop: &str, table: &str, key: &str, ids: &[i64]) -> Result<Option<DataFrame>> {
+    let rel = crate::sinks::parquet::current_table_path(root, shop, table)?;
     let Some(bytes) = root.get(&rel)? else { return Ok(None) };
-    let ids = Series::new("ids".into(), products);
+    let ids = Series::new("ids".into(), ids);
     let rows = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
-    Ok(Some(rows.lazy().filter(col("product_id").is_in(lit(ids).implode(false), false)).collect()?))
+    Ok(Some(rows.lazy().filter(col(key).is_in(lit(ids).implode(false), false)).collect()?))
 }
 
-/// Writes the refreshed rows as `<shop>/fast/<snapshot>/product_features.parquet`
-/// (whole or not at all) and keeps the newest [`KEEP_DELTAS`] of them.
-fn write_delta(root: &DataRoot, shop: &str, snapshot: &str, rows: &DataFrame) -> Result<Option<String>> {
-    if snapshot.is_empty() {
-        return Ok(None);
-    }
-    let base = format!("{shop}/fast");
-    let rel = format!("{base}/{snapshot}/product_features.parquet");
+/// Writes `rows` as `<shop>/fast/<snapshot>/<table>.parquet`, whole or not at all.
+fn write_delta(root: &DataRoot, shop: &str, snapshot: &str, table: &str, rows: &DataFrame) -> Result<String> {
+    let rel = format!("{shop}/fast/{snapshot}/{table}.parquet");
     let mut staged = root.stage(&rel)?;
     ParquetWriter::new(staged.writer()).finish(&mut rows.clone()).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
     root.commit(staged)?;
+    Ok(rel)
+}
+
+/// Keeps the newest [`KEEP_DELTAS`] fast cycles' delta tables.
+fn prune_deltas(root: &DataRoot, shop: &str) -> Result<()> {
+    let base = format!("{shop}/fast");
     let mut deltas = root.subdirs(&base)?;
     deltas.sort();
     for old in deltas.iter().rev().skip(KEEP_DELTAS) {
         root.delete_dir(&format!("{base}/{old}"))?;
     }
-    Ok(Some(rel))
+    Ok(())
 }

@@ -33,7 +33,7 @@ mod run;
 
 pub use compute::{compute, compute_and_publish, explain, normalize, profile, publish, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
 pub use export::{export_gorse, ExportReport};
-pub use fast::{fast_cycle, FastOptions, FastReport, FAST_TOPICS};
+pub use fast::{fast_cycle, fast_topics, DeltaTable, FastOptions, FastReport};
 pub use land::{fetch, ingest, ingest_once, land_inbox, land_inbox_files, FetchedReport, IngestReport};
 pub use report::{Stage, StageReport, TableRows};
 pub use run::{run, Landing, RunOptions, RunReport, Source};

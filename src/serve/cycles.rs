@@ -11,9 +11,9 @@
 //!   as soon as the shop is free, before any incremental one, and missed times
 //!   collapse into that one run.
 //!
-//! - fast (the fast lane, [`pipeline::fast_cycle`]): catalog deliveries skip
-//!   the debounce — their products' own columns go to Gorse at once — and a
-//!   full recompute (an incremental cycle, whatever the inbox holds) follows
+//! - fast (the fast lane, [`pipeline::fast_cycle`]): catalog, order and refund
+//!   deliveries skip the debounce — the rows they touch go to Gorse at once —
+//!   and a full recompute (an incremental cycle, whatever the inbox holds) follows
 //!   `fast_catch_up` after the first fast cycle since the last recompute.
 //!
 //! At most `jobs` shops run a cycle at once (a semaphore); each cycle holds the
@@ -211,9 +211,9 @@ async fn worker(state: Arc<AppState>, shop: String) {
     }
 }
 
-/// Whether catalog deliveries wait in the shop's inbox.
+/// Whether deliveries for the fast lane wait in the shop's inbox.
 fn has_fast_deliveries(spec: &ShopSpec) -> bool {
-    spec.inbox.pending_of(pipeline::FAST_TOPICS).is_ok_and(|files| !files.is_empty())
+    spec.inbox.pending_of(&pipeline::fast_topics()).is_ok_and(|files| !files.is_empty())
 }
 
 /// Runs a fast cycle of `shop` (no slot needed: it is small and must not wait
@@ -270,7 +270,9 @@ fn run_fast_cycle(state: &AppState, spec: &ShopSpec) -> Outcome {
     match &result {
         Ok(None) => {}
         Ok(Some(report)) => {
-            tracing::info!("shop {}: fast cycle done in {:.2} s: {} products refreshed, {} gone", spec.id, report.stages.iter().map(|s| s.seconds).sum::<f64>() + report.land.stages.iter().map(|s| s.seconds).sum::<f64>(), report.refreshed, report.gone.len());
+            let rows: Vec<String> = report.tables.iter().map(|t| format!("{} {}", t.rows, t.table)).collect();
+            let seconds = report.stages.iter().chain(&report.land.stages).map(|s| s.seconds).sum::<f64>();
+            tracing::info!("shop {}: fast cycle done in {seconds:.2} s: rows {}; {} products gone", spec.id, rows.join(", "), report.gone.len());
         }
         Err(_) => {}
     }

@@ -23,15 +23,41 @@ fn current(root: &DataRoot, table: &str) -> DataFrame {
 
 /// `frame`'s rows of `ids`, `columns` only, by product id.
 fn rows_of(frame: &DataFrame, ids: &[i64], columns: &[&str]) -> DataFrame {
+    rows_by(frame, &["product_id"], ids, columns)
+}
+
+/// `frame`'s rows whose first `key` column is in `ids`, the key and `columns`
+/// only, sorted by the key.
+fn rows_by(frame: &DataFrame, key: &[&str], ids: &[i64], columns: &[&str]) -> DataFrame {
     let ids = Series::new("ids".into(), ids);
     frame
         .clone()
         .lazy()
-        .filter(col("product_id").is_in(lit(ids).implode(false), false))
-        .sort(["product_id"], Default::default())
-        .select(std::iter::once(col("product_id")).chain(columns.iter().map(|c| col(*c))).collect::<Vec<_>>())
+        .filter(col(key[0]).is_in(lit(ids).implode(false), false))
+        .sort(key.to_vec(), Default::default())
+        .select(key.iter().chain(columns).map(|c| col(*c)).collect::<Vec<_>>())
         .collect()
         .unwrap()
+}
+
+/// The two frames hold the same values (floats within 1e-9 relative: sums over
+/// the same rows in another order).
+fn assert_same(ours: &DataFrame, theirs: &DataFrame, what: &str) {
+    assert_eq!(ours.shape(), theirs.shape(), "{what}:\n{ours}\n{theirs}");
+    for (a, b) in ours.columns().iter().zip(theirs.columns()) {
+        assert_eq!(a.name(), b.name(), "{what}");
+        if a.dtype() == &DataType::Float64 {
+            for (x, y) in a.f64().unwrap().iter().zip(b.f64().unwrap().iter()) {
+                let close = match (x, y) {
+                    (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                    (x, y) => x == y,
+                };
+                assert!(close, "{what}: {} {x:?} ≠ {y:?}", a.name());
+            }
+        } else {
+            assert!(a.as_materialized_series().equals_missing(b.as_materialized_series()), "{what}: {}\n{a:?}\n{b:?}", a.name());
+        }
+    }
 }
 
 /// Shopify's example product as product `id`, titled `title`, updated at
@@ -104,9 +130,10 @@ fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
     let report = pipeline::fast_cycle(&root, "s", &inbox, &FastOptions { as_of: Some(t), gorse: Some(gorse_options) }).unwrap().expect("a fast cycle");
     assert_eq!(report.products, vec![changed, drafted, deleted, created]);
     assert_eq!(report.gone, vec![deleted]);
-    assert_eq!(report.refreshed, 3);
+    assert_eq!(report.tables.len(), 1);
+    assert_eq!((report.tables[0].table, report.tables[0].rows), ("product_features", 3));
     assert_eq!(inbox.depth(), 1, "only the pixel batch is left");
-    let delta_rel = report.delta_table.clone().expect("a delta table");
+    let delta_rel = report.tables[0].path.clone();
     let delta = ParquetReader::new(std::io::Cursor::new(root.get(&delta_rel).unwrap().unwrap())).finish().unwrap();
     assert_eq!(delta.height(), 3);
     assert_eq!(current(&root, "product_features").height(), before.height(), "no generation was written");
@@ -116,7 +143,7 @@ fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
     let full = full.tables.iter().find(|(n, _)| *n == "product_features").unwrap().1.clone();
     let table = shopfeat::features::product::table();
     let own = table.features_of(Scope::Own);
-    assert_eq!(report.refreshed_columns, own);
+    assert_eq!(report.tables[0].refreshed_columns, own);
     let kept: Vec<&str> = table.features.iter().map(|f| f.name).filter(|n| !own.contains(n)).collect();
     let refreshed = [changed, drafted, created];
     assert!(rows_of(&full, &[deleted], &[]).height() == 0 && rows_of(&delta, &[deleted], &[]).height() == 0, "the deleted product has no row");
@@ -150,6 +177,152 @@ fn fast_rows_match_a_full_recompute_on_the_sample() {
 #[test]
 fn fast_rows_match_a_full_recompute_on_the_fixture_shop() {
     fast_rows_match_a_full_recompute(crate::common::fixture("features"));
+}
+
+/// Shopify's example order as order `id` of `customer` (none: a guest) at
+/// `created_at`, with one line of 2 units at 10.00 per product of `products`
+/// (line ids `id * 100 + n`), no refunds.
+fn order(id: i64, customer: Option<i64>, products: &[i64], created_at: &str) -> Value {
+    let example: Value = serde_json::from_slice(&std::fs::read(crate::common::rest_examples().join("order.json")).unwrap()).unwrap();
+    let mut order = example["orders"][0].clone();
+    order["id"] = json!(id);
+    order["name"] = json!(format!("#F{id}"));
+    for field in ["created_at", "updated_at", "processed_at"] {
+        order[field] = json!(created_at);
+    }
+    order["cancelled_at"] = Value::Null;
+    order["test"] = json!(false);
+    order["refunds"] = json!([]);
+    match customer {
+        Some(c) => order["customer"]["id"] = json!(c),
+        None => order["customer"] = Value::Null,
+    }
+    let template = order["line_items"][0].clone();
+    order["line_items"] = products
+        .iter()
+        .enumerate()
+        .map(|(n, p)| {
+            let mut line = template.clone();
+            line["id"] = json!(id * 100 + n as i64);
+            line["product_id"] = json!(p);
+            line["variant_id"] = Value::Null;
+            line["quantity"] = json!(2);
+            line["price"] = json!("10.00");
+            line["total_discount"] = json!("0.00");
+            line["discount_allocations"] = json!([]);
+            line
+        })
+        .collect();
+    order
+}
+
+/// A refund of one unit of line `line_id` (product `product`) of `order_id`.
+fn refund(id: i64, order_id: i64, line_id: i64, product: i64, created_at: &str) -> Value {
+    let example: Value = serde_json::from_slice(&std::fs::read(crate::common::rest_examples().join("refund.json")).unwrap()).unwrap();
+    let mut refund = example["refunds"][0].clone();
+    refund["id"] = json!(id);
+    refund["order_id"] = json!(order_id);
+    refund["created_at"] = json!(created_at);
+    refund["processed_at"] = json!(created_at);
+    let mut line = refund["refund_line_items"][0].clone();
+    line["id"] = json!(id * 10);
+    line["line_item_id"] = json!(line_id);
+    line["quantity"] = json!(1);
+    line["subtotal"] = json!(10.0);
+    line["line_item"]["id"] = json!(line_id);
+    line["line_item"]["product_id"] = json!(product);
+    refund["refund_line_items"] = json!([line]);
+    refund
+}
+
+/// A new order (two products) of a customer who bought before, a refund of
+/// one of its units and a guest order, through one fast cycle at a `T` a day
+/// after the nightly run: the customer's rows against a full recompute at `T`.
+fn order_rows_match_a_full_recompute(shop_dir: PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = DataRoot::open(&dir.path().display().to_string()).unwrap();
+    let gorse = Gorse::start(None);
+    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    let nightly = pipeline::RunOptions {
+        source: pipeline::Source::Files(vec![shop_dir]),
+        as_of: None,
+        pairs: Default::default(),
+        keep_generations: 2,
+        gorse: Some(gorse_options.clone()),
+        compaction: shopfeat::land::compact::Policy::never(),
+    };
+    let nightly = pipeline::run(&root, "s", &nightly).unwrap();
+    let t = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap() + 86_400_000_000;
+    let users_before = current(&root, "user_features");
+    let buyer = users_before
+        .clone()
+        .lazy()
+        .filter(col("total_purchases").gt(lit(0)))
+        .sort(["customer_id"], Default::default())
+        .collect()
+        .unwrap()
+        .column("customer_id")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .get(0)
+        .expect("a customer who bought");
+    let mut products: Vec<i64> = current(&root, "product_features").column("product_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    products.sort();
+    let bought = [products[0], products[1]];
+
+    let at = |us: i64| shopfeat::time::rfc3339(us);
+    let inbox = Inbox::new(dir.path().join("inbox"));
+    let (order_id, guest_id) = (990_000_101, 990_000_102);
+    write(&inbox, "orders/create", 1, &order(order_id, Some(buyer), &bought, &at(t - 3_600_000_000)));
+    write(&inbox, "refunds/create", 2, &refund(990_000_301, order_id, order_id * 100, bought[0], &at(t - 1_800_000_000)));
+    write(&inbox, "orders/create", 3, &order(guest_id, None, &bought, &at(t - 3_600_000_000)));
+    let report = pipeline::fast_cycle(&root, "s", &inbox, &FastOptions { as_of: Some(t), gorse: Some(gorse_options) }).unwrap().expect("a fast cycle");
+    assert_eq!(report.orders, vec![order_id, guest_id]);
+    assert_eq!(report.customers, vec![buyer], "the guest order has no customer to refresh");
+    let tables: Vec<(&str, usize)> = report.tables.iter().map(|t| (t.table, t.rows)).collect();
+    assert_eq!(tables[0], ("user_features", 1));
+    assert_eq!(tables[1].0, "interaction_features");
+    let delta = |table: &str| {
+        let path = &report.tables.iter().find(|t| t.table == table).unwrap().path;
+        ParquetReader::new(std::io::Cursor::new(root.get(path).unwrap().unwrap())).finish().unwrap()
+    };
+
+    let full = pipeline::compute(&root, "s", &pipeline::ComputeOptions::at(t)).unwrap();
+    let full = |table: &str| full.tables.iter().find(|(n, _)| *n == table).unwrap().1.clone();
+    let table = shopfeat::features::user::table();
+    let shop_wide = table.features_of(Scope::ShopWide);
+    assert!(shop_wide.contains(&"rfm_segment"));
+    let refreshed: Vec<&str> = table.features.iter().map(|f| f.name).filter(|n| !shop_wide.contains(n)).collect();
+    let key = ["customer_id"];
+    assert_same(&rows_by(&delta("user_features"), &key, &[buyer], &refreshed), &rows_by(&full("user_features"), &key, &[buyer], &refreshed), "user row: refreshed columns");
+    assert_same(&rows_by(&delta("user_features"), &key, &[buyer], &shop_wide), &rows_by(&users_before, &key, &[buyer], &shop_wide), "user row: shop-wide columns as before");
+    let total = |frame: &DataFrame| rows_by(frame, &key, &[buyer], &["total_purchases"]).column("total_purchases").unwrap().i64().unwrap().get(0);
+    assert_eq!(total(&delta("user_features")), total(&users_before).map(|n| n + 1), "the new order counts");
+    let interaction = shopfeat::features::interaction::table();
+    let all: Vec<&str> = interaction.features.iter().map(|f| f.name).collect();
+    let pair = ["customer_id", "product_id"];
+    assert_same(&rows_by(&delta("interaction_features"), &pair, &[buyer], &all), &rows_by(&full("interaction_features"), &pair, &[buyer], &all), "the customer's interactions");
+
+    // Gorse: the user, and the purchases as the full recompute counts them.
+    let store = gorse.store();
+    assert!(store.users.contains_key(&buyer.to_string()));
+    let purchases = rows_by(&full("interaction_features"), &pair, &[buyer], &["purchase_count"]);
+    for p in bought {
+        let count = rows_by(&purchases, &pair, &[buyer], &["purchase_count"]).lazy().filter(col("product_id").eq(lit(p))).collect().unwrap().column("purchase_count").unwrap().i64().unwrap().get(0);
+        let sent = &store.feedback[&("purchase".to_string(), buyer.to_string(), p.to_string())];
+        assert_eq!(sent["Value"].as_f64(), count.map(|c| c as f64), "purchase feedback of {p}: {sent}");
+    }
+}
+
+#[test]
+fn order_rows_match_a_full_recompute_on_the_sample() {
+    order_rows_match_a_full_recompute(sample_dir());
+}
+
+#[test]
+fn order_rows_match_a_full_recompute_on_the_fixture_shop() {
+    order_rows_match_a_full_recompute(crate::common::fixture("features"));
 }
 
 #[test]
@@ -225,7 +398,7 @@ fn a_catalog_delivery_reaches_gorse_at_once_and_a_full_recompute_follows() {
     let fast = wait_for("serve fast");
     assert_eq!(fast.outcome, "ok", "{:?}", fast.error);
     let report: Value = serde_json::from_str(fast.report.as_deref().unwrap()).unwrap();
-    let delta = report["delta_table"].as_str().expect("the delta table is named in the run history");
+    let delta = report["tables"][0]["path"].as_str().expect("the delta table is named in the run history");
     assert!(root.get(delta).unwrap().is_some());
     assert!(history().iter().all(|r| r.command != "serve incremental"), "the fast lane did it, not a debounced cycle");
 

@@ -205,14 +205,11 @@ impl Source {
 /// Feedback is kept only between exported users and items: Gorse would otherwise
 /// insert a bare item or user for it.
 pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, lifetime: Option<DataFrame>, prefix: &str) -> Result<Vec<Source>> {
-    let users = with_lifetime(users, lifetime)?;
     let products = item_columns(products)?;
-    let users = users.select(std::iter::once("customer_id").chain(USER_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?;
+    let users = user_columns(users, lifetime)?;
     let known = |frame: &DataFrame, column: &str| -> Result<HashSet<i64>> { Ok(frame.column(column)?.i64()?.iter().flatten().collect()) };
     let (product_ids, user_ids) = (known(&products, "product_id")?, known(&users, "customer_id")?);
-    let mut feedback_columns = vec!["customer_id", "product_id"];
-    feedback_columns.extend(FEEDBACK_TYPES.iter().flat_map(|(_, count, at)| [*count, *at]));
-    let interactions = interactions.select(feedback_columns.into_iter().map(PlSmallStr::from))?;
+    let interactions = feedback_columns(interactions)?;
     let keep: BooleanChunked = interactions
         .column("customer_id")?
         .i64()?
@@ -228,6 +225,27 @@ pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, l
 /// Rows of product_features as Gorse items only (the fast lane's export).
 pub fn items(products: DataFrame, prefix: &str) -> Result<Source> {
     Ok(Source { kind: Kind::Item, frame: row_ready(item_columns(products)?)?, prefix: prefix.to_string(), per_row: 1 })
+}
+
+/// Rows of user_features (with the customers' rows of
+/// customer_lifetime_features) as Gorse users, and rows of interaction_features
+/// as their feedback (the fast lane's export: the items they name are in Gorse).
+pub fn users_and_feedback(users: DataFrame, lifetime: Option<DataFrame>, interactions: DataFrame, prefix: &str) -> Result<[Source; 2]> {
+    let source = |kind, frame: DataFrame, per_row| -> Result<Source> { Ok(Source { kind, frame: row_ready(frame)?, prefix: prefix.to_string(), per_row }) };
+    Ok([source(Kind::User, user_columns(users, lifetime)?, 1)?, source(Kind::Feedback, feedback_columns(interactions)?, FEEDBACK_TYPES.len())?])
+}
+
+/// The columns of user_features and customer_lifetime_features a user is made of.
+fn user_columns(users: DataFrame, lifetime: Option<DataFrame>) -> Result<DataFrame> {
+    let users = with_lifetime(users, lifetime)?;
+    Ok(users.select(std::iter::once("customer_id").chain(USER_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?)
+}
+
+/// The columns of interaction_features a feedback is made of.
+fn feedback_columns(interactions: DataFrame) -> Result<DataFrame> {
+    let mut columns = vec!["customer_id", "product_id"];
+    columns.extend(FEEDBACK_TYPES.iter().flat_map(|(_, count, at)| [*count, *at]));
+    Ok(interactions.select(columns.into_iter().map(PlSmallStr::from))?)
 }
 
 /// The columns of product_features an item is made of.

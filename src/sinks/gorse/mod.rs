@@ -175,26 +175,28 @@ pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> 
     Ok(report)
 }
 
-/// The fast lane's export: upserts the items of `products` (rows of
-/// product_features) in batches and deletes the items of `gone`, without
-/// reading the delivered rows (millions of lines on a large shop, seconds to
-/// load). What the last full export recorded stays as it was, so the next full
-/// export sends these items once more — harmless, and it leaves Gorse equal to
-/// a clean export.
-pub fn send_items(options: &Options, products: DataFrame, gone: &[i64]) -> Result<Report> {
+/// The fast lane's export: upserts the objects of `sources` in batches (in
+/// their order: items and users before the feedback naming them) and deletes the
+/// items of `gone`, without reading the delivered rows (millions of lines on a
+/// large shop, seconds to load). What the last full export recorded stays as it
+/// was, so the next full export sends these rows once more — harmless, and it
+/// leaves Gorse equal to a clean export.
+pub fn send_fast(options: &Options, sources: &[mapping::Source], gone: &[i64]) -> Result<Report> {
     let started = Instant::now();
     mapping::check_prefix(&options.prefix)?;
-    let items = mapping::items(products, &options.prefix)?;
     let client = client::Client::new(&options.url, options.key.clone(), options.timeout, options.retry.clone())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut report = Report::default();
-    let objects = (0..items.len()).map(|i| items.object(i)).collect::<Result<Vec<_>>>()?;
-    for chunk in objects.chunks(options.batch_size.max(1)) {
-        let body: Vec<&serde_json::Value> = chunk.iter().flatten().map(|(_, item)| item).collect();
-        let sent = runtime.block_on(client.send("POST", Kind::Item.upsert().1, Some(serde_json::to_vec(&body)?.into())))?;
-        report.requests += 1;
-        report.retries += u64::from(sent.retries);
-        report.upserted[Kind::Item.index()] += body.len() as u64;
+    for source in sources {
+        let objects = (0..source.len()).map(|i| source.object(i)).collect::<Result<Vec<_>>>()?;
+        let objects: Vec<serde_json::Value> = objects.into_iter().flatten().map(|(_, object)| object).collect();
+        for chunk in objects.chunks(options.batch_size.max(1)) {
+            let (method, endpoint) = source.kind.upsert();
+            let sent = runtime.block_on(client.send(method, endpoint, Some(serde_json::to_vec(chunk)?.into())))?;
+            report.requests += 1;
+            report.retries += u64::from(sent.retries);
+            report.upserted[source.kind.index()] += chunk.len() as u64;
+        }
     }
     for id in gone {
         let sent = runtime.block_on(client.send("DELETE", &Kind::Item.delete_path(&format!("{}{id}", options.prefix)), None))?;
