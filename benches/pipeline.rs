@@ -16,7 +16,8 @@
 //! `SHOPFEAT_BENCH` picks what runs: `pipeline` (the default, above), `export`
 //! (Gorse export throughput into the tests' stand-in), `fetch` (a historical and
 //! an incremental run through the tests' fake Admin API) or `serve` (webhook →
-//! Gorse latency, acknowledgements under load), `fleet` (`run --all` over 200
+//! Gorse latency, acknowledgements under load), `fast` (the fast lane's cycles on
+//! a landed root, `SHOPFEAT_FAST_ROOT`), `fleet` (`run --all` over 200
 //! sample-sized shops) or `lifecycle` (compute as 10,000 cycles' snapshots pile
 //! up, with and without compaction); see `benches/services/`.
 
@@ -58,6 +59,8 @@ mod serve_bench;
 mod fleet_bench;
 #[path = "services/lifecycle.rs"]
 mod lifecycle_bench;
+#[path = "services/fast.rs"]
+mod fast_bench;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shopfeat");
 
@@ -171,7 +174,8 @@ fn main() {
         "serve" => serve_bench::run(),
         "fleet" => fleet_bench::run(),
         "lifecycle" => lifecycle_bench::run(),
-        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve, fleet or lifecycle"),
+        "fast" => fast_bench::run(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve, fast, fleet or lifecycle"),
     }
 }
 

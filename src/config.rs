@@ -17,7 +17,7 @@
 //! [serve]                   # `shopfeat serve`; every field optional
 //! listen = "0.0.0.0:8080"
 //! debounce_ms = 2000
-//! fast_catch_up_minutes = 15  # catalog deliveries reach Gorse at once; a full recompute follows (0: no fast lane)
+//! fast_catch_up_minutes = 15  # catalog, order, refund deliveries reach Gorse at once; a full recompute follows (0: no fast lane)
 //! max_event_bytes = 16384   # limits of the intake (README, "Live intake")
 //! pixel_quota_bytes = 268435456
 //!

@@ -2,6 +2,9 @@
 //! - latency from a `products/update` delivery acknowledged to the item updated
 //!   in Gorse (the fast lane), three times, for a shop computed and exported
 //!   beforehand;
+//! - latency from an `orders/create` delivery (a customer who bought before, a
+//!   product new to them) acknowledged to its purchase feedback in Gorse (the
+//!   fast lane), three times;
 //! - a `customers/update` delivery → its debounced cycle (the whole shop
 //!   recomputed, published and exported) ended;
 //! - webhook deliveries paced at a target rate for a few seconds while cycles
@@ -35,6 +38,18 @@ fn product(id: i64, title: &str) -> Vec<u8> {
         "created_at": "2025-01-01T00:00:00Z", "updated_at": shopfeat::time::now_rfc3339(), "published_at": "2025-01-01T00:00:00Z",
         "tags": "", "variants": [{"id": id * 10 + 1, "product_id": id, "title": "Default", "price": "10.00", "sku": null,
         "inventory_quantity": 5, "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z"}], "images": []
+    }))
+    .expect("JSON")
+}
+
+/// A REST order `id` of `customer` for one unit of `product`, created now.
+fn order(id: i64, customer: i64, product: i64) -> Vec<u8> {
+    let now = shopfeat::time::now_rfc3339();
+    serde_json::to_vec(&json!({
+        "id": id, "name": format!("#B{id}"), "created_at": now, "updated_at": now, "processed_at": now, "test": false,
+        "currency": "USD", "financial_status": "paid", "total_price": "10.00", "subtotal_price": "10.00", "total_discounts": "0.00",
+        "customer": {"id": customer},
+        "line_items": [{"id": id * 10, "product_id": product, "variant_id": null, "title": "Bench", "quantity": 1, "price": "10.00", "total_discount": "0.00"}]
     }))
     .expect("JSON")
 }
@@ -102,20 +117,38 @@ pub fn run() {
         // Let the cycle finish its run history before the next round.
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Where a fast cycle's time goes: the stages of the last one.
+    // An order of a customer Gorse has, for a product they never bought.
+    let users = gorse.user_ids();
+    let mut order_latencies = vec![];
+    for round in 0..3 {
+        let customer = &users[round * 7 % users.len()];
+        let item = &item_ids[round];
+        assert!(gorse.feedback("purchase", customer, item).is_none(), "a product new to the customer");
+        let sent = Instant::now();
+        let ack = deliver(server.addr, SECRET, DOMAIN, "orders/create", &format!("order-{round}"), &order(8_000_000 + round as i64, customer.parse().expect("numeric user id"), item.parse().expect("numeric item id")));
+        assert_eq!(ack.status, 200);
+        while gorse.feedback("purchase", customer, item).is_none() {
+            assert!(sent.elapsed() < Duration::from_secs(300), "the purchase never reached Gorse");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        order_latencies.push(sent.elapsed().as_secs_f64());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Where a fast cycle's time goes: the stages of the last one of each kind.
     let history = shopfeat::history::load(&root, "bench").expect("history");
-    if let Some(record) = history.iter().rev().find(|r| r.command == "serve fast") {
-        let report: serde_json::Value = serde_json::from_str(record.report.as_deref().unwrap_or("{}")).expect("report JSON");
+    for named in ["products", "orders"] {
+        let reports = history.iter().rev().filter(|r| r.command == "serve fast").map(|r| (r, serde_json::from_str::<serde_json::Value>(r.report.as_deref().unwrap_or("{}")).expect("report JSON")));
+        let Some((record, report)) = reports.into_iter().find(|(_, report)| report[named].as_array().is_some_and(|ids| !ids.is_empty())) else { continue };
         let stages: Vec<String> = [&report["land"]["stages"], &report["stages"]]
             .iter()
             .filter_map(|s| s.as_array())
             .flatten()
             .map(|s| format!("{} {:.3}", s["stage"].as_str().unwrap_or("?"), s["seconds"].as_f64().unwrap_or(0.0)))
             .collect();
-        println!("{preset:?}: last fast cycle {:.3} s in all; its stages (s): {}", record.seconds.unwrap_or(0.0), stages.join(", "));
+        println!("{preset:?}: last fast cycle for {named}: {:.3} s in all; its stages (s): {}", record.seconds.unwrap_or(0.0), stages.join(", "));
     }
-    latencies.sort_by(f64::total_cmp);
-    println!("{preset:?}: products/update acknowledged → item updated in Gorse (fast lane): {:?} s (median {:.3} s)", latencies.iter().map(|l| format!("{l:.3}")).collect::<Vec<_>>(), latencies[latencies.len() / 2]);
+    println!("{preset:?}: products/update acknowledged → item updated in Gorse (fast lane): {:?} s", latencies.iter().map(|l| format!("{l:.3}")).collect::<Vec<_>>());
+    println!("{preset:?}: orders/create acknowledged → its purchase feedback in Gorse (fast lane): {:?} s", order_latencies.iter().map(|l| format!("{l:.3}")).collect::<Vec<_>>());
 
     // A delivery the fast lane does not take: the debounced cycle recomputes the whole shop.
     let customer = serde_json::to_vec(&json!({"id": 1, "email": "bench@example.com", "state": "enabled", "created_at": "2025-01-01T00:00:00Z", "updated_at": shopfeat::time::now_rfc3339()})).expect("JSON");

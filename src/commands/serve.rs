@@ -22,10 +22,11 @@ use std::time::Duration;
 /// acknowledged. After a shop's deliveries pause (`--debounce-ms`), an
 /// incremental cycle lands its inbox, computes, publishes and exports what
 /// changed to Gorse; a shop's `schedule` (cron, UTC) runs full cycles (a
-/// historical fetch, or its configured inputs). Catalog deliveries
-/// (`products/create|update|delete`) skip the wait: a fast cycle recomputes
-/// their products' own columns and sends the items to Gorse at once, and a full
-/// recompute follows `--fast-catch-up-minutes` later.
+/// historical fetch, or its configured inputs). Catalog, order and
+/// refund deliveries (`products/*`, `orders/*`, `refunds/create`) skip the wait:
+/// a fast cycle recomputes the rows they touch (the products' own columns; the
+/// customer's user and interaction rows) and sends them to Gorse at once, and a
+/// full recompute follows `--fast-catch-up-minutes` later.
 ///
 /// Everything it takes is bounded (`[serve]` in the config file: max_event_bytes,
 /// max_pixel_events, pixel_requests_per_sec, pixel_quota_files/_bytes,
@@ -61,8 +62,8 @@ pub struct ServeArgs {
     /// however busy the shop.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub max_delay_secs: u64,
-    /// Minutes from the first fast cycle (a catalog delivery sent to Gorse at
-    /// once) to the full recompute that follows it; 0 turns the fast lane off
+    /// Minutes from the first fast cycle (a catalog, order or refund delivery
+    /// sent to Gorse at once) to the full recompute that follows it; 0 turns the fast lane off
     /// [default: `[serve] fast_catch_up_minutes`, else 15].
     #[arg(long, value_name = "MINUTES")]
     pub fast_catch_up_minutes: Option<u64>,

@@ -57,7 +57,9 @@ pub struct CustomerRows {
 /// every column recomputed but the shop-wide ones, which come from `previous`
 /// (the current generation's user rows, any superset), null without one.
 pub fn customer_rows(raw: &RawTables, customers: &[i64], shop_id: &str, as_of: i64, previous: Option<DataFrame>) -> Result<CustomerRows> {
-    let main = normalize::normalize(&raw.customers_view(customers)?, Some(as_of))?;
+    // Two tables read it: normalized once (the events of the customers' browsers
+    // are read from the whole events files, the one cost that grows with the shop).
+    let main = normalize::normalize(&raw.customers_view(customers)?, Some(as_of))?.for_features().materialize()?;
     let inputs = Inputs::lazy(main, shop_id, as_of, PairOptions::default())?;
     let theirs = || col("customer_id").is_in(lit(Series::new("ids".into(), customers)).implode(false), false);
     let fresh = user::build(&inputs)?.filter(theirs()).collect()?;

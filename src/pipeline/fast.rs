@@ -108,11 +108,17 @@ pub fn fast_cycle(root: &DataRoot, shop: &str, inbox: &Inbox, options: &FastOpti
     let mut stages = vec![stage.finish()];
 
     let stage = Stage::start("write");
+    // Named after the snapshot the deliveries landed in (a new id when every one
+    // was rejected and none was written).
+    let delta_id = match land.landed.snapshot.as_str() {
+        "" => crate::land::new_snapshot_id(chrono::Utc::now()),
+        snapshot => snapshot.to_string(),
+    };
     let mut tables = vec![];
     let write = |table: &'static str, rows: &DataFrame, scope: &[Scope]| -> Result<DeltaTable> {
         let registry = features::catalog().into_iter().find(|t| t.name == table).expect("a feature table");
         let refreshed_columns = registry.features.iter().zip(registry.scopes()).filter(|(_, s)| scope.contains(s)).map(|(f, _)| f.name).collect();
-        Ok(DeltaTable { table, rows: rows.height(), refreshed_columns, path: write_delta(root, shop, &land.landed.snapshot, table, rows)? })
+        Ok(DeltaTable { table, rows: rows.height(), refreshed_columns, path: write_delta(root, shop, &delta_id, table, rows)? })
     };
     if let Some(p) = &products {
         tables.push(write("product_features", &p.rows, &[Scope::Own])?);
@@ -158,14 +164,13 @@ fn send(root: &DataRoot, shop: &str, options: &gorse::Options, products: Option<
         gone = &p.gone;
     }
     if let Some(c) = customers {
-        let ids: Vec<i64> = c.users.column("customer_id")?.i64()?.iter().flatten().collect();
-        let lifetime = current_rows(root, shop, "customer_lifetime_features", "customer_id", &ids)?;
-        let mut known: Vec<i64> = current_rows(root, shop, "product_features", "product_id", &interaction_products(&c.interactions)?)?
-            .map(|p| p.column("product_id").and_then(|c| Ok(c.i64()?.iter().flatten().collect())))
-            .transpose()?
-            .unwrap_or_default();
+        let lifetime = current_rows(root, shop, "customer_lifetime_features", "customer_id", &ids(&c.users, "customer_id")?)?;
+        let mut known = match current_rows(root, shop, "product_features", "product_id", &ids(&c.interactions, "product_id")?)? {
+            Some(current) => ids(&current, "product_id")?,
+            None => vec![],
+        };
         if let Some(p) = products {
-            known.extend(p.rows.column("product_id")?.i64()?.iter().flatten());
+            known.extend(ids(&p.rows, "product_id")?);
         }
         let on_known = c.interactions.clone().lazy().filter(col("product_id").is_in(lit(Series::new("ids".into(), known)).implode(false), false)).collect()?;
         sources.extend(gorse::mapping::users_and_feedback(c.users.clone(), lifetime, on_known, &options.prefix)?);
@@ -173,8 +178,9 @@ fn send(root: &DataRoot, shop: &str, options: &gorse::Options, products: Option<
     gorse::send_fast(options, &sources, gone)
 }
 
-fn interaction_products(interactions: &DataFrame) -> Result<Vec<i64>> {
-    Ok(interactions.column("product_id")?.i64()?.iter().flatten().collect())
+/// The ids in `frame`'s `column`.
+fn ids(frame: &DataFrame, column: &str) -> Result<Vec<i64>> {
+    Ok(frame.column(column)?.i64()?.iter().flatten().collect())
 }
 
 /// The ids the deliveries name: products (a product payload's `id`) and orders
@@ -223,9 +229,9 @@ fn current_rows(root: &DataRoot, shop: &str, table: &str, key: &str, ids: &[i64]
     Ok(Some(rows.lazy().filter(col(key).is_in(lit(ids).implode(false), false)).collect()?))
 }
 
-/// Writes `rows` as `<shop>/fast/<snapshot>/<table>.parquet`, whole or not at all.
-fn write_delta(root: &DataRoot, shop: &str, snapshot: &str, table: &str, rows: &DataFrame) -> Result<String> {
-    let rel = format!("{shop}/fast/{snapshot}/{table}.parquet");
+/// Writes `rows` as `<shop>/fast/<id>/<table>.parquet`, whole or not at all.
+fn write_delta(root: &DataRoot, shop: &str, id: &str, table: &str, rows: &DataFrame) -> Result<String> {
+    let rel = format!("{shop}/fast/{id}/{table}.parquet");
     let mut staged = root.stage(&rel)?;
     ParquetWriter::new(staged.writer()).finish(&mut rows.clone()).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
     root.commit(staged)?;

@@ -115,10 +115,10 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// When a cycle compacts its shop's raw store, and what it keeps.
     pub compaction: crate::land::compact::Policy,
-    /// The fast lane: catalog deliveries (`products/*`) go to Gorse at once by a
-    /// fast cycle (their products' own columns), and a full recompute follows
-    /// this long after the first fast cycle. `None`: every delivery waits for the
-    /// debounced cycle.
+    /// The fast lane: catalog, order and refund deliveries go to Gorse at once
+    /// by a fast cycle (the rows they touch, [`crate::pipeline::fast_cycle`]),
+    /// and a full recompute follows this long after the first fast cycle.
+    /// `None`: every delivery waits for the debounced cycle.
     pub fast_catch_up: Option<Duration>,
 }
 

@@ -305,12 +305,11 @@ fn order_rows_match_a_full_recompute(shop_dir: PathBuf) {
     assert_same(&rows_by(&delta("interaction_features"), &pair, &[buyer], &all), &rows_by(&full("interaction_features"), &pair, &[buyer], &all), "the customer's interactions");
 
     // Gorse: the user, and the purchases as the full recompute counts them.
-    let store = gorse.store();
-    assert!(store.users.contains_key(&buyer.to_string()));
+    assert!(gorse.user_ids().contains(&buyer.to_string()));
     let purchases = rows_by(&full("interaction_features"), &pair, &[buyer], &["purchase_count"]);
     for p in bought {
         let count = rows_by(&purchases, &pair, &[buyer], &["purchase_count"]).lazy().filter(col("product_id").eq(lit(p))).collect().unwrap().column("purchase_count").unwrap().i64().unwrap().get(0);
-        let sent = &store.feedback[&("purchase".to_string(), buyer.to_string(), p.to_string())];
+        let sent = gorse.feedback("purchase", &buyer.to_string(), &p.to_string()).expect("purchase feedback");
         assert_eq!(sent["Value"].as_f64(), count.map(|c| c as f64), "purchase feedback of {p}: {sent}");
     }
 }

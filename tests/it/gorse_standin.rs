@@ -84,6 +84,16 @@ impl Gorse {
         self.shared.store.lock().unwrap().items.get(id).cloned()
     }
 
+    /// One feedback (type, user, item) as the store holds it.
+    pub fn feedback(&self, kind: &str, user: &str, item: &str) -> Option<Value> {
+        self.shared.store.lock().unwrap().feedback.get(&(kind.to_string(), user.to_string(), item.to_string())).cloned()
+    }
+
+    /// The ids of the users held.
+    pub fn user_ids(&self) -> Vec<String> {
+        self.shared.store.lock().unwrap().users.keys().cloned().collect()
+    }
+
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.shared.requests.lock().unwrap().clone()
     }
