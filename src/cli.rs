@@ -59,6 +59,7 @@ pub enum Command {
     Compute(commands::compute::ComputeArgs),
     Compact(commands::compact::CompactArgs),
     Features(commands::features::FeaturesArgs),
+    Evaluate(commands::evaluate::EvaluateArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),

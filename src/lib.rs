@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod clv;
 pub mod config;
+pub mod evaluate;
 pub mod failpoint;
 pub mod commands;
 pub mod features;

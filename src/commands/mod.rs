@@ -3,6 +3,7 @@
 
 pub mod compact;
 pub mod compute;
+pub mod evaluate;
 pub mod export;
 pub mod features;
 pub mod fetch;
@@ -19,6 +20,8 @@ use crate::cli::{Cli, Command};
 use anyhow::Result;
 use serde::Serialize;
 use std::io::Write;
+use std::path::PathBuf;
+use anyhow::Context;
 
 /// What a command asks the process to exit with.
 pub enum Outcome {
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Privacy(args) => privacy::run(&cli.global, args),
         Command::Report(args) => report::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Evaluate(args) => evaluate::run(&cli.global, args),
     }
 }
 
@@ -86,4 +90,23 @@ pub fn print_report<R: Serialize>(json: bool, report: &R, summary: impl FnOnce(&
         summary(&mut std::io::stdout().lock())?;
     }
     Ok(())
+}
+
+/// A reader never sees half a file: write beside, then rename over. (Created
+/// with `File::create`, so the file gets the umask's permissions, not a
+/// temporary file's 0600.)
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut beside = path.as_os_str().to_owned();
+    beside.push(format!(".{}.tmp", std::process::id()));
+    let beside = PathBuf::from(beside);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&beside)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&beside, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&beside);
+    }
+    written.with_context(|| format!("writing {}", path.display()))
 }

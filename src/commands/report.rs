@@ -2,7 +2,7 @@ use super::Outcome;
 use crate::cli::Global;
 use crate::config::Config;
 use crate::storage::DataRoot;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// One self-contained HTML page on the shop (opens offline: no scripts, fonts or
@@ -24,7 +24,7 @@ pub fn run(global: &Global, args: ReportArgs) -> Result<Outcome> {
     let html = crate::report::render(&root, &global.shop, &config.status, chrono::Utc::now())?;
     let written = match &args.out {
         Some(path) => {
-            write_atomically(path, html.as_bytes())?;
+            super::write_atomically(path, html.as_bytes())?;
             path.display().to_string()
         }
         None => publish_html(&root, &global.shop, &html)?,
@@ -40,21 +40,4 @@ pub fn publish_html(root: &DataRoot, shop: &str, html: &str) -> Result<String> {
     Ok(format!("{}/{rel}", root.describe()))
 }
 
-/// A reader never sees half a page: write beside, then rename over. (Created
-/// with `File::create`, so the page gets the umask's permissions, not a
-/// temporary file's 0600.)
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let mut beside = path.as_os_str().to_owned();
-    beside.push(format!(".{}.tmp", std::process::id()));
-    let beside = PathBuf::from(beside);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&beside)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&beside, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&beside);
-    }
-    written.with_context(|| format!("writing {}", path.display()))
-}
+

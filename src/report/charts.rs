@@ -63,13 +63,15 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)
     let totals: Vec<f64> = (0..n).map(|i| series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(0.0)).sum()).collect();
     let top = totals.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     svg(|area| {
-        // Integer ranges include their end.
-        let mut chart = framed(area, title).build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top * 1.1)?;
+        // Integer ranges include their end; a single bar gets an empty segment on
+        // each side (a range of one value has no width, and nothing was drawn).
+        let (offset, last) = if n == 1 { (1, 2) } else { (0, n - 1) };
+        let mut chart = framed(area, title).build_cartesian_2d((0..last).into_segmented(), 0.0..top * 1.1)?;
         let label = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) => i.checked_sub(offset).and_then(|i| labels.get(i)).cloned().unwrap_or_default(),
             _ => String::new(),
         };
-        chart.configure_mesh().disable_x_mesh().x_labels(n).x_label_formatter(&label).y_desc(unit).label_style((FONT, 11)).draw()?;
+        chart.configure_mesh().disable_x_mesh().x_labels(last + 1).x_label_formatter(&label).y_desc(unit).label_style((FONT, 11)).draw()?;
         let mut base = vec![0.0; n];
         for (k, (name, values)) in series.iter().enumerate() {
             let color = if series.len() == 1 { BAR } else { palette(k) };
@@ -78,7 +80,7 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)
                     let (from, to) = (base[i], base[i] + values.get(i).copied().unwrap_or(0.0));
                     base[i] = to;
                     {
-                        let mut bar = Rectangle::new([(SegmentValue::Exact(i), from), (SegmentValue::Exact(i + 1), to)], color.filled());
+                        let mut bar = Rectangle::new([(SegmentValue::Exact(i + offset), from), (SegmentValue::Exact(i + offset + 1), to)], color.filled());
                         bar.set_margin(0, 0, 6, 6);
                         bar
                     }
@@ -108,4 +110,26 @@ fn palette(k: usize) -> RGBColor {
         RGBColor(120, 120, 120),
     ];
     COLORS[k % COLORS.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The widths of the bars drawn (rectangles in the bar colour).
+    fn bar_widths(svg: &str) -> Vec<f64> {
+        let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", BAR.0, BAR.1, BAR.2);
+        svg.split("<rect").filter(|r| r.contains(&fill)).filter_map(|r| r.split("width=\"").nth(1)?.split('"').next()?.parse().ok()).collect()
+    }
+
+    #[test]
+    fn one_run_draws_one_bar_and_several_draw_one_each() {
+        let one = bars("peak memory", &["12-06 10:00".into()], &[42.0], "MiB").unwrap();
+        let widths = bar_widths(&one);
+        assert_eq!(widths.len(), 1, "{one}");
+        assert!(widths[0] > 10.0, "a visible bar: {widths:?}");
+        assert!(one.contains("12-06 10:00"), "its label");
+        let three = bars("peak memory", &["a".into(), "b".into(), "c".into()], &[1.0, 2.0, 3.0], "MiB").unwrap();
+        assert_eq!(bar_widths(&three).len(), 3);
+    }
 }

@@ -1,0 +1,198 @@
+//! `shopfeat evaluate`: do the feature tables recommend? A time split, as
+//! recommender papers and libraries do it.
+//!
+//! - Everything the sources know is computed at `T` (the feature tables at `T`,
+//!   exactly as `compute --as-of T` gives them): nothing after `T`.
+//! - The test set: the purchases in `(T, T + horizon]` of customers who bought
+//!   before `T` — of products on sale at `T` they had not bought before (what a
+//!   recommender could have shown them); customers left without one are not
+//!   tested.
+//! - Each source ranks the whole catalog on sale at `T` for each tested customer
+//!   (never a sample of it: Krichene & Rendle 2020) minus what they bought
+//!   before; hit rate, recall and NDCG at k, with 95% bootstrap intervals over
+//!   customers, and catalog coverage (the share of the catalog on sale that
+//!   appears in some top k).
+
+pub mod metrics;
+pub mod sources;
+
+use crate::features::{self, pairs::PairOptions, Inputs};
+use crate::pipeline;
+use crate::storage::DataRoot;
+use anyhow::{Context, Result};
+use metrics::Estimate;
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use sources::{Knowledge, Source};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+/// A day in µs.
+const DAY: i64 = 86_400_000_000;
+
+#[derive(Debug, Clone)]
+pub struct EvaluateOptions {
+    pub as_of: i64,
+    pub horizon_days: u32,
+    pub k: usize,
+    /// Bootstrap resamples of the tested customers.
+    pub resamples: usize,
+    pub pairs: PairOptions,
+}
+
+impl EvaluateOptions {
+    pub fn at(as_of: i64) -> EvaluateOptions {
+        EvaluateOptions { as_of, horizon_days: 14, k: 10, resamples: 1000, pairs: PairOptions::default() }
+    }
+}
+
+/// What [`evaluate`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub shop: String,
+    pub as_of: String,
+    pub horizon_days: u32,
+    pub k: usize,
+    /// Customers tested, products on sale at `T`, (customer, product) test purchases.
+    pub customers: usize,
+    pub catalog: usize,
+    pub test_purchases: usize,
+    pub sources: Vec<SourceResult>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceResult {
+    pub source: &'static str,
+    pub personalised: bool,
+    pub hit_rate: Estimate,
+    pub recall: Estimate,
+    pub ndcg: Estimate,
+    /// Share of the catalog on sale at `T` in some customer's top k.
+    pub coverage: f64,
+}
+
+/// The seed of the bootstrap: fixed, so an evaluation is reproducible.
+const BOOTSTRAP_SEED: u64 = 20_141_208;
+
+/// Evaluates every [`Source`] on `shop` at `T` (`options.as_of`).
+pub fn evaluate(root: &DataRoot, shop: &str, options: &EvaluateOptions) -> Result<Evaluation> {
+    let started = Instant::now();
+    let t = options.as_of;
+    let knowledge = knowledge_at(root, shop, t, options.pairs)?;
+    let bought_after = purchases_between(root, shop, t, t + i64::from(options.horizon_days) * DAY)?;
+    let tested = tested_customers(&knowledge, bought_after);
+    let test_purchases = tested.iter().map(|(_, relevant)| relevant.len()).sum();
+    let draws = metrics::draws(tested.len(), options.resamples, BOOTSTRAP_SEED);
+    let sources = Source::ALL.iter().map(|&source| score_source(&knowledge, source, &tested, options.k, &draws)).collect();
+    Ok(Evaluation {
+        shop: shop.to_string(),
+        as_of: crate::time::rfc3339(t),
+        horizon_days: options.horizon_days,
+        k: options.k,
+        customers: tested.len(),
+        catalog: knowledge.popular.len(),
+        test_purchases,
+        sources,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// When the shop's latest valid order was created.
+pub fn last_order_at(root: &DataRoot, shop: &str) -> Result<i64> {
+    let now = crate::time::now_us();
+    let inputs = Inputs::lazy(pipeline::normalize(root, shop, Some(now))?, shop, now, PairOptions::default())?;
+    let latest = inputs.valid_orders().select([col("created_at").max().cast(DataType::Int64)]).collect()?;
+    latest.column("created_at")?.i64()?.get(0).context("the shop has no valid order to evaluate on")
+}
+
+/// What the sources know at `T`: the feature tables at `T`, computed in memory.
+pub fn knowledge_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<Knowledge> {
+    // The three tables the sources read, in one plan (the sessions they share
+    // are built once), exactly as `compute --as-of T` gives them.
+    let main = pipeline::normalize(root, shop, Some(t))?.for_features().materialize()?;
+    let inputs = Inputs::lazy(main, shop, t, pairs)?;
+    let plans = vec![features::product::build(&inputs)?, features::pairs::build(&inputs)?, features::interaction::build(&inputs)?];
+    let [products, pairs, interactions]: [DataFrame; 3] = crate::normalize::collect_all(plans)?.try_into().map_err(|_| anyhow::anyhow!("three tables"))?;
+    Knowledge::at_t(&products, &pairs, &interactions)
+}
+
+/// Per customer, the products in their valid orders created in `(from, to]`
+/// (as the shop stands at `to`), sorted.
+pub fn purchases_between(root: &DataRoot, shop: &str, from: i64, to: i64) -> Result<HashMap<i64, Vec<i64>>> {
+    let inputs = Inputs::lazy(pipeline::normalize(root, shop, Some(to))?, shop, to, PairOptions::default())?;
+    let after = lit(from).strict_cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)));
+    let lines = inputs
+        .valid_lines()
+        .filter(col("ordered_at").gt(after).and(col("customer_id").is_not_null()).and(col("product_id").is_not_null()))
+        .select([col("customer_id"), col("product_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()?;
+    let mut purchases: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (c, p) in lines.column("customer_id")?.i64()?.iter().zip(lines.column("product_id")?.i64()?.iter()) {
+        if let (Some(c), Some(p)) = (c, p) {
+            purchases.entry(c).or_default().push(p);
+        }
+    }
+    for list in purchases.values_mut() {
+        list.sort_unstable();
+    }
+    Ok(purchases)
+}
+
+/// The customers who bought before `T` and after it something they could have
+/// been recommended (on sale at `T`, not bought before), with those products;
+/// by customer id.
+fn tested_customers(knowledge: &Knowledge, bought_after: HashMap<i64, Vec<i64>>) -> Vec<(i64, Vec<i64>)> {
+    let mut tested: Vec<(i64, Vec<i64>)> = bought_after
+        .into_iter()
+        .filter_map(|(customer, after)| {
+            let before = knowledge.bought.get(&customer)?;
+            let relevant: Vec<i64> = after.into_iter().filter(|p| knowledge.on_sale(*p) && before.binary_search(p).is_err()).collect();
+            (!relevant.is_empty()).then_some((customer, relevant))
+        })
+        .collect();
+    tested.sort_unstable();
+    tested
+}
+
+fn score_source(knowledge: &Knowledge, source: Source, tested: &[(i64, Vec<i64>)], k: usize, draws: &[Vec<usize>]) -> SourceResult {
+    let ranked: Vec<Vec<i64>> = tested.par_iter().map(|(customer, _)| knowledge.rank(source, *customer, k)).collect();
+    let scores: Vec<metrics::Scores> = ranked.iter().zip(tested).map(|(list, (_, relevant))| metrics::scores(list, relevant, k)).collect();
+    let shown: HashSet<i64> = ranked.iter().flatten().copied().collect();
+    let of = |pick: fn(&metrics::Scores) -> f64| metrics::estimate(&scores.iter().map(pick).collect::<Vec<_>>(), draws);
+    SourceResult {
+        source: source.name(),
+        personalised: source.personalised(),
+        hit_rate: of(|s| s.hit),
+        recall: of(|s| s.recall),
+        ndcg: of(|s| s.ndcg),
+        coverage: shown.len() as f64 / knowledge.popular.len().max(1) as f64,
+    }
+}
+
+/// The evaluation as a table (one row per source), for `--out`.
+pub fn as_frame(evaluation: &Evaluation) -> Result<DataFrame> {
+    let s = &evaluation.sources;
+    let estimate = |name: &str, pick: fn(&SourceResult) -> Estimate| -> Vec<Column> {
+        vec![
+            Column::new(name.into(), s.iter().map(|r| pick(r).mean).collect::<Vec<_>>()),
+            Column::new(format!("{name}_low").into(), s.iter().map(|r| pick(r).low).collect::<Vec<_>>()),
+            Column::new(format!("{name}_high").into(), s.iter().map(|r| pick(r).high).collect::<Vec<_>>()),
+        ]
+    };
+    let mut columns = vec![
+        Column::new("as_of".into(), vec![evaluation.as_of.clone(); s.len()]),
+        Column::new("horizon_days".into(), vec![i64::from(evaluation.horizon_days); s.len()]),
+        Column::new("k".into(), vec![evaluation.k as i64; s.len()]),
+        Column::new("source".into(), s.iter().map(|r| r.source).collect::<Vec<_>>()),
+        Column::new("personalised".into(), s.iter().map(|r| r.personalised).collect::<Vec<_>>()),
+    ];
+    columns.extend(estimate("hit_rate", |r| r.hit_rate));
+    columns.extend(estimate("recall", |r| r.recall));
+    columns.extend(estimate("ndcg", |r| r.ndcg));
+    columns.push(Column::new("coverage".into(), s.iter().map(|r| r.coverage).collect::<Vec<_>>()));
+    columns.push(Column::new("customers".into(), vec![evaluation.customers as i64; s.len()]));
+    Ok(DataFrame::new_infer_height(columns)?)
+}

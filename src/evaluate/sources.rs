@@ -1,0 +1,215 @@
+//! Candidate sources: each ranks the whole catalog on sale at `T` for one
+//! customer from what the feature tables at `T` know — nothing after `T`.
+
+use anyhow::Result;
+use polars::prelude::*;
+use std::collections::HashMap;
+
+/// The sources `evaluate` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Purchases in the 30 days before `T` (the same list for everyone).
+    Popularity,
+    /// Products bought with the customer's purchases, by the best lift.
+    PairsLift,
+    /// … by the best confidence (purchase → partner).
+    PairsConfidence,
+    /// Products viewed in the same sessions as the customer's purchases and
+    /// views (among pairs bought together), by the summed co-view count.
+    CoView,
+    /// Products in the collections of the customer's purchases, by how many of
+    /// those purchases share one.
+    SameCollection,
+    /// Reciprocal-rank fusion of pairs by confidence, co-view and popularity.
+    Blend,
+}
+
+impl Source {
+    pub const ALL: [Source; 6] = [Source::Popularity, Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::Blend];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Popularity => "popularity_30d",
+            Source::PairsLift => "pairs_lift",
+            Source::PairsConfidence => "pairs_confidence",
+            Source::CoView => "co_view",
+            Source::SameCollection => "same_collection",
+            Source::Blend => "blend",
+        }
+    }
+
+    /// Whether it ranks per customer (popularity does not).
+    pub fn personalised(self) -> bool {
+        self != Source::Popularity
+    }
+}
+
+/// A product's partner in product_pair_features.
+#[derive(Debug, Clone, Copy)]
+struct Partner {
+    product: i64,
+    lift: f64,
+    confidence: f64,
+    co_views: f64,
+}
+
+/// What the sources know at `T`.
+pub struct Knowledge {
+    /// Products on sale at `T`, most popular first (purchases in 30 days, then
+    /// all time, then id).
+    pub popular: Vec<i64>,
+    popularity_rank: PlHashMap<i64, usize>,
+    partners: HashMap<i64, Vec<Partner>>,
+    collections: HashMap<i64, Vec<String>>,
+    members: HashMap<String, Vec<i64>>,
+    /// Per customer, the products bought and viewed before `T`.
+    pub bought: HashMap<i64, Vec<i64>>,
+    viewed: HashMap<i64, Vec<i64>>,
+}
+
+/// Reciprocal-rank fusion's damping (the usual 60).
+const FUSION_K: f64 = 60.0;
+
+fn i64s(frame: &DataFrame, column: &str) -> Result<Vec<Option<i64>>> {
+    Ok(frame.column(column)?.cast(&DataType::Int64)?.i64()?.iter().collect())
+}
+
+fn f64s(frame: &DataFrame, column: &str) -> Result<Vec<f64>> {
+    Ok(frame.column(column)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect())
+}
+
+impl Knowledge {
+    /// From product_features, product_pair_features and interaction_features at `T`.
+    pub fn at_t(products: &DataFrame, pairs: &DataFrame, interactions: &DataFrame) -> Result<Knowledge> {
+        let ids = i64s(products, "product_id")?;
+        let active: Vec<bool> = products.column("is_active")?.bool()?.iter().map(|a| a.unwrap_or(false)).collect();
+        let (recent, all) = (i64s(products, "purchase_count_30d")?, i64s(products, "total_purchases")?);
+        let mut on_sale: Vec<(i64, i64, i64)> = (0..ids.len()).filter(|&i| active[i]).filter_map(|i| Some((ids[i]?, recent[i].unwrap_or(0), all[i].unwrap_or(0)))).collect();
+        on_sale.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        let popular: Vec<i64> = on_sale.iter().map(|p| p.0).collect();
+        let popularity_rank = popular.iter().enumerate().map(|(r, p)| (*p, r)).collect();
+
+        let mut collections: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut members: HashMap<String, Vec<i64>> = HashMap::new();
+        let handles = products.column("collection_handles")?.list()?.clone();
+        for (row, id) in ids.iter().enumerate() {
+            let (Some(id), Some(list)) = (id, handles.get_as_series(row)) else { continue };
+            let list: Vec<String> = list.str()?.iter().flatten().map(str::to_string).collect();
+            for handle in &list {
+                members.entry(handle.clone()).or_default().push(*id);
+            }
+            collections.insert(*id, list);
+        }
+
+        let mut partners: HashMap<i64, Vec<Partner>> = HashMap::new();
+        let (a, b) = (i64s(pairs, "product_id_a")?, i64s(pairs, "product_id_b")?);
+        let (lift, a_to_b, b_to_a, views) = (f64s(pairs, "lift")?, f64s(pairs, "confidence_a_to_b")?, f64s(pairs, "confidence_b_to_a")?, f64s(pairs, "co_view_count")?);
+        for i in 0..a.len() {
+            let (Some(x), Some(y)) = (a[i], b[i]) else { continue };
+            partners.entry(x).or_default().push(Partner { product: y, lift: lift[i], confidence: a_to_b[i], co_views: views[i] });
+            partners.entry(y).or_default().push(Partner { product: x, lift: lift[i], confidence: b_to_a[i], co_views: views[i] });
+        }
+
+        let (customers, items) = (i64s(interactions, "customer_id")?, i64s(interactions, "product_id")?);
+        let (purchases, views) = (i64s(interactions, "purchase_count")?, i64s(interactions, "view_count")?);
+        let (mut bought, mut viewed): (HashMap<i64, Vec<i64>>, HashMap<i64, Vec<i64>>) = Default::default();
+        for i in 0..customers.len() {
+            let (Some(c), Some(p)) = (customers[i], items[i]) else { continue };
+            if purchases[i].unwrap_or(0) > 0 {
+                bought.entry(c).or_default().push(p);
+            }
+            if views[i].unwrap_or(0) > 0 {
+                viewed.entry(c).or_default().push(p);
+            }
+        }
+        for list in bought.values_mut().chain(viewed.values_mut()) {
+            list.sort_unstable();
+        }
+        Ok(Knowledge { popular, popularity_rank, partners, collections, members, bought, viewed })
+    }
+
+    /// Whether `product` is on sale at `T`.
+    pub fn on_sale(&self, product: i64) -> bool {
+        self.popularity_rank.contains_key(&product)
+    }
+
+    /// The first `depth` products `source` recommends to `customer`: those it
+    /// scores, best first (ties: the more popular), then the rest by popularity;
+    /// never one they bought before `T`, never one not on sale.
+    pub fn rank(&self, source: Source, customer: i64, depth: usize) -> Vec<i64> {
+        if source == Source::Blend {
+            return self.blend(customer, depth);
+        }
+        let bought = self.bought.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
+        // (score, popularity rank, product) of the scored products one may recommend.
+        let mut scored: Vec<(f64, usize, i64)> = self
+            .scores(source, customer, bought)
+            .into_iter()
+            .filter(|(p, s)| *s > 0.0 && bought.binary_search(p).is_err())
+            .filter_map(|(p, s)| Some((s, *self.popularity_rank.get(&p)?, p)))
+            .collect();
+        let mut ranked: Vec<i64> = best(&mut scored, depth).iter().map(|(_, _, p)| *p).collect();
+        let taken: PlHashSet<i64> = ranked.iter().copied().collect();
+        let rest = self.popular.iter().copied().filter(|p| !taken.contains(p) && bought.binary_search(p).is_err());
+        ranked.extend(rest.take(depth - ranked.len()));
+        ranked
+    }
+
+    /// Each product's score for `customer` under `source` (absent: 0).
+    fn scores(&self, source: Source, customer: i64, bought: &[i64]) -> PlHashMap<i64, f64> {
+        let mut scores: PlHashMap<i64, f64> = PlHashMap::new();
+        let partners_of = |p: &i64| self.partners.get(p).into_iter().flatten();
+        match source {
+            Source::Popularity | Source::Blend => {}
+            Source::PairsLift | Source::PairsConfidence => {
+                for partner in bought.iter().flat_map(partners_of) {
+                    let value = if source == Source::PairsLift { partner.lift } else { partner.confidence };
+                    let best = scores.entry(partner.product).or_insert(0.0);
+                    *best = best.max(value);
+                }
+            }
+            Source::CoView => {
+                let viewed = self.viewed.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
+                let seen: PlHashSet<i64> = bought.iter().chain(viewed).copied().collect();
+                for partner in seen.iter().flat_map(partners_of) {
+                    *scores.entry(partner.product).or_insert(0.0) += partner.co_views;
+                }
+            }
+            Source::SameCollection => {
+                for p in bought {
+                    let shared: PlHashSet<i64> = self.collections.get(p).into_iter().flatten().flat_map(|h| self.members[h].iter().copied()).collect();
+                    for q in shared {
+                        *scores.entry(q).or_insert(0.0) += 1.0;
+                    }
+                }
+            }
+        }
+        scores
+    }
+
+    /// Reciprocal-rank fusion: each product's Σ 1 / (60 + rank) over the fused
+    /// sources' rankings (ties: the more popular).
+    fn blend(&self, customer: i64, depth: usize) -> Vec<i64> {
+        let deep = depth.max(100);
+        let mut fused: PlHashMap<i64, f64> = PlHashMap::new();
+        for source in [Source::PairsConfidence, Source::CoView, Source::Popularity] {
+            for (rank, p) in self.rank(source, customer, deep).into_iter().enumerate() {
+                *fused.entry(p).or_insert(0.0) += 1.0 / (FUSION_K + rank as f64 + 1.0);
+            }
+        }
+        let mut fused: Vec<(f64, usize, i64)> = fused.into_iter().map(|(p, s)| (s, self.popularity_rank[&p], p)).collect();
+        best(&mut fused, depth).iter().map(|(_, _, p)| *p).collect()
+    }
+}
+
+/// The first `depth` of `scored` by score, then popularity rank (the rest are
+/// left unsorted: a whole-catalog sort per customer is most of the time).
+fn best(scored: &mut Vec<(f64, usize, i64)>, depth: usize) -> &[(f64, usize, i64)] {
+    let order = |a: &(f64, usize, i64), b: &(f64, usize, i64)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if scored.len() > depth {
+        scored.select_nth_unstable_by(depth, order);
+        scored.truncate(depth);
+    }
+    scored.sort_unstable_by(order);
+    scored
+}
