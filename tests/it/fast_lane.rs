@@ -81,10 +81,9 @@ fn write(inbox: &Inbox, topic: &str, n: usize, payload: &Value) {
     inbox.write_webhook(topic, &format!("fast-{n}"), &serde_json::to_vec(payload).unwrap()).unwrap();
 }
 
-/// Catalog changes on `shop_dir` after its nightly run, through one fast cycle
-/// at a `T` a day later: the refreshed rows against a full recompute at that `T`
-/// and against the generation they started from.
-fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
+/// `shop_dir` run and exported to a Gorse stand-in as shop `s` (the nightly
+/// run), and the `T` a day after that run's.
+fn after_a_nightly_run(shop_dir: PathBuf) -> (tempfile::TempDir, DataRoot, Gorse, shopfeat::sinks::gorse::Options, i64) {
     let dir = tempfile::tempdir().unwrap();
     let root = DataRoot::open(&dir.path().display().to_string()).unwrap();
     let gorse = Gorse::start(None);
@@ -98,8 +97,15 @@ fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
         compaction: shopfeat::land::compact::Policy::never(),
     };
     let nightly = pipeline::run(&root, "s", &nightly).unwrap();
-    let t0 = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap();
-    let t = t0 + 86_400_000_000;
+    let t = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap() + 86_400_000_000;
+    (dir, root, gorse, gorse_options, t)
+}
+
+/// Catalog changes on `shop_dir` after its nightly run, through one fast cycle
+/// at a `T` a day later: the refreshed rows against a full recompute at that `T`
+/// and against the generation they started from.
+fn fast_rows_match_a_full_recompute(shop_dir: PathBuf) {
+    let (dir, root, gorse, gorse_options, t) = after_a_nightly_run(shop_dir);
     let before = current(&root, "product_features");
     let mut ids: Vec<i64> = before.column("product_id").unwrap().i64().unwrap().into_no_null_iter().collect();
     ids.sort();
@@ -239,20 +245,7 @@ fn refund(id: i64, order_id: i64, line_id: i64, product: i64, created_at: &str) 
 /// one of its units and a guest order, through one fast cycle at a `T` a day
 /// after the nightly run: the customer's rows against a full recompute at `T`.
 fn order_rows_match_a_full_recompute(shop_dir: PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = DataRoot::open(&dir.path().display().to_string()).unwrap();
-    let gorse = Gorse::start(None);
-    let gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
-    let nightly = pipeline::RunOptions {
-        source: pipeline::Source::Files(vec![shop_dir]),
-        as_of: None,
-        pairs: Default::default(),
-        keep_generations: 2,
-        gorse: Some(gorse_options.clone()),
-        compaction: shopfeat::land::compact::Policy::never(),
-    };
-    let nightly = pipeline::run(&root, "s", &nightly).unwrap();
-    let t = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap() + 86_400_000_000;
+    let (dir, root, gorse, gorse_options, t) = after_a_nightly_run(shop_dir);
     let users_before = current(&root, "user_features");
     let buyer = users_before
         .clone()
