@@ -60,6 +60,7 @@ pub enum Command {
     Compact(commands::compact::CompactArgs),
     Features(commands::features::FeaturesArgs),
     Evaluate(commands::evaluate::EvaluateArgs),
+    Similar(commands::similar::SimilarArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod similar;
 pub mod status;
 
 use crate::cli::{Cli, Command};
@@ -55,6 +56,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Report(args) => report::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Evaluate(args) => evaluate::run(&cli.global, args),
+        Command::Similar(args) => similar::run(&cli.global, args),
     }
 }
 

@@ -81,6 +81,13 @@ fn f64s(frame: &DataFrame, column: &str) -> Result<Vec<f64>> {
 impl Knowledge {
     /// From product_features, product_pair_features and interaction_features at `T`.
     pub fn at_t(products: &DataFrame, pairs: &DataFrame, interactions: &DataFrame) -> Result<Knowledge> {
+        let mut knowledge = Knowledge::of_catalog(products, pairs)?;
+        knowledge.add_customers(interactions)?;
+        Ok(knowledge)
+    }
+
+    /// What product_features and product_pair_features know (no customer).
+    pub fn of_catalog(products: &DataFrame, pairs: &DataFrame) -> Result<Knowledge> {
         let ids = i64s(products, "product_id")?;
         let active: Vec<bool> = products.column("is_active")?.bool()?.iter().map(|a| a.unwrap_or(false)).collect();
         let (recent, all) = (i64s(products, "purchase_count_30d")?, i64s(products, "total_purchases")?);
@@ -109,7 +116,11 @@ impl Knowledge {
             partners.entry(x).or_default().push(Partner { product: y, lift: lift[i], confidence: a_to_b[i], co_views: views[i] });
             partners.entry(y).or_default().push(Partner { product: x, lift: lift[i], confidence: b_to_a[i], co_views: views[i] });
         }
+        Ok(Knowledge { popular, popularity_rank, partners, collections, members, bought: HashMap::new(), viewed: HashMap::new() })
+    }
 
+    /// Each customer's purchases and views before `T`, from interaction_features.
+    fn add_customers(&mut self, interactions: &DataFrame) -> Result<()> {
         let (customers, items) = (i64s(interactions, "customer_id")?, i64s(interactions, "product_id")?);
         let (purchases, views) = (i64s(interactions, "purchase_count")?, i64s(interactions, "view_count")?);
         let (mut bought, mut viewed): (HashMap<i64, Vec<i64>>, HashMap<i64, Vec<i64>>) = Default::default();
@@ -125,7 +136,20 @@ impl Knowledge {
         for list in bought.values_mut().chain(viewed.values_mut()) {
             list.sort_unstable();
         }
-        Ok(Knowledge { popular, popularity_rank, partners, collections, members, bought, viewed })
+        (self.bought, self.viewed) = (bought, viewed);
+        Ok(())
+    }
+
+    /// The `k` products on sale most similar to `product` by `source` (one of
+    /// the pair and collection sources), best first, with their scores.
+    pub fn neighbours(&self, source: Source, product: i64, k: usize) -> Vec<(i64, f64)> {
+        let mut scored: Vec<(f64, usize, i64)> = self
+            .scores_from(source, &[product], &[])
+            .into_iter()
+            .filter(|(p, s)| *p != product && *s > 0.0)
+            .filter_map(|(p, s)| Some((s, *self.popularity_rank.get(&p)?, p)))
+            .collect();
+        best(&mut scored, k).iter().map(|(s, _, p)| (*p, *s)).collect()
     }
 
     /// Whether `product` is on sale at `T`.
@@ -157,6 +181,12 @@ impl Knowledge {
 
     /// Each product's score for `customer` under `source` (absent: 0).
     fn scores(&self, source: Source, customer: i64, bought: &[i64]) -> PlHashMap<i64, f64> {
+        self.scores_from(source, bought, self.viewed.get(&customer).map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    /// Each product's score under `source` for someone who bought `bought` and
+    /// viewed `viewed` (absent: 0).
+    fn scores_from(&self, source: Source, bought: &[i64], viewed: &[i64]) -> PlHashMap<i64, f64> {
         let mut scores: PlHashMap<i64, f64> = PlHashMap::new();
         let partners_of = |p: &i64| self.partners.get(p).into_iter().flatten();
         match source {
@@ -169,7 +199,6 @@ impl Knowledge {
                 }
             }
             Source::CoView => {
-                let viewed = self.viewed.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
                 let seen: PlHashSet<i64> = bought.iter().chain(viewed).copied().collect();
                 for partner in seen.iter().flat_map(partners_of) {
                     *scores.entry(partner.product).or_insert(0.0) += partner.co_views;

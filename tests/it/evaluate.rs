@@ -167,3 +167,44 @@ fn the_command_prints_json_writes_parquet_and_splits_before_the_last_order_by_de
     // (JSON parsing may round the last bit.)
     assert!(hit.iter().zip(&printed_hit).all(|(a, b)| (a - b).abs() < 1e-12), "{hit:?} vs {printed_hit:?}");
 }
+
+#[test]
+fn similar_lists_a_products_partners_as_the_pair_table_ranks_them_and_finds_the_planted_bundles() {
+    let (dir, root) = sample_root();
+    let t = shopfeat::time::parse_time("2025-11-30T23:59:59Z").unwrap();
+    crate::common::compute(&root, "s", t, Default::default()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample/manifest.json")).unwrap()).unwrap();
+    let similar = |product: i64| -> serde_json::Value {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat"))
+            .args(["--root", dir.path().to_str().unwrap(), "--shop", "s", "similar", &product.to_string(), "--k", "3", "--json"])
+            .env_remove("SHOPFEAT_CONFIG")
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        serde_json::from_slice(&run.stdout).unwrap()
+    };
+    // The reference: the product's rows of the pair table, by confidence from it.
+    let pairs = ParquetReader::new(std::fs::File::open(crate::common::feature_file(&root, "s", "product_pair_features")).unwrap()).finish().unwrap();
+    let column = |name: &str| pairs.column(name).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().iter().map(|v| v.unwrap_or(0.0)).collect::<Vec<_>>();
+    let (a, b) = (column("product_id_a"), column("product_id_b"));
+    let (to_b, to_a) = (column("confidence_a_to_b"), column("confidence_b_to_a"));
+    for bundle in manifest["bundles"].as_array().unwrap() {
+        let (x, y) = (bundle["product_id_a"].as_i64().unwrap(), bundle["product_id_b"].as_i64().unwrap());
+        let printed = similar(x);
+        let ids = |source: &str| printed["sources"][source].as_array().unwrap().iter().map(|n| n["product_id"].as_i64().unwrap()).collect::<Vec<_>>();
+        assert!(ids("pairs_confidence").contains(&y), "{x}'s bundle partner {y} in its top 3 by confidence: {printed}");
+        let mut partners: Vec<(f64, i64)> = (0..a.len())
+            .filter_map(|i| match (a[i] as i64, b[i] as i64) {
+                (p, q) if p == x => Some((to_b[i], q)),
+                (p, q) if q == x => Some((to_a[i], p)),
+                _ => None,
+            })
+            .collect();
+        partners.sort_by(|l, r| r.0.total_cmp(&l.0));
+        let best = printed["sources"]["pairs_confidence"][0]["score"].as_f64().unwrap();
+        assert_eq!(best, partners[0].0, "the best confidence is the pair table's");
+    }
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", dir.path().to_str().unwrap(), "--shop", "s", "similar", "12345"]).env_remove("SHOPFEAT_CONFIG").output().unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("product 12345 is not in the current feature tables"));
+}
