@@ -131,8 +131,15 @@ async fn worker(state: Arc<AppState>, shop: String) {
             }
         };
         if kind == Kind::Incremental && !recompute && state.options.fast_catch_up.is_some() && has_fast_deliveries(spec) {
-            if run_fast(&state, &shop).await {
-                catch_up = catch_up.or_else(|| state.options.fast_catch_up.map(|after| Instant::now() + after));
+            match run_fast(&state, &shop).await {
+                Outcome::Ran => catch_up = catch_up.or_else(|| state.options.fast_catch_up.map(|after| Instant::now() + after)),
+                // It may have landed deliveries that never reached Gorse: a
+                // recompute soon exports them.
+                Outcome::Failed(_) => {
+                    let soon = Instant::now() + RETRY_AFTER;
+                    catch_up = Some(catch_up.map_or(soon, |t| t.min(soon)));
+                }
+                Outcome::Busy(_) | Outcome::Nothing => {}
             }
             if spec.inbox.depth() == 0 {
                 continue;
@@ -217,23 +224,23 @@ fn has_fast_deliveries(spec: &ShopSpec) -> bool {
 }
 
 /// Runs a fast cycle of `shop` (no slot needed: it is small and must not wait
-/// behind other shops' full cycles); whether it ran. One that fails or finds the
-/// shop locked leaves the deliveries to the debounced cycle.
-async fn run_fast(state: &Arc<AppState>, shop: &str) -> bool {
+/// behind other shops' full cycles). One that finds the shop locked leaves the
+/// deliveries to the debounced cycle.
+async fn run_fast(state: &Arc<AppState>, shop: &str) -> Outcome {
     let started = std::time::Instant::now();
     let (runner, cycle_shop) = (state.clone(), shop.to_string());
     let outcome = tokio::task::spawn_blocking(move || run_fast_cycle(&runner, &runner.shops[&cycle_shop])).await.unwrap_or_else(|e| Outcome::Failed(format!("panicked: {e}")));
     let label = match &outcome {
         Outcome::Ran => "ok",
-        Outcome::Nothing => return false,
+        Outcome::Nothing => return outcome,
         Outcome::Busy(_) => "busy",
         Outcome::Failed(why) => {
-            tracing::error!("shop {shop}: fast cycle failed: {why}; its deliveries wait for the next cycle");
+            tracing::error!("shop {shop}: fast cycle failed: {why}; a recompute follows in {RETRY_AFTER:?}");
             "failed"
         }
     };
     state.metrics.cycle(shop, "fast", label, started.elapsed().as_secs_f64());
-    matches!(outcome, Outcome::Ran)
+    outcome
 }
 
 /// The data root, and `spec`'s lock on it for a cycle; else why not (another

@@ -408,3 +408,41 @@ fn a_catalog_delivery_reaches_gorse_at_once_and_a_full_recompute_follows() {
     assert_eq!(ours.feedback, theirs.feedback);
     assert_eq!(ours.items[&item_id]["Comment"], "Renamed at once");
 }
+
+#[test]
+fn a_fast_cycle_whose_export_failed_is_followed_by_a_recompute_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_url = dir.path().display().to_string();
+    let gorse = Gorse::start(None);
+    let mut gorse_options = shopfeat::sinks::gorse::Options::new(&gorse.url);
+    gorse_options.retry = shopfeat::retry::Retry { max_retries: 1, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(10) };
+    let root = DataRoot::open(&root_url).unwrap();
+    run_and_export_sample(&root, &gorse_options);
+    let item_id = gorse.store().items.keys().next().cloned().expect("items exported");
+    let product_id: i64 = item_id.parse().unwrap();
+
+    // Gorse fails every write while the delivery lands; the catch-up is far off.
+    gorse.set_faults(crate::gorse_standin::Faults { server_error: 1.0, ..Default::default() });
+    let mut options = quiet_options(dir.path(), shopfeat::serve::ShopSpec { gorse: Some(gorse_options), ..spec(dir.path()) });
+    options.fast_catch_up = Some(Duration::from_secs(3600));
+    let server = Server::start(options);
+    let body = serde_json::to_vec(&renamed(product_id, "Renamed while Gorse was down")).unwrap();
+    assert_eq!(deliver(server.addr, SECRET, DOMAIN, "products/update", "down-1", &body).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = || shopfeat::history::load(&root, "s").unwrap();
+    while !history().iter().any(|r| r.command == "serve fast" && r.outcome == "failed") {
+        assert!(Instant::now() < deadline, "the fast cycle never failed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gorse.set_faults(Default::default());
+    // The delivery was landed, so only the recompute that follows the failure brings it to Gorse.
+    while gorse.item(&item_id).unwrap()["Comment"] != "Renamed while Gorse was down" {
+        assert!(Instant::now() < deadline, "no recompute brought the change to Gorse");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // (Its run-history record ends just after its export.)
+    while !history().iter().any(|r| r.command == "serve incremental" && r.outcome == "ok") {
+        assert!(Instant::now() < deadline, "the recompute is in the run history");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
