@@ -21,12 +21,28 @@ pub struct GenerateArgs {
     /// Gzip the JSONL files (`*.jsonl.gz`), as the committed sample is.
     #[arg(long)]
     pub gzip: bool,
+    /// Give customers tastes, as real shops' have: each keeps to two product
+    /// types (`--taste-strength` of their lines) and re-buys three staples
+    /// (`--taste-repeat` of their orders). Off by default: the presets stay
+    /// byte-identical.
+    #[arg(long)]
+    pub tastes: bool,
+    /// With `--tastes`: share of a customer's lines from their two product types.
+    #[arg(long, default_value_t = 0.7, requires = "tastes")]
+    pub taste_strength: f64,
+    /// With `--tastes`: share of a customer's orders that re-buy a staple.
+    #[arg(long, default_value_t = 0.3, requires = "tastes")]
+    pub taste_repeat: f64,
 }
 
 pub fn run(_global: &Global, args: GenerateArgs) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let progress = crate::progress::Progress::new(0, "generate", false);
-    let manifest = generate::generate(args.preset, args.seed, &args.out, args.gzip, &progress)?;
+    for (flag, share) in [("--taste-strength", args.taste_strength), ("--taste-repeat", args.taste_repeat)] {
+        anyhow::ensure!((0.0..=1.0).contains(&share), "{flag} {share} is not a share between 0 and 1");
+    }
+    let tastes = args.tastes.then_some(generate::Tastes { strength: args.taste_strength, repeat: args.taste_repeat });
+    let manifest = generate::generate_with(args.preset, args.seed, tastes, &args.out, args.gzip, &progress)?;
     progress.finish();
     tracing::info!(
         out = %args.out.display(),

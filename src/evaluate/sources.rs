@@ -20,12 +20,16 @@ pub enum Source {
     /// Products in the collections of the customer's purchases, by how many of
     /// those purchases share one.
     SameCollection,
-    /// Reciprocal-rank fusion of pairs by confidence, co-view and popularity.
+    /// Products of the customer's `preferred_category` (user_features: the
+    /// product type they bought most units of), by popularity.
+    PreferredCategory,
+    /// Weighted reciprocal-rank fusion of pairs by confidence, co-view,
+    /// preferred category and popularity ([`BLEND`]).
     Blend,
 }
 
 impl Source {
-    pub const ALL: [Source; 6] = [Source::Popularity, Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::Blend];
+    pub const ALL: [Source; 7] = [Source::Popularity, Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::PreferredCategory, Source::Blend];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +38,7 @@ impl Source {
             Source::PairsConfidence => "pairs_confidence",
             Source::CoView => "co_view",
             Source::SameCollection => "same_collection",
+            Source::PreferredCategory => "preferred_category",
             Source::Blend => "blend",
         }
     }
@@ -62,13 +67,23 @@ pub struct Knowledge {
     partners: HashMap<i64, Vec<Partner>>,
     collections: HashMap<i64, Vec<String>>,
     members: HashMap<String, Vec<i64>>,
-    /// Per customer, the products bought and viewed before `T`.
+    /// Each product's type.
+    product_type: HashMap<i64, String>,
+    /// Per customer, their preferred category (user_features) …
+    preferred: HashMap<i64, String>,
+    /// … and the products bought and viewed before `T`.
     pub bought: HashMap<i64, Vec<i64>>,
     viewed: HashMap<i64, Vec<i64>>,
 }
 
 /// Reciprocal-rank fusion's damping (the usual 60).
 const FUSION_K: f64 = 60.0;
+
+/// The blend's sources and weights. Chosen on `medium` and its taste-aware twin
+/// (`generate --tastes`), split at 2025-10-31: popularity weighs most (alone it
+/// is the best on a shop without tastes), co-view next; equal weights fell
+/// further below popularity there.
+const BLEND: [(Source, f64); 4] = [(Source::PairsConfidence, 0.5), (Source::CoView, 1.0), (Source::PreferredCategory, 0.5), (Source::Popularity, 1.5)];
 
 fn i64s(frame: &DataFrame, column: &str) -> Result<Vec<Option<i64>>> {
     Ok(frame.column(column)?.cast(&DataType::Int64)?.i64()?.iter().collect())
@@ -79,10 +94,14 @@ fn f64s(frame: &DataFrame, column: &str) -> Result<Vec<f64>> {
 }
 
 impl Knowledge {
-    /// From product_features, product_pair_features and interaction_features at `T`.
-    pub fn at_t(products: &DataFrame, pairs: &DataFrame, interactions: &DataFrame) -> Result<Knowledge> {
+    /// From product_features, product_pair_features, interaction_features and
+    /// user_features at `T`.
+    pub fn at_t(products: &DataFrame, pairs: &DataFrame, interactions: &DataFrame, users: &DataFrame) -> Result<Knowledge> {
         let mut knowledge = Knowledge::of_catalog(products, pairs)?;
         knowledge.add_customers(interactions)?;
+        let customers = i64s(users, "customer_id")?;
+        let categories = users.column("preferred_category")?.str()?.clone();
+        knowledge.preferred = customers.iter().zip(categories.iter()).filter_map(|(c, t)| Some((c.as_ref().copied()?, t?.to_string()))).collect();
         Ok(knowledge)
     }
 
@@ -116,7 +135,9 @@ impl Knowledge {
             partners.entry(x).or_default().push(Partner { product: y, lift: lift[i], confidence: a_to_b[i], co_views: views[i] });
             partners.entry(y).or_default().push(Partner { product: x, lift: lift[i], confidence: b_to_a[i], co_views: views[i] });
         }
-        Ok(Knowledge { popular, popularity_rank, partners, collections, members, bought: HashMap::new(), viewed: HashMap::new() })
+        let types = products.column("product_type")?.str()?.clone();
+        let product_type = ids.iter().zip(types.iter()).filter_map(|(p, t)| Some(((*p)?, t?.to_string()))).collect();
+        Ok(Knowledge { popular, popularity_rank, partners, collections, members, product_type, preferred: HashMap::new(), bought: HashMap::new(), viewed: HashMap::new() })
     }
 
     /// Each customer's purchases and views before `T`, from interaction_features.
@@ -181,6 +202,11 @@ impl Knowledge {
 
     /// Each product's score for `customer` under `source` (absent: 0).
     fn scores(&self, source: Source, customer: i64, bought: &[i64]) -> PlHashMap<i64, f64> {
+        if source == Source::PreferredCategory {
+            // Every product of the category scores the same: popularity orders them.
+            let Some(category) = self.preferred.get(&customer) else { return PlHashMap::new() };
+            return self.popular.iter().filter(|p| self.product_type.get(p) == Some(category)).map(|p| (*p, 1.0)).collect();
+        }
         self.scores_from(source, bought, self.viewed.get(&customer).map(Vec::as_slice).unwrap_or(&[]))
     }
 
@@ -190,7 +216,7 @@ impl Knowledge {
         let mut scores: PlHashMap<i64, f64> = PlHashMap::new();
         let partners_of = |p: &i64| self.partners.get(p).into_iter().flatten();
         match source {
-            Source::Popularity | Source::Blend => {}
+            Source::Popularity | Source::Blend | Source::PreferredCategory => {}
             Source::PairsLift | Source::PairsConfidence => {
                 for partner in bought.iter().flat_map(partners_of) {
                     let value = if source == Source::PairsLift { partner.lift } else { partner.confidence };
@@ -216,14 +242,14 @@ impl Knowledge {
         scores
     }
 
-    /// Reciprocal-rank fusion: each product's Σ 1 / (60 + rank) over the fused
-    /// sources' rankings (ties: the more popular).
+    /// Weighted reciprocal-rank fusion: each product's Σ weight / (60 + rank)
+    /// over the fused sources' rankings (ties: the more popular).
     fn blend(&self, customer: i64, depth: usize) -> Vec<i64> {
         let deep = depth.max(100);
         let mut fused: PlHashMap<i64, f64> = PlHashMap::new();
-        for source in [Source::PairsConfidence, Source::CoView, Source::Popularity] {
+        for (source, weight) in BLEND {
             for (rank, p) in self.rank(source, customer, deep).into_iter().enumerate() {
-                *fused.entry(p).or_insert(0.0) += 1.0 / (FUSION_K + rank as f64 + 1.0);
+                *fused.entry(p).or_insert(0.0) += weight / (FUSION_K + rank as f64 + 1.0);
             }
         }
         let mut fused: Vec<(f64, usize, i64)> = fused.into_iter().map(|(p, s)| (s, self.popularity_rank[&p], p)).collect();

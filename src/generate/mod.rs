@@ -66,6 +66,26 @@ pub struct Shop {
     pub start: i64,
     pub as_of: i64,
     pub url: String,
+    pub tastes: Option<Tastes>,
+}
+
+/// Per-customer tastes (`generate --tastes`), as real shops have them: each
+/// customer keeps to two product types and re-buys a few staples. Off unless
+/// asked for, so the presets stay byte-identical.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Tastes {
+    /// Share of a customer's lines drawn from their two product types (by the
+    /// shop's popularity within each) instead of the whole shop's popularity.
+    pub strength: f64,
+    /// Share of a customer's orders that re-buy one of their three staples
+    /// (products of their types, fixed per customer).
+    pub repeat: f64,
+}
+
+impl Default for Tastes {
+    fn default() -> Self {
+        Tastes { strength: 0.7, repeat: 0.3 }
+    }
 }
 
 /// `manifest.json` of a generated shop.
@@ -81,6 +101,9 @@ pub struct Manifest {
     pub expected_rows: BTreeMap<String, u64>,
     /// Planted pairs, bought together in `rate` of all orders (split evenly).
     pub bundles: Vec<Bundle>,
+    /// The customers' tastes, when the shop was generated with them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tastes: Option<Tastes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,10 +173,15 @@ const UPDATED_PRODUCT: usize = 0;
 /// in a fixed order, each with its own random streams, so a seed gives the same
 /// files whatever changes inside one phase.
 pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &crate::progress::Progress) -> Result<Manifest> {
+    generate_with(name, seed, None, out, gzip, progress)
+}
+
+/// [`generate`], with customers' `tastes` when given.
+pub fn generate_with(name: PresetName, seed: u64, tastes: Option<Tastes>, out: &Path, gzip: bool, progress: &crate::progress::Progress) -> Result<Manifest> {
     let preset = name.preset();
     std::fs::create_dir_all(out.join("webhooks")).with_context(|| format!("cannot create {}", out.display()))?;
     let as_of = chrono::DateTime::parse_from_rfc3339("2025-11-30T23:59:59Z")?.timestamp_micros();
-    let shop = Shop { seed, preset, start: as_of - 183 * DAY, as_of, url: "https://shopfeat-sample.myshopify.com".into() };
+    let shop = Shop { seed, preset, start: as_of - 183 * DAY, as_of, url: "https://shopfeat-sample.myshopify.com".into(), tastes };
     progress.set_total((preset.orders * 2) as u64);
 
     // Catalog: one extra product, deleted by a webhook at the end.
@@ -181,6 +209,7 @@ pub fn generate(name: PresetName, seed: u64, out: &Path, gzip: bool, progress: &
             product_id_b: products[a].id.max(products[b].id),
             rate: orders::BUNDLE_ORDER_RATE / model.bundles.len() as f64,
         }).collect(),
+        tastes,
     };
     std::fs::write(out.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
     Ok(manifest)

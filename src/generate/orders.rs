@@ -74,6 +74,16 @@ pub struct OrderModel<'a> {
     pub customer_rank: Vec<usize>,
     pub customer_popularity: Zipf,
     pub bundles: Vec<(usize, usize)>,
+    /// With tastes: the product types, and each type's products, most popular first.
+    types: Vec<&'static str>,
+    by_type: Vec<(Vec<usize>, Zipf)>,
+}
+
+/// A customer's tastes: two product types (indices into the model's types) and
+/// three staples.
+struct Taste {
+    types: [usize; 2],
+    staples: [usize; 3],
 }
 
 const COUNTRIES: &[(&str, f64)] = &[("US", 0.55), ("CA", 0.1), ("GB", 0.12), ("DE", 0.08), ("FR", 0.06), ("AU", 0.05), ("NL", 0.04)];
@@ -98,6 +108,19 @@ impl<'a> OrderModel<'a> {
         let bundles = (0..shop.preset.bundles)
             .map(|b| (popular[(n / 10 + 2 * b) % n], popular[(n / 10 + 2 * b + 1) % n]))
             .collect();
+        // Product types and their products in the shop's popularity order (no
+        // draws: the shop without tastes is unchanged).
+        let mut types: Vec<&'static str> = popular.iter().map(|&p| products[p].product_type).collect();
+        types.sort_unstable();
+        types.dedup();
+        let by_type = types
+            .iter()
+            .map(|t| {
+                let list: Vec<usize> = popular.iter().copied().filter(|&p| products[p].product_type == *t).collect();
+                let zipf = Zipf::new(list.len(), 1.05);
+                (list, zipf)
+            })
+            .collect();
         OrderModel {
             shop,
             products,
@@ -106,7 +129,25 @@ impl<'a> OrderModel<'a> {
             customer_popularity: Zipf::new(customers, 0.6),
             customer_rank,
             bundles,
+            types,
+            by_type,
         }
+    }
+
+    /// A product of type `t`, by the shop's popularity within the type.
+    fn of_type(&self, rng: &mut Rand, t: usize) -> usize {
+        let (list, popularity) = &self.by_type[t];
+        list[popularity.sample(rng)]
+    }
+
+    /// `customer`'s tastes, fixed by their own random stream.
+    fn taste(&self, customer: usize) -> Taste {
+        let mut rng = Rand::new(self.shop.seed, 8_000_000 + customer as u64);
+        let first = rng.index(self.types.len());
+        let second = (first + 1 + rng.index(self.types.len().saturating_sub(1).max(1))) % self.types.len();
+        let types = [first, second];
+        let staples = [0, 1, 2].map(|k| self.of_type(&mut rng, types[k % 2]));
+        Taste { types, staples }
     }
 
     fn line(&self, rng: &mut Rand, id: i64, product: usize, discounted: bool) -> LinePlan {
@@ -137,10 +178,31 @@ impl<'a> OrderModel<'a> {
                 next_line += 1;
             }
         }
+        // With tastes, a customer's own stream decides what comes from them (the
+        // shop's stream is not drawn from for it).
+        let mut tasted = self.shop.tastes.zip(customer).map(|(tastes, c)| (tastes, self.taste(c), Rand::new(shop.seed, 9_000_000 + index as u64)));
+        if let Some((tastes, taste, taste_rng)) = &mut tasted {
+            if taste_rng.chance(tastes.repeat) {
+                let staple = *taste_rng.pick(&taste.staples);
+                if exists(staple) {
+                    lines.push(self.line(&mut rng, next_line, staple, discounted));
+                    next_line += 1;
+                }
+            }
+        }
         // About three lines per order, as in the shops this engine was built for.
         let extra = *rng.weighted(&[(1usize, 0.25), (2, 0.3), (3, 0.2), (4, 0.13), (5, 0.08), (6, 0.04)]);
         for _ in 0..extra.saturating_sub(lines.len() / 2) {
-            let Some(product) = (0..8).map(|_| self.popular[self.popularity.sample(&mut rng)]).find(|&p| exists(p)) else { continue };
+            let from_taste = tasted.as_mut().and_then(|(tastes, taste, taste_rng)| {
+                let t = taste.types[taste_rng.index(2)];
+                let chosen = taste_rng.chance(tastes.strength).then(|| (0..8).map(|_| self.of_type(taste_rng, t)).find(|&p| exists(p)));
+                chosen
+            });
+            let product = match from_taste {
+                Some(chosen) => chosen,
+                None => (0..8).map(|_| self.popular[self.popularity.sample(&mut rng)]).find(|&p| exists(p)),
+            };
+            let Some(product) = product else { continue };
             lines.push(self.line(&mut rng, next_line, product, discounted));
             next_line += 1;
             // Sometimes the same product twice, as two lines (another variant).

@@ -208,3 +208,42 @@ fn similar_lists_a_products_partners_as_the_pair_table_ranks_them_and_finds_the_
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("product 12345 is not in the current feature tables"));
 }
+
+/// The mean, over customers with at least `min_lines` lines, of the share of
+/// their lines in their two most bought product types.
+fn taste_concentration(shop: &std::path::Path, min_lines: usize) -> f64 {
+    let landed = crate::common::land(&[shop.to_path_buf()]);
+    let tables = landed.tables(None);
+    let (orders, lines, products) = (&tables["orders"].0, &tables["line_items"].0, &tables["products"].0);
+    let ids = |frame: &DataFrame, c: &str| frame.column(c).unwrap().i64().unwrap().iter().collect::<Vec<_>>();
+    let owner: BTreeMap<i64, i64> = ids(orders, "order_id").into_iter().zip(ids(orders, "customer_id")).filter_map(|(o, c)| Some((o?, c?))).collect();
+    let kinds: BTreeMap<i64, String> = ids(products, "product_id").into_iter().zip(products.column("product_type").unwrap().str().unwrap().iter()).filter_map(|(p, t)| Some((p?, t?.to_string()))).collect();
+    let mut bought: BTreeMap<i64, BTreeMap<String, usize>> = BTreeMap::new();
+    for (order, product) in ids(lines, "order_id").into_iter().zip(ids(lines, "product_id")) {
+        if let (Some(c), Some(t)) = (order.and_then(|o| owner.get(&o)), product.and_then(|p| kinds.get(&p))) {
+            *bought.entry(*c).or_default().entry(t.clone()).or_default() += 1;
+        }
+    }
+    let shares: Vec<f64> = bought
+        .values()
+        .filter_map(|types| {
+            let total: usize = types.values().sum();
+            let mut counts: Vec<usize> = types.values().copied().collect();
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            (total >= min_lines).then(|| counts.iter().take(2).sum::<usize>() as f64 / total as f64)
+        })
+        .collect();
+    shares.iter().sum::<f64>() / shares.len() as f64
+}
+
+#[test]
+fn generated_tastes_keep_customers_to_their_types_and_leave_the_presets_alone() {
+    let (plain, tasted) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hidden = shopfeat::progress::Progress::hidden();
+    let m = shopfeat::generate::generate(shopfeat::generate::PresetName::Sample, 42, plain.path(), false, &hidden).unwrap();
+    let t = shopfeat::generate::generate_with(shopfeat::generate::PresetName::Sample, 42, Some(Default::default()), tasted.path(), false, &hidden).unwrap();
+    assert!(m.tastes.is_none() && !std::fs::read_to_string(plain.path().join("manifest.json")).unwrap().contains("tastes"), "a preset's manifest is unchanged");
+    assert_eq!(t.tastes, Some(shopfeat::generate::Tastes { strength: 0.7, repeat: 0.3 }));
+    let (without, with) = (taste_concentration(plain.path(), 4), taste_concentration(tasted.path(), 4));
+    assert!(with > without + 0.15, "two types hold {with:.2} of a customer's lines with tastes, {without:.2} without");
+}
