@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 /// sale at T for every customer who bought before T, from the feature tables at
 /// T only; the test set is what those customers bought in (T, T + horizon] that
 /// they had not bought before. Prints hit rate, recall and NDCG at k with 95%
-/// bootstrap intervals over customers, and catalog coverage.
+/// bootstrap intervals over customers, and catalog coverage. The result is kept as
+/// `<root>/<shop>/evaluation.json`, which `shopfeat report` shows.
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
     /// The split T (RFC 3339 or YYYY-MM-DD, UTC); default: the shop's last order
@@ -45,6 +46,8 @@ pub fn run(global: &Global, args: EvaluateArgs) -> Result<Outcome> {
     };
     let options = EvaluateOptions { as_of, horizon_days: args.horizon_days, k: args.k, resamples: args.resamples, pairs: args.pairs.options() };
     let evaluation = evaluate::evaluate(&root, &global.shop, &options)?;
+    // Kept for the HTML report (`shopfeat report` shows the last evaluation).
+    root.put(&evaluate::last_path(&global.shop), &serde_json::to_vec_pretty(&evaluation)?)?;
     if let Some(path) = &args.out {
         let mut frame = evaluate::as_frame(&evaluation)?;
         let mut bytes = vec![];

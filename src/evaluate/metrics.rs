@@ -1,6 +1,6 @@
 //! Ranking metrics per customer, and their means with bootstrap intervals.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One customer's scores for one ranked list: hit rate, recall and NDCG at k.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +29,7 @@ pub fn scores(ranked: &[i64], relevant: &[i64], k: usize) -> Scores {
 }
 
 /// A mean over customers and its 95% bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     pub mean: f64,
     pub low: f64,

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use metrics::Estimate;
 use polars::prelude::*;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sources::{Knowledge, Source};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -48,9 +48,11 @@ impl EvaluateOptions {
 }
 
 /// What [`evaluate`] found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluation {
     pub shop: String,
+    /// When it ran.
+    pub evaluated_at: String,
     pub as_of: String,
     pub horizon_days: u32,
     pub k: usize,
@@ -62,15 +64,26 @@ pub struct Evaluation {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceResult {
-    pub source: &'static str,
+    pub source: String,
     pub personalised: bool,
     pub hit_rate: Estimate,
     pub recall: Estimate,
     pub ndcg: Estimate,
     /// Share of the catalog on sale at `T` in some customer's top k.
     pub coverage: f64,
+}
+
+/// Where the shop's last evaluation is kept (the HTML report shows it).
+pub fn last_path(shop: &str) -> String {
+    format!("{shop}/evaluation.json")
+}
+
+/// The shop's last evaluation, if it has one.
+pub fn last(root: &DataRoot, shop: &str) -> Result<Option<Evaluation>> {
+    let rel = last_path(shop);
+    root.get(&rel)?.map(|bytes| serde_json::from_slice(&bytes).with_context(|| format!("{}/{rel} is not an evaluation", root.describe()))).transpose()
 }
 
 /// The seed of the bootstrap: fixed, so an evaluation is reproducible.
@@ -88,6 +101,7 @@ pub fn evaluate(root: &DataRoot, shop: &str, options: &EvaluateOptions) -> Resul
     let sources = Source::ALL.iter().map(|&source| score_source(&knowledge, source, &tested, options.k, &draws)).collect();
     Ok(Evaluation {
         shop: shop.to_string(),
+        evaluated_at: crate::time::now_rfc3339(),
         as_of: crate::time::rfc3339(t),
         horizon_days: options.horizon_days,
         k: options.k,
@@ -163,7 +177,7 @@ fn score_source(knowledge: &Knowledge, source: Source, tested: &[(i64, Vec<i64>)
     let shown: HashSet<i64> = ranked.iter().flatten().copied().collect();
     let of = |pick: fn(&metrics::Scores) -> f64| metrics::estimate(&scores.iter().map(pick).collect::<Vec<_>>(), draws);
     SourceResult {
-        source: source.name(),
+        source: source.name().to_string(),
         personalised: source.personalised(),
         hit_rate: of(|s| s.hit),
         recall: of(|s| s.recall),
@@ -186,7 +200,7 @@ pub fn as_frame(evaluation: &Evaluation) -> Result<DataFrame> {
         Column::new("as_of".into(), vec![evaluation.as_of.clone(); s.len()]),
         Column::new("horizon_days".into(), vec![i64::from(evaluation.horizon_days); s.len()]),
         Column::new("k".into(), vec![evaluation.k as i64; s.len()]),
-        Column::new("source".into(), s.iter().map(|r| r.source).collect::<Vec<_>>()),
+        Column::new("source".into(), s.iter().map(|r| r.source.as_str()).collect::<Vec<_>>()),
         Column::new("personalised".into(), s.iter().map(|r| r.personalised).collect::<Vec<_>>()),
     ];
     columns.extend(estimate("hit_rate", |r| r.hit_rate));

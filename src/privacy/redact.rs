@@ -15,7 +15,7 @@
 //! compaction: new files, one commit, old files deleted), rejected records
 //! naming them are dropped, the inbox's landed and rejected copies and the
 //! shop's exports that name them are deleted, the `main/` inspection tables
-//! are removed, and the features are recomputed with every older generation
+//! and the fast lane's `fast/` delta tables are removed, and the features are recomputed with every older generation
 //! (and both DuckDB files, rebuilt whole) dropped.
 
 use super::Customer;
@@ -396,8 +396,9 @@ fn scrub(value: &mut Value, person: &Person, anonymous: &HashMap<String, String>
 }
 
 /// Deletes the files outside the raw snapshots that name the person: the
-/// inbox's landed and rejected copies, the shop's exports, and the `main/`
-/// inspection tables (written by `normalize`, all of them); how many.
+/// inbox's landed and rejected copies, the shop's exports, the `main/`
+/// inspection tables (written by `normalize`) and the `fast/` delta tables (of
+/// `serve`'s fast lane), all of them; how many.
 fn delete_named_files(root: &DataRoot, shop: &str, inbox: Option<&Path>, person: &Person, customer: &Customer) -> Result<usize> {
     let mut deleted = 0;
     let mut person = person.clone();
@@ -415,9 +416,13 @@ fn delete_named_files(root: &DataRoot, shop: &str, inbox: Option<&Path>, person:
             deleted += 1;
         }
     }
-    if !root.subdirs(&format!("{shop}/main"))?.is_empty() {
-        root.delete_dir(&format!("{shop}/main"))?;
-        deleted += 1;
+    // The inspection tables, and the fast lane's delta tables (user and
+    // interaction rows by customer); the next full cycle holds what they did.
+    for dir in ["main", "fast"] {
+        if !root.subdirs(&format!("{shop}/{dir}"))?.is_empty() {
+            root.delete_dir(&format!("{shop}/{dir}"))?;
+            deleted += 1;
+        }
     }
     Ok(deleted)
 }

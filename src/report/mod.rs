@@ -75,6 +75,31 @@ struct Page {
     device_chart: Option<String>,
     drift: Vec<Drift>,
     drift_against: Option<String>,
+    /// The last `shopfeat evaluate`, when there was one.
+    evaluation: Option<EvaluationView>,
+}
+
+/// The last evaluation, as the page shows it.
+#[derive(Serialize)]
+struct EvaluationView {
+    evaluated_at: String,
+    as_of: String,
+    horizon_days: u32,
+    k: usize,
+    customers: usize,
+    rows: Vec<BTreeMap<&'static str, String>>,
+}
+
+impl EvaluationView {
+    fn of(e: crate::evaluate::Evaluation) -> EvaluationView {
+        let estimate = |x: &crate::evaluate::metrics::Estimate| format!("{:.3} [{:.3}, {:.3}]", x.mean, x.low, x.high);
+        let rows = e
+            .sources
+            .iter()
+            .map(|s| BTreeMap::from([("source", s.source.clone()), ("hit_rate", estimate(&s.hit_rate)), ("recall", estimate(&s.recall)), ("ndcg", estimate(&s.ndcg)), ("coverage", format!("{:.1}%", 100.0 * s.coverage))]))
+            .collect();
+        EvaluationView { evaluated_at: e.evaluated_at, as_of: e.as_of, horizon_days: e.horizon_days, k: e.k, customers: e.customers, rows }
+    }
 }
 
 #[derive(Serialize)]
@@ -175,6 +200,7 @@ impl Page {
             device_chart,
             drift,
             drift_against: previous,
+            evaluation: crate::evaluate::last(root, shop)?.map(EvaluationView::of),
         })
     }
 }

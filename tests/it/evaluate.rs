@@ -166,6 +166,19 @@ fn the_command_prints_json_writes_parquet_and_splits_before_the_last_order_by_de
     let printed_hit: Vec<f64> = printed["sources"].as_array().unwrap().iter().map(|s| s["hit_rate"]["mean"].as_f64().unwrap()).collect();
     // (JSON parsing may round the last bit.)
     assert!(hit.iter().zip(&printed_hit).all(|(a, b)| (a - b).abs() < 1e-12), "{hit:?} vs {printed_hit:?}");
+
+    // The report shows the last evaluation, and says so when there is none.
+    let report = |page: &std::path::Path| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", dir.path().to_str().unwrap(), "--shop", "s", "report", "--out", page.to_str().unwrap()]).env_remove("SHOPFEAT_CONFIG").output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        std::fs::read_to_string(page).unwrap()
+    };
+    let page = report(&dir.path().join("page.html"));
+    let blend = printed["sources"].as_array().unwrap().iter().find(|s| s["source"] == "blend").unwrap();
+    let shown = format!("<tr class=\"source\" data-source=\"blend\"><td>blend</td><td class=\"num hit-rate\">{:.3} [", blend["hit_rate"]["mean"].as_f64().unwrap());
+    assert!(page.contains(&shown), "the report shows the blend's hit rate ({shown})");
+    std::fs::remove_file(dir.path().join("s/evaluation.json")).unwrap();
+    assert!(report(&dir.path().join("again.html")).contains("not evaluated yet"));
 }
 
 #[test]

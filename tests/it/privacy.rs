@@ -115,6 +115,13 @@ fn a_redacted_customer_is_nowhere_under_the_shop_and_product_tables_keep_their_s
     shopfeat(&root_dir, &["compute", "--as-of", AS_OF]);
     shopfeat(&root_dir, &["normalize"]);
     let before = product_features(&root_dir);
+    // A fast cycle of `serve` for an order of theirs: its delta tables hold their rows.
+    let inbox = shopfeat::land::inbox::Inbox::new(dir.path().join("inbox"));
+    let order = serde_json::json!({"id": 990_000_777, "name": "#P1", "created_at": "2025-11-29T00:00:00Z", "updated_at": "2025-11-29T00:00:00Z", "test": false,
+        "currency": "USD", "total_price": "10.00", "customer": {"id": id}, "line_items": []});
+    inbox.write_webhook("orders/create", "p-1", order.to_string().as_bytes()).unwrap();
+    let fast = shopfeat::pipeline::fast_cycle(&root, "s", &inbox, &Default::default()).unwrap().unwrap();
+    assert!(fast.tables.iter().any(|t| t.table == "user_features" && t.rows == 1), "{:?}", fast.tables);
 
     let manifests = shopfeat::land::snapshots(&root, "s").unwrap();
     let customer = shopfeat::privacy::Customer { id: Some(id), email: Some(email.clone()), phone: None };
