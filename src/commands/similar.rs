@@ -2,8 +2,7 @@ use super::Outcome;
 use crate::cli::Global;
 use crate::evaluate::sources::{Knowledge, Source};
 use crate::storage::DataRoot;
-use anyhow::{bail, Context, Result};
-use polars::prelude::*;
+use anyhow::{bail, Result};
 use std::collections::HashMap;
 
 /// Print a product's nearest neighbours by each source side by side, from the
@@ -27,7 +26,8 @@ const SOURCES: [Source; 4] = [Source::PairsLift, Source::PairsConfidence, Source
 
 pub fn run(global: &Global, args: SimilarArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
-    let (products, pairs) = (current(&root, &global.shop, "product_features")?, current(&root, &global.shop, "product_pair_features")?);
+    let current = |table: &str| crate::sinks::parquet::read_current_required(&root, &global.shop, table);
+    let (products, pairs) = (current("product_features")?, current("product_pair_features")?);
     let titles: HashMap<i64, String> = products.column("product_id")?.i64()?.iter().zip(products.column("title")?.str()?.iter()).filter_map(|(id, t)| Some((id?, t.unwrap_or("").to_string()))).collect();
     let Some(title) = titles.get(&args.product_id) else {
         bail!("product {} is not in the current feature tables of shop {} (a deleted product, or one created since the last run)", args.product_id, global.shop);
@@ -60,11 +60,4 @@ pub fn run(global: &Global, args: SimilarArgs) -> Result<Outcome> {
         println!("{:>3}  {}", rank + 1, row.join(" "));
     }
     Ok(Outcome::Success)
-}
-
-/// The current generation's table `table`.
-fn current(root: &DataRoot, shop: &str, table: &str) -> Result<DataFrame> {
-    let rel = crate::sinks::parquet::current_table_path(root, shop, table)?;
-    let bytes = root.get(&rel)?.with_context(|| format!("{}/{rel} not found: run `shopfeat compute` first", root.describe()))?;
-    Ok(ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?)
 }

@@ -222,11 +222,8 @@ impl Named {
 /// The current generation's rows of `table` whose `key` is in `ids`, if there
 /// is a current generation.
 fn current_rows(root: &DataRoot, shop: &str, table: &str, key: &str, ids: &[i64]) -> Result<Option<DataFrame>> {
-    let rel = crate::sinks::parquet::current_table_path(root, shop, table)?;
-    let Some(bytes) = root.get(&rel)? else { return Ok(None) };
-    let ids = Series::new("ids".into(), ids);
-    let rows = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
-    Ok(Some(rows.lazy().filter(col(key).is_in(lit(ids).implode(false), false)).collect()?))
+    let Some(rows) = crate::sinks::parquet::read_current(root, shop, table)? else { return Ok(None) };
+    Ok(Some(rows.lazy().filter(col(key).is_in(lit(Series::new("ids".into(), ids)).implode(false), false)).collect()?))
 }
 
 /// Writes `rows` as `<shop>/fast/<id>/<table>.parquet`, whole or not at all.

@@ -25,6 +25,19 @@ pub fn current_table_path(root: &DataRoot, shop: &str, table: &str) -> Result<St
     super::generation::current_path(root, &features_dir(shop), &file_name(table))
 }
 
+/// Table `table` of the shop's current generation; `None` when there is no such
+/// file (nothing computed yet, or a generation from before the table existed).
+pub fn read_current(root: &DataRoot, shop: &str, table: &str) -> Result<Option<DataFrame>> {
+    let rel = current_table_path(root, shop, table)?;
+    let Some(bytes) = root.get(&rel)? else { return Ok(None) };
+    Ok(Some(ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?))
+}
+
+/// [`read_current`], when the table must be there.
+pub fn read_current_required(root: &DataRoot, shop: &str, table: &str) -> Result<DataFrame> {
+    read_current(root, shop, table)?.ok_or_else(|| anyhow::anyhow!("{}/{} not found: run `shopfeat compute` first", root.describe(), current_table_path(root, shop, table).unwrap_or_default()))
+}
+
 /// Writes every table to a staged file at `path(name)`; nothing is visible until
 /// [`publish`].
 pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String) -> Result<Vec<StagedFile>> {

@@ -15,13 +15,12 @@ mod sender;
 
 use crate::config::{self, Config, Secret};
 use crate::http::without_credentials;
-use crate::sinks::parquet::current_table_path;
+use crate::sinks::parquet::{read_current, read_current_required};
 use crate::state::{GorseExportState, ShopState};
 use crate::storage::DataRoot;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use checkpoint::Delivered;
 use mapping::Kind;
-use polars::prelude::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use plan::{plan, write_dry_run};
@@ -215,12 +214,9 @@ fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: b
     std::thread::scope(|scope| {
         let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
         // Every table from the same (current) generation: never a mix of two runs.
-        let read = |table: &str| -> Result<DataFrame> {
-            let rel = current_table_path(root, shop, table)?;
-            read_parquet(root, &rel)?.with_context(|| format!("{}/{rel} not found: run `shopfeat compute` first", root.describe()))
-        };
+        let read = |table: &str| read_current_required(root, shop, table);
         // Generations computed before customer_lifetime_features existed lack it.
-        let lifetime = read_parquet(root, &current_table_path(root, shop, "customer_lifetime_features")?)?;
+        let lifetime = read_current(root, shop, "customer_lifetime_features")?;
         let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
         let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
         let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
@@ -247,8 +243,3 @@ fn refuse_mass_deletion(plans: &[plan::Plan], held: usize, share: f64) -> Result
     Ok(())
 }
 
-/// The Parquet file at `rel`, if there is one.
-fn read_parquet(root: &DataRoot, rel: &str) -> Result<Option<DataFrame>> {
-    let Some(bytes) = root.get(rel)? else { return Ok(None) };
-    Ok(Some(ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?))
-}
