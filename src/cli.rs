@@ -2,7 +2,7 @@
 
 use crate::commands;
 use crate::config::{self, Config};
-use crate::features::pairs::PairOptions;
+use crate::features::{embeddings::EmbeddingOptions, pairs::PairOptions};
 use crate::retry::Retry;
 use crate::shopify::{self, FetchOptions, Mode};
 use anyhow::{bail, Result};
@@ -69,7 +69,8 @@ pub enum Command {
     Serve(commands::serve::ServeArgs),
 }
 
-/// Bounds on product_pair_features, for `compute` and `run`.
+/// Bounds on the co-occurrence tables (product_pair_features and
+/// product_embeddings), for `compute`, `run` and the commands that recompute.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PairArgs {
     /// Drop product pairs bought together in fewer valid orders than this.
@@ -79,11 +80,19 @@ pub struct PairArgs {
     /// then id); default: unlimited.
     #[arg(long, env = "SHOPFEAT_MAX_PAIRS_PER_PRODUCT", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pairs_per_product: Option<u32>,
+    /// Numbers per product_embeddings vector (the Gorse item label `embedding`).
+    #[arg(long, default_value_t = 32, env = "SHOPFEAT_EMBEDDING_DIMENSION", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub embedding_dimension: u32,
+    /// Orders and sessions (holding another product too) a product must be in
+    /// to get an embedding.
+    #[arg(long, default_value_t = 3, env = "SHOPFEAT_EMBEDDING_MIN_SUPPORT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub embedding_min_support: u32,
 }
 
 impl PairArgs {
     pub fn options(&self) -> PairOptions {
-        PairOptions { min_co_purchases: self.min_co_purchases, max_pairs_per_product: self.max_pairs_per_product }
+        let embeddings = EmbeddingOptions { dimension: self.embedding_dimension as usize, min_support: self.embedding_min_support };
+        PairOptions { min_co_purchases: self.min_co_purchases, max_pairs_per_product: self.max_pairs_per_product, embeddings }
     }
 }
 

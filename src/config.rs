@@ -166,6 +166,8 @@ pub struct ShopEntry {
     pub gorse_prefix: Option<String>,
     pub min_co_purchases: Option<u32>,
     pub max_pairs_per_product: Option<u32>,
+    pub embedding_dimension: Option<u32>,
+    pub embedding_min_support: Option<u32>,
     /// Cron expression (UTC) of this shop's full cycle under `serve`.
     pub schedule: Option<String>,
     /// The variable holding this shop's pixel ingest token.

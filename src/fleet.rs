@@ -3,7 +3,7 @@
 //! pair bounds. `serve` and `run --all` both start from here.
 
 use crate::config::{self, Config, ShopEntry};
-use crate::features::pairs::PairOptions;
+use crate::features::{embeddings::EmbeddingOptions, pairs::PairOptions};
 use crate::pipeline::Source;
 use crate::shopify::{self, FetchOptions, Mode};
 use crate::sinks::gorse;
@@ -59,6 +59,10 @@ pub fn resolve(entry: &ShopEntry, config: &Config, mode: Mode) -> Result<FleetSh
     let pairs = PairOptions {
         min_co_purchases: entry.min_co_purchases.unwrap_or(defaults.min_co_purchases).max(1),
         max_pairs_per_product: entry.max_pairs_per_product.or(defaults.max_pairs_per_product),
+        embeddings: EmbeddingOptions {
+            dimension: entry.embedding_dimension.map_or(defaults.embeddings.dimension, |d| d.clamp(1, 1024) as usize),
+            min_support: entry.embedding_min_support.unwrap_or(defaults.embeddings.min_support).max(1),
+        },
     };
     Ok(FleetShop { id: entry.id.clone(), domain: entry.shop_domain.clone(), source, gorse, pairs, entry: entry.clone() })
 }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 /// Print a product's nearest neighbours by each source side by side, from the
 /// current feature tables: products bought with it (by lift and by
-/// confidence), viewed in the same sessions (among those bought together), and
-/// sharing its collections — titles and scores, products on sale only.
+/// confidence), viewed in the same sessions (among those bought together),
+/// sharing its collections, and nearest by product_embeddings (cosine) — titles and scores, products on sale only.
 #[derive(Debug, clap::Args)]
 pub struct SimilarArgs {
     /// The product (its numeric id).
@@ -22,7 +22,7 @@ pub struct SimilarArgs {
 }
 
 /// The sources a product has neighbours by.
-const SOURCES: [Source; 4] = [Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection];
+const SOURCES: [Source; 5] = [Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::Embedding];
 
 pub fn run(global: &Global, args: SimilarArgs) -> Result<Outcome> {
     let root = DataRoot::open(&global.root)?;
@@ -32,7 +32,8 @@ pub fn run(global: &Global, args: SimilarArgs) -> Result<Outcome> {
     let Some(title) = titles.get(&args.product_id) else {
         bail!("product {} is not in the current feature tables of shop {} (a deleted product, or one created since the last run)", args.product_id, global.shop);
     };
-    let knowledge = Knowledge::of_catalog(&products, &pairs)?;
+    let embeddings = crate::sinks::parquet::read_current(&root, &global.shop, "product_embeddings")?;
+    let knowledge = Knowledge::of_catalog(&products, &pairs, embeddings.as_ref())?;
     let lists: Vec<(Source, Vec<(i64, f64)>)> = SOURCES.iter().map(|&s| (s, knowledge.neighbours(s, args.product_id, args.k))).collect();
     if args.json {
         let sources: serde_json::Map<String, serde_json::Value> = lists

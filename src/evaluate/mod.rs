@@ -123,13 +123,19 @@ pub fn last_order_at(root: &DataRoot, shop: &str) -> Result<i64> {
 
 /// What the sources know at `T`: the feature tables at `T`, computed in memory.
 pub fn knowledge_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<Knowledge> {
-    // The four tables the sources read, in one plan (the sessions they share
+    // The five tables the sources read, in one plan (the sessions they share
     // are built once), exactly as `compute --as-of T` gives them.
     let main = pipeline::normalize(root, shop, Some(t))?.for_features().materialize()?;
     let inputs = Inputs::lazy(main, shop, t, pairs)?;
-    let plans = vec![features::product::build(&inputs)?, features::pairs::build(&inputs)?, features::interaction::build(&inputs)?, features::user::build(&inputs)?];
-    let [products, pairs, interactions, users]: [DataFrame; 4] = crate::normalize::collect_all(plans)?.try_into().map_err(|_| anyhow::anyhow!("four tables"))?;
-    Knowledge::at_t(&products, &pairs, &interactions, &users)
+    let plans = vec![
+        features::product::build(&inputs)?,
+        features::pairs::build(&inputs)?,
+        features::embeddings::build(&inputs)?,
+        features::interaction::build(&inputs)?,
+        features::user::build(&inputs)?,
+    ];
+    let [products, pairs, embeddings, interactions, users]: [DataFrame; 5] = crate::normalize::collect_all(plans)?.try_into().map_err(|_| anyhow::anyhow!("five tables"))?;
+    Knowledge::at_t(&products, &pairs, &embeddings, &interactions, &users)
 }
 
 /// Per customer, the products in their valid orders created in `(from, to]`

@@ -14,6 +14,7 @@
 pub mod aggregates;
 pub mod behavior;
 pub mod collection;
+pub mod embeddings;
 pub mod expr;
 pub mod fast;
 pub mod interaction;
@@ -35,7 +36,7 @@ pub struct Inputs {
     pub shop_id: String,
     /// The point in time `T`, µs since the epoch, UTC.
     pub as_of: i64,
-    /// Bounds on product_feature pairs.
+    /// Bounds on the co-occurrence tables (product pairs, product embeddings).
     pub pairs: pairs::PairOptions,
     /// The events at or before `T` in sessions, computed once: every table that
     /// reads events reads them from here (the main table's copy is dropped).
@@ -166,12 +167,12 @@ pub fn with_read(left: LazyFrame, mut right: LazyFrame, keys: &[&str], reads: &r
 
 /// Every feature table's registry entries, in catalog order.
 pub fn catalog() -> Vec<registry::FeatureTable> {
-    vec![product::table(), user::table(), collection::table(), session::table(), behavior::table(), interaction::table(), search::table(), pairs::table(), lifetime::table()]
+    vec![product::table(), user::table(), collection::table(), session::table(), behavior::table(), interaction::table(), search::table(), pairs::table(), lifetime::table(), embeddings::table()]
 }
 
 /// Every feature table at `T`, lazily, by name, in catalog order.
 pub fn plans(inputs: &Inputs) -> PolarsResult<Vec<(&'static str, LazyFrame)>> {
-    let builds: [fn(&Inputs) -> PolarsResult<LazyFrame>; 9] =
-        [product::build, user::build, collection::build, session::build, behavior::build, interaction::build, search::build, pairs::build, lifetime::build];
+    let builds: [fn(&Inputs) -> PolarsResult<LazyFrame>; 10] =
+        [product::build, user::build, collection::build, session::build, behavior::build, interaction::build, search::build, pairs::build, lifetime::build, embeddings::build];
     catalog().iter().zip(builds).map(|(table, build)| Ok((table.name, build(inputs)?))).collect()
 }

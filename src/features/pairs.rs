@@ -7,7 +7,8 @@ use super::{with_read, Inputs};
 use crate::vocabulary::EventName;
 use polars::prelude::*;
 
-/// Bounds on the pair table, so a large catalog does not explode.
+/// Bounds on the co-occurrence tables: the pair table, so a large catalog does
+/// not explode, and the shape of the product embeddings made from the same data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairOptions {
     /// Pairs bought together in fewer orders are dropped.
@@ -16,11 +17,13 @@ pub struct PairOptions {
     /// lift (ties: higher count, then lower partner id). A pair stays only when it is
     /// within the bound for both of its products, so no product exceeds it.
     pub max_pairs_per_product: Option<u32>,
+    /// product_embeddings' dimension and minimum support.
+    pub embeddings: super::embeddings::EmbeddingOptions,
 }
 
 impl Default for PairOptions {
     fn default() -> Self {
-        PairOptions { min_co_purchases: 1, max_pairs_per_product: None }
+        PairOptions { min_co_purchases: 1, max_pairs_per_product: None, embeddings: Default::default() }
     }
 }
 

@@ -16,6 +16,7 @@ pub enum Kind {
     Ts,
     ListStr,
     ListI64,
+    ListF32,
 }
 
 impl Kind {
@@ -28,6 +29,7 @@ impl Kind {
             Kind::Ts => "ts",
             Kind::ListStr => "list[str]",
             Kind::ListI64 => "list[i64]",
+            Kind::ListF32 => "list[f32]",
         }
     }
 
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Ts => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             Kind::ListStr => DataType::List(Box::new(DataType::String)),
             Kind::ListI64 => DataType::List(Box::new(DataType::Int64)),
+            Kind::ListF32 => DataType::List(Box::new(DataType::Float32)),
         }
     }
 }

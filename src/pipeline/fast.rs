@@ -160,7 +160,9 @@ fn send(root: &DataRoot, shop: &str, options: &gorse::Options, products: Option<
     let mut sources = vec![];
     let mut gone: &[i64] = &[];
     if let Some(p) = products {
-        sources.push(gorse::mapping::items(p.rows.clone(), &options.prefix)?);
+        // The vectors are shop-wide: the current generation's, until a full cycle.
+        let embeddings = current_rows(root, shop, "product_embeddings", "product_id", &ids(&p.rows, "product_id")?)?;
+        sources.push(gorse::mapping::items(p.rows.clone(), embeddings, &options.prefix)?);
         gone = &p.gone;
     }
     if let Some(c) = customers {

@@ -77,7 +77,7 @@ fn computing_at_an_earlier_time_equals_computing_over_data_truncated_there() {
     assert!(truncated.report.problems.is_empty());
     let a = crate::common::compute(&full.root, "test", t, Default::default()).unwrap().tables;
     let b = crate::common::compute(&truncated.root, "test", t, Default::default()).unwrap().tables;
-    let keys = [("product_features", vec!["product_id"]), ("user_features", vec!["customer_id"]), ("collection_features", vec!["collection_id"]), ("session_features", vec!["session_id"]), ("customer_behavior_features", vec!["customer_id"]), ("interaction_features", vec!["customer_id", "product_id"]), ("search_product_features", vec!["search_query", "product_id"]), ("product_pair_features", vec!["product_id_a", "product_id_b"]), ("customer_lifetime_features", vec!["customer_id"])];
+    let keys = [("product_features", vec!["product_id"]), ("user_features", vec!["customer_id"]), ("collection_features", vec!["collection_id"]), ("session_features", vec!["session_id"]), ("customer_behavior_features", vec!["customer_id"]), ("interaction_features", vec!["customer_id", "product_id"]), ("search_product_features", vec!["search_query", "product_id"]), ("product_pair_features", vec!["product_id_a", "product_id_b"]), ("customer_lifetime_features", vec!["customer_id"]), ("product_embeddings", vec!["product_id"])];
     assert_eq!(a.len(), keys.len());
     for (((name, fa), (_, fb)), (_, key)) in a.iter().zip(&b).zip(keys) {
         let (fa, fb) = (sorted(fa, &key), sorted(fb, &key));

@@ -135,7 +135,7 @@ fn one_plan_reads_the_raw_data_for_all_feature_tables() {
     let main = shopfeat::pipeline::normalize(&landed.root, "test", Some(as_of)).unwrap().for_features().materialize().unwrap();
     let inputs = shopfeat::features::Inputs::new(main, "test", as_of, Default::default()).unwrap();
     let plans = shopfeat::features::plans(&inputs).unwrap();
-    assert_eq!(plans.len(), 9);
+    assert_eq!(plans.len(), 10);
     for (name, plan) in plans {
         let text = plan.explain(true).unwrap();
         assert!(!text.contains("SCAN") || !text.contains(".parquet"), "{name} reads files:\n{text}");

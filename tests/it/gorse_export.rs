@@ -61,7 +61,14 @@ fn the_sample_shop_reads_back_object_by_object() {
     let col = |f: &DataFrame, c: &str| f.column(c).unwrap().as_materialized_series().clone();
     let (ids, active, published) = (col(&products, "product_id"), col(&products, "is_active"), col(&products, "published_at").cast(&DataType::Int64).unwrap());
     let (types, handles, tiers, popularity, video) = (col(&products, "product_type"), col(&products, "collection_handles"), col(&products, "price_tier"), col(&products, "popularity_score"), col(&products, "has_video_content"));
-    let mut hidden = 0;
+    let embeddings = features(&landed, "product_embeddings");
+    let vectors: BTreeMap<i64, Vec<f32>> = (0..embeddings.height())
+        .filter_map(|i| {
+            let id = embeddings.column("product_id").unwrap().i64().unwrap().get(i)?;
+            Some((id, embeddings.column("embedding").unwrap().list().unwrap().get_as_series(i)?.f32().unwrap().into_no_null_iter().collect()))
+        })
+        .collect();
+    let (mut hidden, mut embedded) = (0, 0);
     for row in 0..products.height() {
         let id = ids.i64().unwrap().get(row).unwrap();
         let item = items[&id.to_string()];
@@ -82,10 +89,19 @@ fn the_sample_shop_reads_back_object_by_object() {
         assert_eq!(labels["popularity"].as_f64().unwrap(), round4(popularity.f64().unwrap().get(row).unwrap()), "{id}");
         assert_eq!(labels["has_video"].as_u64().unwrap(), video.bool().unwrap().get(row).unwrap() as u64, "{id}");
         for (name, value) in labels.as_object().unwrap() {
+            if name == "embedding" {
+                continue;
+            }
             assert!(value.is_string() || value.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)), "{id}: label {name} = {value}");
         }
+        // The vector of product_embeddings, to 5 decimals; no key without one.
+        let sent: Option<Vec<f64>> = labels.get("embedding").map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect());
+        let expected: Option<Vec<f64>> = vectors.get(&id).map(|v| v.iter().map(|x| (f64::from(*x) * 100_000.0).round() / 100_000.0).collect());
+        assert_eq!(sent, expected, "{id}: the embedding label");
+        embedded += expected.is_some() as usize;
     }
     assert!(hidden > 0 && hidden < products.height(), "the sample has active and hidden products ({hidden} hidden)");
+    assert!(embedded > 0 && embedded < products.height(), "{embedded} items with an embedding label");
 
     let customers = features(&landed, "user_features");
     let users = gorse.list("users");

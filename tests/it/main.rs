@@ -11,6 +11,7 @@ mod common;
 mod compaction;
 mod crash;
 mod duckdb_views;
+mod embeddings;
 mod evaluate;
 mod fast_lane;
 mod fetch;

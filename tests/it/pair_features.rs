@@ -161,11 +161,11 @@ fn bounds_keep_frequent_pairs_and_each_products_best_partners() {
         pairs::build(&inputs).unwrap().collect().unwrap()
     };
     let all = pairs_within(PairOptions::default());
-    let frequent = pairs_within(PairOptions { min_co_purchases: 5, max_pairs_per_product: None });
+    let frequent = pairs_within(PairOptions { min_co_purchases: 5, max_pairs_per_product: None, ..Default::default() });
     let expected = all.column("co_purchase_count").unwrap().i64().unwrap().iter().flatten().filter(|c| *c >= 5).count();
     assert_eq!(frequent.height(), expected);
     let k = 3;
-    let bounded = pairs_within(PairOptions { min_co_purchases: 1, max_pairs_per_product: Some(k) });
+    let bounded = pairs_within(PairOptions { min_co_purchases: 1, max_pairs_per_product: Some(k), ..Default::default() });
     let mut partners: BTreeMap<i64, usize> = BTreeMap::new();
     let (a, b) = (bounded.column("product_id_a").unwrap().i64().unwrap(), bounded.column("product_id_b").unwrap().i64().unwrap());
     for (x, y) in a.iter().zip(b.iter()) {
@@ -188,7 +188,7 @@ fn the_samples_planted_bundles_are_among_the_highest_lift_pairs() {
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).unwrap()).unwrap();
     let landed = land(&[sample]);
     let as_of = ts(manifest["as_of"].as_str().unwrap());
-    let options = PairOptions { min_co_purchases: 3, max_pairs_per_product: None };
+    let options = PairOptions { min_co_purchases: 3, max_pairs_per_product: None, ..Default::default() };
     let tables = crate::common::compute(&landed.root, "test", as_of, options).unwrap().tables;
     let pairs = &tables.iter().find(|(n, _)| *n == "product_pair_features").unwrap().1;
     let ranked = pairs.clone().lazy()

@@ -141,7 +141,7 @@ fn the_report_shows_every_section_with_the_sample_numbers() {
         assert_eq!(cell_after(&dom, &format!("data-device=\"{device}\""), "num count"), n.to_string(), "device {device}");
     }
     // Nulls and zeros of every table, and what moved three months back.
-    assert_eq!(dom.matches("<details data-table=").count(), 9);
+    assert_eq!(dom.matches("<details data-table=").count(), 10);
     assert_eq!(dom.matches("<tr class=\"drifted\">").count(), 15);
     assert!(!cell_after(&dom, "<tr class=\"drifted\">", "num").starts_with("0.000"), "the largest drift is zero");
 }

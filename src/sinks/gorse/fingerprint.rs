@@ -8,7 +8,7 @@
 //! becomes `false`) may change it without changing the object, which costs one
 //! resend, never a missed update.
 
-use super::mapping::{scaled_label, Kind, Label, Source, FEEDBACK_TYPES, ITEM_LABELS, USER_LABELS};
+use super::mapping::{embedding_number, scaled_label, Kind, Label, Source, FEEDBACK_TYPES, ITEM_LABELS, USER_LABELS};
 use crate::hash::Fnv1a;
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -32,6 +32,7 @@ pub(super) fn fingerprints(source: &Source) -> Result<Vec<Fingerprint>> {
             rows.mix_text(frame, "title")?;
             rows.mix_i64(frame, "published_at")?;
             rows.mix_labels(frame, ITEM_LABELS)?;
+            rows.mix_vectors(frame, "embedding")?;
             rows.keyed(ids("product_id")?, |i| i)
         }
         Kind::User => {
@@ -114,6 +115,24 @@ impl Rows {
             for item in items.iter() {
                 h.update(&[item.is_some() as u8]);
                 mix_str(h, item.unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+
+    /// A vector label as sent ([`embedding_number`]).
+    fn mix_vectors(&mut self, frame: &DataFrame, column: &str) -> Result<()> {
+        let lists = frame.column(column)?.list()?;
+        for (h, list) in self.0.iter_mut().zip(lists.amortized_iter()) {
+            let Some(list) = list else {
+                h.update(&[0]);
+                continue;
+            };
+            let numbers = list.as_ref().f32()?;
+            h.update(&[1]);
+            h.update(&(numbers.len() as u64).to_le_bytes());
+            for x in numbers.into_no_null_iter() {
+                h.update(&embedding_number(x).to_bits().to_le_bytes());
             }
         }
         Ok(())

@@ -48,6 +48,17 @@ pub const ITEM_LABELS: &[(&str, Label)] = &[
     ("has_video", Label::Flag("has_video_content")),
 ];
 
+/// The item label holding the product's vector (product_embeddings), for
+/// Gorse's embedding item-to-item recommender (`column = "item.Labels.embedding"`).
+/// Read in Gorse's source (logics/item_to_item.go, common/bfloats): the
+/// numbers become float32, then bfloat16 by truncation, and items are compared
+/// by Euclidean distance, which panics on vectors of two lengths — so every
+/// vector has the table's one dimension, and is a unit vector. A product
+/// without a vector has no key: Gorse skips it (logging that it found none);
+/// an empty array instead would, in its click-through model's label reader
+/// (model/ctr/data.go), drop the item's other labels.
+pub const EMBEDDING_LABEL: &str = "embedding";
+
 /// User labels, from user_features.
 pub const USER_LABELS: &[(&str, Label)] = &[
     ("rfm_segment", Label::Text("rfm_segment")),
@@ -166,11 +177,15 @@ impl Source {
         if let Some(t) = string(&self.frame, "product_type", row)?.filter(|t| !t.is_empty()) {
             categories.push(format!("type:{t}"));
         }
+        let mut labels = labels(&self.frame, ITEM_LABELS, row)?;
+        if let Some(vector) = embedding(&self.frame, row)? {
+            labels[EMBEDDING_LABEL] = vector;
+        }
         let mut item = json!({
             "ItemId": id,
             "IsHidden": !self.frame.column("is_active")?.bool()?.get(row).unwrap_or(false),
             "Categories": categories,
-            "Labels": labels(&self.frame, ITEM_LABELS, row)?,
+            "Labels": labels,
             "Comment": string(&self.frame, "title", row)?.unwrap_or_default(),
         });
         if let Some(t) = timestamp(&self.frame, "published_at", row)? {
@@ -201,11 +216,12 @@ impl Source {
 
 /// The three sources of one shop, read from its feature Parquet files (the
 /// prefix checked by [`check_prefix`] first); `lifetime` (customer_lifetime_features)
-/// adds user labels, and is absent in generations computed before it existed.
+/// adds user labels and `embeddings` (product_embeddings) the item label
+/// [`EMBEDDING_LABEL`]; both are absent in generations computed before they existed.
 /// Feedback is kept only between exported users and items: Gorse would otherwise
 /// insert a bare item or user for it.
-pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, lifetime: Option<DataFrame>, prefix: &str) -> Result<Vec<Source>> {
-    let products = item_columns(products)?;
+pub fn sources(products: DataFrame, embeddings: Option<DataFrame>, users: DataFrame, interactions: DataFrame, lifetime: Option<DataFrame>, prefix: &str) -> Result<Vec<Source>> {
+    let products = item_columns(products, embeddings)?;
     let users = user_columns(users, lifetime)?;
     let known = |frame: &DataFrame, column: &str| -> Result<HashSet<i64>> { Ok(frame.column(column)?.i64()?.iter().flatten().collect()) };
     let (product_ids, user_ids) = (known(&products, "product_id")?, known(&users, "customer_id")?);
@@ -222,9 +238,10 @@ pub fn sources(products: DataFrame, users: DataFrame, interactions: DataFrame, l
     Ok(vec![source(Kind::Item, products, 1)?, source(Kind::User, users, 1)?, source(Kind::Feedback, interactions, FEEDBACK_TYPES.len())?])
 }
 
-/// Rows of product_features as Gorse items only (the fast lane's export).
-pub fn items(products: DataFrame, prefix: &str) -> Result<Source> {
-    Ok(Source { kind: Kind::Item, frame: row_ready(item_columns(products)?)?, prefix: prefix.to_string(), per_row: 1 })
+/// Rows of product_features (with their rows of product_embeddings) as Gorse
+/// items only (the fast lane's export).
+pub fn items(products: DataFrame, embeddings: Option<DataFrame>, prefix: &str) -> Result<Source> {
+    Ok(Source { kind: Kind::Item, frame: row_ready(item_columns(products, embeddings)?)?, prefix: prefix.to_string(), per_row: 1 })
 }
 
 /// Rows of user_features (with the customers' rows of
@@ -248,10 +265,16 @@ fn feedback_columns(interactions: DataFrame) -> Result<DataFrame> {
     Ok(interactions.select(columns.into_iter().map(PlSmallStr::from))?)
 }
 
-/// The columns of product_features an item is made of.
-fn item_columns(products: DataFrame) -> Result<DataFrame> {
+/// The columns of product_features an item is made of, and product_embeddings'
+/// `embedding` (null without the table).
+fn item_columns(products: DataFrame, embeddings: Option<DataFrame>) -> Result<DataFrame> {
     let columns = ["product_id", "is_active", "published_at", "collection_handles", "product_type", "title"];
-    Ok(products.select(columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?)
+    let products = products.select(columns.iter().copied().chain(ITEM_LABELS.iter().map(|(_, l)| l.column())).map(PlSmallStr::from))?.lazy();
+    let products = match embeddings {
+        Some(embeddings) => products.join(embeddings.lazy().select([col("product_id"), col("embedding")]), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Left)),
+        None => products.with_column(lit(NULL).cast(DataType::List(Box::new(DataType::Float32))).alias("embedding")),
+    };
+    Ok(products.collect()?)
 }
 
 /// `users` with the lifetime labels' columns (null without the table).
@@ -304,6 +327,21 @@ fn labels(frame: &DataFrame, declared: &[(&str, Label)], row: usize) -> Result<V
         }
     }
     Ok(Value::Object(labels))
+}
+
+/// The row's vector as the item label: numbers rounded to 5 decimals (finer
+/// than the bfloat16 Gorse keeps for all but the smallest, and a last-bit
+/// change in a recomputed vector does not count as a changed row); `None`
+/// without a vector.
+fn embedding(frame: &DataFrame, row: usize) -> Result<Option<Value>> {
+    let Some(vector) = frame.column("embedding")?.list()?.get_as_series(row) else { return Ok(None) };
+    let numbers: Vec<Value> = vector.f32()?.into_no_null_iter().map(|x| json!(embedding_number(x))).collect();
+    Ok(Some(Value::Array(numbers)))
+}
+
+/// One number of a vector as sent.
+pub(super) fn embedding_number(x: f32) -> f64 {
+    (f64::from(x) * 100_000.0).round() / 100_000.0
 }
 
 /// A number label's value as sent: scaled to 0..1 and rounded to 4 decimals.

@@ -215,9 +215,11 @@ fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: b
         let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
         // Every table from the same (current) generation: never a mix of two runs.
         let read = |table: &str| read_current_required(root, shop, table);
-        // Generations computed before customer_lifetime_features existed lack it.
+        // Generations computed before customer_lifetime_features existed lack it …
+        // … and customer_lifetime_features or product_embeddings.
         let lifetime = read_current(root, shop, "customer_lifetime_features")?;
-        let sources = mapping::sources(read("product_features")?, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
+        let embeddings = read_current(root, shop, "product_embeddings")?;
+        let sources = mapping::sources(read("product_features")?, embeddings, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
         let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
         let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
         let plans = sources.iter().zip(fingerprints).map(|(source, rows)| plan(source.kind, rows, &delivered, full)).collect();
