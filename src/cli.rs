@@ -61,6 +61,7 @@ pub enum Command {
     Features(commands::features::FeaturesArgs),
     Evaluate(commands::evaluate::EvaluateArgs),
     Similar(commands::similar::SimilarArgs),
+    Trainset(commands::trainset::TrainsetArgs),
     Run(commands::run::RunArgs),
     Export(commands::export::ExportArgs),
     Status(commands::status::StatusArgs),

@@ -38,4 +38,5 @@ pub mod state;
 pub mod status;
 pub mod storage;
 pub mod time;
+pub mod trainset;
 pub mod vocabulary;

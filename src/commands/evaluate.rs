@@ -33,6 +33,14 @@ pub struct EvaluateArgs {
     /// Also write the results (one row per source) to this Parquet file.
     #[arg(long, value_name = "FILE.parquet")]
     pub out: Option<std::path::PathBuf>,
+    /// Write the split (train.parquet, catalog.parquet, customers.parquet) to
+    /// this directory, for a peer to train and rank on (benches/implicit_peer.sh).
+    #[arg(long, value_name = "DIR")]
+    pub write_split: Option<std::path::PathBuf>,
+    /// Score a peer's ranked lists beside the sources, with the same split and
+    /// metric code: a Parquet file of (model, customer_id, rank, product_id).
+    #[arg(long, value_name = "FILE.parquet")]
+    pub peer_lists: Option<std::path::PathBuf>,
     /// Print the results as one JSON object on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -44,7 +52,15 @@ pub fn run(global: &Global, args: EvaluateArgs) -> Result<Outcome> {
         Some(t) => t,
         None => evaluate::last_order_at(&root, &global.shop)? - i64::from(args.horizon_days) * 86_400_000_000,
     };
-    let options = EvaluateOptions { as_of, horizon_days: args.horizon_days, k: args.k, resamples: args.resamples, pairs: args.pairs.options() };
+    let peer_lists = match &args.peer_lists {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            use polars::prelude::SerReader;
+            Some(polars::prelude::ParquetReader::new(file).finish().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let options = EvaluateOptions { as_of, horizon_days: args.horizon_days, k: args.k, resamples: args.resamples, pairs: args.pairs.options(), peer_lists, write_split: args.write_split.clone() };
     let evaluation = evaluate::evaluate(&root, &global.shop, &options)?;
     // Kept for the HTML report (`shopfeat report` shows the last evaluation).
     root.put(&evaluate::last_path(&global.shop), &serde_json::to_vec_pretty(&evaluation)?)?;
@@ -56,10 +72,10 @@ pub fn run(global: &Global, args: EvaluateArgs) -> Result<Outcome> {
     }
     super::print_report(args.json, &evaluation, |out| {
         writeln!(out, "shop {}: T = {}, horizon {} days, k = {}: {} customers tested, {} purchases to find, {} products on sale", evaluation.shop, evaluation.as_of, evaluation.horizon_days, evaluation.k, evaluation.customers, evaluation.test_purchases, evaluation.catalog)?;
-        writeln!(out, "{:<18} {:>24} {:>24} {:>24} {:>9}", "source", format!("hit rate@{}", evaluation.k), format!("recall@{}", evaluation.k), format!("NDCG@{}", evaluation.k), "coverage")?;
+        writeln!(out, "{:<22} {:>24} {:>24} {:>24} {:>9}", "source", format!("hit rate@{}", evaluation.k), format!("recall@{}", evaluation.k), format!("NDCG@{}", evaluation.k), "coverage")?;
         let cell = |e: &crate::evaluate::metrics::Estimate| format!("{:.3} [{:.3}, {:.3}]", e.mean, e.low, e.high);
         for s in &evaluation.sources {
-            writeln!(out, "{:<18} {:>24} {:>24} {:>24} {:>8.1}%", s.source, cell(&s.hit_rate), cell(&s.recall), cell(&s.ndcg), 100.0 * s.coverage)?;
+            writeln!(out, "{:<22} {:>24} {:>24} {:>24} {:>8.1}%", s.source, cell(&s.hit_rate), cell(&s.recall), cell(&s.ndcg), 100.0 * s.coverage)?;
         }
         Ok(())
     })?;

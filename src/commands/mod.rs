@@ -16,6 +16,7 @@ pub mod run;
 pub mod serve;
 pub mod similar;
 pub mod status;
+pub mod trainset;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Evaluate(args) => evaluate::run(&cli.global, args),
         Command::Similar(args) => similar::run(&cli.global, args),
+        Command::Trainset(args) => trainset::run(&cli.global, args),
     }
 }
 

@@ -39,11 +39,16 @@ pub struct EvaluateOptions {
     /// Bootstrap resamples of the tested customers.
     pub resamples: usize,
     pub pairs: PairOptions,
+    /// Ranked lists of a peer (`model`, `customer_id`, `rank`, `product_id`),
+    /// scored beside the sources with the same split and metric code.
+    pub peer_lists: Option<DataFrame>,
+    /// Where to write the split for a peer ([`write_split`]).
+    pub write_split: Option<std::path::PathBuf>,
 }
 
 impl EvaluateOptions {
     pub fn at(as_of: i64) -> EvaluateOptions {
-        EvaluateOptions { as_of, horizon_days: 14, k: 10, resamples: 1000, pairs: PairOptions::default() }
+        EvaluateOptions { as_of, horizon_days: 14, k: 10, resamples: 1000, pairs: PairOptions::default(), peer_lists: None, write_split: None }
     }
 }
 
@@ -98,7 +103,13 @@ pub fn evaluate(root: &DataRoot, shop: &str, options: &EvaluateOptions) -> Resul
     let tested = tested_customers(&knowledge, bought_after);
     let test_purchases = tested.iter().map(|(_, relevant)| relevant.len()).sum();
     let draws = metrics::draws(tested.len(), options.resamples, BOOTSTRAP_SEED);
-    let sources = Source::ALL.iter().map(|&source| score_source(&knowledge, source, &tested, options.k, &draws)).collect();
+    if let Some(dir) = &options.write_split {
+        write_split(dir, &knowledge, &tested)?;
+    }
+    let mut sources: Vec<SourceResult> = Source::ALL.iter().map(|&source| score_source(&knowledge, source, &tested, options.k, &draws)).collect();
+    if let Some(lists) = &options.peer_lists {
+        sources.extend(score_peer(&knowledge, lists, &tested, options.k, &draws)?);
+    }
     Ok(Evaluation {
         shop: shop.to_string(),
         evaluated_at: crate::time::now_rfc3339(),
@@ -121,10 +132,18 @@ pub fn last_order_at(root: &DataRoot, shop: &str) -> Result<i64> {
     latest.column("created_at")?.i64()?.get(0).context("the shop has no valid order to evaluate on")
 }
 
-/// What the sources know at `T`: the feature tables at `T`, computed in memory.
-pub fn knowledge_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<Knowledge> {
-    // The five tables the sources read, in one plan (the sessions they share
-    // are built once), exactly as `compute --as-of T` gives them.
+/// The feature tables the sources read, at `T`.
+pub struct TablesAt {
+    pub products: DataFrame,
+    pub pairs: DataFrame,
+    pub embeddings: DataFrame,
+    pub interactions: DataFrame,
+    pub users: DataFrame,
+}
+
+/// The feature tables the sources read, at `T`, in one plan (the sessions they
+/// share are built once), exactly as `compute --as-of T` gives them.
+pub fn tables_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<TablesAt> {
     let main = pipeline::normalize(root, shop, Some(t))?.for_features().materialize()?;
     let inputs = Inputs::lazy(main, shop, t, pairs)?;
     let plans = vec![
@@ -135,7 +154,13 @@ pub fn knowledge_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> 
         features::user::build(&inputs)?,
     ];
     let [products, pairs, embeddings, interactions, users]: [DataFrame; 5] = crate::normalize::collect_all(plans)?.try_into().map_err(|_| anyhow::anyhow!("five tables"))?;
-    Knowledge::at_t(&products, &pairs, &embeddings, &interactions, &users)
+    Ok(TablesAt { products, pairs, embeddings, interactions, users })
+}
+
+/// What the sources know at `T`: the feature tables at `T`, computed in memory.
+pub fn knowledge_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<Knowledge> {
+    let tables = tables_at(root, shop, t, pairs)?;
+    Knowledge::of(&tables)
 }
 
 /// Per customer, the products in their valid orders created in `(from, to]`
@@ -179,17 +204,63 @@ fn tested_customers(knowledge: &Knowledge, bought_after: HashMap<i64, Vec<i64>>)
 
 fn score_source(knowledge: &Knowledge, source: Source, tested: &[(i64, Vec<i64>)], k: usize, draws: &[Vec<usize>]) -> SourceResult {
     let ranked: Vec<Vec<i64>> = tested.par_iter().map(|(customer, _)| knowledge.rank(source, *customer, k)).collect();
+    score_lists(knowledge, source.name().to_string(), source.personalised(), &ranked, tested, k, draws)
+}
+
+/// Scores ranked lists (one per tested customer, in `tested`'s order).
+fn score_lists(knowledge: &Knowledge, name: String, personalised: bool, ranked: &[Vec<i64>], tested: &[(i64, Vec<i64>)], k: usize, draws: &[Vec<usize>]) -> SourceResult {
     let scores: Vec<metrics::Scores> = ranked.iter().zip(tested).map(|(list, (_, relevant))| metrics::scores(list, relevant, k)).collect();
     let shown: HashSet<i64> = ranked.iter().flatten().copied().collect();
     let of = |pick: fn(&metrics::Scores) -> f64| metrics::estimate(&scores.iter().map(pick).collect::<Vec<_>>(), draws);
     SourceResult {
-        source: source.name().to_string(),
-        personalised: source.personalised(),
+        source: name,
+        personalised,
         hit_rate: of(|s| s.hit),
         recall: of(|s| s.recall),
         ndcg: of(|s| s.ndcg),
         coverage: shown.len() as f64 / knowledge.popular.len().max(1) as f64,
     }
+}
+
+/// Writes the split a peer trains and ranks on, as Parquet in `dir`:
+/// `train.parquet` (customer_id, product_id: every purchase before `T`, the
+/// purchase matrix the sources read), `catalog.parquet` (product_id: on sale at
+/// `T`, most popular first) and `customers.parquet` (customer_id: the tested).
+pub fn write_split(dir: &std::path::Path, knowledge: &Knowledge, tested: &[(i64, Vec<i64>)]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut bought: Vec<(i64, i64)> = knowledge.bought.iter().flat_map(|(c, products)| products.iter().map(move |p| (*c, *p))).collect();
+    bought.sort_unstable();
+    let frames = [
+        ("train", DataFrame::new_infer_height(vec![Column::new("customer_id".into(), bought.iter().map(|b| b.0).collect::<Vec<_>>()), Column::new("product_id".into(), bought.iter().map(|b| b.1).collect::<Vec<_>>())])?),
+        ("catalog", DataFrame::new_infer_height(vec![Column::new("product_id".into(), knowledge.popular.clone())])?),
+        ("customers", DataFrame::new_infer_height(vec![Column::new("customer_id".into(), tested.iter().map(|t| t.0).collect::<Vec<_>>())])?),
+    ];
+    for (name, mut frame) in frames {
+        let path = dir.join(format!("{name}.parquet"));
+        ParquetWriter::new(std::fs::File::create(&path)?).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A peer's lists (`model`, `customer_id`, `rank`, `product_id`) scored as the
+/// sources are: one result per model, named `peer:<model>`. A tested customer
+/// without a list scores zero.
+fn score_peer(knowledge: &Knowledge, lists: &DataFrame, tested: &[(i64, Vec<i64>)], k: usize, draws: &[Vec<usize>]) -> Result<Vec<SourceResult>> {
+    let sorted = lists.clone().lazy().sort(["model", "customer_id", "rank"], SortMultipleOptions::default()).collect()?;
+    let (models, customers, products) = (sorted.column("model")?.str()?.clone(), sorted.column("customer_id")?.cast(&DataType::Int64)?, sorted.column("product_id")?.cast(&DataType::Int64)?);
+    let mut by_model: std::collections::BTreeMap<String, HashMap<i64, Vec<i64>>> = Default::default();
+    for ((m, c), p) in models.iter().zip(customers.i64()?.iter()).zip(products.i64()?.iter()) {
+        if let (Some(m), Some(c), Some(p)) = (m, c, p) {
+            by_model.entry(m.to_string()).or_default().entry(c).or_default().push(p);
+        }
+    }
+    Ok(by_model
+        .into_iter()
+        .map(|(model, lists)| {
+            let ranked: Vec<Vec<i64>> = tested.iter().map(|(c, _)| lists.get(c).map(|l| l.iter().take(k).copied().collect()).unwrap_or_default()).collect();
+            score_lists(knowledge, format!("peer:{model}"), true, &ranked, tested, k, draws)
+        })
+        .collect())
 }
 
 /// The evaluation as a table (one row per source), for `--out`.

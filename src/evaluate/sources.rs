@@ -110,8 +110,13 @@ fn f64s(frame: &DataFrame, column: &str) -> Result<Vec<f64>> {
 }
 
 impl Knowledge {
-    /// From product_features, product_pair_features, interaction_features and
-    /// user_features at `T`.
+    /// From the feature tables at `T` ([`super::tables_at`]).
+    pub fn of(tables: &super::TablesAt) -> Result<Knowledge> {
+        Knowledge::at_t(&tables.products, &tables.pairs, &tables.embeddings, &tables.interactions, &tables.users)
+    }
+
+    /// From product_features, product_pair_features, product_embeddings,
+    /// interaction_features and user_features at `T`.
     pub fn at_t(products: &DataFrame, pairs: &DataFrame, embeddings: &DataFrame, interactions: &DataFrame, users: &DataFrame) -> Result<Knowledge> {
         let mut knowledge = Knowledge::of_catalog(products, pairs, Some(embeddings))?;
         knowledge.add_customers(interactions)?;
@@ -242,6 +247,22 @@ impl Knowledge {
             return self.blend(customer, depth);
         }
         let bought = self.bought.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
+        let mut ranked = self.scored(source, customer, depth);
+        let taken: PlHashSet<i64> = ranked.iter().copied().collect();
+        let rest = self.popular.iter().copied().filter(|p| !taken.contains(p) && bought.binary_search(p).is_err());
+        ranked.extend(rest.take(depth - ranked.len()));
+        ranked
+    }
+
+    /// The first `depth` products `source` scores for `customer` (best first;
+    /// ties: the more popular), without the popularity fill of [`Knowledge::rank`]
+    /// (for popularity: the most popular); never one they bought before `T`,
+    /// never one not on sale. (The blend scores nothing of its own.)
+    pub fn scored(&self, source: Source, customer: i64, depth: usize) -> Vec<i64> {
+        let bought = self.bought.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
+        if source == Source::Popularity {
+            return self.popular.iter().copied().filter(|p| bought.binary_search(p).is_err()).take(depth).collect();
+        }
         // (score, popularity rank, product) of the scored products one may recommend.
         let mut scored: Vec<(f64, usize, i64)> = self
             .scores(source, customer, bought)
@@ -249,11 +270,7 @@ impl Knowledge {
             .filter(|(p, s)| *s > 0.0 && bought.binary_search(p).is_err())
             .filter_map(|(p, s)| Some((s, *self.popularity_rank.get(&p)?, p)))
             .collect();
-        let mut ranked: Vec<i64> = best(&mut scored, depth).iter().map(|(_, _, p)| *p).collect();
-        let taken: PlHashSet<i64> = ranked.iter().copied().collect();
-        let rest = self.popular.iter().copied().filter(|p| !taken.contains(p) && bought.binary_search(p).is_err());
-        ranked.extend(rest.take(depth - ranked.len()));
-        ranked
+        best(&mut scored, depth).iter().map(|(_, _, p)| *p).collect()
     }
 
     /// Each product's score for `customer` under `source` (absent: 0).

@@ -260,3 +260,36 @@ fn generated_tastes_keep_customers_to_their_types_and_leave_the_presets_alone() 
     let (without, with) = (taste_concentration(plain.path(), 4), taste_concentration(tasted.path(), 4));
     assert!(with > without + 0.15, "two types hold {with:.2} of a customer's lines with tastes, {without:.2} without");
 }
+
+#[test]
+fn a_peers_lists_are_scored_on_the_same_split_with_the_same_metrics() {
+    let (dir, root) = sample_root();
+    let t = shopfeat::time::parse_time("2025-11-10").unwrap();
+    let split = dir.path().join("split");
+    let mut options = EvaluateOptions { resamples: 100, write_split: Some(split.clone()), ..EvaluateOptions::at(t) };
+    let plain = evaluate::evaluate(&root, "s", &options).unwrap();
+    let read = |name: &str| ParquetReader::new(std::fs::File::open(split.join(format!("{name}.parquet"))).unwrap()).finish().unwrap();
+    let customers: Vec<i64> = read("customers").column("customer_id").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert_eq!(customers.len(), plain.customers);
+    assert_eq!(read("catalog").height(), plain.catalog);
+    let knowledge = evaluate::knowledge_at(&root, "s", t, Default::default()).unwrap();
+    assert_eq!(read("train").height(), knowledge.bought.values().map(Vec::len).sum::<usize>(), "every purchase before T");
+    // A peer that ranks as popularity does scores as popularity; one that
+    // ranks nothing scores zero.
+    let (mut model, mut customer, mut rank, mut product) = (vec![], vec![], vec![], vec![]);
+    for c in &customers {
+        for (r, p) in knowledge.rank(Source::Popularity, *c, 10).into_iter().enumerate() {
+            (model.push("copy"), customer.push(*c), rank.push(r as i64 + 1), product.push(p));
+        }
+    }
+    (model.push("lost"), customer.push(-1), rank.push(1), product.push(-1));
+    let lists = df!("model" => model, "customer_id" => customer, "rank" => rank, "product_id" => product).unwrap();
+    (options.write_split, options.peer_lists) = (None, Some(lists));
+    let with_peer = evaluate::evaluate(&root, "s", &options).unwrap();
+    let find = |name: &str| with_peer.sources.iter().find(|s| s.source == name).unwrap_or_else(|| panic!("{name}")).clone();
+    let (copy, popularity, lost) = (find("peer:copy"), find("popularity_30d"), find("peer:lost"));
+    assert_eq!((copy.hit_rate.mean, copy.hit_rate.low, copy.hit_rate.high), (popularity.hit_rate.mean, popularity.hit_rate.low, popularity.hit_rate.high));
+    assert_eq!((copy.ndcg.mean, copy.recall.mean, copy.coverage), (popularity.ndcg.mean, popularity.recall.mean, popularity.coverage));
+    assert!(copy.hit_rate.mean > 0.0);
+    assert_eq!((lost.hit_rate.mean, lost.coverage), (0.0, 0.0));
+}

@@ -43,5 +43,6 @@ mod session_features;
 mod shopify_fake;
 mod status;
 mod storage;
+mod trainset;
 mod user_features;
 mod webhook_client;

@@ -1,0 +1,564 @@
+//! `shopfeat trainset`: training rows for a ranking model over many cut-offs.
+//!
+//! For each cut-off `T`: rows (customer, product) — each customer active before
+//! `T` (a view, cart add or purchase in the `active_days` up to `T`) and each
+//! product a candidate source proposes for them, or the rows of a spine — with the user,
+//! product, interaction and pair features exactly as `compute --as-of T` gives
+//! them (the same normalization at `T`, the same table builds), and a label:
+//! whether the customer bought (or added to cart) the product in
+//! `(T, T + horizon]`, with the time of the first such event. Nothing after `T`
+//! reaches a feature; an event exactly at `T` is a feature, one exactly at
+//! `T + horizon` a label.
+//!
+//! Written as Parquet partitioned by cut-off (`cutoff=<T>/part-<n>.parquet`,
+//! at most 200,000 rows a part, so memory holds one part's features), a
+//! `manifest.json` (rows, positives, the share of label events the candidates
+//! cover, a hash of the content) and a DuckDB file with the view `trainset`.
+//! The directory appears whole or not at all.
+
+use crate::evaluate::sources::{Knowledge, Source};
+use crate::evaluate::{self, TablesAt};
+use crate::features::pairs::PairOptions;
+use crate::hash::Fnv1a;
+use crate::pipeline;
+use crate::storage::DataRoot;
+use crate::vocabulary::EventName;
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What a row's label records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// A valid order containing the product (valid at `T + horizon`: not a
+    /// test order, not cancelled by then).
+    Purchase,
+    /// A `product_added_to_cart` event of the product by the customer's browsers.
+    AddToCart,
+}
+
+/// A source of candidate products for a customer at `T`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// Partners of their purchases in product_pair_features, by confidence.
+    Pairs,
+    /// The shop's most popular products (purchases in 30 days).
+    Popular,
+    /// What they bought before, most bought first (then the latest).
+    Repurchase,
+    /// The nearest products by product_embeddings to what they bought or viewed.
+    Embedding,
+    /// Partners of what they bought or viewed, by co-view count.
+    CoView,
+}
+
+impl Candidates {
+    const ALL: [Candidates; 5] = [Candidates::Pairs, Candidates::Popular, Candidates::Repurchase, Candidates::Embedding, Candidates::CoView];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Candidates::Pairs => "pairs",
+            Candidates::Popular => "popular",
+            Candidates::Repurchase => "repurchase",
+            Candidates::Embedding => "embedding",
+            Candidates::CoView => "co_view",
+        }
+    }
+
+    /// `pairs:50,popular:50,…` → the sources and how many each proposes.
+    pub fn parse_list(text: &str) -> Result<Vec<(Candidates, usize)>, String> {
+        let mut list = vec![];
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, n) = part.split_once(':').ok_or_else(|| format!("{part:?}: expected SOURCE:N, e.g. pairs:50"))?;
+            let source = Candidates::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| {
+                format!("{name:?} is not a candidate source (one of {})", Candidates::ALL.map(Candidates::name).join(", "))
+            })?;
+            let n: usize = n.parse().map_err(|_| format!("{part:?}: N must be a whole number"))?;
+            if n == 0 || list.iter().any(|(c, _)| *c == source) {
+                return Err(format!("{part:?}: N must be at least 1, and each source named once"));
+            }
+            list.push((source, n));
+        }
+        if list.is_empty() {
+            return Err("name at least one candidate source".into());
+        }
+        Ok(list)
+    }
+}
+
+/// Where the rows come from.
+#[derive(Debug, Clone)]
+pub enum Rows {
+    Candidates(Vec<(Candidates, usize)>),
+    /// `(customer_id, product_id, cutoff)` rows given by the user (Feast's
+    /// entity dataframe): the cut-offs are theirs.
+    Spine(DataFrame),
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainsetOptions {
+    /// Cut-offs, µs since the epoch (ignored with a spine, which names its own).
+    pub cutoffs: Vec<i64>,
+    /// µs.
+    pub horizon: i64,
+    pub label: Label,
+    pub rows: Rows,
+    /// With candidates: the customers are those with a view, cart add or
+    /// purchase in this many days up to `T`.
+    pub active_days: u32,
+    pub pairs: PairOptions,
+}
+
+/// What a training set holds (its `manifest.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub shop: String,
+    pub label: Label,
+    pub horizon_seconds: i64,
+    /// `pairs:50,popular:50,…`, or `spine`.
+    pub rows_from: String,
+    pub cutoffs: Vec<CutoffSummary>,
+    pub rows: usize,
+    pub positives: usize,
+    /// Label events ((customer, product) pairs) of the customers with rows,
+    /// and the share of them that some row holds.
+    pub label_events: usize,
+    pub covered_share: f64,
+    /// FNV-1a of the partitions' Parquet bytes in cut-off order.
+    pub content_hash: String,
+    pub columns: Vec<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CutoffSummary {
+    pub cutoff: String,
+    pub file: String,
+    pub customers: usize,
+    pub rows: usize,
+    pub positives: usize,
+    pub label_events: usize,
+    pub covered: usize,
+    pub seconds: f64,
+}
+
+/// The partition directory of a cut-off: `cutoff=20250601T000000Z`.
+pub fn partition(cutoff: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_micros(cutoff).expect("a time in range");
+    format!("cutoff={}", t.format("%Y%m%dT%H%M%S%.fZ"))
+}
+
+/// Builds the training set of `shop` into `out` (which must not exist yet).
+pub fn build(root: &DataRoot, shop: &str, options: &TrainsetOptions, out: &Path) -> Result<Manifest> {
+    let started = Instant::now();
+    if out.exists() {
+        bail!("{} exists: give a new directory (a training set is written whole, never over another)", out.display());
+    }
+    let cutoffs = cutoffs_of(options)?;
+    let staging = staging_dir(out)?;
+    let result = write_partitions(root, shop, options, &cutoffs, &staging);
+    let (summaries, hash, columns) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let rows = summaries.iter().map(|s| s.rows).sum();
+    let label_events: usize = summaries.iter().map(|s| s.label_events).sum();
+    let covered: usize = summaries.iter().map(|s| s.covered).sum();
+    let manifest = Manifest {
+        shop: shop.to_string(),
+        label: options.label,
+        horizon_seconds: options.horizon / 1_000_000,
+        rows_from: match &options.rows {
+            Rows::Candidates(list) => list.iter().map(|(c, n)| format!("{}:{n}", c.name())).collect::<Vec<_>>().join(","),
+            Rows::Spine(_) => "spine".into(),
+        },
+        rows,
+        positives: summaries.iter().map(|s| s.positives).sum(),
+        label_events,
+        covered_share: if label_events == 0 { 0.0 } else { covered as f64 / label_events as f64 },
+        content_hash: hash,
+        columns,
+        cutoffs: summaries,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    std::fs::write(staging.join("manifest.json"), serde_json::to_vec_pretty(&manifest)?)?;
+    std::fs::rename(&staging, out).with_context(|| format!("cannot move the training set to {}", out.display()))?;
+    // The view names the files by their final path, so it is made last (the
+    // set is complete without it).
+    write_view(out).context("the DuckDB view")?;
+    Ok(manifest)
+}
+
+/// The cut-offs, sorted: the options', or the spine's.
+fn cutoffs_of(options: &TrainsetOptions) -> Result<Vec<i64>> {
+    let mut cutoffs = match &options.rows {
+        Rows::Candidates(_) => options.cutoffs.clone(),
+        Rows::Spine(spine) => spine.column("cutoff")?.cast(&DataType::Int64)?.i64()?.iter().flatten().collect(),
+    };
+    cutoffs.sort_unstable();
+    cutoffs.dedup();
+    if cutoffs.is_empty() {
+        bail!("no cut-off to build rows at");
+    }
+    Ok(cutoffs)
+}
+
+/// A fresh directory beside `out` to write into.
+fn staging_dir(out: &Path) -> Result<PathBuf> {
+    let name = out.file_name().context("the output directory needs a name")?.to_string_lossy().into_owned();
+    let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+    Ok(staging)
+}
+
+/// Every cut-off's partition, in order; the content hash and the columns.
+fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cutoffs: &[i64], staging: &Path) -> Result<(Vec<CutoffSummary>, String, Vec<String>)> {
+    let labels = label_events(root, shop, options.label, *cutoffs.last().expect("a cut-off") + options.horizon)?;
+    let progress = crate::progress::Progress::new(cutoffs.len() as u64, "cut-offs", false);
+    let mut hash = Fnv1a::default();
+    let (mut summaries, mut columns) = (vec![], vec![]);
+    for &t in cutoffs {
+        let started = Instant::now();
+        let (mut summary, names) = write_cutoff(root, shop, options, &labels, t, &staging.join(partition(t)), &mut hash)?;
+        columns = names;
+        summary.file = format!("{}/part-*.parquet", partition(t));
+        summary.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(cutoff = %summary.cutoff, rows = summary.rows, positives = summary.positives, seconds = summary.seconds, "cut-off written");
+        summaries.push(summary);
+        progress.inc(1);
+    }
+    progress.finish();
+    Ok((summaries, format!("{:016x}", hash.finish()), columns))
+}
+
+/// `(customer_id, product_id, at, valid_until)` of every label event in the
+/// shop as it stands at `end` (the last window's end): `valid_until` is when
+/// an order was cancelled (a purchase counts in a window ending before it).
+fn label_events(root: &DataRoot, shop: &str, label: Label, end: i64) -> Result<DataFrame> {
+    let main = pipeline::normalize(root, shop, Some(end))?;
+    let frame = match label {
+        Label::Purchase => {
+            let orders = main.orders.filter(col("test").eq(lit(false))).select([col("order_id"), col("customer_id"), col("created_at").cast(DataType::Int64).alias("at"), col("cancelled_at").cast(DataType::Int64).alias("valid_until")]);
+            main.line_items.select([col("order_id"), col("product_id")]).join(orders, [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Inner)).select([col("customer_id"), col("product_id"), col("at"), col("valid_until")])
+        }
+        Label::AddToCart => main.events.filter(col("name").eq(lit(EventName::ProductAddedToCart.as_str()))).select([
+            col("customer_id"),
+            col("product_id"),
+            col("timestamp").cast(DataType::Int64).alias("at"),
+            lit(NULL).cast(DataType::Int64).alias("valid_until"),
+        ]),
+    };
+    Ok(frame.filter(col("customer_id").is_not_null().and(col("product_id").is_not_null())).collect()?)
+}
+
+/// The first label event of each (customer, product) in `(t, t + horizon]`.
+fn labels_in(labels: &DataFrame, t: i64, horizon: i64) -> LazyFrame {
+    let end = t + horizon;
+    let valid = col("valid_until").is_null().or(col("valid_until").gt(lit(end)));
+    labels
+        .clone()
+        .lazy()
+        .filter(col("at").gt(lit(t)).and(col("at").lt_eq(lit(end))).and(valid))
+        .group_by([col("customer_id"), col("product_id")])
+        .agg([col("at").min().alias("label_at")])
+}
+
+/// Rows per Parquet file: a cut-off of a large shop is written a part at a
+/// time, so memory holds one part's features, not the cut-off's.
+const ROWS_PER_PART: usize = 200_000;
+
+/// Writes cut-off `t`'s rows (with their features and labels) into `dir`,
+/// part by part, feeding each file's bytes to `hash`.
+fn write_cutoff(root: &DataRoot, shop: &str, options: &TrainsetOptions, labels: &DataFrame, t: i64, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
+    let clock = Instant::now();
+    let tables = evaluate::tables_at(root, shop, t, options.pairs)?;
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
+    let keys = match &options.rows {
+        Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,
+        Rows::Spine(spine) => spine
+            .clone()
+            .lazy()
+            .filter(col("cutoff").cast(DataType::Int64).eq(lit(t)))
+            .select([col("customer_id").cast(DataType::Int64), col("product_id").cast(DataType::Int64), lit(Series::new_empty("sources".into(), &DataType::String)).implode(false).alias("sources")])
+            .unique_stable(Some(cols(["customer_id", "product_id"])), UniqueKeepStrategy::First)
+            .sort(["customer_id", "product_id"], SortMultipleOptions::default())
+            .collect()?,
+    };
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), rows = keys.height(), "rows chosen");
+    let customers: DataFrame = keys.clone().lazy().select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any).collect()?;
+    let window = labels_in(labels, t, options.horizon).join(customers.clone().lazy(), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Semi)).collect()?;
+    std::fs::create_dir_all(dir)?;
+    let best_pairs = BestPairs::new(&tables)?;
+    let (mut positives, mut columns) = (0, vec![]);
+    for (n, (offset, len)) in parts(keys.column("customer_id")?.i64()?)?.into_iter().enumerate() {
+        let mut frame = with_features(&tables, &best_pairs, keys.slice(offset as i64, len), &window, t)?;
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), part = n, "features joined");
+        positives += frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
+        let mut bytes = vec![];
+        ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
+        std::fs::write(dir.join(format!("part-{n}.parquet")), &bytes)?;
+        hash.update(&bytes);
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), part = n, bytes = bytes.len(), "part written");
+        columns = frame.get_column_names().iter().map(|c| c.to_string()).collect();
+    }
+    let summary = CutoffSummary {
+        cutoff: crate::time::rfc3339(t),
+        file: String::new(),
+        customers: customers.height(),
+        rows: keys.height(),
+        positives,
+        label_events: window.height(),
+        covered: positives,
+        seconds: 0.0,
+    };
+    Ok((summary, columns))
+}
+
+/// (offset, length) of parts of at most [`ROWS_PER_PART`] rows (more only
+/// when one customer has more), split where the customer changes; at least one.
+fn parts(customers: &Int64Chunked) -> Result<Vec<(usize, usize)>> {
+    let mut parts = vec![];
+    let (mut start, mut previous) = (0, None);
+    for (i, c) in customers.iter().enumerate() {
+        if i - start >= ROWS_PER_PART && c != previous {
+            parts.push((start, i - start));
+            start = i;
+        }
+        previous = c;
+    }
+    parts.push((start, customers.len() - start));
+    Ok(parts)
+}
+
+/// `keys` (customer_id, product_id, sources) with the label and the user,
+/// product, interaction and pair features at `t`, by customer and product.
+fn with_features(tables: &TablesAt, pairs: &BestPairs, keys: DataFrame, window: &DataFrame, t: i64) -> Result<DataFrame> {
+    let key = || [col("customer_id"), col("product_id")];
+    let ts = |c: Expr| c.cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)));
+    let mut frame = keys
+        .lazy()
+        .join(window.clone().lazy(), key(), key(), JoinArgs::new(JoinType::Left))
+        .select([ts(lit(t)).alias("cutoff"), col("customer_id"), col("product_id"), col("sources"), col("label_at").is_not_null().alias("label"), ts(col("label_at")).alias("label_at")]);
+    frame = frame.join(prefixed(&tables.users, "user", &["customer_id"]), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Left));
+    frame = frame.join(prefixed(&tables.products, "product", &["product_id"]), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Left));
+    frame = frame.join(prefixed(&tables.interactions, "interaction", &["customer_id", "product_id"]), key(), key(), JoinArgs::new(JoinType::Left));
+    let frame = frame.sort(["customer_id", "product_id"], SortMultipleOptions::default()).collect()?;
+    pairs.attach(frame)
+}
+
+/// `table`'s columns but the key as `<prefix>__<column>` (shop_id and
+/// computed_at left out: the cut-off is the row's).
+fn prefixed(table: &DataFrame, prefix: &str, key: &[&str]) -> LazyFrame {
+    let columns: Vec<Expr> = table
+        .get_column_names()
+        .into_iter()
+        .map(|c| c.as_str())
+        .filter(|c| !["shop_id", "computed_at"].contains(c))
+        .map(|c| if key.contains(&c) { col(c) } else { col(c).alias(format!("{prefix}__{c}")) })
+        .collect();
+    table.clone().lazy().select(columns)
+}
+
+/// The candidates of every customer active since `since` (a view, cart add or
+/// purchase after it, up to `T`): `(customer_id, product_id, sources)`, sources
+/// in the order named, sorted by customer and product.
+fn candidates(tables: &TablesAt, list: &[(Candidates, usize)], since: i64) -> Result<DataFrame> {
+    let clock = Instant::now();
+    let knowledge = Knowledge::of(tables)?;
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "what the sources know");
+    let interactions = &tables.interactions;
+    let after = |c: &str| col(c).cast(DataType::Int64).gt(lit(since)).fill_null(lit(false));
+    let recent = after("last_view_at").or(after("last_cart_add_at")).or(after("last_purchase_at"));
+    let active = interactions.clone().lazy().filter(recent).select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any).collect()?;
+    let mut customers: Vec<i64> = active.column("customer_id")?.i64()?.iter().flatten().collect();
+    customers.sort_unstable();
+    let repurchases = repurchases(interactions)?;
+    // Per customer (on every core): each product once, with its sources in
+    // the order named, by product id.
+    let proposed: Vec<std::collections::BTreeMap<i64, Vec<&'static str>>> = customers
+        .par_iter()
+        .map(|&customer| {
+            let mut products: std::collections::BTreeMap<i64, Vec<&'static str>> = Default::default();
+            for &(source, n) in list {
+                let found: Vec<i64> = match source {
+                    Candidates::Pairs => knowledge.scored(Source::PairsConfidence, customer, n),
+                    Candidates::Popular => knowledge.scored(Source::Popularity, customer, n),
+                    Candidates::Embedding => knowledge.scored(Source::Embedding, customer, n),
+                    Candidates::CoView => knowledge.scored(Source::CoView, customer, n),
+                    Candidates::Repurchase => repurchases.get(&customer).map(|l| l.iter().take(n).copied().collect()).unwrap_or_default(),
+                };
+                for product in found {
+                    products.entry(product).or_default().push(source.name());
+                }
+            }
+            products
+        })
+        .collect();
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "proposed");
+    let rows: usize = proposed.iter().map(|p| p.len()).sum();
+    let (mut c, mut p) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    let mut sources = ListStringChunkedBuilder::new("sources".into(), rows, rows * 2);
+    for (customer, products) in customers.iter().zip(&proposed) {
+        for (product, names) in products {
+            c.push(*customer);
+            p.push(*product);
+            sources.append_values_iter(names.iter().copied());
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![Column::new("customer_id".into(), c), Column::new("product_id".into(), p), sources.finish().into_column()])?)
+}
+
+/// Per customer, what they bought before `T`: most purchases first, then the
+/// latest, then the product id.
+fn repurchases(interactions: &DataFrame) -> Result<std::collections::HashMap<i64, Vec<i64>>> {
+    let bought = interactions
+        .clone()
+        .lazy()
+        .filter(col("purchase_count").gt(lit(0)))
+        .sort_by_exprs(
+            [col("customer_id"), col("purchase_count"), col("last_purchase_at"), col("product_id")],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, true, false]),
+        )
+        .select([col("customer_id"), col("product_id")])
+        .collect()?;
+    let mut lists: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    for (c, p) in bought.column("customer_id")?.i64()?.iter().zip(bought.column("product_id")?.i64()?.iter()) {
+        if let (Some(c), Some(p)) = (c, p) {
+            lists.entry(c).or_default().push(p);
+        }
+    }
+    Ok(lists)
+}
+
+/// Per (customer, product): the row of product_pair_features pairing the
+/// product with the customer's purchase of highest confidence (purchase →
+/// product; ties: more co-purchases, then the lower partner id), as
+/// `pair__partner_id`, `pair__confidence` and the pair's columns. Looked up
+/// per row in a hash of the pairs (a customer bought a few products; a
+/// popular candidate has thousands of partners).
+struct BestPairs {
+    pairs: DataFrame,
+    /// (purchase, product) → (row, whether the purchase is `product_id_a`).
+    index: PlHashMap<(i64, i64), (IdxSize, bool)>,
+    a_to_b: Vec<f64>,
+    b_to_a: Vec<f64>,
+    co: Vec<i64>,
+    /// Per customer, the products bought before `T`.
+    bought: PlHashMap<i64, Vec<i64>>,
+}
+
+impl BestPairs {
+    const SHARED: [&'static str; 7] = ["co_purchase_count", "co_view_count", "co_cart_count", "support", "lift", "first_co_purchase_at", "last_co_purchase_at"];
+
+    fn new(tables: &TablesAt) -> Result<BestPairs> {
+        let pairs = tables.pairs.select(Self::SHARED.iter().copied().chain(["product_id_a", "product_id_b", "confidence_a_to_b", "confidence_b_to_a"]))?;
+        let ids = |c: &str| -> Result<Vec<i64>> { Ok(pairs.column(c)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect()) };
+        let floats = |c: &str| -> Result<Vec<f64>> { Ok(pairs.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NEG_INFINITY)).collect()) };
+        let (a, b) = (ids("product_id_a")?, ids("product_id_b")?);
+        let mut index = PlHashMap::with_capacity(2 * a.len());
+        for (row, (a, b)) in a.iter().zip(&b).enumerate() {
+            index.insert((*a, *b), (row as IdxSize, true));
+            index.insert((*b, *a), (row as IdxSize, false));
+        }
+        let interactions = &tables.interactions;
+        let bought_rows = interactions.clone().lazy().filter(col("purchase_count").gt(lit(0))).select([col("customer_id"), col("product_id")]).collect()?;
+        let mut bought: PlHashMap<i64, Vec<i64>> = PlHashMap::new();
+        for (c, p) in bought_rows.column("customer_id")?.i64()?.iter().zip(bought_rows.column("product_id")?.i64()?.iter()) {
+            if let (Some(c), Some(p)) = (c, p) {
+                bought.entry(c).or_default().push(p);
+            }
+        }
+        Ok(BestPairs { a_to_b: floats("confidence_a_to_b")?, b_to_a: floats("confidence_b_to_a")?, co: ids("co_purchase_count")?, pairs, index, bought })
+    }
+
+    /// `frame` (with customer_id, product_id) with the pair columns.
+    fn attach(&self, mut frame: DataFrame) -> Result<DataFrame> {
+        let (customers, products) = (frame.column("customer_id")?.i64()?.clone(), frame.column("product_id")?.i64()?.clone());
+        let mut rows: Vec<Option<IdxSize>> = Vec::with_capacity(frame.height());
+        let (mut partners, mut confidences) = (Vec::with_capacity(frame.height()), Vec::with_capacity(frame.height()));
+        for (c, p) in customers.iter().zip(products.iter()) {
+            let (Some(c), Some(p)) = (c, p) else {
+                (rows.push(None), partners.push(None), confidences.push(None));
+                continue;
+            };
+            // (confidence, co-purchases, −partner): the largest wins.
+            let mut best: Option<((f64, i64, i64), IdxSize)> = None;
+            for &q in self.bought.get(&c).into_iter().flatten() {
+                if let Some(&(row, q_is_a)) = self.index.get(&(q, p)) {
+                    let r = row as usize;
+                    let confidence = if q_is_a { self.a_to_b[r] } else { self.b_to_a[r] };
+                    let rank = (confidence, self.co[r], -q);
+                    if best.is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
+                        best = Some((rank, row));
+                    }
+                }
+            }
+            rows.push(best.map(|(_, row)| row));
+            partners.push(best.map(|((_, _, q), _)| -q));
+            confidences.push(best.map(|((c, _, _), _)| c));
+        }
+        let taken = self.pairs.select(Self::SHARED)?.take(&IdxCa::from_iter_options("rows".into(), rows.into_iter()))?;
+        frame.with_column(Column::new("pair__partner_id".into(), partners))?;
+        frame.with_column(Column::new("pair__confidence".into(), confidences))?;
+        for c in Self::SHARED {
+            frame.with_column(taken.column(c)?.clone().with_name(format!("pair__{c}").into()))?;
+        }
+        Ok(frame)
+    }
+}
+
+/// `trainset.duckdb` beside the partitions, with the view `trainset` over them.
+fn write_view(out: &Path) -> Result<()> {
+    let path = out.join("trainset.duckdb");
+    let staged = out.join(".trainset.duckdb.partial");
+    let _ = std::fs::remove_file(&staged);
+    let glob = out.canonicalize()?.join("cutoff=*").join("part-*.parquet");
+    let connection = duckdb::Connection::open(&staged)?;
+    connection.execute_batch(&format!("CREATE VIEW trainset AS SELECT * FROM read_parquet('{}', hive_partitioning = false);", glob.display().to_string().replace('\'', "''")))?;
+    drop(connection);
+    std::fs::rename(&staged, &path)?;
+    Ok(())
+}
+
+/// Cut-offs from `START..END/STEP` (END included when a step lands on it) or a
+/// comma-separated list; times RFC 3339 or YYYY-MM-DD (UTC), steps `7d`, `12h`.
+pub fn parse_cutoffs(text: &str) -> Result<Vec<i64>, String> {
+    if let Some((range, step)) = text.split_once('/') {
+        let (start, end) = range.split_once("..").ok_or_else(|| format!("{text:?}: expected START..END/STEP or a list"))?;
+        let (start, end, step) = (crate::time::parse_time(start)?, crate::time::parse_time(end)?, parse_duration(step)?);
+        if end < start {
+            return Err(format!("{text:?}: the end is before the start"));
+        }
+        let count = (end - start) / step + 1;
+        if count > 10_000 {
+            return Err(format!("{text:?}: {count} cut-offs; at most 10,000"));
+        }
+        return Ok((0..count).map(|i| start + i * step).collect());
+    }
+    text.split(',').map(|t| crate::time::parse_time(t.trim())).collect()
+}
+
+/// `7d`, `12h`, `30m` → µs (positive).
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| format!("{text:?}: expected a duration such as 7d, 12h or 30m"))?;
+    let unit_us = match unit {
+        "d" => 86_400_000_000,
+        "h" => 3_600_000_000,
+        "m" => 60_000_000,
+        _ => return Err(format!("{text:?}: the unit is d, h or m")),
+    };
+    if n <= 0 {
+        return Err(format!("{text:?}: must be positive"));
+    }
+    Ok(n * unit_us)
+}

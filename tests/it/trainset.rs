@@ -1,0 +1,253 @@
+//! `shopfeat trainset`: every row's features equal a separate compute at its
+//! cut-off (cut-offs exactly at an order and at an event among them), labels
+//! against orders read by hand with the window's edges, late data moving labels
+//! only, the same content hash twice, the DuckDB view, and clear errors.
+
+use crate::common::*;
+use polars::prelude::*;
+use shopfeat::trainset::{self, Candidates, Label, Rows, TrainsetOptions};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+const DAY: i64 = 86_400_000_000;
+
+fn sample() -> Landed {
+    land(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")])
+}
+
+fn options(cutoffs: Vec<i64>, horizon: i64, rows: Rows) -> TrainsetOptions {
+    TrainsetOptions { cutoffs, horizon, label: Label::Purchase, rows, active_days: 90, pairs: Default::default() }
+}
+
+fn default_candidates() -> Rows {
+    Rows::Candidates(Candidates::parse_list("pairs:20,popular:20,repurchase:10,embedding:20").unwrap())
+}
+
+fn read(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+}
+
+/// The rows of `frame` whose `key` columns match `row`'s, as one row.
+fn feature_row(frame: &DataFrame, key: &[(&str, i64)]) -> Option<DataFrame> {
+    let mut filter = lit(true);
+    for (c, v) in key {
+        filter = filter.and(col(*c).eq(lit(*v)));
+    }
+    let found = frame.clone().lazy().filter(filter).collect().unwrap();
+    assert!(found.height() <= 1);
+    (found.height() == 1).then_some(found)
+}
+
+/// Every row's `prefix__` columns equal `table`'s row for its key (all nulls
+/// when the table has none).
+fn assert_features_match(rows: &DataFrame, table: &DataFrame, prefix: &str, key: &[&str]) {
+    let columns: Vec<String> = table.get_column_names().iter().map(|c| c.to_string()).filter(|c| !key.contains(&c.as_str()) && c != "shop_id" && c != "computed_at").collect();
+    assert!(!columns.is_empty());
+    let mut checked = 0;
+    for i in 0..rows.height() {
+        let id = |c: &str| rows.column(c).unwrap().i64().unwrap().get(i).unwrap();
+        let keys: Vec<(&str, i64)> = key.iter().map(|k| (*k, id(k))).collect();
+        let expected = feature_row(table, &keys);
+        for c in &columns {
+            let got = rows.column(&format!("{prefix}__{c}")).unwrap().get(i).unwrap().into_static();
+            let want = match &expected {
+                Some(f) => f.column(c).unwrap().get(0).unwrap().into_static(),
+                None => AnyValue::Null,
+            };
+            assert!(got == want || (got.is_null() && want.is_null()), "{prefix}__{c} of {keys:?}: {got:?} vs {want:?}");
+        }
+        checked += expected.is_some() as usize;
+    }
+    assert!(checked > 0, "some rows have a {prefix} row");
+}
+
+/// Valid orders' (customer, product, created_at, cancelled_at), read by hand
+/// from the normalized tables as the shop stands at `at`.
+fn order_lines(landed: &Landed, at: i64) -> Vec<(i64, i64, i64, Option<i64>)> {
+    let tables = landed.tables(Some(at));
+    let orders = &tables["orders"].0;
+    let int = |f: &DataFrame, c: &str| f.column(c).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().collect::<Vec<_>>();
+    let test: Vec<Option<bool>> = orders.column("test").unwrap().bool().unwrap().iter().collect();
+    let (ids, customers, created, cancelled) = (int(orders, "order_id"), int(orders, "customer_id"), int(orders, "created_at"), int(orders, "cancelled_at"));
+    let mut by_id = BTreeMap::new();
+    for i in 0..ids.len() {
+        if let (Some(id), Some(c), false) = (ids[i], customers[i], test[i] == Some(true)) {
+            by_id.insert(id, (c, created[i].unwrap(), cancelled[i]));
+        }
+    }
+    let lines = &tables["line_items"].0;
+    int(lines, "order_id")
+        .into_iter()
+        .zip(int(lines, "product_id"))
+        .filter_map(|(o, p)| {
+            let (c, at, cancelled) = *by_id.get(&o?)?;
+            Some((c, p?, at, cancelled))
+        })
+        .collect()
+}
+
+#[test]
+fn every_row_equals_a_compute_at_its_cutoff_and_labels_take_the_window_edges() {
+    let landed = sample();
+    let lines = order_lines(&landed, ts("2025-12-31T00:00:00Z"));
+    let horizon = 7 * DAY;
+    // A cut-off exactly at an order (which is then a feature, not a label), one
+    // whose window ends exactly at another order (a label), and one exactly at
+    // a product view of a linked customer.
+    let mut sorted = lines.clone();
+    sorted.retain(|l| l.3.is_none());
+    sorted.sort_by_key(|l| l.2);
+    let at_order = sorted[sorted.len() / 2];
+    let ending_at = sorted[sorted.len() / 3];
+    let tables = landed.tables(Some(ts("2025-12-31T00:00:00Z")));
+    let events = &tables["events"].0;
+    let viewed = events
+        .clone()
+        .lazy()
+        .filter(col("name").eq(lit("product_viewed")).and(col("customer_id").is_not_null()).and(col("product_id").is_not_null()))
+        .select([col("customer_id"), col("product_id"), col("timestamp").cast(DataType::Int64)])
+        .sort(["timestamp"], Default::default())
+        .collect()
+        .unwrap();
+    let v = viewed.height() / 2;
+    let at_event = (viewed.column("customer_id").unwrap().i64().unwrap().get(v).unwrap(), viewed.column("product_id").unwrap().i64().unwrap().get(v).unwrap(), viewed.column("timestamp").unwrap().i64().unwrap().get(v).unwrap());
+    let spine_rows = [(at_order.0, at_order.1, at_order.2), (ending_at.0, ending_at.1, ending_at.2 - horizon), (at_event.0, at_event.1, at_event.2)];
+    let spine = DataFrame::new_infer_height(vec![
+        Column::new("customer_id".into(), spine_rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("product_id".into(), spine_rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new("cutoff".into(), spine_rows.iter().map(|r| r.2).collect::<Vec<_>>()).cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))).unwrap(),
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = trainset::build(&landed.root, "test", &options(vec![], horizon, Rows::Spine(spine)), &dir.path().join("spine")).unwrap();
+    assert_eq!(manifest.cutoffs.len(), 3);
+    assert_eq!(manifest.rows, 3);
+
+    // Candidates at a plain date too.
+    let plain = ts("2025-10-15T00:00:00Z");
+    let built = trainset::build(&landed.root, "test", &options(vec![plain], horizon, default_candidates()), &dir.path().join("candidates")).unwrap();
+    assert!(built.rows > 1000 && built.positives > 0, "{} rows, {} positives", built.rows, built.positives);
+
+    for (set, cutoffs) in [("spine", spine_rows.iter().map(|r| r.2).collect::<Vec<_>>()), ("candidates", vec![plain])] {
+        for t in cutoffs {
+            let rows = read(&dir.path().join(set).join(trainset::partition(t)).join("part-0.parquet"));
+            compute(&landed.root, "test", t, Default::default()).unwrap();
+            let table = |name: &str| read(&feature_file(&landed.root, "test", name));
+            assert_features_match(&rows, &table("user_features"), "user", &["customer_id"]);
+            assert_features_match(&rows, &table("product_features"), "product", &["product_id"]);
+            assert_features_match(&rows, &table("interaction_features"), "interaction", &["customer_id", "product_id"]);
+            // Labels by hand: a valid order (not cancelled by T + h) in (T, T + h].
+            let (customers, products) = (rows.column("customer_id").unwrap().i64().unwrap().clone(), rows.column("product_id").unwrap().i64().unwrap().clone());
+            let labels = rows.column("label_at").unwrap().cast(&DataType::Int64).unwrap();
+            for i in 0..rows.height() {
+                let (c, p) = (customers.get(i).unwrap(), products.get(i).unwrap());
+                let first = lines.iter().filter(|l| l.0 == c && l.1 == p && l.2 > t && l.2 <= t + horizon && l.3.is_none_or(|x| x > t + horizon)).map(|l| l.2).min();
+                assert_eq!(labels.i64().unwrap().get(i), first, "label of ({c}, {p}) at {t}");
+            }
+        }
+    }
+    // The edges: the order at the cut-off is a feature, not a label; the one at
+    // T + h is a label.
+    let row = |t: i64| read(&dir.path().join("spine").join(trainset::partition(t)).join("part-0.parquet"));
+    let at = row(at_order.2);
+    assert!(at.column("interaction__purchase_count").unwrap().i64().unwrap().get(0).unwrap() >= 1, "the order at T counts as a feature");
+    let edge = row(ending_at.2 - horizon);
+    assert_eq!(edge.column("label").unwrap().bool().unwrap().get(0), Some(true), "the order at T + h is a label");
+    assert_eq!(edge.column("label_at").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().get(0), Some(ending_at.2));
+    let seen = row(at_event.2);
+    assert!(seen.column("interaction__view_count").unwrap().i64().unwrap().get(0).unwrap() >= 1, "the view at T counts");
+
+    // Pairs: the partner among the customer's purchases of highest confidence.
+    let rows = read(&dir.path().join("candidates").join(trainset::partition(plain)).join("part-0.parquet"));
+    compute(&landed.root, "test", plain, Default::default()).unwrap();
+    let pairs = read(&feature_file(&landed.root, "test", "product_pair_features"));
+    let interactions = read(&feature_file(&landed.root, "test", "interaction_features"));
+    let bought: BTreeSet<(i64, i64)> = (0..interactions.height())
+        .filter(|&i| interactions.column("purchase_count").unwrap().i64().unwrap().get(i).unwrap() > 0)
+        .map(|i| (interactions.column("customer_id").unwrap().i64().unwrap().get(i).unwrap(), interactions.column("product_id").unwrap().i64().unwrap().get(i).unwrap()))
+        .collect();
+    let f = |c: &str| pairs.column(c).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().iter().map(|v| v.unwrap_or(f64::NAN)).collect::<Vec<_>>();
+    let (a, b, ab, ba) = (f("product_id_a"), f("product_id_b"), f("confidence_a_to_b"), f("confidence_b_to_a"));
+    let mut with_pair = 0;
+    for i in 0..rows.height() {
+        let (c, p) = (rows.column("customer_id").unwrap().i64().unwrap().get(i).unwrap(), rows.column("product_id").unwrap().i64().unwrap().get(i).unwrap());
+        let best = (0..a.len())
+            .filter_map(|j| match (a[j] as i64, b[j] as i64) {
+                (x, y) if y == p && bought.contains(&(c, x)) => Some(ab[j]),
+                (x, y) if x == p && bought.contains(&(c, y)) => Some(ba[j]),
+                _ => None,
+            })
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        assert_eq!(rows.column("pair__confidence").unwrap().f64().unwrap().get(i), best, "pair of ({c}, {p})");
+        with_pair += best.is_some() as usize;
+    }
+    assert!(with_pair > 0);
+
+    // The view over the partitions.
+    let db = duckdb::Connection::open(dir.path().join("candidates/trainset.duckdb")).unwrap();
+    let n: i64 = db.query_row("SELECT count(*) FROM trainset", [], |r| r.get(0)).unwrap();
+    assert_eq!(n as usize, built.rows);
+    // The same inputs, the same content.
+    let again = trainset::build(&landed.root, "test", &options(vec![plain], horizon, default_candidates()), &dir.path().join("again")).unwrap();
+    assert_eq!(again.content_hash, built.content_hash);
+    // Never over another set.
+    let err = trainset::build(&landed.root, "test", &options(vec![plain], horizon, default_candidates()), &dir.path().join("again")).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+}
+
+#[test]
+fn orders_after_the_cutoff_move_labels_never_features() {
+    let landed = sample();
+    let t = ts("2025-10-01T00:00:00Z");
+    let dir = tempfile::tempdir().unwrap();
+    let before = trainset::build(&landed.root, "test", &options(vec![t], 7 * DAY, default_candidates()), &dir.path().join("before")).unwrap();
+    let rows_before = read(&dir.path().join("before").join(trainset::partition(t)).join("part-0.parquet"));
+    // After T: each customer with rows buys their first candidate.
+    let customers = rows_before.column("customer_id").unwrap().i64().unwrap().clone();
+    let products = rows_before.column("product_id").unwrap().i64().unwrap().clone();
+    let mut first: BTreeMap<i64, i64> = BTreeMap::new();
+    for i in 0..rows_before.height() {
+        first.entry(customers.get(i).unwrap()).or_insert(products.get(i).unwrap());
+    }
+    let late = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(late.path().join("webhooks")).unwrap();
+    let at = shopfeat::time::rfc3339(t + DAY);
+    for (n, (customer, product)) in first.iter().enumerate() {
+        let order = serde_json::json!({"id": 970_000_000 + n as i64, "name": format!("#T{n}"), "created_at": at, "updated_at": at, "test": false, "currency": "USD", "total_price": "10.00",
+            "customer": {"id": customer}, "line_items": [{"id": 9_700_000_000i64 + n as i64, "product_id": product, "quantity": 1, "price": "10.00"}]});
+        std::fs::write(late.path().join(format!("webhooks/orders_create-{n}.json")), serde_json::to_vec(&order).unwrap()).unwrap();
+    }
+    shopfeat::pipeline::ingest(&landed.root, "test", &[late.path().to_path_buf()]).unwrap();
+    let after = trainset::build(&landed.root, "test", &options(vec![t], 7 * DAY, default_candidates()), &dir.path().join("after")).unwrap();
+    let rows_after = read(&dir.path().join("after").join(trainset::partition(t)).join("part-0.parquet"));
+    let features: Vec<String> = rows_before.get_column_names().iter().map(|c| c.to_string()).filter(|c| c != "label" && c != "label_at").collect();
+    assert!(rows_after.select(features.clone()).unwrap().equals_missing(&rows_before.select(features).unwrap()), "features unchanged");
+    assert!(after.positives >= before.positives + first.len() - 5, "{} positives after, {} before, {} late orders", after.positives, before.positives, first.len());
+    assert_ne!(after.content_hash, before.content_hash);
+}
+
+#[test]
+fn bad_arguments_are_clear_errors() {
+    let landed = sample();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shopfeat")).args(["--root", &landed.root.describe(), "--shop", "test", "trainset"]).args(args).env_remove("SHOPFEAT_CONFIG").output().unwrap()
+    };
+    let out = dir.path().join("set");
+    let bad = run(&["--cutoffs", "2025-10-01..2025-09-01/7d", "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("the end is before the start"));
+    let bad = run(&["--cutoffs", "2025-10-01", "--candidates", "pairs:10,nearby:5", "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("\"nearby\" is not a candidate source"));
+    let spine = dir.path().join("spine.parquet");
+    let mut frame = df!("customer_id" => [1i64], "product_id" => [2i64]).unwrap();
+    ParquetWriter::new(std::fs::File::create(&spine).unwrap()).finish(&mut frame).unwrap();
+    let bad = run(&["--spine", spine.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no column cutoff"), "{}", String::from_utf8_lossy(&bad.stderr));
+    assert!(!out.exists(), "nothing written");
+    let good = run(&["--cutoffs", "2025-10-01,2025-10-08", "--horizon", "3d", "--candidates", "popular:5", "--out", out.to_str().unwrap(), "--json"]);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(manifest["horizon_seconds"], 3 * 86_400);
+    assert_eq!(manifest["cutoffs"].as_array().unwrap().len(), 2);
+    assert_eq!(manifest, serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap());
+}
