@@ -54,10 +54,12 @@ pub enum Candidates {
     Embedding,
     /// Partners of what they bought or viewed, by co-view count.
     CoView,
+    /// What they viewed and did not buy, the more popular first.
+    Viewed,
 }
 
 impl Candidates {
-    const ALL: [Candidates; 5] = [Candidates::Pairs, Candidates::Popular, Candidates::Repurchase, Candidates::Embedding, Candidates::CoView];
+    const ALL: [Candidates; 6] = [Candidates::Pairs, Candidates::Popular, Candidates::Repurchase, Candidates::Embedding, Candidates::CoView, Candidates::Viewed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -66,6 +68,7 @@ impl Candidates {
             Candidates::Repurchase => "repurchase",
             Candidates::Embedding => "embedding",
             Candidates::CoView => "co_view",
+            Candidates::Viewed => "viewed",
         }
     }
 
@@ -393,6 +396,7 @@ fn candidates(tables: &TablesAt, list: &[(Candidates, usize)], since: i64) -> Re
                     Candidates::Popular => knowledge.scored(Source::Popularity, customer, n),
                     Candidates::Embedding => knowledge.scored(Source::Embedding, customer, n),
                     Candidates::CoView => knowledge.scored(Source::CoView, customer, n),
+                    Candidates::Viewed => knowledge.scored(Source::Viewed, customer, n),
                     Candidates::Repurchase => repurchases.get(&customer).map(|l| l.iter().take(n).copied().collect()).unwrap_or_default(),
                 };
                 for product in found {

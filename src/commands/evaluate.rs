@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 /// Measure how well the feature tables recommend: a time split at T. The
 /// sources (popularity over 30 days; products bought together by lift and by
 /// confidence; co-viewed; same collection; the customer's preferred category;
-/// nearest by product embeddings; a blend) rank the whole catalog on
+/// nearest by product embeddings; viewed and not bought; a blend) rank the whole catalog on
 /// sale at T for every customer who bought before T, from the feature tables at
 /// T only; the test set is what those customers bought in (T, T + horizon] that
 /// they had not bought before. Prints hit rate, recall and NDCG at k with 95%

@@ -35,7 +35,7 @@ pub struct TrainsetArgs {
     /// Candidate sources and how many products each proposes per customer:
     /// pairs (bought with their purchases, by confidence), popular (purchases in
     /// 30 days), repurchase (what they bought, most bought first), embedding
-    /// (nearest by product_embeddings), co_view.
+    /// (nearest by product_embeddings), co_view, viewed (viewed, not bought).
     #[arg(long, default_value = "pairs:50,popular:50,repurchase:20,embedding:50", value_parser = |s: &str| Candidates::parse_list(s).map(CandidateList), conflicts_with = "spine")]
     pub candidates: CandidateList,
     /// Rows from this Parquet file instead: columns customer_id, product_id and

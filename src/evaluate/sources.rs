@@ -27,13 +27,17 @@ pub enum Source {
     /// The nearest products (product_embeddings, cosine) of each product the
     /// customer bought or viewed, by the summed similarity.
     Embedding,
-    /// Weighted reciprocal-rank fusion of pairs by confidence, co-view,
-    /// embeddings, preferred category and popularity ([`BLEND`]).
+    /// Products the customer viewed (interaction_features) and has not
+    /// bought, the more popular first: "recently viewed".
+    Viewed,
+    /// Up to 5 products viewed and not bought, then weighted reciprocal-rank
+    /// fusion of pairs by confidence, co-view, embeddings, preferred category
+    /// and popularity ([`BLEND`]).
     Blend,
 }
 
 impl Source {
-    pub const ALL: [Source; 8] = [Source::Popularity, Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::PreferredCategory, Source::Embedding, Source::Blend];
+    pub const ALL: [Source; 9] = [Source::Popularity, Source::PairsLift, Source::PairsConfidence, Source::CoView, Source::SameCollection, Source::PreferredCategory, Source::Embedding, Source::Viewed, Source::Blend];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +48,7 @@ impl Source {
             Source::SameCollection => "same_collection",
             Source::PreferredCategory => "preferred_category",
             Source::Embedding => "embedding",
+            Source::Viewed => "viewed",
             Source::Blend => "blend",
         }
     }
@@ -89,6 +94,12 @@ pub struct Knowledge {
 
 /// Neighbours by embedding kept per product a customer bought or viewed.
 const NEAREST: usize = 50;
+
+/// The blend's first places that go to products the customer viewed and has
+/// not bought. On `medium` and its taste-aware twin split at 2025-10-31, 3, 5
+/// and 10 gave the same hit rate@10 within 0.003 (0.462–0.464 and 0.563), up
+/// from 0.417 and 0.526 without.
+const VIEWED_FIRST: usize = 5;
 
 /// Reciprocal-rank fusion's damping (the usual 60).
 const FUSION_K: f64 = 60.0;
@@ -303,6 +314,11 @@ impl Knowledge {
                     *scores.entry(partner.product).or_insert(0.0) += partner.co_views;
                 }
             }
+            Source::Viewed => {
+                for p in viewed {
+                    scores.insert(*p, 1.0);
+                }
+            }
             Source::Embedding => {
                 let seen: PlHashSet<i64> = bought.iter().chain(viewed).copied().collect();
                 for (q, similarity) in seen.iter().filter_map(|p| self.near.get(p)).flatten() {
@@ -321,8 +337,9 @@ impl Knowledge {
         scores
     }
 
-    /// Weighted reciprocal-rank fusion: each product's Σ weight / (60 + rank)
-    /// over the fused sources' rankings (ties: the more popular).
+    /// Up to [`VIEWED_FIRST`] products the customer viewed and has not bought,
+    /// then weighted reciprocal-rank fusion: each product's Σ weight / (60 +
+    /// rank) over the fused sources' rankings (ties: the more popular).
     fn blend(&self, customer: i64, depth: usize) -> Vec<i64> {
         let deep = depth.max(100);
         let mut fused: PlHashMap<i64, f64> = PlHashMap::new();
@@ -332,7 +349,19 @@ impl Knowledge {
             }
         }
         let mut fused: Vec<(f64, usize, i64)> = fused.into_iter().map(|(p, s)| (s, self.popularity_rank[&p], p)).collect();
-        best(&mut fused, depth).iter().map(|(_, _, p)| *p).collect()
+        let fused: Vec<i64> = best(&mut fused, depth).iter().map(|(_, _, p)| *p).collect();
+        // What they viewed and did not buy comes first ("recently viewed"),
+        // then the fused ranking.
+        let mut ranked = self.scored(Source::Viewed, customer, VIEWED_FIRST.min(depth));
+        for p in fused {
+            if ranked.len() == depth {
+                break;
+            }
+            if !ranked.contains(&p) {
+                ranked.push(p);
+            }
+        }
+        ranked
     }
 }
 

@@ -28,6 +28,13 @@ const REFERRERS: &[(Option<&str>, f64)] = &[
 ];
 const SECOND: i64 = 1_000_000;
 
+/// A known customer's tastes while they browse.
+struct Taste {
+    customer: usize,
+    strength: f64,
+    rng: Rand,
+}
+
 /// One browser's visit being written.
 struct Session {
     client: String,
@@ -213,22 +220,41 @@ impl<'a> EventWriter<'a> {
     }
 
     /// A visit that does not buy: a bounce, a browse, or an abandoned cart.
-    pub fn browse_session(&mut self, model: &OrderModel, key: u64, t: i64, known_client: Option<(String, i64)>) -> Result<()> {
+    /// `known_client`: the browser, id and index of a known customer.
+    pub fn browse_session(&mut self, model: &OrderModel, key: u64, t: i64, known_client: Option<(String, i64, usize)>) -> Result<()> {
         let mut rng = Rand::new(self.shop.seed, 4_000_000_000 + key);
+        // With tastes, a known customer browses within them: their own stream
+        // decides (the visit's own draws stay as they are without tastes).
+        let mut taste = match (&known_client, self.shop.tastes) {
+            (Some((_, _, c)), Some(tastes)) => Some(Taste { customer: *c, strength: tastes.strength, rng: Rand::new(self.shop.seed, 11_000_000_000 + key) }),
+            _ => None,
+        };
         let (client, customer) = match known_client {
-            Some((client, id)) => (client, rng.chance(0.5).then_some(id)),
+            Some((client, id, _)) => (client, rng.chance(0.5).then_some(id)),
             None => (rng.hex(24), None),
         };
         let mut s = Session { client, customer, t, agent: *rng.weighted(AGENTS), referrer: *rng.weighted(REFERRERS), events: 0, buffer: vec![] };
-        self.browse(&mut rng, &mut s, model)?;
+        self.browse(&mut rng, &mut s, model, &mut taste)?;
         self.write(s, None)
     }
 
-    fn browse(&mut self, rng: &mut Rand, s: &mut Session, model: &OrderModel) -> Result<()> {
+    /// A product to browse: by the shop's popularity, or (with tastes, for a
+    /// known customer, `strength` of the time) within their tastes.
+    fn pick(rng: &mut Rand, model: &OrderModel, taste: &mut Option<Taste>) -> usize {
+        let popular = model.popular[model.popularity.sample(rng)];
+        let Some(t) = taste else { return popular };
+        if t.rng.chance(t.strength) {
+            model.in_taste(t.customer, &mut t.rng)
+        } else {
+            popular
+        }
+    }
+
+    fn browse(&mut self, rng: &mut Rand, s: &mut Session, model: &OrderModel, taste: &mut Option<Taste>) -> Result<()> {
         let (rng, s) = (rng, s);
         if rng.chance(0.2) {
             // A bounce: one product page from a search engine or an ad.
-            let p = model.popular[model.popularity.sample(rng)];
+            let p = Self::pick(rng, model, taste);
             let path = format!("/products/{}", self.products[p].handle);
             return self.emit(s, "product_viewed", &path, self.product_data(p, 0));
         }
@@ -236,14 +262,14 @@ impl<'a> EventWriter<'a> {
         if rng.chance(0.15) {
             return Ok(());
         }
-        let first = model.popular[model.popularity.sample(rng)];
+        let first = Self::pick(rng, model, taste);
         self.view_collection_of(rng, s, first)?;
         if rng.chance(0.2) {
             self.search(rng, s, first, model)?;
         }
         let mut in_cart = Vec::new();
         for k in 0..rng.range(1, 4) {
-            let p = if k == 0 { first } else { model.popular[model.popularity.sample(rng)] };
+            let p = if k == 0 { first } else { Self::pick(rng, model, taste) };
             self.view_product(rng, s, p, 0)?;
             if rng.chance(0.25) {
                 self.cart_event(rng, s, "product_added_to_cart", p, 0)?;

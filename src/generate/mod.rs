@@ -317,7 +317,7 @@ impl Plan<'_> {
                 let t = t.min(shop.as_of - 3_600_000_000);
                 let known = browse_rng.chance(0.4).then(|| {
                     let c = model.customer_rank[model.customer_popularity.sample(&mut browse_rng)];
-                    (client_of(c), customer_ids[c])
+                    (client_of(c), customer_ids[c], c)
                 });
                 events.browse_session(model, browse_key, t, known)?;
             }

@@ -140,6 +140,14 @@ impl<'a> OrderModel<'a> {
         list[popularity.sample(rng)]
     }
 
+    /// A product of one of `customer`'s two types (with tastes), by the shop's
+    /// popularity within the type: what they browse when browsing their taste.
+    pub fn in_taste(&self, customer: usize, rng: &mut Rand) -> usize {
+        let taste = self.taste(customer);
+        let t = taste.types[rng.index(2)];
+        self.of_type(rng, t)
+    }
+
     /// `customer`'s tastes, fixed by their own random stream.
     fn taste(&self, customer: usize) -> Taste {
         let mut rng = Rand::new(self.shop.seed, 8_000_000 + customer as u64);

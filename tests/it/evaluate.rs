@@ -223,8 +223,10 @@ fn similar_lists_a_products_partners_as_the_pair_table_ranks_them_and_finds_the_
 }
 
 /// The mean, over customers with at least `min_lines` lines, of the share of
-/// their lines in their two most bought product types.
-fn taste_concentration(shop: &std::path::Path, min_lines: usize) -> f64 {
+/// their lines — and of the products they viewed in visits that bought nothing
+/// (no `checkout_completed` from their browser within the hour) — in their two
+/// most bought product types.
+fn taste_concentration(shop: &std::path::Path, min_lines: usize) -> (f64, f64) {
     let landed = crate::common::land(&[shop.to_path_buf()]);
     let tables = landed.tables(None);
     let (orders, lines, products) = (&tables["orders"].0, &tables["line_items"].0, &tables["products"].0);
@@ -237,6 +239,11 @@ fn taste_concentration(shop: &std::path::Path, min_lines: usize) -> f64 {
             *bought.entry(*c).or_default().entry(t.clone()).or_default() += 1;
         }
     }
+    let top_two = |types: &BTreeMap<String, usize>| {
+        let mut counts: Vec<(usize, &String)> = types.iter().map(|(t, n)| (*n, t)).collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        counts.iter().take(2).map(|(_, t)| (*t).clone()).collect::<Vec<_>>()
+    };
     let shares: Vec<f64> = bought
         .values()
         .filter_map(|types| {
@@ -246,7 +253,29 @@ fn taste_concentration(shop: &std::path::Path, min_lines: usize) -> f64 {
             (total >= min_lines).then(|| counts.iter().take(2).sum::<usize>() as f64 / total as f64)
         })
         .collect();
-    shares.iter().sum::<f64>() / shares.len() as f64
+    // Views in visits without a checkout, of customers with enough lines.
+    let events = &tables["events"].0;
+    let text = |c: &str| events.column(c).unwrap().str().unwrap().iter().map(|s| s.map(str::to_string)).collect::<Vec<_>>();
+    let (names, clients) = (text("name"), text("client_id"));
+    let (customers, products) = (ids(events, "customer_id"), ids(events, "product_id"));
+    let times: Vec<i64> = events.column("timestamp").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().into_no_null_iter().collect();
+    let mut checkouts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for i in 0..names.len() {
+        if names[i].as_deref() == Some("checkout_completed") {
+            checkouts.entry(clients[i].clone().unwrap()).or_default().push(times[i]);
+        }
+    }
+    let (mut in_taste, mut views) = (0usize, 0usize);
+    for i in 0..names.len() {
+        let (Some(c), Some(p)) = (customers[i], products[i]) else { continue };
+        let buying = checkouts.get(clients[i].as_ref().unwrap()).is_some_and(|ts| ts.iter().any(|t| (t - times[i]).abs() < 3_600_000_000));
+        let Some(types) = bought.get(&c).filter(|t| t.values().sum::<usize>() >= min_lines) else { continue };
+        if names[i].as_deref() == Some("product_viewed") && !buying {
+            views += 1;
+            in_taste += kinds.get(&p).is_some_and(|t| top_two(types).contains(t)) as usize;
+        }
+    }
+    (shares.iter().sum::<f64>() / shares.len() as f64, in_taste as f64 / views.max(1) as f64)
 }
 
 #[test]
@@ -258,7 +287,8 @@ fn generated_tastes_keep_customers_to_their_types_and_leave_the_presets_alone() 
     assert!(m.tastes.is_none() && !std::fs::read_to_string(plain.path().join("manifest.json")).unwrap().contains("tastes"), "a preset's manifest is unchanged");
     assert_eq!(t.tastes, Some(shopfeat::generate::Tastes { strength: 0.7, repeat: 0.3 }));
     let (without, with) = (taste_concentration(plain.path(), 4), taste_concentration(tasted.path(), 4));
-    assert!(with > without + 0.15, "two types hold {with:.2} of a customer's lines with tastes, {without:.2} without");
+    assert!(with.0 > without.0 + 0.15, "two types hold {:.2} of a customer's lines with tastes, {:.2} without", with.0, without.0);
+    assert!(with.1 > without.1 + 0.15, "and {:.2} of what they view in visits that buy nothing, {:.2} without", with.1, without.1);
 }
 
 #[test]
