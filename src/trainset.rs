@@ -38,6 +38,7 @@ pub enum Label {
     /// test order, not cancelled by then).
     Purchase,
     /// A `product_added_to_cart` event of the product by the customer's browsers.
+    #[value(name = "add_to_cart", alias = "add-to-cart")]
     AddToCart,
 }
 

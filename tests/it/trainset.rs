@@ -251,3 +251,37 @@ fn bad_arguments_are_clear_errors() {
     assert_eq!(manifest["cutoffs"].as_array().unwrap().len(), 2);
     assert_eq!(manifest, serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap());
 }
+
+#[test]
+fn add_to_cart_labels_are_the_first_cart_add_in_the_window() {
+    let landed = sample();
+    let t = ts("2025-10-01T00:00:00Z");
+    let horizon = 14 * DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(vec![t], horizon, Rows::Candidates(Candidates::parse_list("popular:20,viewed:10").unwrap()));
+    o.label = Label::AddToCart;
+    let manifest = trainset::build(&landed.root, "test", &o, &dir.path().join("carts")).unwrap();
+    let rows = read(&dir.path().join("carts").join(trainset::partition(t)).join("part-0.parquet"));
+    // By hand: cart adds of a linked customer in (T, T + h].
+    let tables = landed.tables(Some(t + horizon));
+    let events = &tables["events"].0;
+    let name: Vec<Option<String>> = events.column("name").unwrap().str().unwrap().iter().map(|s| s.map(str::to_string)).collect();
+    let int = |c: &str| events.column(c).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().collect::<Vec<_>>();
+    let (customers, products, times) = (int("customer_id"), int("product_id"), int("timestamp"));
+    let mut first: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for i in 0..name.len() {
+        if let (Some("product_added_to_cart"), Some(c), Some(p), Some(at)) = (name[i].as_deref(), customers[i], products[i], times[i]) {
+            if at > t && at <= t + horizon {
+                let e = first.entry((c, p)).or_insert(at);
+                *e = (*e).min(at);
+            }
+        }
+    }
+    let labels = rows.column("label_at").unwrap().cast(&DataType::Int64).unwrap();
+    for i in 0..rows.height() {
+        let key = (rows.column("customer_id").unwrap().i64().unwrap().get(i).unwrap(), rows.column("product_id").unwrap().i64().unwrap().get(i).unwrap());
+        assert_eq!(labels.i64().unwrap().get(i), first.get(&key).copied(), "{key:?}");
+    }
+    assert!(manifest.positives > 0, "some candidates were added to cart after T");
+    assert!(rows.column("sources").unwrap().list().unwrap().get_as_series(0).is_some());
+}
