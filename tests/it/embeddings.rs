@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use polars::prelude::*;
-use shopfeat::features::embeddings::{co_occurrence, sppmi, truncated_eigen, unit_rows, EmbeddingOptions, Eigen, Sets, SparseRows};
+use shopfeat::features::embeddings::{co_occurrence, embed, sppmi, truncated_eigen, unit_rows, EmbeddingOptions, Eigen, Sets, SparseRows};
 use shopfeat::features::pairs::PairOptions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -139,11 +139,11 @@ fn vectors(frame: &DataFrame) -> BTreeMap<i64, Vec<f32>> {
     (0..frame.height()).filter_map(|i| Some((ids.get(i)?, lists.get_as_series(i)?.f32().unwrap().into_no_null_iter().collect()))).collect()
 }
 
-/// Each product's contexts at `T` counted with plain loops over the normalized
-/// tables: valid orders' distinct products, and sessions (a browser's events
-/// with gaps of at most 30 minutes) of product views and cart adds, each
-/// counted when it holds two products or more.
-fn support_by_hand(landed: &Landed, t: i64) -> BTreeMap<i64, i64> {
+/// The contexts at `T` gathered with plain loops over the normalized tables:
+/// valid orders' distinct products, and sessions (a browser's events with gaps
+/// of at most 30 minutes) of product views and cart adds, those with two
+/// products or more.
+fn contexts_by_hand(landed: &Landed, t: i64) -> Vec<BTreeSet<i64>> {
     let tables = landed.tables(Some(t));
     let catalog: BTreeSet<i64> = tables["products"].ids("product_id").into_iter().collect();
     let orders = &tables["orders"].0;
@@ -180,13 +180,46 @@ fn support_by_hand(landed: &Landed, t: i64) -> BTreeMap<i64, i64> {
             }
         }
     }
+    contexts.into_values().filter(|c| c.len() >= 2).collect()
+}
+
+/// Each product's contexts at `T` ([`contexts_by_hand`]).
+fn support_by_hand(landed: &Landed, t: i64) -> BTreeMap<i64, i64> {
     let mut support = BTreeMap::new();
-    for products in contexts.values().filter(|c| c.len() >= 2) {
+    for products in contexts_by_hand(landed, t) {
         for p in products {
-            *support.entry(*p).or_insert(0) += 1;
+            *support.entry(p).or_insert(0) += 1;
         }
     }
     support
+}
+
+#[test]
+fn the_table_holds_the_vectors_of_the_contexts_gathered_by_hand() {
+    // The steps after the contexts are tested against their definitions
+    // above; this checks what reaches them: the same contexts give the same
+    // bits as the table.
+    let (landed, frame) = sample_embeddings(PairOptions::default());
+    let contexts = contexts_by_hand(&landed, ts(SAMPLE_AS_OF));
+    let ids: Vec<i64> = contexts.iter().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut sets = Sets::default();
+    let mut support = vec![0u32; ids.len()];
+    for context in &contexts {
+        let numbers: Vec<u32> = context.iter().map(|p| ids.binary_search(p).unwrap() as u32).collect();
+        for n in &numbers {
+            support[*n as usize] += 1;
+        }
+        sets.push(numbers);
+    }
+    let expected = embed(&sets, &support, EmbeddingOptions::default());
+    let table = vectors(&frame);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut compared = 0;
+    for (id, want) in ids.iter().zip(&expected) {
+        assert_eq!(table.get(id).map(|v| bits(v)), want.as_ref().map(|v| bits(v)), "{id}");
+        compared += want.is_some() as usize;
+    }
+    assert_eq!(compared, table.len(), "every vector of the table");
 }
 
 #[test]
