@@ -146,7 +146,6 @@ pub struct CutoffSummary {
     pub rows: usize,
     pub positives: usize,
     pub label_events: usize,
-    pub covered: usize,
     pub seconds: f64,
 }
 
@@ -174,7 +173,8 @@ pub fn build(root: &DataRoot, shop: &str, options: &TrainsetOptions, out: &Path)
     };
     let rows = summaries.iter().map(|s| s.rows).sum();
     let label_events: usize = summaries.iter().map(|s| s.label_events).sum();
-    let covered: usize = summaries.iter().map(|s| s.covered).sum();
+    // A positive is a label event some row holds.
+    let positives: usize = summaries.iter().map(|s| s.positives).sum();
     let manifest = Manifest {
         shop: shop.to_string(),
         label: options.label,
@@ -184,9 +184,9 @@ pub fn build(root: &DataRoot, shop: &str, options: &TrainsetOptions, out: &Path)
             Rows::Spine(_) => "spine".into(),
         },
         rows,
-        positives: summaries.iter().map(|s| s.positives).sum(),
+        positives,
         label_events,
-        covered_share: if label_events == 0 { 0.0 } else { covered as f64 / label_events as f64 },
+        covered_share: if label_events == 0 { 0.0 } else { positives as f64 / label_events as f64 },
         content_hash: hash,
         columns,
         cutoffs: summaries,
@@ -233,7 +233,6 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
         let started = Instant::now();
         let (mut summary, names) = write_cutoff(root, shop, options, &labels, t, &staging.join(partition(t)), &mut hash)?;
         columns = names;
-        summary.file = format!("{}/part-*.parquet", partition(t));
         summary.seconds = started.elapsed().as_secs_f64();
         tracing::info!(cutoff = %summary.cutoff, rows = summary.rows, positives = summary.positives, seconds = summary.seconds, "cut-off written");
         summaries.push(summary);
@@ -315,12 +314,11 @@ fn write_cutoff(root: &DataRoot, shop: &str, options: &TrainsetOptions, labels: 
     }
     let summary = CutoffSummary {
         cutoff: crate::time::rfc3339(t),
-        file: String::new(),
+        file: format!("{}/part-*.parquet", partition(t)),
         customers: customers.height(),
         rows: keys.height(),
         positives,
         label_events: window.height(),
-        covered: positives,
         seconds: 0.0,
     };
     Ok((summary, columns))
