@@ -1,6 +1,7 @@
 //! Aggregates over the main tables that several feature tables read (products and
 //! collections both summarize sales and variants per product).
 
+use super::expr::money_sum;
 use super::Inputs;
 use polars::prelude::*;
 
@@ -15,19 +16,20 @@ pub fn product_sales(inputs: &Inputs) -> LazyFrame {
         col("order_id").filter(d30.clone()).n_unique().cast(DataType::Int64).alias("purchases_30d"),
         col("customer_id").filter(d30.clone()).drop_nulls().n_unique().cast(DataType::Int64).alias("purchasers_30d"),
         col("quantity").filter(d30.clone()).sum().alias("units_30d"),
-        col("revenue").filter(d30).sum().alias("revenue_30d_sum"),
+        money_sum(col("revenue").filter(d30)).alias("revenue_30d_sum"),
         col("order_id").n_unique().cast(DataType::Int64).alias("purchases_all"),
         col("quantity").sum().alias("units_all"),
-        col("revenue").sum().alias("revenue_all"),
+        money_sum(col("revenue")).alias("revenue_all"),
         col("ordered_at").min().alias("first_purchase"),
         col("ordered_at").max().alias("last_purchase"),
         col("order_id").filter(d7).n_unique().cast(DataType::Int64).alias("purchases_7d"),
         col("order_id").filter(d8_30).n_unique().cast(DataType::Int64).alias("purchases_8_30d"),
         // Per-unit selling price p = revenue / quantity, weighted by quantity:
-        // Σq, Σq·p = Σrevenue, Σq·p² = Σrevenue²/q.
+        // Σq, Σq·p = Σrevenue, Σq·p² = Σrevenue²/q (in thousandths of the
+        // currency squared, as money is summed: the same in any row order).
         col("quantity").filter(priced.clone()).sum().alias("priced_units"),
-        col("revenue").filter(priced.clone()).sum().alias("priced_revenue"),
-        (col("revenue") * col("revenue") / col("quantity").cast(DataType::Float64)).filter(priced).sum().alias("priced_q_p2"),
+        money_sum(col("revenue").filter(priced.clone())).alias("priced_revenue"),
+        money_sum((col("revenue") * col("revenue") / col("quantity").cast(DataType::Float64)).filter(priced)).alias("priced_q_p2"),
     ])
 }
 

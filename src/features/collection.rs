@@ -2,7 +2,7 @@
 //! time and are never left out); price statistics are null without members.
 
 use super::aggregates::{product_sales, variant_stats};
-use super::expr::{capped, count_if, days_since, is_active, is_event, rate, zero, zero_f};
+use super::expr::{capped, count_if, days_since, is_active, is_event, money_sum, rate, zero, zero_f};
 use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
 use super::sessions::segment;
 use super::{with, with_read, Inputs};
@@ -106,27 +106,60 @@ fn member_stats(members: LazyFrame) -> LazyFrame {
     members.group_by([col("collection_id")]).agg([
         len().cast(DataType::Int64).alias("members"),
         count_if(col("active")).alias("active_members"),
-        col("price").mean().alias("avg_price"),
+        // Exact sums: the same in every run.
+        when(col("price").count().gt(lit(0))).then(money_sum(col("price")) / col("price").count().cast(DataType::Float64)).otherwise(lit(NULL)).alias("avg_price"),
         col("price").min().alias("min_member_price"),
         col("price").max().alias("max_member_price"),
-        col("price").var(0).alias("var_price"),
+        col("price").alias("prices"),
         non_empty("vendor").n_unique().cast(DataType::Int64).alias("vendors"),
         non_empty("product_type").n_unique().cast(DataType::Int64).alias("types"),
         col("units_30d").sum().alias("units_30d"),
-        col("revenue_30d").sum().alias("revenue_30d_sum"),
-        col("revenue").sum().alias("revenue_all"),
+        money_sum(col("revenue_30d")).alias("revenue_30d_sum"),
+        money_sum(col("revenue")).alias("revenue_all"),
         col("product_id")
             .sort_by([col("revenue"), col("product_id")], SortMultipleOptions::default().with_order_descending_multi([true, false]))
             .head(Some(5))
             .alias("top_product_ids"),
     ])
+    .map(price_variance, OptFlags::empty(), Some(Arc::new(price_variance_schema)), Some("price variance"))
+}
+
+fn price_variance_schema(input: &Schema) -> PolarsResult<SchemaRef> {
+    let mut schema = input.clone();
+    schema.shift_remove("prices");
+    schema.insert("var_price".into(), DataType::Float64);
+    Ok(Arc::new(schema))
+}
+
+/// `var_price` from each collection's `prices`: their population variance,
+/// read in sorted order. A group-by's variance reads a group's rows in an
+/// order that varies from run to run, and so did its last digits (a sort
+/// before it is optimized away: the variance does not observe order).
+fn price_variance(mut stats: DataFrame) -> PolarsResult<DataFrame> {
+    let lists = stats.column("prices")?.list()?.clone();
+    let variances: Vec<Option<f64>> = lists
+        .amortized_iter()
+        .map(|list| {
+            let mut prices: Vec<f64> = list?.as_ref().f64().ok()?.iter().flatten().collect();
+            if prices.is_empty() {
+                return None;
+            }
+            prices.sort_unstable_by(f64::total_cmp);
+            let n = prices.len() as f64;
+            let mean = prices.iter().sum::<f64>() / n;
+            Some(prices.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / n)
+        })
+        .collect();
+    stats.drop_in_place("prices")?;
+    stats.with_column(Column::new("var_price".into(), variances))?;
+    Ok(stats)
 }
 
 fn top_vendors(members: LazyFrame) -> LazyFrame {
     members
         .filter(col("vendor").is_not_null().and(col("vendor").neq(lit(""))))
         .group_by([col("collection_id"), col("vendor")])
-        .agg([col("revenue").sum()])
+        .agg([money_sum(col("revenue")).alias("revenue")])
         .group_by([col("collection_id")])
         .agg([col("vendor")
             .sort_by([col("revenue"), col("vendor")], SortMultipleOptions::default().with_order_descending_multi([true, false]))
@@ -179,7 +212,7 @@ pub fn base(inputs: &Inputs, reads: &Reads) -> PolarsResult<LazyFrame> {
     let shop_revenue = inputs
         .valid_lines()
         .filter(inputs.within("ordered_at", 30))
-        .select([col("revenue").sum().alias("shop_revenue_30d"), lit(1i32).alias("_one")]);
+        .select([money_sum(col("revenue")).alias("shop_revenue_30d"), lit(1i32).alias("_one")]);
     let mut frame = inputs.main.collections.clone();
     for aggregates in [member_stats(members.clone()), top_vendors(members.clone()), engagement(inputs)?] {
         frame = with_read(frame, aggregates, &["collection_id"], reads)?;

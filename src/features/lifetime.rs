@@ -5,6 +5,7 @@
 //! `total_price` (refunds are not subtracted, as in the models' papers). Customers
 //! without a valid order have no history and no predictions.
 
+use super::expr::money_sum;
 use super::registry::{feature, FeatureTable, Kind::*};
 use super::{with, Inputs};
 use crate::clv::{self, bgnbd::History, gamma_gamma::Spend, ModelFit};
@@ -51,13 +52,13 @@ fn histories(inputs: &Inputs) -> LazyFrame {
         .valid_orders()
         .filter(col("customer_id").is_not_null())
         .group_by([col("customer_id"), day.alias("day")])
-        .agg([col("total_price").sum().alias("value")])
+        .agg([money_sum(col("total_price")).alias("value")])
         .group_by([col("customer_id")])
         .agg([
             col("day").min().alias("first_day"),
             col("day").max().alias("last_day"),
             repeat_days.clone().alias("repeat_days"),
-            when(repeat_days.clone().gt(lit(0i64))).then((col("value").sum() - first_value) / repeat_days.cast(DataType::Float64)).otherwise(lit(NULL)).alias("repeat_mean"),
+            when(repeat_days.clone().gt(lit(0i64))).then((money_sum(col("value")) - first_value) / repeat_days.cast(DataType::Float64)).otherwise(lit(NULL)).alias("repeat_mean"),
         ])
         .with_column(lit(inputs.as_of.div_euclid(DAY_US)).cast(DataType::Int64).alias("t_day"))
 }

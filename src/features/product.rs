@@ -2,7 +2,7 @@
 //! never sold or viewed); rates are never NaN.
 
 use super::aggregates::{product_sales, variant_stats};
-use super::expr::{capped, count_if, days_since, is_active, is_event, price_tier, rate, zero};
+use super::expr::{capped, count_if, days_since, is_active, is_event, money_sum, price_tier, rate, zero};
 use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
 use super::{with_read, Inputs};
 use crate::vocabulary::EventName::*;
@@ -204,7 +204,7 @@ fn memberships(memberships: LazyFrame, collections: LazyFrame) -> LazyFrame {
 fn refunds(inputs: &Inputs) -> LazyFrame {
     inputs.valid_refunds().filter(col("product_id").is_not_null()).group_by([col("product_id")]).agg([
         col("quantity").sum().alias("refund_units"),
-        col("subtotal").sum().alias("refund_amount"),
+        money_sum(col("subtotal")).alias("refund_amount"),
     ])
 }
 

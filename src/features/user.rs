@@ -1,7 +1,7 @@
 //! user_features — one row per customer in the catalog at `T` (also customers
 //! with no orders); rates are never NaN, RFM scores are 0 without orders.
 
-use super::expr::{count_if, days_since, price_tier, rate, zero, zero_f};
+use super::expr::{count_if, days_since, money_sum, price_tier, rate, zero, zero_f};
 use super::registry::{feature, feature_at, FeatureTable, Kind::*, Reads};
 use super::{with_read, Inputs};
 use crate::time::DAY_US;
@@ -132,23 +132,23 @@ fn orders(inputs: &Inputs) -> LazyFrame {
     let discounted = col("total_discounts").fill_null(lit(0.0)).gt(lit(0.0));
     inputs.valid_orders().filter(col("customer_id").is_not_null()).group_by([col("customer_id")]).agg([
         len().cast(DataType::Int64).alias("orders_all"),
-        col("total_price").sum().alias("spent_all"),
+        money_sum(col("total_price")).alias("spent_all"),
         col("total_price").max().alias("max_total"),
         col("created_at").min().alias("first_order"),
         col("created_at").max().alias("last_order"),
         count_if(d30.clone()).alias("orders_in_30d"),
         count_if(d90.clone()).alias("orders_in_90d"),
-        col("total_price").filter(d30).sum().alias("spent_in_30d"),
-        col("total_price").filter(d90).sum().alias("spent_in_90d"),
+        money_sum(col("total_price").filter(d30)).alias("spent_in_30d"),
+        money_sum(col("total_price").filter(d90)).alias("spent_in_90d"),
         count_if(discounted.clone()).alias("discounted_orders"),
-        col("total_discounts").filter(discounted).sum().alias("discount_sum"),
+        money_sum(col("total_discounts").filter(discounted)).alias("discount_sum"),
     ])
 }
 
 fn lines(inputs: &Inputs) -> LazyFrame {
     inputs.valid_lines().filter(col("customer_id").is_not_null()).group_by([col("customer_id")]).agg([
         col("quantity").sum().alias("units"),
-        col("revenue").sum().alias("line_revenue"),
+        money_sum(col("revenue")).alias("line_revenue"),
         col("product_id").drop_nulls().n_unique().cast(DataType::Int64).alias("products_bought"),
     ])
 }
@@ -183,7 +183,7 @@ fn refunds(inputs: &Inputs) -> LazyFrame {
         .join(owners, [col("order_id")], [col("order_id")], JoinArgs::new(JoinType::Inner))
         .filter(col("customer_id").is_not_null())
         .group_by([col("customer_id")])
-        .agg([col("order_id").n_unique().cast(DataType::Int64).alias("orders_refunded"), col("subtotal").sum().alias("refunded_sum")])
+        .agg([col("order_id").n_unique().cast(DataType::Int64).alias("orders_refunded"), money_sum(col("subtotal")).alias("refunded_sum")])
 }
 
 /// Linked events of each customer in the last 90 days (a churn signal).

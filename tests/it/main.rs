@@ -6,6 +6,7 @@ mod bad_input;
 mod behavior_features;
 mod bulk_order;
 mod cli;
+mod determinism;
 mod collection_features;
 mod common;
 mod compaction;
