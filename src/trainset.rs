@@ -11,7 +11,7 @@
 //! `T + horizon` a label.
 //!
 //! Written as Parquet partitioned by cut-off (`cutoff=<T>/part-<n>.parquet`,
-//! at most 200,000 rows a part, so memory holds one part's features), a
+//! at most 200,000 rows a part, so memory holds two parts' features, one per core), a
 //! `manifest.json` (rows, positives, the share of label events the candidates
 //! cover, a hash of the content) and a DuckDB file with the view `trainset`.
 //! The directory appears whole or not at all.
@@ -20,6 +20,7 @@ use crate::evaluate::sources::{Knowledge, Source};
 use crate::evaluate::{self, TablesAt};
 use crate::features::pairs::PairOptions;
 use crate::hash::Fnv1a;
+use crate::normalize::{self, RawTables, SharedEvents};
 use crate::pipeline;
 use crate::storage::DataRoot;
 use crate::vocabulary::EventName;
@@ -226,12 +227,13 @@ fn staging_dir(out: &Path) -> Result<PathBuf> {
 /// Every cut-off's partition, in order; the content hash and the columns.
 fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cutoffs: &[i64], staging: &Path) -> Result<(Vec<CutoffSummary>, String, Vec<String>)> {
     let labels = label_events(root, shop, options.label, *cutoffs.last().expect("a cut-off") + options.horizon)?;
+    let store = Store::open(root, shop)?;
     let progress = crate::progress::Progress::new(cutoffs.len() as u64, "cut-offs", false);
     let mut hash = Fnv1a::default();
     let (mut summaries, mut columns) = (vec![], vec![]);
     for &t in cutoffs {
         let started = Instant::now();
-        let (mut summary, names) = write_cutoff(root, shop, options, &labels, t, &staging.join(partition(t)), &mut hash)?;
+        let (mut summary, names) = write_cutoff(&store, shop, options, &labels, t, &staging.join(partition(t)), &mut hash)?;
         columns = names;
         summary.seconds = started.elapsed().as_secs_f64();
         tracing::info!(cutoff = %summary.cutoff, rows = summary.rows, positives = summary.positives, seconds = summary.seconds, "cut-off written");
@@ -240,6 +242,26 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
     }
     progress.finish();
     Ok((summaries, format!("{:016x}", hash.finish()), columns))
+}
+
+/// The shop's raw store read once for every cut-off: the entities in memory,
+/// the events unique and numbered ([`SharedEvents`]). Each cut-off's main
+/// tables are those `compute --as-of` normalizes (tested against it).
+struct Store {
+    raw: RawTables,
+    events: SharedEvents,
+}
+
+impl Store {
+    fn open(root: &DataRoot, shop: &str) -> Result<Store> {
+        let raw = RawTables::open(root, shop)?;
+        if raw.is_empty() {
+            bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
+        }
+        let raw = raw.in_memory()?;
+        let events = SharedEvents::of(&raw)?;
+        Ok(Store { raw, events })
+    }
 }
 
 /// `(customer_id, product_id, at, valid_until)` of every label event in the
@@ -274,15 +296,22 @@ fn labels_in(labels: &DataFrame, t: i64, horizon: i64) -> LazyFrame {
         .agg([col("at").min().alias("label_at")])
 }
 
+/// `label_at` by (customer, product), of [`labels_in`]'s rows.
+fn label_times(window: &DataFrame) -> Result<PlHashMap<(i64, i64), i64>> {
+    let column = |c: &str| -> Result<Int64Chunked> { Ok(window.column(c)?.cast(&DataType::Int64)?.i64()?.clone()) };
+    let (customers, products, times) = (column("customer_id")?, column("product_id")?, column("label_at")?);
+    Ok(customers.iter().zip(products.iter()).zip(times.iter()).filter_map(|((c, p), at)| Some(((c?, p?), at?))).collect())
+}
+
 /// Rows per Parquet file: a cut-off of a large shop is written a part at a
-/// time, so memory holds one part's features, not the cut-off's.
+/// time, so memory holds a part's features per core, not the cut-off's.
 const ROWS_PER_PART: usize = 200_000;
 
 /// Writes cut-off `t`'s rows (with their features and labels) into `dir`,
 /// part by part, feeding each file's bytes to `hash`.
-fn write_cutoff(root: &DataRoot, shop: &str, options: &TrainsetOptions, labels: &DataFrame, t: i64, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
+fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &DataFrame, t: i64, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
     let clock = Instant::now();
-    let tables = evaluate::tables_at(root, shop, t, options.pairs)?;
+    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.events)?, shop, t, options.pairs)?;
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
     let keys = match &options.rows {
         Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,
@@ -298,30 +327,49 @@ fn write_cutoff(root: &DataRoot, shop: &str, options: &TrainsetOptions, labels: 
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), rows = keys.height(), "rows chosen");
     let customers: DataFrame = keys.clone().lazy().select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any).collect()?;
     let window = labels_in(labels, t, options.horizon).join(customers.clone().lazy(), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Semi)).collect()?;
+    let window = label_times(&window)?;
     std::fs::create_dir_all(dir)?;
-    let best_pairs = BestPairs::new(&tables)?;
+    let features = Features::new(&tables)?;
+    // Two parts at a time (one per core: encoding a part is single-threaded
+    // for the most part); files written and hashed in part order.
+    let encoded: Vec<Result<Part>> = parts(keys.column("customer_id")?.i64()?)?
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|(offset, len)| encode_part(features.of(keys.slice(offset as i64, len), &window, t)?, t))
+        .collect();
     let (mut positives, mut columns) = (0, vec![]);
-    for (n, (offset, len)) in parts(keys.column("customer_id")?.i64()?)?.into_iter().enumerate() {
-        let mut frame = with_features(&tables, &best_pairs, keys.slice(offset as i64, len), &window, t)?;
-        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), part = n, "features joined");
-        positives += frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
-        let mut bytes = vec![];
-        ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
-        std::fs::write(dir.join(format!("part-{n}.parquet")), &bytes)?;
-        hash.update(&bytes);
-        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), part = n, bytes = bytes.len(), "part written");
-        columns = frame.get_column_names().iter().map(|c| c.to_string()).collect();
+    for (n, part) in encoded.into_iter().enumerate() {
+        let part = part?;
+        std::fs::write(dir.join(format!("part-{n}.parquet")), &part.bytes)?;
+        hash.update(&part.bytes);
+        positives += part.positives;
+        columns = part.columns;
     }
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "parts written");
     let summary = CutoffSummary {
         cutoff: crate::time::rfc3339(t),
         file: format!("{}/part-*.parquet", partition(t)),
         customers: customers.height(),
         rows: keys.height(),
         positives,
-        label_events: window.height(),
+        label_events: window.len(),
         seconds: 0.0,
     };
     Ok((summary, columns))
+}
+
+/// A part's Parquet file, in memory.
+struct Part {
+    bytes: Vec<u8>,
+    positives: usize,
+    columns: Vec<String>,
+}
+
+fn encode_part(mut frame: DataFrame, t: i64) -> Result<Part> {
+    let positives = frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
+    let mut bytes = vec![];
+    ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
+    Ok(Part { bytes, positives, columns: frame.get_column_names().iter().map(|c| c.to_string()).collect() })
 }
 
 /// (offset, length) of parts of at most [`ROWS_PER_PART`] rows (more only
@@ -340,33 +388,72 @@ fn parts(customers: &Int64Chunked) -> Result<Vec<(usize, usize)>> {
     Ok(parts)
 }
 
-/// `keys` (customer_id, product_id, sources) with the label and the user,
-/// product, interaction and pair features at `t`, by customer and product.
-fn with_features(tables: &TablesAt, pairs: &BestPairs, keys: DataFrame, window: &DataFrame, t: i64) -> Result<DataFrame> {
-    let key = || [col("customer_id"), col("product_id")];
-    let ts = |c: Expr| c.cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)));
-    let mut frame = keys
-        .lazy()
-        .join(window.clone().lazy(), key(), key(), JoinArgs::new(JoinType::Left))
-        .select([ts(lit(t)).alias("cutoff"), col("customer_id"), col("product_id"), col("sources"), col("label_at").is_not_null().alias("label"), ts(col("label_at")).alias("label_at")]);
-    frame = frame.join(prefixed(&tables.users, "user", &["customer_id"]), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Left));
-    frame = frame.join(prefixed(&tables.products, "product", &["product_id"]), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Left));
-    frame = frame.join(prefixed(&tables.interactions, "interaction", &["customer_id", "product_id"]), key(), key(), JoinArgs::new(JoinType::Left));
-    let frame = frame.sort(["customer_id", "product_id"], SortMultipleOptions::default()).collect()?;
-    pairs.attach(frame)
+/// The feature tables at a cut-off, as the rows take them: each table's
+/// columns prefixed (`user__…`), and where each customer, product and
+/// (customer, product) stands in them.
+struct Features {
+    users: DataFrame,
+    products: DataFrame,
+    interactions: DataFrame,
+    user_row: PlHashMap<i64, IdxSize>,
+    product_row: PlHashMap<i64, IdxSize>,
+    interaction_row: PlHashMap<(i64, i64), IdxSize>,
+    pairs: BestPairs,
 }
 
-/// `table`'s columns but the key as `<prefix>__<column>` (shop_id and
+impl Features {
+    fn new(tables: &TablesAt) -> Result<Features> {
+        let ids = |frame: &DataFrame, c: &str| -> Result<Vec<Option<i64>>> { Ok(frame.column(c)?.i64()?.iter().collect()) };
+        let rows_of = |keys: Vec<Option<i64>>| keys.into_iter().enumerate().filter_map(|(row, k)| Some((k?, row as IdxSize))).collect();
+        let (customers, products) = (ids(&tables.interactions, "customer_id")?, ids(&tables.interactions, "product_id")?);
+        let interaction_row = customers.into_iter().zip(products).enumerate().filter_map(|(row, (c, p))| Some(((c?, p?), row as IdxSize))).collect();
+        Ok(Features {
+            user_row: rows_of(ids(&tables.users, "customer_id")?),
+            product_row: rows_of(ids(&tables.products, "product_id")?),
+            interaction_row,
+            users: prefixed(&tables.users, "user", &["customer_id"])?,
+            products: prefixed(&tables.products, "product", &["product_id"])?,
+            interactions: prefixed(&tables.interactions, "interaction", &["customer_id", "product_id"])?,
+            pairs: BestPairs::new(tables)?,
+        })
+    }
+
+    /// `keys` (customer_id, product_id, sources; sorted) with the label and the
+    /// user, product, interaction and pair features at `t`, in the keys' order:
+    /// each table's row gathered by a hash lookup (a join per table sorted 145
+    /// columns again for rows already in order).
+    fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64) -> Result<DataFrame> {
+        let (customers, products) = (keys.column("customer_id")?.i64()?.clone(), keys.column("product_id")?.i64()?.clone());
+        let pairs: Vec<(Option<i64>, Option<i64>)> = customers.iter().zip(products.iter()).collect();
+        let gather = |lookup: &dyn Fn(i64, i64) -> Option<IdxSize>| IdxCa::from_iter_options("rows".into(), pairs.iter().map(|&(c, p)| lookup(c?, p?)));
+        let utc = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+        let label_at: Vec<Option<i64>> = pairs.iter().map(|&(c, p)| window.get(&(c?, p?)).copied()).collect();
+        let mut columns: Vec<Column> = vec![Column::new("cutoff".into(), vec![t; keys.height()]).cast(&utc)?];
+        columns.extend(keys.columns().iter().cloned());
+        columns.push(Column::new("label".into(), label_at.iter().map(Option::is_some).collect::<Vec<_>>()));
+        columns.push(Column::new("label_at".into(), label_at).cast(&utc)?);
+        let taken = [
+            (&self.users, gather(&|c, _| self.user_row.get(&c).copied())),
+            (&self.products, gather(&|_, p| self.product_row.get(&p).copied())),
+            (&self.interactions, gather(&|c, p| self.interaction_row.get(&(c, p)).copied())),
+        ];
+        for (table, rows) in taken {
+            columns.extend(table.take(&rows)?.into_columns());
+        }
+        self.pairs.attach(DataFrame::new_infer_height(columns)?)
+    }
+}
+
+/// `table`'s columns but its key, as `<prefix>__<column>` (shop_id and
 /// computed_at left out: the cut-off is the row's).
-fn prefixed(table: &DataFrame, prefix: &str, key: &[&str]) -> LazyFrame {
-    let columns: Vec<Expr> = table
-        .get_column_names()
-        .into_iter()
-        .map(|c| c.as_str())
-        .filter(|c| !["shop_id", "computed_at"].contains(c))
-        .map(|c| if key.contains(&c) { col(c) } else { col(c).alias(format!("{prefix}__{c}")) })
+fn prefixed(table: &DataFrame, prefix: &str, key: &[&str]) -> Result<DataFrame> {
+    let columns: Vec<Column> = table
+        .columns()
+        .iter()
+        .filter(|c| !["shop_id", "computed_at"].contains(&c.name().as_str()) && !key.contains(&c.name().as_str()))
+        .map(|c| c.clone().with_name(format!("{prefix}__{}", c.name()).into()))
         .collect();
-    table.clone().lazy().select(columns)
+    Ok(DataFrame::new_infer_height(columns)?)
 }
 
 /// The candidates of every customer active since `since` (a view, cart add or
@@ -383,13 +470,13 @@ fn candidates(tables: &TablesAt, list: &[(Candidates, usize)], since: i64) -> Re
     let mut customers: Vec<i64> = active.column("customer_id")?.i64()?.iter().flatten().collect();
     customers.sort_unstable();
     let repurchases = repurchases(interactions)?;
-    // Per customer (on every core): each product once, with its sources in
-    // the order named, by product id.
-    let proposed: Vec<std::collections::BTreeMap<i64, Vec<&'static str>>> = customers
+    // Per customer (on every core): each product once, by product id, with
+    // its sources as bits (bit i: the i-th source named).
+    let proposed: Vec<Vec<(i64, u8)>> = customers
         .par_iter()
         .map(|&customer| {
-            let mut products: std::collections::BTreeMap<i64, Vec<&'static str>> = Default::default();
-            for &(source, n) in list {
+            let mut products: Vec<(i64, u8)> = vec![];
+            for (bit, &(source, n)) in list.iter().enumerate() {
                 let found: Vec<i64> = match source {
                     Candidates::Pairs => knowledge.scored(Source::PairsConfidence, customer, n),
                     Candidates::Popular => knowledge.scored(Source::Popularity, customer, n),
@@ -398,25 +485,36 @@ fn candidates(tables: &TablesAt, list: &[(Candidates, usize)], since: i64) -> Re
                     Candidates::Viewed => knowledge.scored(Source::Viewed, customer, n),
                     Candidates::Repurchase => repurchases.get(&customer).map(|l| l.iter().take(n).copied().collect()).unwrap_or_default(),
                 };
-                for product in found {
-                    products.entry(product).or_default().push(source.name());
-                }
+                products.extend(found.into_iter().map(|product| (product, 1u8 << bit)));
             }
+            products.sort_unstable();
+            products.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 |= next.1;
+                }
+                same
+            });
             products
         })
         .collect();
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "proposed");
-    let rows: usize = proposed.iter().map(|p| p.len()).sum();
-    let (mut c, mut p) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
-    let mut sources = ListStringChunkedBuilder::new("sources".into(), rows, rows * 2);
+    let rows: usize = proposed.iter().map(Vec::len).sum();
+    let (mut c, mut p, mut bits) = (Vec::with_capacity(rows), Vec::with_capacity(rows), Vec::with_capacity(rows));
     for (customer, products) in customers.iter().zip(&proposed) {
-        for (product, names) in products {
+        for (product, sources) in products {
             c.push(*customer);
             p.push(*product);
-            sources.append_values_iter(names.iter().copied());
+            bits.push(IdxSize::from(*sources));
         }
     }
-    Ok(DataFrame::new_infer_height(vec![Column::new("customer_id".into(), c), Column::new("product_id".into(), p), sources.finish().into_column()])?)
+    // The list of names of each combination of sources, gathered by the bits.
+    let mut combinations = ListStringChunkedBuilder::new("sources".into(), 1 << list.len(), list.len() << list.len());
+    for bits in 0..1usize << list.len() {
+        combinations.append_values_iter(list.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, (source, _))| source.name()));
+    }
+    let sources = combinations.finish().take(&IdxCa::from_vec("bits".into(), bits))?;
+    Ok(DataFrame::new_infer_height(vec![Column::new("customer_id".into(), c), Column::new("product_id".into(), p), sources.into_column()])?)
 }
 
 /// Per customer, what they bought before `T`: most purchases first, then the

@@ -144,7 +144,12 @@ pub struct TablesAt {
 /// The feature tables the sources read, at `T`, in one plan (the sessions they
 /// share are built once), exactly as `compute --as-of T` gives them.
 pub fn tables_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<TablesAt> {
-    let main = pipeline::normalize(root, shop, Some(t))?.for_features().materialize()?;
+    tables_of(pipeline::normalize(root, shop, Some(t))?, shop, t, pairs)
+}
+
+/// [`tables_at`] from the main tables at `T` (as normalization gives them).
+pub fn tables_of(main: crate::normalize::MainTables, shop: &str, t: i64, pairs: PairOptions) -> Result<TablesAt> {
+    let main = main.for_features().materialize()?;
     let inputs = Inputs::lazy(main, shop, t, pairs)?;
     let plans = vec![
         features::product::build(&inputs)?,

@@ -62,7 +62,8 @@ impl Source {
 /// A product's partner in product_pair_features.
 #[derive(Debug, Clone, Copy)]
 struct Partner {
-    product: i64,
+    /// Its popularity rank when it is on sale.
+    rank: Option<usize>,
     lift: f64,
     confidence: f64,
     co_views: f64,
@@ -75,6 +76,10 @@ pub struct Knowledge {
     pub popular: Vec<i64>,
     popularity_rank: PlHashMap<i64, usize>,
     partners: HashMap<i64, Vec<Partner>>,
+    /// Each product's partners on sale with a positive confidence (lift), as
+    /// (value, popularity rank), the best first ([`Knowledge::best_partners`]).
+    by_confidence: PlHashMap<i64, Vec<(f64, usize)>>,
+    by_lift: PlHashMap<i64, Vec<(f64, usize)>>,
     collections: HashMap<i64, Vec<String>>,
     members: HashMap<String, Vec<i64>>,
     /// Each product's type.
@@ -87,9 +92,10 @@ pub struct Knowledge {
     /// Each product's vector (product_embeddings), …
     vectors: PlHashMap<i64, Vec<f32>>,
     /// … the products on sale that have one, …
-    embedded_on_sale: Vec<i64>,
-    /// … and the nearest of those to each product some customer bought or viewed.
-    near: PlHashMap<i64, Vec<(i64, f64)>>,
+    embedded_on_sale: OnSale,
+    /// … and the nearest of those to each product some customer bought or
+    /// viewed: (popularity rank, cosine).
+    near: PlHashMap<i64, Vec<(usize, f64)>>,
 }
 
 /// Neighbours by embedding kept per product a customer bought or viewed.
@@ -134,7 +140,7 @@ impl Knowledge {
         let history: PlHashSet<i64> = knowledge.bought.values().chain(knowledge.viewed.values()).flatten().copied().collect();
         let mut history: Vec<i64> = history.into_iter().filter(|p| knowledge.vectors.contains_key(p)).collect();
         history.sort_unstable();
-        let near: Vec<Vec<(i64, f64)>> = history.par_iter().map(|&p| knowledge.nearest(p, NEAREST)).collect();
+        let near: Vec<Vec<(usize, f64)>> = history.par_iter().map(|&p| knowledge.nearest(p, NEAREST).into_iter().map(|(q, s)| (knowledge.popularity_rank[&q], s)).collect()).collect();
         knowledge.near = history.into_iter().zip(near).collect();
         let customers = i64s(users, "customer_id")?;
         let categories = users.column("preferred_category")?.str()?.clone();
@@ -151,7 +157,7 @@ impl Knowledge {
         let mut on_sale: Vec<(i64, i64, i64)> = (0..ids.len()).filter(|&i| active[i]).filter_map(|i| Some((ids[i]?, recent[i].unwrap_or(0), all[i].unwrap_or(0)))).collect();
         on_sale.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
         let popular: Vec<i64> = on_sale.iter().map(|p| p.0).collect();
-        let popularity_rank = popular.iter().enumerate().map(|(r, p)| (*p, r)).collect();
+        let popularity_rank: PlHashMap<i64, usize> = popular.iter().enumerate().map(|(r, p)| (*p, r)).collect();
 
         let mut collections: HashMap<i64, Vec<String>> = HashMap::new();
         let mut members: HashMap<String, Vec<i64>> = HashMap::new();
@@ -170,8 +176,9 @@ impl Knowledge {
         let (lift, a_to_b, b_to_a, views) = (f64s(pairs, "lift")?, f64s(pairs, "confidence_a_to_b")?, f64s(pairs, "confidence_b_to_a")?, f64s(pairs, "co_view_count")?);
         for i in 0..a.len() {
             let (Some(x), Some(y)) = (a[i], b[i]) else { continue };
-            partners.entry(x).or_default().push(Partner { product: y, lift: lift[i], confidence: a_to_b[i], co_views: views[i] });
-            partners.entry(y).or_default().push(Partner { product: x, lift: lift[i], confidence: b_to_a[i], co_views: views[i] });
+            let rank = |p: i64| popularity_rank.get(&p).copied();
+            partners.entry(x).or_default().push(Partner { rank: rank(y), lift: lift[i], confidence: a_to_b[i], co_views: views[i] });
+            partners.entry(y).or_default().push(Partner { rank: rank(x), lift: lift[i], confidence: b_to_a[i], co_views: views[i] });
         }
         let types = products.column("product_type")?.str()?.clone();
         let product_type = ids.iter().zip(types.iter()).filter_map(|(p, t)| Some(((*p)?, t?.to_string()))).collect();
@@ -179,10 +186,12 @@ impl Knowledge {
             Some(frame) => vectors_of(frame)?,
             None => PlHashMap::new(),
         };
-        let embedded_on_sale = popular.iter().copied().filter(|p| vectors.contains_key(p)).collect();
+        let embedded_on_sale = OnSale::of(&popular, &vectors);
         Ok(Knowledge {
             popular,
             popularity_rank,
+            by_confidence: ranked_partners(&partners, |p| p.confidence),
+            by_lift: ranked_partners(&partners, |p| p.lift),
             partners,
             collections,
             members,
@@ -221,11 +230,10 @@ impl Knowledge {
     /// best first; ties: the more popular); none without a vector.
     fn nearest(&self, product: i64, k: usize) -> Vec<(i64, f64)> {
         let Some(v) = self.vectors.get(&product) else { return vec![] };
-        let mut scored: Vec<(f64, usize, i64)> = self
-            .embedded_on_sale
-            .iter()
-            .filter(|&&q| q != product)
-            .map(|&q| (cosine(v, &self.vectors[&q]), self.popularity_rank[&q], q))
+        let on_sale = &self.embedded_on_sale;
+        let mut scored: Vec<(f64, usize, i64)> = (0..on_sale.ids.len())
+            .filter(|&i| on_sale.ids[i] != product)
+            .map(|i| (cosine(v, on_sale.vector(i)), on_sale.ranks[i], on_sale.ids[i]))
             .collect();
         best(&mut scored, k).iter().map(|(s, _, p)| (*p, *s)).collect()
     }
@@ -239,8 +247,8 @@ impl Knowledge {
         let mut scored: Vec<(f64, usize, i64)> = self
             .scores_from(source, &[product], &[])
             .into_iter()
-            .filter(|(p, s)| *p != product && *s > 0.0)
-            .filter_map(|(p, s)| Some((s, *self.popularity_rank.get(&p)?, p)))
+            .map(|(r, s)| (s, r, self.popular[r]))
+            .filter(|(s, _, p)| *p != product && *s > 0.0)
             .collect();
         best(&mut scored, k).iter().map(|(s, _, p)| (*p, *s)).collect()
     }
@@ -271,70 +279,105 @@ impl Knowledge {
     /// never one not on sale. (The blend scores nothing of its own.)
     pub fn scored(&self, source: Source, customer: i64, depth: usize) -> Vec<i64> {
         let bought = self.bought.get(&customer).map(Vec::as_slice).unwrap_or(&[]);
-        if source == Source::Popularity {
-            return self.popular.iter().copied().filter(|p| bought.binary_search(p).is_err()).take(depth).collect();
+        match source {
+            Source::Popularity => return self.popular.iter().copied().filter(|p| bought.binary_search(p).is_err()).take(depth).collect(),
+            Source::PairsConfidence => return self.best_partners(&self.by_confidence, bought, depth),
+            Source::PairsLift => return self.best_partners(&self.by_lift, bought, depth),
+            _ => {}
         }
         // (score, popularity rank, product) of the scored products one may recommend.
         let mut scored: Vec<(f64, usize, i64)> = self
             .scores(source, customer, bought)
             .into_iter()
-            .filter(|(p, s)| *s > 0.0 && bought.binary_search(p).is_err())
-            .filter_map(|(p, s)| Some((s, *self.popularity_rank.get(&p)?, p)))
+            .map(|(r, s)| (s, r, self.popular[r]))
+            .filter(|(s, _, p)| *s > 0.0 && bought.binary_search(p).is_err())
             .collect();
         best(&mut scored, depth).iter().map(|(_, _, p)| *p).collect()
     }
 
-    /// Each product's score for `customer` under `source` (absent: 0).
-    fn scores(&self, source: Source, customer: i64, bought: &[i64]) -> PlHashMap<i64, f64> {
+    /// The first `depth` products on sale by their best value (confidence or
+    /// lift: `lists`) from a product of `bought`, not bought (ties: the more
+    /// popular): what scoring every partner and sorting gives ([`Knowledge::
+    /// scores_from`]; tested against it), by merging the products' lists,
+    /// best first, until `depth` are found. The pair sources are most of the
+    /// candidates' time otherwise: a popular product has thousands of partners.
+    fn best_partners(&self, lists: &PlHashMap<i64, Vec<(f64, usize)>>, bought: &[i64], depth: usize) -> Vec<i64> {
+        use std::cmp::Reverse;
+        let lists: Vec<&[(f64, usize)]> = bought.iter().filter_map(|b| lists.get(b)).map(Vec::as_slice).collect();
+        // (value, the more popular, list, place): the heap's largest is next.
+        let entry = |list: usize, at: usize| lists[list].get(at).map(|&(v, r)| (Value(v), Reverse(r), list, at));
+        let mut heap: std::collections::BinaryHeap<_> = (0..lists.len()).filter_map(|l| entry(l, 0)).collect();
+        let (mut found, mut seen) = (Vec::with_capacity(depth), PlHashSet::new());
+        while let Some((_, Reverse(rank), list, at)) = heap.pop() {
+            if found.len() == depth {
+                break;
+            }
+            // A product's first appearance carries its best value.
+            let product = self.popular[rank];
+            if seen.insert(rank) && bought.binary_search(&product).is_err() {
+                found.push(product);
+            }
+            heap.extend(entry(list, at + 1));
+        }
+        found
+    }
+
+    /// The scores for `customer` under `source` of the products on sale it
+    /// scores: (popularity rank, score).
+    fn scores(&self, source: Source, customer: i64, bought: &[i64]) -> Vec<(usize, f64)> {
         if source == Source::PreferredCategory {
             // Every product of the category scores the same: popularity orders them.
-            let Some(category) = self.preferred.get(&customer) else { return PlHashMap::new() };
-            return self.popular.iter().filter(|p| self.product_type.get(p) == Some(category)).map(|p| (*p, 1.0)).collect();
+            let Some(category) = self.preferred.get(&customer) else { return vec![] };
+            return self.popular.iter().enumerate().filter(|(_, p)| self.product_type.get(p) == Some(category)).map(|(r, _)| (r, 1.0)).collect();
         }
         self.scores_from(source, bought, self.viewed.get(&customer).map(Vec::as_slice).unwrap_or(&[]))
     }
 
-    /// Each product's score under `source` for someone who bought `bought` and
-    /// viewed `viewed` (absent: 0).
-    fn scores_from(&self, source: Source, bought: &[i64], viewed: &[i64]) -> PlHashMap<i64, f64> {
-        let mut scores: PlHashMap<i64, f64> = PlHashMap::new();
-        let partners_of = |p: &i64| self.partners.get(p).into_iter().flatten();
-        match source {
-            Source::Popularity | Source::Blend | Source::PreferredCategory => {}
-            Source::PairsLift | Source::PairsConfidence => {
-                for partner in bought.iter().flat_map(partners_of) {
-                    let value = if source == Source::PairsLift { partner.lift } else { partner.confidence };
-                    let best = scores.entry(partner.product).or_insert(0.0);
-                    *best = best.max(value);
+    /// The scores under `source`, for someone who bought `bought` and viewed
+    /// `viewed` (both sorted), of the products on sale it scores: (popularity
+    /// rank, score). Accumulated in an array by rank (no hashing: this runs
+    /// for every customer and source), summing in product order, so a score
+    /// is the same in every run.
+    fn scores_from(&self, source: Source, bought: &[i64], viewed: &[i64]) -> Vec<(usize, f64)> {
+        SCRATCH.with(|scratch| {
+            let mut scores = scratch.borrow_mut();
+            scores.begin(self.popular.len());
+            let partners_of = |p: &i64| self.partners.get(p).into_iter().flatten().filter_map(|partner| Some((partner.rank?, partner)));
+            match source {
+                Source::Popularity | Source::Blend | Source::PreferredCategory => {}
+                Source::PairsLift | Source::PairsConfidence => {
+                    for (rank, partner) in bought.iter().flat_map(partners_of) {
+                        let value = if source == Source::PairsLift { partner.lift } else { partner.confidence };
+                        let best = scores.at(rank);
+                        *best = best.max(value);
+                    }
                 }
-            }
-            Source::CoView => {
-                let seen: PlHashSet<i64> = bought.iter().chain(viewed).copied().collect();
-                for partner in seen.iter().flat_map(partners_of) {
-                    *scores.entry(partner.product).or_insert(0.0) += partner.co_views;
+                Source::CoView => {
+                    for (rank, partner) in sorted_union(bought, viewed).iter().flat_map(partners_of) {
+                        *scores.at(rank) += partner.co_views;
+                    }
                 }
-            }
-            Source::Viewed => {
-                for p in viewed {
-                    scores.insert(*p, 1.0);
+                Source::Viewed => {
+                    for rank in viewed.iter().filter_map(|p| self.popularity_rank.get(p)) {
+                        *scores.at(*rank) = 1.0;
+                    }
                 }
-            }
-            Source::Embedding => {
-                let seen: PlHashSet<i64> = bought.iter().chain(viewed).copied().collect();
-                for (q, similarity) in seen.iter().filter_map(|p| self.near.get(p)).flatten() {
-                    *scores.entry(*q).or_insert(0.0) += similarity.max(0.0);
+                Source::Embedding => {
+                    for (rank, similarity) in sorted_union(bought, viewed).iter().filter_map(|p| self.near.get(p)).flatten() {
+                        *scores.at(*rank) += similarity.max(0.0);
+                    }
                 }
-            }
-            Source::SameCollection => {
-                for p in bought {
-                    let shared: PlHashSet<i64> = self.collections.get(p).into_iter().flatten().flat_map(|h| self.members[h].iter().copied()).collect();
-                    for q in shared {
-                        *scores.entry(q).or_insert(0.0) += 1.0;
+                Source::SameCollection => {
+                    for p in bought {
+                        let shared: PlHashSet<i64> = self.collections.get(p).into_iter().flatten().flat_map(|h| self.members[h].iter().copied()).collect();
+                        for rank in shared.iter().filter_map(|q| self.popularity_rank.get(q)) {
+                            *scores.at(*rank) += 1.0;
+                        }
                     }
                 }
             }
-        }
-        scores
+            scores.take()
+        })
     }
 
     /// Up to [`VIEWED_FIRST`] products the customer viewed and has not bought,
@@ -365,6 +408,115 @@ impl Knowledge {
     }
 }
 
+/// The products on sale that have a vector, most popular first, with their
+/// popularity ranks and their vectors side by side (the nearest-neighbour scan
+/// reads every one for each product: no hash lookup in that loop).
+struct OnSale {
+    ids: Vec<i64>,
+    ranks: Vec<usize>,
+    vectors: Vec<f32>,
+    dimension: usize,
+}
+
+impl OnSale {
+    fn of(popular: &[i64], vectors: &PlHashMap<i64, Vec<f32>>) -> OnSale {
+        let dimension = vectors.values().next().map_or(0, Vec::len);
+        let mut on_sale = OnSale { ids: vec![], ranks: vec![], vectors: vec![], dimension };
+        for (rank, p) in popular.iter().enumerate() {
+            if let Some(v) = vectors.get(p) {
+                on_sale.ids.push(*p);
+                on_sale.ranks.push(rank);
+                on_sale.vectors.extend_from_slice(v);
+            }
+        }
+        on_sale
+    }
+
+    fn vector(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dimension..(i + 1) * self.dimension]
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Scores by popularity rank, reused from one customer to the next (on each
+/// thread): only the entries touched are read and reset.
+#[derive(Default)]
+struct Scratch {
+    score: Vec<f64>,
+    touched: Vec<bool>,
+    ranks: Vec<usize>,
+}
+
+impl Scratch {
+    fn begin(&mut self, catalog: usize) {
+        if self.score.len() < catalog {
+            self.score.resize(catalog, 0.0);
+            self.touched.resize(catalog, false);
+        }
+    }
+
+    /// The score of the product at `rank` (0 until set).
+    fn at(&mut self, rank: usize) -> &mut f64 {
+        if !self.touched[rank] {
+            self.touched[rank] = true;
+            self.ranks.push(rank);
+        }
+        &mut self.score[rank]
+    }
+
+    /// The scores set, and the scratch reset.
+    fn take(&mut self) -> Vec<(usize, f64)> {
+        let scores = self.ranks.iter().map(|&r| (r, self.score[r])).collect();
+        for &r in &self.ranks {
+            (self.score[r], self.touched[r]) = (0.0, false);
+        }
+        self.ranks.clear();
+        scores
+    }
+}
+
+/// A score ordered by `total_cmp` (the order [`best`] sorts by).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Value(f64);
+
+impl Eq for Value {}
+
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// Per product, its partners on sale whose `value` is positive, as (value,
+/// popularity rank), the best value first, then the more popular.
+fn ranked_partners(partners: &HashMap<i64, Vec<Partner>>, value: fn(&Partner) -> f64) -> PlHashMap<i64, Vec<(f64, usize)>> {
+    partners
+        .iter()
+        .map(|(product, list)| {
+            let mut ranked: Vec<(f64, usize)> = list.iter().filter_map(|p| Some((value(p), p.rank?))).filter(|(v, _)| *v > 0.0).collect();
+            ranked.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            (*product, ranked)
+        })
+        .collect()
+}
+
+/// The products in either sorted list, once each, sorted.
+fn sorted_union(a: &[i64], b: &[i64]) -> Vec<i64> {
+    let mut all: Vec<i64> = a.iter().chain(b).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// (product, vector) of product_embeddings' rows that have one.
 fn vectors_of(frame: &DataFrame) -> Result<PlHashMap<i64, Vec<f32>>> {
     let ids = i64s(frame, "product_id")?;
@@ -393,4 +545,83 @@ fn best(scored: &mut Vec<(f64, usize, i64)>, depth: usize) -> &[(f64, usize, i64
     }
     scored.sort_unstable_by(order);
     scored
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A catalog of 60 products (every fifth not on sale) and pairs with
+    /// random confidences and lifts, ties and zeros among them.
+    fn knowledge() -> Knowledge {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let ids: Vec<i64> = (1..=60).collect();
+        let handles: Vec<Series> = ids.iter().map(|_| Series::new_empty("".into(), &DataType::String)).collect();
+        let products = df!(
+            "product_id" => &ids,
+            "is_active" => ids.iter().map(|i| i % 5 != 0).collect::<Vec<_>>(),
+            "purchase_count_30d" => ids.iter().map(|i| (i * 7) % 11).collect::<Vec<_>>(),
+            "total_purchases" => ids.iter().map(|i| (i * 3) % 13).collect::<Vec<_>>(),
+            "collection_handles" => handles,
+            "product_type" => ids.iter().map(|i| format!("t{}", i % 3)).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut pairs: BTreeMap<(i64, i64), [f64; 3]> = BTreeMap::new();
+        for _ in 0..700 {
+            let (a, b) = (1 + next(60) as i64, 1 + next(60) as i64);
+            if a < b {
+                // Values from a small set: ties are common; some are zero.
+                pairs.insert((a, b), [next(5) as f64 / 4.0, next(5) as f64 / 4.0, next(9) as f64 / 2.0]);
+            }
+        }
+        let column = |f: &dyn Fn(&((i64, i64), [f64; 3])) -> f64| pairs.iter().map(|(k, v)| f(&(*k, *v))).collect::<Vec<f64>>();
+        let pairs_frame = df!(
+            "product_id_a" => pairs.keys().map(|k| k.0).collect::<Vec<_>>(),
+            "product_id_b" => pairs.keys().map(|k| k.1).collect::<Vec<_>>(),
+            "confidence_a_to_b" => column(&|(_, v)| v[0]),
+            "confidence_b_to_a" => column(&|(_, v)| v[1]),
+            "lift" => column(&|(_, v)| v[2]),
+            "co_view_count" => column(&|_| 1.0),
+        )
+        .unwrap();
+        let mut knowledge = Knowledge::of_catalog(&products, &pairs_frame, None).unwrap();
+        for customer in 0..200 {
+            let mut bought: Vec<i64> = (0..1 + next(8)).map(|_| 1 + next(60) as i64).collect();
+            bought.sort_unstable();
+            bought.dedup();
+            knowledge.bought.insert(customer, bought);
+        }
+        knowledge
+    }
+
+    #[test]
+    fn merging_partner_lists_gives_what_scoring_every_partner_gives() {
+        let knowledge = knowledge();
+        let mut compared = 0;
+        for source in [Source::PairsConfidence, Source::PairsLift] {
+            for (customer, bought) in &knowledge.bought {
+                // The reference: every partner scored, filtered, sorted whole.
+                let mut reference: Vec<(f64, usize, i64)> = knowledge
+                    .scores_from(source, bought, &[])
+                    .into_iter()
+                    .map(|(r, s)| (s, r, knowledge.popular[r]))
+                    .filter(|(s, _, p)| *s > 0.0 && bought.binary_search(p).is_err())
+                    .collect();
+                reference.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                for depth in [1, 3, 10, 60] {
+                    let expected: Vec<i64> = reference.iter().take(depth).map(|r| r.2).collect();
+                    assert_eq!(knowledge.scored(source, *customer, depth), expected, "{source:?}, customer {customer}, depth {depth}");
+                    compared += expected.len();
+                }
+            }
+        }
+        assert!(compared > 5_000, "{compared}");
+    }
 }

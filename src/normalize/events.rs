@@ -46,26 +46,42 @@ const DETAIL_COLUMNS: [&str; 9] = ["event_id", "name", "client_id", "event_custo
 /// The events table of the raw snapshots at `as_of`, and its parts.
 pub fn events(raw: &RawTables, as_of: AsOf) -> Result<(LazyFrame, EventParts)> {
     let landed = raw.scan(RawEntity::Events)?.with_row_index(ROW, None);
-    let parts = EventParts { rows: rows(&landed, as_of), details: landed.select(std::iter::once(col(ROW)).chain(DETAIL_COLUMNS.map(col)).collect::<Vec<_>>()) };
+    let parts = EventParts { rows: rows(&landed, as_of), details: details_of(&landed) };
     Ok((parts.table(), parts))
 }
 
 /// The rows part: unique, at `as_of`, encoded, stitched and sorted.
 fn rows(landed: &LazyFrame, as_of: AsOf) -> LazyFrame {
-    let read = [ROW, "event_id", "name", "client_id", "event_customer_id"].into_iter().chain(LANDED_ROW_COLUMNS);
-    // The first landed of each id: a filter keeps the rows in place, where a
-    // unique would gather every column.
-    let mut events = landed.clone().select(read.map(col).collect::<Vec<_>>()).filter(col("event_id").is_first_distinct());
+    let mut events = first_landed(landed);
     if let Some(t) = as_of {
-        // Events after T had not happened at T.
-        events = events.filter(col("timestamp").cast(DataType::Int64).lt_eq(lit(t)));
+        events = events.filter(at_or_before(t));
     }
-    let events = encoded(events.drop(cols(["event_id"]))).cache();
-    // Links in file order: the landing columns of the few rows that carry a customer.
-    let link_origins = landed
-        .clone()
-        .filter(col("event_customer_id").is_not_null())
-        .select([col(ROW), col("snapshot"), col("file"), col("line")]);
+    stitched(encoded(events).cache(), link_origins(landed))
+}
+
+/// The first landed row of each event id (a filter keeps the rows in place,
+/// where a unique would gather every column), with the columns the rows part
+/// is made of.
+fn first_landed(landed: &LazyFrame) -> LazyFrame {
+    let read = [ROW, "event_id", "name", "client_id", "event_customer_id"].into_iter().chain(LANDED_ROW_COLUMNS);
+    landed.clone().select(read.map(col).collect::<Vec<_>>()).filter(col("event_id").is_first_distinct()).drop(cols(["event_id"]))
+}
+
+/// Events after T had not happened at T.
+fn at_or_before(t: i64) -> Expr {
+    col("timestamp").cast(DataType::Int64).lt_eq(lit(t))
+}
+
+/// The landing place (snapshot, file, line) of the few rows that carry a
+/// customer: two links at one instant go to the later in file order.
+fn link_origins(landed: &LazyFrame) -> LazyFrame {
+    landed.clone().filter(col("event_customer_id").is_not_null()).select([col(ROW), col("snapshot"), col("file"), col("line")])
+}
+
+/// `events` (encoded) with each browser's customer — that of its latest link
+/// among them — sorted by browser and time (ties: landing order), the order
+/// sessions are cut in: integer keys, so the sort moves no strings.
+fn stitched(events: LazyFrame, link_origins: LazyFrame) -> LazyFrame {
     let links = events
         .clone()
         .filter(col("event_customer_id").is_not_null())
@@ -76,12 +92,41 @@ fn rows(landed: &LazyFrame, as_of: AsOf) -> LazyFrame {
         .sort_by_exprs(keys, ascending(5))
         .unique_stable_generic(Some(vec![col("browser")]), UniqueKeepStrategy::Last)
         .select([col("browser"), col("event_customer_id").alias("customer_id")]);
-    // Ordered by browser and time (ties: landing order), the order sessions are
-    // cut in — integer keys, so the sort moves no strings.
     events
         .join(latest_link, [col("browser")], [col("browser")], JoinArgs::new(JoinType::Left))
         .sort_by_exprs([col("browser"), col("timestamp"), col(ROW)], SortMultipleOptions::default())
         .select(rows_part_columns())
+}
+
+/// The events of a store read once, for normalizing at many times (a training
+/// set's cut-offs): the first landed row of each id with the browser and the
+/// event name numbered over the whole store, and the landing places of links.
+/// [`SharedEvents::parts_at`] gives exactly the parts [`events`] gives at `T`:
+/// renumbered by first appearance among the rows at `T`, as [`encoded`]
+/// numbers the strings there (a store-wide number stands for one string), and
+/// stitched with the links at `T`.
+pub struct SharedEvents {
+    unique: DataFrame,
+    link_origins: DataFrame,
+    details: LazyFrame,
+}
+
+impl SharedEvents {
+    pub fn of(raw: &RawTables) -> Result<SharedEvents> {
+        let landed = raw.scan(RawEntity::Events)?.with_row_index(ROW, None);
+        let [unique, link_origins]: [DataFrame; 2] = collect_all(vec![encoded(first_landed(&landed)), link_origins(&landed)])?.try_into().map_err(|_| anyhow::anyhow!("two frames"))?;
+        Ok(SharedEvents { unique, link_origins, details: details_of(&landed) })
+    }
+
+    /// The events' parts at `t`: those [`events`] gives at `t`.
+    pub fn parts_at(&self, t: i64) -> EventParts {
+        let events = renumbered(self.unique.clone().lazy().filter(at_or_before(t))).cache();
+        EventParts { rows: stitched(events, self.link_origins.clone().lazy()), details: self.details.clone() }
+    }
+}
+
+fn details_of(landed: &LazyFrame) -> LazyFrame {
+    landed.clone().select(std::iter::once(col(ROW)).chain(DETAIL_COLUMNS.map(col)).collect::<Vec<_>>())
 }
 
 impl EventParts {
@@ -148,6 +193,42 @@ fn encode(mut events: DataFrame) -> PolarsResult<DataFrame> {
     Ok(events)
 }
 
+/// [`encoded`]'s numbers of a subset of its rows, numbered again by first
+/// appearance in it: what [`encoded`] gives the same rows' strings.
+fn renumbered(events: LazyFrame) -> LazyFrame {
+    events.map(renumber, OptFlags::empty(), None, Some("renumber events"))
+}
+
+fn renumber(mut events: DataFrame) -> PolarsResult<DataFrame> {
+    let browsers: Vec<u32> = events.column("browser")?.i64()?.into_no_null_iter().map(|b| b as u32).collect();
+    let names: Vec<u32> = events.column("event")?.u32()?.into_no_null_iter().collect();
+    let fixed = EventName::ALL.len() as u32;
+    let browser = first_appearance(&browsers, 0, 1);
+    let event = first_appearance(&names, fixed, fixed + 1);
+    events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
+    events.with_column(Column::new("event".into(), event))?;
+    Ok(events)
+}
+
+/// Numbers above `fixed` again, `first`, `first + 1`, … in order of first
+/// appearance; those up to `fixed` (null's 0, the standard names) kept.
+fn first_appearance(values: &[u32], fixed: u32, first: u32) -> Vec<u32> {
+    let mut numbers: PlHashMap<u32, u32> = PlHashMap::default();
+    let mut next = first;
+    values
+        .iter()
+        .map(|&v| {
+            if v <= fixed {
+                return v;
+            }
+            *numbers.entry(v).or_insert_with(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect()
+}
+
 /// A number per distinct value: `fixed`'s where it has one, else `first`,
 /// `first + 1`, … in order of first appearance; 0 for a null.
 fn numbered(values: &StringChunked, fixed: impl Fn(&str) -> Option<u32>, first: u32) -> Vec<u32> {
@@ -192,5 +273,25 @@ mod tests {
         let events: Vec<u32> = encoded.column("event").unwrap().u32().unwrap().into_no_null_iter().collect();
         let unknown = EventName::ALL.len() as u32 + 1;
         assert_eq!(events, [EventName::ProductViewed.code(), unknown, unknown + 1, unknown, 0], "standard names keep their codes, others get the next");
+    }
+
+    #[test]
+    fn the_store_wide_numbers_renumbered_at_t_are_those_of_the_rows_at_t() {
+        let events = df!(
+            "client_id" => [Some("b"), Some("a"), Some("b"), None, Some("c"), Some("a"), Some("d")],
+            "name" => [Some("product_viewed"), Some("my_custom"), Some("other_custom"), Some("my_custom"), None, Some("third"), Some("other_custom")],
+            "timestamp" => [5i64, 2, 3, 4, 1, 6, 0],
+        )
+        .unwrap();
+        let store_wide = encoded(events.clone().lazy()).collect().unwrap();
+        for t in -1..=6 {
+            let at_t = encoded(events.clone().lazy().filter(col("timestamp").lt_eq(lit(t)))).collect().unwrap();
+            let renumbered = renumbered(store_wide.clone().lazy().filter(col("timestamp").lt_eq(lit(t)))).collect().unwrap();
+            assert!(at_t.equals_missing(&renumbered), "at {t}: {at_t} != {renumbered}");
+        }
+        // The store-wide numbers differ from those at an early time (so the
+        // renumbering is doing something).
+        let early = encoded(events.clone().lazy().filter(col("timestamp").lt_eq(lit(2)))).collect().unwrap();
+        assert_ne!(early.column("browser").unwrap().i64().unwrap().get(0), store_wide.column("browser").unwrap().i64().unwrap().get(1));
     }
 }

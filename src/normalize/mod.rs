@@ -27,7 +27,7 @@ mod events;
 mod orders;
 mod products;
 
-pub use events::{url_host, EventParts, ROW as EVENT_ROW};
+pub use events::{url_host, EventParts, SharedEvents, ROW as EVENT_ROW};
 
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
@@ -136,6 +136,7 @@ impl MainTables {
 
 /// The raw tables of a shop: every committed snapshot's file of each entity, in
 /// snapshot order.
+#[derive(Clone)]
 pub struct RawTables {
     files: BTreeMap<String, Vec<RawFile>>,
     /// Versions superseded before this time were dropped by compaction
@@ -143,6 +144,8 @@ pub struct RawTables {
     history_from: Option<i64>,
     /// Part of the store only ([`RawTables::catalog_of`], [`RawTables::customers_view`]).
     view: Option<View>,
+    /// Entities read into memory once ([`RawTables::in_memory`]), by name.
+    memory: Option<Arc<BTreeMap<&'static str, DataFrame>>>,
 }
 
 /// The part of the raw store a fast cycle recomputes a few rows from: every
@@ -203,7 +206,18 @@ impl RawTables {
         let pinned: Vec<std::path::PathBuf> = files.values().flatten().map(|f| f.path.clone()).collect();
         root.trim_cache(shop, &pinned)?;
         let history_from = manifests.iter().filter_map(|m| m.history_from()).max();
-        Ok(RawTables { files, history_from, view: None })
+        Ok(RawTables { files, history_from, view: None, memory: None })
+    }
+
+    /// The same store with every entity but the events read into memory, for
+    /// normalizing at many times (a training set's cut-offs): the Parquet files
+    /// are decoded once. The events, most of the store, are read once by
+    /// [`SharedEvents`] instead.
+    pub fn in_memory(&self) -> Result<RawTables> {
+        let entities: Vec<RawEntity> = RawEntity::ALL.into_iter().filter(|e| *e != RawEntity::Events).collect();
+        let frames = collect_all(entities.iter().map(|e| self.scan_all(*e)).collect::<Result<Vec<_>>>()?)?;
+        let memory = entities.iter().map(|e| e.name()).zip(frames).collect();
+        Ok(RawTables { memory: Some(Arc::new(memory)), ..self.clone() })
     }
 
     /// The same store seen through the catalog records of `products` only: their
@@ -244,7 +258,7 @@ impl RawTables {
     }
 
     fn with_view(&self, view: View) -> RawTables {
-        RawTables { files: self.files.clone(), history_from: self.history_from, view: Some(view) }
+        RawTables { view: Some(view), ..self.clone() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -270,6 +284,9 @@ impl RawTables {
     }
 
     fn scan_all(&self, entity: RawEntity) -> Result<LazyFrame> {
+        if let Some(frame) = self.memory.as_ref().and_then(|m| m.get(entity.name())) {
+            return Ok(frame.clone().lazy());
+        }
         let Some(files) = self.files.get(entity.name()).filter(|f| !f.is_empty()) else {
             return Ok(raw::empty_frame(entity)?.lazy());
         };
@@ -318,6 +335,20 @@ fn whole_parquet(path: &std::path::Path) -> std::io::Result<()> {
 
 /// Normalizes a shop's raw snapshots into its main tables as of `as_of`.
 pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
+    refuse_before_history(raw, as_of)?;
+    let (events, event_parts) = events::events(raw, as_of)?;
+    assemble(raw, as_of, events, event_parts)
+}
+
+/// [`normalize`] at `t` with the events read once for many times: the same
+/// tables (for a training set's cut-offs).
+pub fn normalize_shared(raw: &RawTables, t: i64, shared: &SharedEvents) -> Result<MainTables> {
+    refuse_before_history(raw, Some(t))?;
+    let parts = shared.parts_at(t);
+    assemble(raw, Some(t), parts.table(), parts)
+}
+
+fn refuse_before_history(raw: &RawTables, as_of: AsOf) -> Result<()> {
     if let (Some(t), Some(from)) = (as_of, raw.history_from) {
         if t < from {
             let time = |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.to_rfc3339()).unwrap_or_default();
@@ -328,12 +359,16 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
             );
         }
     }
+    Ok(())
+}
+
+/// The main tables from the raw snapshots and the events at `as_of`.
+fn assemble(raw: &RawTables, as_of: AsOf, events: LazyFrame, event_parts: EventParts) -> Result<MainTables> {
     let (products, variants, product_media, deleted_products, product_versions) = products::products(raw, as_of)?;
     let (collections, collection_versions) = collections::collections(raw, as_of)?;
     let collection_products = collections::memberships(raw, product_versions, collection_versions, &products, &collections)?;
     let (customers, deleted_customers) = customers::customers(raw, as_of)?;
     let (orders, line_items, refund_line_items) = orders::orders(raw)?;
-    let (events, event_parts) = events::events(raw, as_of)?;
     Ok(MainTables {
         products, variants, product_media, collections, collection_products, customers, orders, line_items, refund_line_items, events, deleted_products, deleted_customers,
         event_details: None,

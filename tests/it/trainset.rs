@@ -285,3 +285,42 @@ fn add_to_cart_labels_are_the_first_cart_add_in_the_window() {
     assert!(manifest.positives > 0, "some candidates were added to cart after T");
     assert!(rows.column("sources").unwrap().list().unwrap().get_as_series(0).is_some());
 }
+
+/// The main tables normalized with the events read once equal a normalization
+/// at each time: before every event, exactly at events (the first, a linking
+/// one, the last) and after everything.
+#[test]
+fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
+    use shopfeat::normalize::{self, RawTables, SharedEvents};
+    let landed = sample();
+    let raw = RawTables::open(&landed.root, "test").unwrap();
+    let whole = normalize::collect_all(vec![normalize::normalize(&raw, None).unwrap().events]).unwrap().remove(0);
+    let times: Vec<i64> = whole.column("timestamp").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().into_no_null_iter().collect();
+    let linking: Vec<i64> = whole.clone().lazy().filter(col("event_customer_id").is_not_null()).select([col("timestamp").cast(DataType::Int64)]).collect().unwrap().column("timestamp").unwrap().i64().unwrap().into_no_null_iter().collect();
+    let (first, last) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let in_memory = raw.in_memory().unwrap();
+    let shared = SharedEvents::of(&in_memory).unwrap();
+    for t in [first - 1, first, linking[linking.len() / 2], (first + last) / 2, last, last + DAY] {
+        let direct = normalize::normalize(&raw, Some(t)).unwrap();
+        let once = normalize::normalize_shared(&in_memory, t, &shared).unwrap();
+        let tables = |main: normalize::MainTables| {
+            let mut plans: Vec<LazyFrame> = main.named().into_iter().map(|(_, lf)| lf).collect();
+            plans.extend([main.deleted_products.clone(), main.deleted_customers.clone()]);
+            let features = main.for_features();
+            plans.push(features.events.clone());
+            normalize::collect_all(plans).unwrap()
+        };
+        let (direct, once) = (tables(direct), tables(once));
+        // As sets of rows (joins do not keep an order), but the events' rows
+        // part, which is sorted.
+        let rows = |frame: &DataFrame, i: usize| {
+            let keys: Vec<PlSmallStr> = frame.columns().iter().filter(|c| !matches!(c.dtype(), DataType::List(_))).map(|c| c.name().clone()).collect();
+            if i == 12 { frame.clone() } else { frame.sort(keys, SortMultipleOptions::default().with_nulls_last(true)).unwrap() }
+        };
+        for (i, (a, b)) in direct.iter().zip(&once).enumerate() {
+            let (a, b) = (rows(a, i), rows(b, i));
+            assert!(a.equals_missing(&b), "table {i} at {t}: {a} != {b}");
+        }
+        assert!(direct[9].height() > 0 || t < first);
+    }
+}
