@@ -259,6 +259,7 @@ impl Store {
         }
         let raw = raw.in_memory()?;
         let events = SharedEvents::of(&raw)?;
+        tracing::debug!(resident_mb = crate::pipeline::resident_bytes().unwrap_or(0) >> 20, "raw store read");
         Ok(Store { raw, events })
     }
 }

@@ -35,5 +35,5 @@ pub use compute::{compute, compute_and_publish, explain, normalize, profile, pub
 pub use export::{export_gorse, ExportReport};
 pub use fast::{fast_cycle, fast_topics, DeltaTable, FastOptions, FastReport};
 pub use land::{fetch, ingest, ingest_once, land_inbox, land_inbox_files, FetchedReport, IngestReport};
-pub use report::{Stage, StageReport, TableRows};
+pub use report::{resident_bytes, Stage, StageReport, TableRows};
 pub use run::{run, Landing, RunOptions, RunReport, Source};

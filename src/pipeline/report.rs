@@ -104,7 +104,7 @@ fn start_sampler() {
 }
 
 /// The process's resident size now (`/proc/self/statm`), in bytes.
-fn resident_bytes() -> Option<u64> {
+pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
