@@ -316,7 +316,8 @@ const PARTS_AT_ONCE: usize = 2;
 /// part by part, feeding each file's bytes to `hash`.
 fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &DataFrame, t: i64, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
     let clock = Instant::now();
-    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.events)?, shop, t, options.pairs)?;
+    let embeddings = matches!(&options.rows, Rows::Candidates(list) if list.iter().any(|(c, _)| *c == Candidates::Embedding));
+    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.events)?, shop, t, options.pairs, embeddings)?;
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
     let keys = match &options.rows {
         Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,
