@@ -253,11 +253,7 @@ struct Store {
 
 impl Store {
     fn open(root: &DataRoot, shop: &str) -> Result<Store> {
-        let raw = RawTables::open(root, shop)?;
-        if raw.is_empty() {
-            bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
-        }
-        let raw = raw.in_memory()?;
+        let raw = crate::pipeline::raw_tables(root, shop)?.in_memory()?;
         let events = SharedEvents::of(&raw)?;
         tracing::debug!(resident_mb = crate::pipeline::resident_bytes().unwrap_or(0) >> 20, "raw store read");
         Ok(Store { raw, events })

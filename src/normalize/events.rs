@@ -183,9 +183,9 @@ fn encoded(events: LazyFrame) -> LazyFrame {
 }
 
 fn encode(mut events: DataFrame) -> PolarsResult<DataFrame> {
-    let browser = numbered(events.column("client_id")?.str()?, |_| None, 1);
+    let browser = numbered(events.column("client_id")?.str()?.iter(), |_| None, 1);
     let known = |name: &str| EventName::ALL.iter().find(|n| n.as_str() == name).map(|n| n.code());
-    let event = numbered(events.column("name")?.str()?, known, EventName::ALL.len() as u32 + 1);
+    let event = numbered(events.column("name")?.str()?.iter(), |name: &&str| known(name), EventName::ALL.len() as u32 + 1);
     events.drop_in_place("client_id")?;
     events.drop_in_place("name")?;
     events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
@@ -200,50 +200,34 @@ fn renumbered(events: LazyFrame) -> LazyFrame {
 }
 
 fn renumber(mut events: DataFrame) -> PolarsResult<DataFrame> {
-    let browsers: Vec<u32> = events.column("browser")?.i64()?.into_no_null_iter().map(|b| b as u32).collect();
-    let names: Vec<u32> = events.column("event")?.u32()?.into_no_null_iter().collect();
+    // 0 is a null's number in both; the standard names keep theirs.
+    let number = |n: u32| (n != 0).then_some(n);
     let fixed = EventName::ALL.len() as u32;
-    let browser = first_appearance(&browsers, 0, 1);
-    let event = first_appearance(&names, fixed, fixed + 1);
+    let browser = numbered(events.column("browser")?.i64()?.into_no_null_iter().map(|b| number(b as u32)), |_| None, 1);
+    let event = numbered(events.column("event")?.u32()?.into_no_null_iter().map(number), |&n| (n <= fixed).then_some(n), fixed + 1);
     events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
     events.with_column(Column::new("event".into(), event))?;
     Ok(events)
 }
 
-/// Numbers above `fixed` again, `first`, `first + 1`, … in order of first
-/// appearance; those up to `fixed` (null's 0, the standard names) kept.
-fn first_appearance(values: &[u32], fixed: u32, first: u32) -> Vec<u32> {
-    let mut numbers: PlHashMap<u32, u32> = PlHashMap::default();
-    let mut next = first;
-    values
-        .iter()
-        .map(|&v| {
-            if v <= fixed {
-                return v;
-            }
-            *numbers.entry(v).or_insert_with(|| {
-                next += 1;
-                next - 1
-            })
-        })
-        .collect()
-}
-
 /// A number per distinct value: `fixed`'s where it has one, else `first`,
-/// `first + 1`, … in order of first appearance; 0 for a null.
-fn numbered(values: &StringChunked, fixed: impl Fn(&str) -> Option<u32>, first: u32) -> Vec<u32> {
-    let mut numbers: PlHashMap<&str, u32> = PlHashMap::default();
+/// `first + 1`, … in order of first appearance; 0 for a null. (Strings when
+/// encoding, store-wide numbers when renumbering at a cut-off.)
+fn numbered<K: std::hash::Hash + Eq>(values: impl Iterator<Item = Option<K>>, fixed: impl Fn(&K) -> Option<u32>, first: u32) -> Vec<u32> {
+    let mut numbers: PlHashMap<K, u32> = PlHashMap::default();
     let mut next = first;
     values
-        .iter()
         .map(|value| match value {
             None => 0,
-            Some(v) => *numbers.entry(v).or_insert_with(|| {
-                fixed(v).unwrap_or_else(|| {
-                    next += 1;
-                    next - 1
+            Some(v) => {
+                let known = fixed(&v);
+                *numbers.entry(v).or_insert_with(|| {
+                    known.unwrap_or_else(|| {
+                        next += 1;
+                        next - 1
+                    })
                 })
-            }),
+            }
         })
         .collect()
 }

@@ -61,11 +61,16 @@ pub struct Computed {
 ///
 /// Fails when the shop has no committed snapshot: there is nothing to normalize.
 pub fn normalize(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<MainTables> {
+    normalize::normalize(&raw_tables(root, shop)?, as_of)
+}
+
+/// The raw tables of `shop`; fails when it has no committed snapshot.
+pub fn raw_tables(root: &DataRoot, shop: &str) -> Result<RawTables> {
     let raw = RawTables::open(root, shop)?;
     if raw.is_empty() {
         bail!("no raw snapshots for shop {shop:?} under {}: run `shopfeat ingest` first", root.describe());
     }
-    normalize::normalize(&raw, as_of)
+    Ok(raw)
 }
 
 /// What [`write_main_tables`] wrote.
