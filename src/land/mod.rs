@@ -12,6 +12,7 @@ mod bulk;
 pub mod compact;
 pub mod events;
 pub mod fields;
+mod files;
 pub mod inbox;
 mod inputs;
 pub mod raw;
@@ -24,20 +25,19 @@ pub use inputs::{collect_inputs, fingerprint, InputFile, InputKind};
 pub use snapshot::{new_snapshot_id, raw_dir, snapshots, Counts, FullMark, SnapshotManifest};
 
 use crate::progress::Progress;
-use crate::storage::{DataRoot, StagedFile};
+use crate::storage::DataRoot;
 use crate::vocabulary::RawEntity;
 use anyhow::Result;
 use bulk::BulkFile;
 use fields::{FieldError, Fields};
-use polars::prelude::*;
+use files::SnapshotFiles;
 use raw::{Origin, RawBuffers, Source};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::Path;
-
-type ParquetBatches = polars::io::parquet::write::BatchedWriter<std::fs::File>;
+use std::thread::ScopedJoinHandle;
 
 /// Rows buffered per raw table before they are written as a Parquet row group.
 const FLUSH_ROWS: usize = 64 * 1024;
@@ -114,30 +114,35 @@ pub fn land(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progre
 /// started at that time saw it.
 pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>) -> Result<LandReport> {
     let now = chrono::Utc::now();
-    let mut lander = Lander::new(root, shop, new_snapshot_id(now), now.timestamp_micros());
-    lander.full_since = full_since;
-    for input in inputs {
-        lander.land_file(input, progress)?;
-    }
-    lander.finish(inputs)
+    let snapshot = new_snapshot_id(now);
+    // The inputs' fingerprint (for the manifest) and the Parquet files are
+    // made on threads of their own while the lines are parsed.
+    std::thread::scope(|scope| {
+        let fingerprint = scope.spawn(|| fingerprint(inputs));
+        let files = SnapshotFiles::start(scope, root, raw_dir(shop), snapshot.clone());
+        let mut lander = Lander::new(root, shop, snapshot, now.timestamp_micros(), files);
+        lander.full_since = full_since;
+        let landed = inputs.iter().try_for_each(|input| lander.land_file(input, progress));
+        lander.finish(landed, inputs, fingerprint)
+    })
 }
 
-/// The state of one ingest: buffers, open Parquet writers, the report.
-struct Lander<'a> {
+/// The state of one ingest: buffers, the snapshot's files, the report.
+struct Lander<'a, 'scope> {
     root: &'a DataRoot,
     shop: String,
     received_at: i64,
     buffers: RawBuffers,
-    writers: HashMap<RawEntity, (StagedFile, ParquetBatches)>,
+    files: SnapshotFiles<'scope>,
     report: LandReport,
     full_since: Option<chrono::DateTime<chrono::Utc>>,
     rejected: rejected::Rejected,
 }
 
-impl<'a> Lander<'a> {
-    fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64) -> Self {
+impl<'a, 'scope> Lander<'a, 'scope> {
+    fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64, files: SnapshotFiles<'scope>) -> Self {
         let report = LandReport { snapshot, ..Default::default() };
-        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), writers: HashMap::new(), report, full_since: None, rejected: Default::default() }
+        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), files, report, full_since: None, rejected: Default::default() }
     }
 
     fn origin(&self, source: Source, topic: Option<String>, file: &str, line: u64) -> Origin {
@@ -337,36 +342,28 @@ impl<'a> Lander<'a> {
         Ok(())
     }
 
-    /// Writes buffered rows as row groups (all of them when `all`, else full buffers).
+    /// Hands buffered rows to the snapshot's writer, a row group each (all of
+    /// them when `all`, else full buffers).
     fn flush(&mut self, all: bool) -> Result<()> {
-        let mut buffers = std::mem::take(&mut self.buffers);
-        for buffer in buffers.all() {
+        for buffer in self.buffers.all() {
             if buffer.len() == 0 || (!all && buffer.len() < FLUSH_ROWS && buffer.bytes() < FLUSH_BYTES) {
                 continue;
             }
-            let entity = buffer.entity();
-            let frame = buffer.take_frame()?;
-            *self.report.landed.entry(entity.to_string()).or_default() += frame.height() as u64;
-            if !self.writers.contains_key(&entity) {
-                let rel = format!("{}/{entity}/{}.parquet", raw_dir(&self.shop), self.report.snapshot);
-                let mut staged = self.root.stage(&rel)?;
-                let file = staged.writer().try_clone()?;
-                let writer = ParquetWriter::new(file).with_compression(ParquetCompression::Zstd(None)).batched(frame.schema())?;
-                self.writers.insert(entity, (staged, writer));
-            }
-            let (_, writer) = self.writers.get_mut(&entity).expect("writer just inserted");
-            writer.write_batch(&frame).map_err(|e| anyhow::anyhow!("cannot write the {entity} snapshot: {e}"))?;
+            *self.report.landed.entry(buffer.entity().to_string()).or_default() += buffer.len() as u64;
+            self.files.write(buffer.take())?;
         }
-        self.buffers = buffers;
         Ok(())
     }
 
-    /// Finishes every file, then commits the snapshot by writing its manifest last.
-    fn finish(mut self, inputs: &[InputFile]) -> Result<LandReport> {
-        self.flush(true)?;
+    /// Finishes every file, then commits the snapshot by writing its manifest
+    /// last. `landed` is how landing the inputs went: on an error nothing is
+    /// committed (the writer's own error, when it stopped, is the one told).
+    fn finish(mut self, landed: Result<()>, inputs: &[InputFile], fingerprint: ScopedJoinHandle<Result<String>>) -> Result<LandReport> {
+        let flushed = landed.and_then(|()| self.flush(true));
+        let staged = self.files.finish()?;
+        flushed?;
         let mut files = BTreeMap::new();
-        for (entity, (staged, writer)) in std::mem::take(&mut self.writers) {
-            writer.finish()?;
+        for (entity, staged) in staged {
             files.insert(entity.to_string(), format!("{}/{entity}/{}.parquet", raw_dir(&self.shop), self.report.snapshot));
             self.root.commit(staged)?;
         }
@@ -378,7 +375,7 @@ impl<'a> Lander<'a> {
                 files,
                 rows: self.report.landed.clone(),
                 inputs: inputs.iter().map(|i| i.path.display().to_string()).collect(),
-                fingerprint: Some(fingerprint(inputs)?),
+                fingerprint: Some(fingerprint.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
                 full: self.full_since.is_some(),
                 started_at: self.full_since.map(|t| t.to_rfc3339()),
                 rejected,

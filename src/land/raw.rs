@@ -63,6 +63,8 @@ pub trait RawBuffer {
     fn bytes(&self) -> usize;
     /// Takes the buffered rows out as a frame (origin columns first, then the row's).
     fn take_frame(&mut self) -> PolarsResult<DataFrame>;
+    /// Takes the buffered rows out as they are (to make the frame elsewhere).
+    fn take(&mut self) -> Box<dyn RawBuffer + Send>;
 }
 
 /// Column kinds of raw tables, mapped to Rust cell types and Polars dtypes.
@@ -124,6 +126,7 @@ macro_rules! raw_table {
             fn entity(&self) -> RawEntity { $entity }
             fn len(&self) -> usize { self.origins.len() }
             fn bytes(&self) -> usize { self.record_bytes }
+            fn take(&mut self) -> Box<dyn RawBuffer + Send> { Box::new(std::mem::take(self)) }
             fn take_frame(&mut self) -> PolarsResult<DataFrame> {
                 let taken = std::mem::take(self);
                 let mut columns = origin_columns(taken.origins)?;
