@@ -475,9 +475,13 @@ fn parse_json(text: String) -> Parsed<(Value, String)> {
 }
 
 /// A line of an events file as its event row and its text (trimmed): every line
-/// is an event, so a broken one is counted as one.
+/// is an event, so a broken one is counted as one. Read typed first (the usual
+/// line), else as a JSON tree, which tells what is wrong.
 fn parse_event(text: String) -> Parsed<(raw::EventRow, String)> {
     let text = trimmed(text);
+    if let Some(row) = events::typed_web_pixel_event(&text) {
+        return Parsed::Line(Box::new((row, text)));
+    }
     let value: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => return Parsed::Rejected(Some(RawEntity::Events), format!("malformed JSON: {e}"), text),
