@@ -90,7 +90,7 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
     let generation = Generation::new(root, &sinks::parquet::main_dir(shop))?;
-    let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
+    let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)), |_, _| {})?;
     sinks::parquet::publish(root, staged)?;
     let files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
     generation.make_current(root, &files, as_of.map(rfc3339), sinks::generation::KEEP)?;
@@ -158,13 +158,22 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_genera
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
     let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
-    let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
-    let mut paths: Vec<(&'static str, &std::path::Path)> = tables.iter().map(|(n, _)| *n).zip(staged.iter().map(|s| s.path())).collect();
-    // The run history so far, for analysts (this run's record says `running`).
-    let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
-    ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
-    paths.push(("run_history", history.path()));
-    let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &paths)?;
+    // The database is built from each Parquet file as soon as it is written.
+    let (staged, database) = std::thread::scope(|scope| -> Result<_> {
+        let database = sinks::duckdb::Builder::start(scope)?;
+        let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)), |name, file| database.add(name, file.path()));
+        // The run history so far, for analysts (this run's record says `running`).
+        let history = staged.and_then(|staged| {
+            let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
+            ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
+            database.add("run_history", history.path());
+            Ok((staged, history))
+        });
+        let built = database.finish();
+        let (staged, _history) = history?;
+        Ok((staged, built?))
+    })?;
+    let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &database)?;
     let stable = databases.pop().expect("two staged copies");
     let mut files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
     files.push(sinks::duckdb::FILE.to_string());

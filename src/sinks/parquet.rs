@@ -39,8 +39,8 @@ pub fn read_current_required(root: &DataRoot, shop: &str, table: &str) -> Result
 }
 
 /// Writes every table to a staged file at `path(name)`; nothing is visible until
-/// [`publish`].
-pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String) -> Result<Vec<StagedFile>> {
+/// [`publish`]. `written` is told of each file once it is complete.
+pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String, written: impl Fn(&'static str, &StagedFile)) -> Result<Vec<StagedFile>> {
     tables
         .iter()
         .map(|(name, frame)| {
@@ -48,6 +48,7 @@ pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl F
             let mut staged = root.stage(&rel)?;
             let mut frame = frame.clone();
             ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
+            written(name, &staged);
             Ok(staged)
         })
         .collect()
