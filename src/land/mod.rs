@@ -113,12 +113,21 @@ pub fn land(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progre
 /// [`land`]; with `full_since`, the snapshot is `full`: the whole shop, as a fetch
 /// started at that time saw it.
 pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>) -> Result<LandReport> {
+    land_with(root, shop, inputs, progress, full_since, None)
+}
+
+/// [`land`] of inputs whose [`fingerprint`] is known (it is not hashed again).
+pub fn land_fingerprinted(root: &DataRoot, shop: &str, inputs: &[InputFile], fingerprinted: String, progress: &Progress) -> Result<LandReport> {
+    land_with(root, shop, inputs, progress, None, Some(fingerprinted))
+}
+
+fn land_with(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>, fingerprinted: Option<String>) -> Result<LandReport> {
     let now = chrono::Utc::now();
     let snapshot = new_snapshot_id(now);
     // The inputs' fingerprint (for the manifest) and the Parquet files are
     // made on threads of their own while the lines are parsed.
     std::thread::scope(|scope| {
-        let fingerprint = scope.spawn(|| fingerprint(inputs));
+        let fingerprint = scope.spawn(|| fingerprinted.map_or_else(|| fingerprint(inputs), Ok));
         let files = SnapshotFiles::start(scope, root, raw_dir(shop), snapshot.clone());
         let mut lander = Lander::new(root, shop, snapshot, now.timestamp_micros(), files);
         lander.full_since = full_since;
