@@ -163,14 +163,15 @@ pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_genera
         let database = sinks::duckdb::Builder::start(scope)?;
         let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)), |name, file| database.add(name, file.path()));
         // The run history so far, for analysts (this run's record says `running`).
-        let history = staged.and_then(|staged| {
+        let written = staged.and_then(|staged| {
             let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
             ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
             database.add("run_history", history.path());
             Ok((staged, history))
         });
+        // Joined whatever happened above; a failed write is the error told.
         let built = database.finish();
-        let (staged, _history) = history?;
+        let (staged, _history_read_by_now) = written?;
         Ok((staged, built?))
     })?;
     let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &database)?;
