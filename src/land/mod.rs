@@ -37,6 +37,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::ScopedJoinHandle;
 
 /// Rows buffered per raw table before they are written as a Parquet row group.
@@ -113,23 +114,34 @@ pub fn land(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progre
 /// [`land`]; with `full_since`, the snapshot is `full`: the whole shop, as a fetch
 /// started at that time saw it.
 pub fn land_snapshot(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>) -> Result<LandReport> {
-    land_with(root, shop, inputs, progress, full_since, None)
+    Ok(land_with(root, shop, inputs, progress, full_since, false)?.expect("landed: not asked to stop at a repeat"))
 }
 
-/// [`land`] of inputs whose [`fingerprint`] is known (it is not hashed again).
-pub fn land_fingerprinted(root: &DataRoot, shop: &str, inputs: &[InputFile], fingerprinted: String, progress: &Progress) -> Result<LandReport> {
-    land_with(root, shop, inputs, progress, None, Some(fingerprinted))
+/// [`land`], unless these exact inputs were landed before (a snapshot's
+/// manifest holds their [`fingerprint`]): then `None`, and nothing is written.
+/// The fingerprint is hashed while the inputs land (hashing first took `run`
+/// a second per GB before landing began), and landing stops once it shows a
+/// repeat.
+pub fn land_once(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress) -> Result<Option<LandReport>> {
+    land_with(root, shop, inputs, progress, None, true)
 }
 
-fn land_with(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>, fingerprinted: Option<String>) -> Result<LandReport> {
+fn land_with(root: &DataRoot, shop: &str, inputs: &[InputFile], progress: &Progress, full_since: Option<chrono::DateTime<chrono::Utc>>, once: bool) -> Result<Option<LandReport>> {
     let now = chrono::Utc::now();
     let snapshot = new_snapshot_id(now);
-    // The inputs' fingerprint (for the manifest) and the Parquet files are
-    // made on threads of their own while the lines are parsed.
+    let landed_before = AtomicBool::new(false);
+    // The inputs' fingerprint (for the manifest, and to tell a repeat) and the
+    // Parquet files are made on threads of their own while the lines are parsed.
     std::thread::scope(|scope| {
-        let fingerprint = scope.spawn(|| fingerprinted.map_or_else(|| fingerprint(inputs), Ok));
+        let fingerprint = scope.spawn(|| -> Result<String> {
+            let fingerprint = fingerprint(inputs)?;
+            if once && snapshots(root, shop)?.iter().any(|m| m.landed_inputs(&fingerprint)) {
+                landed_before.store(true, Ordering::Relaxed);
+            }
+            Ok(fingerprint)
+        });
         let files = SnapshotFiles::start(scope, root, raw_dir(shop), snapshot.clone());
-        let mut lander = Lander::new(root, shop, snapshot, now.timestamp_micros(), files);
+        let mut lander = Lander::new(root, shop, snapshot, now.timestamp_micros(), files, &landed_before);
         lander.full_since = full_since;
         let landed = inputs.iter().try_for_each(|input| lander.land_file(input, progress));
         lander.finish(landed, inputs, fingerprint)
@@ -146,12 +158,18 @@ struct Lander<'a, 'scope> {
     report: LandReport,
     full_since: Option<chrono::DateTime<chrono::Utc>>,
     rejected: rejected::Rejected,
+    /// Set once the inputs turn out to have been landed before: landing stops.
+    landed_before: &'a AtomicBool,
 }
 
 impl<'a, 'scope> Lander<'a, 'scope> {
-    fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64, files: SnapshotFiles<'scope>) -> Self {
+    fn new(root: &'a DataRoot, shop: &str, snapshot: String, received_at: i64, files: SnapshotFiles<'scope>, landed_before: &'a AtomicBool) -> Self {
         let report = LandReport { snapshot, ..Default::default() };
-        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), files, report, full_since: None, rejected: Default::default() }
+        Lander { root, shop: shop.to_string(), received_at, buffers: RawBuffers::default(), files, report, full_since: None, rejected: Default::default(), landed_before }
+    }
+
+    fn landed_before(&self) -> bool {
+        self.landed_before.load(Ordering::Relaxed)
     }
 
     fn origin(&self, source: Source, topic: Option<String>, file: &str, line: u64) -> Origin {
@@ -192,6 +210,9 @@ impl<'a, 'scope> Lander<'a, 'scope> {
     }
 
     fn land_file(&mut self, input: &InputFile, progress: &Progress) -> Result<()> {
+        if self.landed_before() {
+            return Ok(());
+        }
         let name = input.path.display().to_string();
         tracing::debug!(file = %name, "landing");
         self.report.files += 1;
@@ -218,7 +239,7 @@ impl<'a, 'scope> Lander<'a, 'scope> {
     fn land_lines(&mut self, file: &str, mut reader: Box<dyn BufRead>) -> Result<()> {
         let mut bulk = BulkFile::default();
         let mut lines = Lines::default();
-        while let Some(batch) = lines.next_batch(reader.as_mut()) {
+        while let Some(batch) = lines.next_batch(reader.as_mut()).filter(|_| !self.landed_before()) {
             for (line_no, parsed) in parsed(batch, parse_json) {
                 let (value, text) = match parsed {
                     Parsed::Line(value) => *value,
@@ -260,7 +281,7 @@ impl<'a, 'scope> Lander<'a, 'scope> {
     /// parsed into rows on every core and landed in line order.
     fn land_event_lines(&mut self, file: &str, mut reader: Box<dyn BufRead>) -> Result<()> {
         let mut lines = Lines::default();
-        while let Some(batch) = lines.next_batch(reader.as_mut()) {
+        while let Some(batch) = lines.next_batch(reader.as_mut()).filter(|_| !self.landed_before()) {
             for (line_no, parsed) in parsed(batch, parse_event) {
                 match parsed {
                     Parsed::Line(row_and_text) => {
@@ -366,11 +387,16 @@ impl<'a, 'scope> Lander<'a, 'scope> {
 
     /// Finishes every file, then commits the snapshot by writing its manifest
     /// last. `landed` is how landing the inputs went: on an error nothing is
-    /// committed (the writer's own error, when it stopped, is the one told).
-    fn finish(mut self, landed: Result<()>, inputs: &[InputFile], fingerprint: ScopedJoinHandle<Result<String>>) -> Result<LandReport> {
+    /// committed (the writer's own error, when it stopped, is the one told),
+    /// nor when the inputs were landed before (`None`).
+    fn finish(mut self, landed: Result<()>, inputs: &[InputFile], fingerprint: ScopedJoinHandle<Result<String>>) -> Result<Option<LandReport>> {
         let flushed = landed.and_then(|()| self.flush(true));
         let staged = self.files.finish()?;
         flushed?;
+        let fingerprint = fingerprint.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        if self.landed_before.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let mut files = BTreeMap::new();
         for (entity, staged) in staged {
             files.insert(entity.to_string(), format!("{}/{entity}/{}.parquet", raw_dir(&self.shop), self.report.snapshot));
@@ -384,7 +410,7 @@ impl<'a, 'scope> Lander<'a, 'scope> {
                 files,
                 rows: self.report.landed.clone(),
                 inputs: inputs.iter().map(|i| i.path.display().to_string()).collect(),
-                fingerprint: Some(fingerprint.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
+                fingerprint: Some(fingerprint),
                 full: self.full_since.is_some(),
                 started_at: self.full_since.map(|t| t.to_rfc3339()),
                 rejected,
@@ -394,7 +420,7 @@ impl<'a, 'scope> Lander<'a, 'scope> {
             let rel = format!("{}/_snapshots/{}.json", raw_dir(&self.shop), self.report.snapshot);
             self.root.put(&rel, &serde_json::to_vec_pretty(&manifest)?)?;
         }
-        Ok(self.report)
+        Ok(Some(self.report))
     }
 }
 

@@ -55,20 +55,19 @@ fn land_files(root: &DataRoot, shop: &str, inputs: &[PathBuf], once: bool) -> Re
         bail!("no input files found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     }
     let mut report = IngestReport { shop: shop.to_string(), landed: LandReport::default(), already_landed: false, stages: vec![] };
-    let fingerprint = if once { Some(land::fingerprint(&files)?) } else { None };
-    if let Some(fingerprint) = &fingerprint {
-        report.already_landed = land::snapshots(root, shop)?.iter().any(|m| m.landed_inputs(fingerprint));
+    let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
+    let progress = crate::progress::Progress::new(total, "ingest", true);
+    if once {
+        match land::land_once(root, shop, &files, &progress)? {
+            Some(landed) => report.landed = landed,
+            None => report.already_landed = true,
+        }
+    } else {
+        report.landed = land::land(root, shop, &files, &progress)?;
     }
+    progress.finish();
     if report.already_landed {
         tracing::info!("these inputs were landed before; not landing them again");
-    } else {
-        let total = files.iter().filter_map(|f| std::fs::metadata(&f.path).ok()).map(|m| m.len()).sum();
-        let progress = crate::progress::Progress::new(total, "ingest", true);
-        report.landed = match fingerprint {
-            Some(fingerprint) => land::land_fingerprinted(root, shop, &files, fingerprint, &progress)?,
-            None => land::land(root, shop, &files, &progress)?,
-        };
-        progress.finish();
     }
     report.stages.push(stage.finish());
     Ok(report)

@@ -102,6 +102,21 @@ fn run_lands_the_sample_once_and_computes_every_table() {
     assert!(String::from_utf8_lossy(&second.stdout).contains("already landed"));
     let snapshots = std::fs::read_dir(root.path().join("sample/raw/_snapshots")).unwrap().count();
     assert_eq!(snapshots, 1, "the same inputs are landed once");
+    // The repeat is told while landing (the fingerprint is hashed beside it):
+    // what the second run had written is gone, committed nowhere.
+    let files = |dir: &str| -> Vec<String> {
+        let mut found = vec![];
+        let mut todo = vec![root.path().join(dir)];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if entry.path().is_dir() { todo.push(entry.path()) } else { found.push(entry.path().display().to_string()) }
+            }
+        }
+        found
+    };
+    let raw = files("sample/raw");
+    assert_eq!(raw.len(), 1 + 10, "one manifest and the ten raw tables' files: {raw:?}");
+    assert!(files("sample/.staging").is_empty(), "nothing left staged: {:?}", files("sample/.staging"));
 }
 
 #[test]
