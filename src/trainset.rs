@@ -10,10 +10,14 @@
 //! reaches a feature; an event exactly at `T` is a feature, one exactly at
 //! `T + horizon` a label.
 //!
-//! Written as Parquet partitioned by cut-off (`cutoff=<T>/part-<n>.parquet`,
-//! at most 200,000 rows a part, so memory holds two parts' features), a
+//! Written as Parquet partitioned by cut-off: by default (the star layout) each
+//! row's own columns in `cutoff=<T>/rows-<n>.parquet` and the user and product
+//! columns once per cut-off in `users.parquet` and `products.parquet`; flat,
+//! every column on every row in `part-<n>.parquet` (at most 200,000 rows a
+//! part either way, so memory holds two parts' features); with a
 //! `manifest.json` (rows, positives, the share of label events the candidates
-//! cover, a hash of the content) and a DuckDB file with the view `trainset`.
+//! cover, a hash of the content) and a DuckDB file with the view `trainset`
+//! (the flat rows in both layouts).
 //! The directory appears whole or not at all.
 
 use crate::evaluate::sources::{Knowledge, Source};
@@ -94,6 +98,22 @@ impl Candidates {
     }
 }
 
+/// How a cut-off's features are laid out in its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// `rows-<n>.parquet` with each row's own columns (keys, sources, label,
+    /// `interaction__*`, `pair__*`), and the user and product columns once per
+    /// cut-off in `users.parquet` and `products.parquet`; the DuckDB view joins
+    /// them into the flat rows. A customer's 46 user columns and a product's 68
+    /// are written once, not on each of their rows.
+    #[default]
+    Star,
+    /// `part-<n>.parquet` with every column on every row: files that stand
+    /// alone, about four times the bytes and the time.
+    Flat,
+}
+
 /// Where the rows come from.
 #[derive(Debug, Clone)]
 pub enum Rows {
@@ -115,6 +135,7 @@ pub struct TrainsetOptions {
     /// purchase in this many days up to `T`.
     pub active_days: u32,
     pub pairs: PairOptions,
+    pub layout: Layout,
 }
 
 /// What a training set holds (its `manifest.json`).
@@ -122,6 +143,7 @@ pub struct TrainsetOptions {
 pub struct Manifest {
     pub shop: String,
     pub label: Label,
+    pub layout: Layout,
     pub horizon_seconds: i64,
     /// `pairs:50,popular:50,…`, or `spine`.
     pub rows_from: String,
@@ -141,7 +163,13 @@ pub struct Manifest {
 #[derive(Debug, Clone, Serialize)]
 pub struct CutoffSummary {
     pub cutoff: String,
+    /// The rows' files (`cutoff=…/rows-*.parquet`, or `part-*` when flat).
     pub file: String,
+    /// With the star layout: the cut-off's user and product columns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub products_file: Option<String>,
     pub customers: usize,
     pub rows: usize,
     pub positives: usize,
@@ -178,6 +206,7 @@ pub fn build(root: &DataRoot, shop: &str, options: &TrainsetOptions, out: &Path)
     let manifest = Manifest {
         shop: shop.to_string(),
         label: options.label,
+        layout: options.layout,
         horizon_seconds: options.horizon / 1_000_000,
         rows_from: match &options.rows {
             Rows::Candidates(list) => list.iter().map(|(c, n)| format!("{}:{n}", c.name())).collect::<Vec<_>>().join(","),
@@ -196,7 +225,7 @@ pub fn build(root: &DataRoot, shop: &str, options: &TrainsetOptions, out: &Path)
     std::fs::rename(&staging, out).with_context(|| format!("cannot move the training set to {}", out.display()))?;
     // The view names the files by their final path, so it is made last (the
     // set is complete without it).
-    write_view(out).context("the DuckDB view")?;
+    write_view(out, options.layout).context("the DuckDB view")?;
     Ok(manifest)
 }
 
@@ -332,24 +361,42 @@ fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &D
     let window = label_times(&window)?;
     std::fs::create_dir_all(dir)?;
     let features = Features::new(&tables)?;
+    let flat = options.layout == Layout::Flat;
+    let stem = if flat { "part" } else { "rows" };
     let (mut positives, mut columns) = (0, vec![]);
     let parts = parts(keys.column("customer_id")?.i64()?)?;
     // [`PARTS_AT_ONCE`] parts side by side (encoding a part is mostly
     // single-threaded); files written and hashed in part order.
     for (batch, at_once) in parts.chunks(PARTS_AT_ONCE).enumerate() {
-        let encoded: Vec<Result<Part>> = at_once.par_iter().with_max_len(1).map(|&(offset, len)| encode_part(features.of(keys.slice(offset as i64, len), &window, t)?, t)).collect();
+        let encoded: Vec<Result<Part>> = at_once.par_iter().with_max_len(1).map(|&(offset, len)| encode_part(features.of(keys.slice(offset as i64, len), &window, t, flat)?, t)).collect();
         for (i, part) in encoded.into_iter().enumerate() {
             let part = part?;
-            std::fs::write(dir.join(format!("part-{}.parquet", batch * PARTS_AT_ONCE + i)), &part.bytes)?;
+            std::fs::write(dir.join(format!("{stem}-{}.parquet", batch * PARTS_AT_ONCE + i)), &part.bytes)?;
             hash.update(&part.bytes);
             positives += part.positives;
             columns = part.columns;
         }
     }
+    if !flat {
+        // The user and product columns of the cut-off's rows, once each; the
+        // view's columns are the flat layout's.
+        let (users, products) = features.entities_of(&keys, t)?;
+        for (name, mut frame) in [("users.parquet", users), ("products.parquet", products)] {
+            let bytes = parquet_bytes(&mut frame, t)?;
+            std::fs::write(dir.join(name), &bytes)?;
+            hash.update(&bytes);
+        }
+        let own = columns.split_off(ROW_KEYS.len());
+        columns.extend(features.users.get_column_names().iter().chain(features.products.get_column_names().iter()).map(|c| c.to_string()));
+        columns.extend(own);
+    }
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "parts written");
+    let partition = partition(t);
     let summary = CutoffSummary {
         cutoff: crate::time::rfc3339(t),
-        file: format!("{}/part-*.parquet", partition(t)),
+        file: format!("{partition}/{stem}-*.parquet"),
+        users_file: (!flat).then(|| format!("{partition}/users.parquet")),
+        products_file: (!flat).then(|| format!("{partition}/products.parquet")),
         customers: customers.height(),
         rows: keys.height(),
         positives,
@@ -368,9 +415,14 @@ struct Part {
 
 fn encode_part(mut frame: DataFrame, t: i64) -> Result<Part> {
     let positives = frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
-    let mut bytes = vec![];
-    ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
+    let bytes = parquet_bytes(&mut frame, t)?;
     Ok(Part { bytes, positives, columns: frame.get_column_names().iter().map(|c| c.to_string()).collect() })
+}
+
+fn parquet_bytes(frame: &mut DataFrame, t: i64) -> Result<Vec<u8>> {
+    let mut bytes = vec![];
+    ParquetWriter::new(&mut bytes).finish(frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
+    Ok(bytes)
 }
 
 /// (offset, length) of parts of at most [`ROWS_PER_PART`] rows (more only
@@ -420,29 +472,55 @@ impl Features {
     }
 
     /// `keys` (customer_id, product_id, sources; sorted) with the label and the
-    /// user, product, interaction and pair features at `t`, in the keys' order:
-    /// each table's row gathered by a hash lookup (a join per table sorted 145
-    /// columns again for rows already in order).
-    fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64) -> Result<DataFrame> {
+    /// interaction and pair features at `t` (and the user and product features
+    /// when `with_entities`), in the keys' order: each table's row gathered by
+    /// a hash lookup (a join per table sorted 145 columns again for rows
+    /// already in order).
+    fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64, with_entities: bool) -> Result<DataFrame> {
         let (customers, products) = (keys.column("customer_id")?.i64()?.clone(), keys.column("product_id")?.i64()?.clone());
         let pairs: Vec<(Option<i64>, Option<i64>)> = customers.iter().zip(products.iter()).collect();
         let gather = |lookup: &dyn Fn(i64, i64) -> Option<IdxSize>| IdxCa::from_iter_options("rows".into(), pairs.iter().map(|&(c, p)| lookup(c?, p?)));
-        let utc = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
         let label_at: Vec<Option<i64>> = pairs.iter().map(|&(c, p)| window.get(&(c?, p?)).copied()).collect();
-        let mut columns: Vec<Column> = vec![Column::new("cutoff".into(), vec![t; keys.height()]).cast(&utc)?];
+        let mut columns: Vec<Column> = vec![cutoff_column(t, keys.height())?];
         columns.extend(keys.columns().iter().cloned());
         columns.push(Column::new("label".into(), label_at.iter().map(Option::is_some).collect::<Vec<_>>()));
-        columns.push(Column::new("label_at".into(), label_at).cast(&utc)?);
-        let taken = [
-            (&self.users, gather(&|c, _| self.user_row.get(&c).copied())),
-            (&self.products, gather(&|_, p| self.product_row.get(&p).copied())),
-            (&self.interactions, gather(&|c, p| self.interaction_row.get(&(c, p)).copied())),
-        ];
-        for (table, rows) in taken {
-            columns.extend(table.take(&rows)?.into_columns());
+        columns.push(Column::new("label_at".into(), label_at).cast(&UTC_MICROS)?);
+        if with_entities {
+            columns.extend(self.users.take(&gather(&|c, _| self.user_row.get(&c).copied()))?.into_columns());
+            columns.extend(self.products.take(&gather(&|_, p| self.product_row.get(&p).copied()))?.into_columns());
         }
+        columns.extend(self.interactions.take(&gather(&|c, p| self.interaction_row.get(&(c, p)).copied()))?.into_columns());
         self.pairs.attach(DataFrame::new_infer_height(columns)?)
     }
+
+    /// The star layout's `users.parquet` and `products.parquet` of `keys`:
+    /// `cutoff`, the id, and the table's columns (all null where the table has
+    /// no row, as on a flat row), by id.
+    fn entities_of(&self, keys: &DataFrame, t: i64) -> Result<(DataFrame, DataFrame)> {
+        let ids = |c: &str| -> Result<Vec<i64>> {
+            let mut ids: Vec<i64> = keys.column(c)?.i64()?.iter().flatten().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            Ok(ids)
+        };
+        let table = |key: &str, ids: Vec<i64>, features: &DataFrame, row: &PlHashMap<i64, IdxSize>| -> Result<DataFrame> {
+            let rows = IdxCa::from_iter_options("rows".into(), ids.iter().map(|id| row.get(id).copied()));
+            let mut columns = vec![cutoff_column(t, ids.len())?, Column::new(key.into(), ids)];
+            columns.extend(features.take(&rows)?.into_columns());
+            Ok(DataFrame::new_infer_height(columns)?)
+        };
+        Ok((table("customer_id", ids("customer_id")?, &self.users, &self.user_row)?, table("product_id", ids("product_id")?, &self.products, &self.product_row)?))
+    }
+}
+
+/// The columns every row starts with, in both layouts.
+const ROW_KEYS: [&str; 6] = ["cutoff", "customer_id", "product_id", "sources", "label", "label_at"];
+
+const UTC_MICROS: DataType = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+
+/// `cutoff`: `t` on each of `len` rows.
+fn cutoff_column(t: i64, len: usize) -> Result<Column> {
+    Ok(Column::new("cutoff".into(), vec![t; len]).cast(&UTC_MICROS)?)
 }
 
 /// `table`'s columns but its key, as `<prefix>__<column>` (shop_id and
@@ -620,14 +698,32 @@ impl BestPairs {
     }
 }
 
-/// `trainset.duckdb` beside the partitions, with the view `trainset` over them.
-fn write_view(out: &Path) -> Result<()> {
+/// `trainset.duckdb` beside the partitions, with the view `trainset` over them:
+/// the flat rows in both layouts (the star layout's joined to the user and
+/// product columns of their cut-off, in the flat layout's column order).
+fn write_view(out: &Path, layout: Layout) -> Result<()> {
     let path = out.join("trainset.duckdb");
     let staged = out.join(".trainset.duckdb.partial");
     let _ = std::fs::remove_file(&staged);
-    let glob = out.canonicalize()?.join("cutoff=*").join("part-*.parquet");
+    let files = |name: &str| -> Result<String> {
+        let glob = out.canonicalize()?.join("cutoff=*").join(name);
+        Ok(format!("read_parquet('{}', hive_partitioning = false)", glob.display().to_string().replace('\'', "''")))
+    };
+    let view = match layout {
+        Layout::Flat => format!("SELECT * FROM {}", files("part-*.parquet")?),
+        Layout::Star => format!(
+            "SELECT {keys}, u.* EXCLUDE (cutoff, customer_id), p.* EXCLUDE (cutoff, product_id), r.* EXCLUDE ({own}) \
+             FROM {rows} r LEFT JOIN {users} u ON u.cutoff = r.cutoff AND u.customer_id = r.customer_id \
+             LEFT JOIN {products} p ON p.cutoff = r.cutoff AND p.product_id = r.product_id",
+            keys = ROW_KEYS.map(|c| format!("r.{c}")).join(", "),
+            own = ROW_KEYS.join(", "),
+            rows = files("rows-*.parquet")?,
+            users = files("users.parquet")?,
+            products = files("products.parquet")?,
+        ),
+    };
     let connection = duckdb::Connection::open(&staged)?;
-    connection.execute_batch(&format!("CREATE VIEW trainset AS SELECT * FROM read_parquet('{}', hive_partitioning = false);", glob.display().to_string().replace('\'', "''")))?;
+    connection.execute_batch(&format!("CREATE VIEW trainset AS {view};"))?;
     drop(connection);
     std::fs::rename(&staged, &path)?;
     Ok(())

@@ -1,7 +1,7 @@
 use super::Outcome;
 use crate::cli::{Global, PairArgs};
 use crate::storage::DataRoot;
-use crate::trainset::{self, Candidates, Label, Rows, TrainsetOptions};
+use crate::trainset::{self, Candidates, Label, Layout, Rows, TrainsetOptions};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 
@@ -42,6 +42,14 @@ pub struct TrainsetArgs {
     /// cutoff (a timestamp), Feast-style; its cut-offs are the cut-offs.
     #[arg(long, value_name = "FILE.parquet")]
     pub spine: Option<std::path::PathBuf>,
+    /// How the files hold the features: star writes each row's own columns
+    /// (keys, label, interaction__*, pair__*) in rows-<n>.parquet and the user
+    /// and product columns once per cut-off in users.parquet and
+    /// products.parquet (the view `trainset` joins them into flat rows); flat
+    /// writes every column on every row in part-<n>.parquet (files that stand
+    /// alone, about four times the bytes and the time).
+    #[arg(long, value_enum, default_value_t = Layout::Star)]
+    pub layout: Layout,
     #[command(flatten)]
     pub pairs: PairArgs,
     /// The directory to write (it must not exist yet).
@@ -66,7 +74,7 @@ pub fn run(global: &Global, args: TrainsetArgs) -> Result<Outcome> {
         Some(path) => Rows::Spine(read_spine(path)?),
         None => Rows::Candidates(args.candidates.0.clone()),
     };
-    let options = TrainsetOptions { cutoffs: args.cutoffs.clone().map(|c| c.0).unwrap_or_default(), horizon: args.horizon, label: args.label, rows, active_days: args.active_days, pairs: args.pairs.options() };
+    let options = TrainsetOptions { cutoffs: args.cutoffs.clone().map(|c| c.0).unwrap_or_default(), horizon: args.horizon, label: args.label, rows, active_days: args.active_days, pairs: args.pairs.options(), layout: args.layout };
     let manifest = trainset::build(&root, &global.shop, &options, &args.out)?;
     super::print_report(args.json, &manifest, |out| {
         writeln!(out, "{}: {} cut-offs, {} rows, {} positives; the rows hold {:.1}% of the {} label events; content {}", args.out.display(), manifest.cutoffs.len(), manifest.rows, manifest.positives, 100.0 * manifest.covered_share, manifest.label_events, manifest.content_hash)?;

@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use polars::prelude::*;
-use shopfeat::trainset::{self, Candidates, Label, Rows, TrainsetOptions};
+use shopfeat::trainset::{self, Candidates, Label, Layout, Rows, TrainsetOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -16,7 +16,7 @@ fn sample() -> Landed {
 }
 
 fn options(cutoffs: Vec<i64>, horizon: i64, rows: Rows) -> TrainsetOptions {
-    TrainsetOptions { cutoffs, horizon, label: Label::Purchase, rows, active_days: 90, pairs: Default::default() }
+    TrainsetOptions { cutoffs, horizon, label: Label::Purchase, rows, active_days: 90, pairs: Default::default(), layout: Layout::Flat }
 }
 
 fn default_candidates() -> Rows {
@@ -323,4 +323,60 @@ fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
         }
         assert!(direct[9].height() > 0 || t < first);
     }
+}
+
+/// The star layout (rows, and the user and product columns once per cut-off)
+/// joined back is the flat layout, row for row and column for column, in
+/// Polars and through the DuckDB view; a cut-off before anyone was active
+/// (no rows) among them.
+#[test]
+fn the_star_layout_joined_is_the_flat_layout() {
+    let landed = sample();
+    let cutoffs = vec![ts("2020-01-01T00:00:00Z"), ts("2025-10-01T00:00:00Z"), ts("2025-10-15T00:00:00Z")];
+    let dir = tempfile::tempdir().unwrap();
+    let flat = trainset::build(&landed.root, "test", &options(cutoffs.clone(), 7 * DAY, default_candidates()), &dir.path().join("flat")).unwrap();
+    let mut o = options(cutoffs.clone(), 7 * DAY, default_candidates());
+    o.layout = Layout::Star;
+    let star = trainset::build(&landed.root, "test", &o, &dir.path().join("star")).unwrap();
+    assert_eq!(star.columns, flat.columns, "the manifest names the flat columns");
+    assert_eq!((star.rows, star.positives, star.label_events), (flat.rows, flat.positives, flat.label_events));
+    assert_eq!(flat.cutoffs[0].rows, 0);
+    assert!(flat.cutoffs[2].rows > 1000);
+    assert_ne!(star.content_hash, flat.content_hash);
+
+    for (t, summary) in cutoffs.iter().zip(&star.cutoffs) {
+        let part = dir.path().join("star").join(trainset::partition(*t));
+        let (rows, users, products) = (read(&part.join("rows-0.parquet")), read(&part.join("users.parquet")), read(&part.join("products.parquet")));
+        assert_eq!(summary.users_file.as_deref(), Some(format!("{}/users.parquet", trainset::partition(*t)).as_str()));
+        assert_eq!(users.height(), summary.customers, "one users row a customer with rows");
+        assert!(!rows.get_column_names().iter().any(|c| c.starts_with("user__") || c.starts_with("product__")));
+        let joined = rows
+            .lazy()
+            .join(users.lazy(), [col("cutoff"), col("customer_id")], [col("cutoff"), col("customer_id")], JoinArgs::new(JoinType::Left))
+            .join(products.lazy(), [col("cutoff"), col("product_id")], [col("cutoff"), col("product_id")], JoinArgs::new(JoinType::Left))
+            .select(flat.columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
+            .sort(["customer_id", "product_id"], Default::default())
+            .collect()
+            .unwrap();
+        let expected = read(&dir.path().join("flat").join(trainset::partition(*t)).join("part-0.parquet"));
+        assert_eq!(joined.height(), summary.rows);
+        assert!(joined.equals_missing(&expected), "cut-off {t}: {joined} != {expected}");
+    }
+
+    // The view: the same columns in the same order, the same rows.
+    let db = duckdb::Connection::open_in_memory().unwrap();
+    for set in ["flat", "star"] {
+        db.execute_batch(&format!("ATTACH '{}' AS {set} (READ_ONLY);", dir.path().join(set).join("trainset.duckdb").display())).unwrap();
+    }
+    let names = |set: &str| -> Vec<String> {
+        let mut statement = db.prepare(&format!("SELECT column_name FROM (DESCRIBE {set}.trainset)")).unwrap();
+        statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(names("star"), flat.columns);
+    assert_eq!(names("flat"), flat.columns);
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM star.trainset") as usize, flat.rows);
+    assert_eq!(count("SELECT count(*) FROM (SELECT * FROM star.trainset EXCEPT ALL SELECT * FROM flat.trainset)"), 0);
+    assert_eq!(count("SELECT count(*) FROM (SELECT * FROM flat.trainset EXCEPT ALL SELECT * FROM star.trainset)"), 0);
+    assert!(count("SELECT count(*) FROM star.trainset WHERE product__view_count_30d IS NOT NULL AND user__customer_state IS NOT NULL") > 0, "the joins found the entities");
 }
