@@ -625,12 +625,13 @@ fn repurchases(interactions: &DataFrame) -> Result<std::collections::HashMap<i64
 /// product with the customer's purchase of highest confidence (purchase →
 /// product; ties: more co-purchases, then the lower partner id), as
 /// `pair__partner_id`, `pair__confidence` and the pair's columns. Looked up
-/// per row in a hash of the pairs (a customer bought a few products; a
-/// popular candidate has thousands of partners).
+/// per row by a binary search in each purchase's partners (a customer bought
+/// a few products; a popular candidate has thousands of partners).
 struct BestPairs {
     pairs: DataFrame,
-    /// (purchase, product) → (row, whether the purchase is `product_id_a`).
-    index: PlHashMap<(i64, i64), (IdxSize, bool)>,
+    /// Per product, its partners by id: (partner, row, whether the product is
+    /// `product_id_a`).
+    partners: PlHashMap<i64, Vec<(i64, IdxSize, bool)>>,
     a_to_b: Vec<f64>,
     b_to_a: Vec<f64>,
     co: Vec<i64>,
@@ -646,10 +647,13 @@ impl BestPairs {
         let ids = |c: &str| -> Result<Vec<i64>> { Ok(pairs.column(c)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect()) };
         let floats = |c: &str| -> Result<Vec<f64>> { Ok(pairs.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NEG_INFINITY)).collect()) };
         let (a, b) = (ids("product_id_a")?, ids("product_id_b")?);
-        let mut index = PlHashMap::with_capacity(2 * a.len());
+        let mut partners: PlHashMap<i64, Vec<(i64, IdxSize, bool)>> = PlHashMap::new();
         for (row, (a, b)) in a.iter().zip(&b).enumerate() {
-            index.insert((*a, *b), (row as IdxSize, true));
-            index.insert((*b, *a), (row as IdxSize, false));
+            partners.entry(*a).or_default().push((*b, row as IdxSize, true));
+            partners.entry(*b).or_default().push((*a, row as IdxSize, false));
+        }
+        for list in partners.values_mut() {
+            list.sort_unstable();
         }
         let interactions = &tables.interactions;
         let bought_rows = interactions.clone().lazy().filter(col("purchase_count").gt(lit(0))).select([col("customer_id"), col("product_id")]).collect()?;
@@ -659,7 +663,7 @@ impl BestPairs {
                 bought.entry(c).or_default().push(p);
             }
         }
-        Ok(BestPairs { a_to_b: floats("confidence_a_to_b")?, b_to_a: floats("confidence_b_to_a")?, co: ids("co_purchase_count")?, pairs, index, bought })
+        Ok(BestPairs { a_to_b: floats("confidence_a_to_b")?, b_to_a: floats("confidence_b_to_a")?, co: ids("co_purchase_count")?, pairs, partners, bought })
     }
 
     /// `frame` (with customer_id, product_id) with the pair columns.
@@ -667,15 +671,23 @@ impl BestPairs {
         let (customers, products) = (frame.column("customer_id")?.i64()?.clone(), frame.column("product_id")?.i64()?.clone());
         let mut rows: Vec<Option<IdxSize>> = Vec::with_capacity(frame.height());
         let (mut partners, mut confidences) = (Vec::with_capacity(frame.height()), Vec::with_capacity(frame.height()));
+        // The partner lists of the current customer's purchases (rows come
+        // by customer).
+        let (mut customer, mut lists): (Option<i64>, Vec<(i64, &[(i64, IdxSize, bool)])>) = (None, vec![]);
         for (c, p) in customers.iter().zip(products.iter()) {
             let (Some(c), Some(p)) = (c, p) else {
                 (rows.push(None), partners.push(None), confidences.push(None));
                 continue;
             };
+            if customer != Some(c) {
+                customer = Some(c);
+                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice))).collect();
+            }
             // (confidence, co-purchases, −partner): the largest wins.
             let mut best: Option<((f64, i64, i64), IdxSize)> = None;
-            for &q in self.bought.get(&c).into_iter().flatten() {
-                if let Some(&(row, q_is_a)) = self.index.get(&(q, p)) {
+            for &(q, list) in &lists {
+                if let Ok(at) = list.binary_search_by_key(&p, |e| e.0) {
+                    let (_, row, q_is_a) = list[at];
                     let r = row as usize;
                     let confidence = if q_is_a { self.a_to_b[r] } else { self.b_to_a[r] };
                     let rank = (confidence, self.co[r], -q);

@@ -231,9 +231,10 @@ impl Knowledge {
     fn nearest(&self, product: i64, k: usize) -> Vec<(i64, f64)> {
         let Some(v) = self.vectors.get(&product) else { return vec![] };
         let on_sale = &self.embedded_on_sale;
+        let cosines = on_sale.cosines(v);
         let mut scored: Vec<(f64, usize, i64)> = (0..on_sale.ids.len())
             .filter(|&i| on_sale.ids[i] != product)
-            .map(|i| (cosine(v, on_sale.vector(i)), on_sale.ranks[i], on_sale.ids[i]))
+            .map(|i| (cosines[i], on_sale.ranks[i], on_sale.ids[i]))
             .collect();
         best(&mut scored, k).iter().map(|(s, _, p)| (*p, *s)).collect()
     }
@@ -414,26 +415,43 @@ impl Knowledge {
 struct OnSale {
     ids: Vec<i64>,
     ranks: Vec<usize>,
-    vectors: Vec<f32>,
+    /// The vectors dimension by dimension (`[d * len + i]`: product i's d-th
+    /// value, as f64), so one product's cosines with all are computed side by
+    /// side.
+    by_dimension: Vec<f64>,
     dimension: usize,
 }
 
 impl OnSale {
     fn of(popular: &[i64], vectors: &PlHashMap<i64, Vec<f32>>) -> OnSale {
         let dimension = vectors.values().next().map_or(0, Vec::len);
-        let mut on_sale = OnSale { ids: vec![], ranks: vec![], vectors: vec![], dimension };
+        let (mut ids, mut ranks, mut rows) = (vec![], vec![], vec![]);
         for (rank, p) in popular.iter().enumerate() {
             if let Some(v) = vectors.get(p) {
-                on_sale.ids.push(*p);
-                on_sale.ranks.push(rank);
-                on_sale.vectors.extend_from_slice(v);
+                ids.push(*p);
+                ranks.push(rank);
+                rows.push(v.as_slice());
             }
         }
-        on_sale
+        let by_dimension = (0..dimension).flat_map(|d| rows.iter().map(move |v| f64::from(v[d]))).collect();
+        OnSale { ids, ranks, by_dimension, dimension }
     }
 
-    fn vector(&self, i: usize) -> &[f32] {
-        &self.vectors[i * self.dimension..(i + 1) * self.dimension]
+    /// The dot product of `v` with every product's vector, in their order: each
+    /// sum taken in the same order from the same start (−0.0) as an iterator's
+    /// `sum` of the products, so equal to the bit to one pair at a time
+    /// (tested), but many products' sums side by side instead of one long
+    /// chain of dependent additions at a time.
+    fn cosines(&self, v: &[f32]) -> Vec<f64> {
+        let len = self.ids.len();
+        let mut sums = vec![-0.0f64; len];
+        for (d, x) in v.iter().enumerate().take(self.dimension) {
+            let x = f64::from(*x);
+            for (sum, y) in sums.iter_mut().zip(&self.by_dimension[d * len..(d + 1) * len]) {
+                *sum += x * y;
+            }
+        }
+        sums
     }
 }
 
@@ -531,6 +549,7 @@ fn vectors_of(frame: &DataFrame) -> Result<PlHashMap<i64, Vec<f32>>> {
 }
 
 /// The cosine of two unit vectors (their dot product).
+#[cfg(test)]
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
 }
@@ -599,6 +618,43 @@ mod tests {
             knowledge.bought.insert(customer, bought);
         }
         knowledge
+    }
+
+    /// The cosines of one vector with all, side by side, are those of one pair
+    /// at a time to the bit (zeros of both signs, and a product without a vector
+    /// of the first's length, among them).
+    #[test]
+    fn cosines_side_by_side_equal_one_pair_at_a_time_to_the_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            match state % 7 {
+                0 => 0.0f32,
+                1 => -0.0,
+                _ => (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0,
+            }
+        };
+        let dimension = 32;
+        let mut vectors: PlHashMap<i64, Vec<f32>> = (0..298).map(|p| (p, (0..dimension).map(|_| next()).collect())).collect();
+        // All positive (with a −0.0 vector its sum is −0.0), and all −0.0.
+        vectors.insert(298, vec![0.5; dimension]);
+        vectors.insert(299, vec![-0.0; dimension]);
+        let popular: Vec<i64> = (0..320).rev().collect();
+        let on_sale = OnSale::of(&popular, &vectors);
+        assert_eq!(on_sale.ids.len(), 300);
+        let mut compared = 0;
+        for (p, v) in &vectors {
+            let cosines = on_sale.cosines(v);
+            for (i, q) in on_sale.ids.iter().enumerate() {
+                assert_eq!(cosines[i].to_bits(), cosine(v, &vectors[q]).to_bits(), "{p} with {q}");
+                compared += 1;
+            }
+        }
+        let zeros = vec![-0.0f32; dimension];
+        assert!(on_sale.cosines(&zeros).iter().zip(&on_sale.ids).all(|(c, q)| c.to_bits() == cosine(&zeros, &vectors[q]).to_bits()));
+        assert_eq!(compared, 90_000);
     }
 
     #[test]
