@@ -7,6 +7,9 @@
 //!   clicks: `shopfeat::peer::TABLES`), computed by our feature plans and by DuckDB
 //!   SQL (`sql/peer/`) from the same normalized Parquet files, checked equal value
 //!   by value.
+//! - `trainset` over 26 weekly cut-offs ending at the compute's `T` (sample and
+//!   medium; a `large` cut-off takes about as long as a compute) against the
+//!   compute of all tables at `T` in the same run: the ratio issue 29 bounds.
 //!
 //! Stages run as `shopfeat` child processes so each one's peak RSS is its own.
 //! Presets: env `SHOPFEAT_BENCH_PRESETS` (default `sample,medium`; `large` needs
@@ -212,6 +215,19 @@ fn pipeline() {
             eprintln!("{}", peers.last().expect("row"));
         }
         stage_seconds_by_preset.push((name.to_string(), [ingest.seconds, stages[0], stages[1], stages[2]]));
+        if preset != PresetName::Large {
+            let first = chrono::DateTime::from_timestamp_micros(t - 25 * 7 * 86_400_000_000).expect("first cut-off").to_rfc3339();
+            let out = scratch.path().join("trainset");
+            let cutoffs = format!("{first}..{time}/7d");
+            let trainset = measure(shopfeat(&root).args(["-q", "trainset", "--cutoffs", &cutoffs, "--out", out.to_str().expect("utf-8 path"), "--json"]));
+            let manifest: serde_json::Value = serde_json::from_str(&trainset.stdout).expect("trainset --json prints its manifest");
+            let line = format!(
+                "{name}: `trainset` over 26 weekly cut-offs (default candidates, star layout): {:.1} s, {:.0} MB peak, {} rows = {:.1}× the compute of all tables at the last cut-off ({:.2} s)",
+                trainset.seconds, trainset.peak_mb, manifest["rows"], trainset.seconds / compute.seconds, compute.seconds
+            );
+            eprintln!("{line}");
+            notes.push(line);
+        }
 
         let generate = generated.map(|g| format!("{:.1} s, {:.0} MB", g.seconds, g.peak_mb)).unwrap_or_else(|| "cached".into());
         table.push(format!(
