@@ -47,7 +47,7 @@ pub struct TrainsetArgs {
     /// and product columns once per cut-off in users.parquet and
     /// products.parquet (the view `trainset` joins them into flat rows); flat
     /// writes every column on every row in part-<n>.parquet (files that stand
-    /// alone, about four times the bytes and the time).
+    /// alone; on a 100,000-order shop 4.5 times the bytes and twice the time).
     #[arg(long, value_enum, default_value_t = Layout::Star)]
     pub layout: Layout,
     #[command(flatten)]
