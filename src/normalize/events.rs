@@ -171,26 +171,29 @@ fn rows_part_columns() -> Vec<Expr> {
 ///
 /// A dictionary, not a hash: distinct ids always get distinct numbers.
 fn encoded(events: LazyFrame) -> LazyFrame {
-    let schema = |input: &Schema| -> PolarsResult<SchemaRef> {
-        let mut schema = input.clone();
-        schema.shift_remove("client_id");
-        schema.shift_remove("name");
-        schema.insert("browser".into(), DataType::Int64);
-        schema.insert("event".into(), DataType::UInt32);
-        Ok(Arc::new(schema))
-    };
-    events.map(encode, OptFlags::empty(), Some(Arc::new(schema)), Some("encode events"))
+    // Column by column, so a plan that reads no browser (a product's view
+    // counts) neither reads nor numbers the client ids. Group-wise (`apply`):
+    // each number depends on every row before it, so each runs over the whole
+    // column at once — never in batches, and no filter is moved below it.
+    let numbers = |name: &'static str, kind: DataType| move |_: &Schema, _: &Field| Ok(Field::new(name.into(), kind.clone()));
+    events
+        .with_columns([
+            col("client_id").apply(|c| Ok(Column::new("browser".into(), number_browsers(c.str()?)?)), numbers("browser", DataType::Int64)).alias("browser"),
+            col("name").apply(|c| Ok(Column::new("event".into(), number_names(c.str()?))), numbers("event", DataType::UInt32)).alias("event"),
+        ])
+        .drop(cols(["client_id", "name"]))
 }
 
-fn encode(mut events: DataFrame) -> PolarsResult<DataFrame> {
-    let browser = numbered(events.column("client_id")?.str()?.iter(), |_| None, 1);
-    let known = |name: &str| EventName::ALL.iter().find(|n| n.as_str() == name).map(|n| n.code());
-    let event = numbered(events.column("name")?.str()?.iter(), |name: &&str| known(name), EventName::ALL.len() as u32 + 1);
-    events.drop_in_place("client_id")?;
-    events.drop_in_place("name")?;
-    events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
-    events.with_column(Column::new("event".into(), event))?;
-    Ok(events)
+/// Browsers numbered 1, 2, … by first appearance; 0 for a missing id.
+fn number_browsers(client_ids: &StringChunked) -> PolarsResult<Vec<i64>> {
+    Ok(numbered(client_ids.iter(), |_| None, 1).into_iter().map(i64::from).collect())
+}
+
+/// Standard names by their code, others numbered after them by first
+/// appearance; 0 for a missing name.
+fn number_names(names: &StringChunked) -> Vec<u32> {
+    let known = |name: &&str| EventName::ALL.iter().find(|n| n.as_str() == *name).map(|n| n.code());
+    numbered(names.iter(), known, EventName::ALL.len() as u32 + 1)
 }
 
 /// [`encoded`]'s numbers of a subset of its rows, numbered again by first
