@@ -222,15 +222,18 @@ fn numbered<K: std::hash::Hash + Eq>(values: impl Iterator<Item = Option<K>>, fi
     values
         .map(|value| match value {
             None => 0,
-            Some(v) => {
-                let known = fixed(&v);
-                *numbers.entry(v).or_insert_with(|| {
-                    known.unwrap_or_else(|| {
+            // `fixed` asked once per distinct value, not per row.
+            Some(v) => match numbers.get(&v) {
+                Some(n) => *n,
+                None => {
+                    let n = fixed(&v).unwrap_or_else(|| {
                         next += 1;
                         next - 1
-                    })
-                })
-            }
+                    });
+                    numbers.insert(v, n);
+                    n
+                }
+            },
         })
         .collect()
 }
