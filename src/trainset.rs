@@ -671,9 +671,12 @@ impl BestPairs {
         let (customers, products) = (frame.column("customer_id")?.i64()?.clone(), frame.column("product_id")?.i64()?.clone());
         let mut rows: Vec<Option<IdxSize>> = Vec::with_capacity(frame.height());
         let (mut partners, mut confidences) = (Vec::with_capacity(frame.height()), Vec::with_capacity(frame.height()));
-        // The partner lists of the current customer's purchases (rows come
-        // by customer).
-        let (mut customer, mut lists): (Option<i64>, Vec<(i64, &[(i64, IdxSize, bool)])>) = (None, vec![]);
+        // The partner lists of the current customer's purchases, each with a
+        // cursor: rows come by customer and, within one, by product, so each
+        // list is walked forward (a galloping search from the cursor); a
+        // product lower than the last starts the walks again.
+        let (mut customer, mut last) = (None, i64::MIN);
+        let mut lists: Vec<(i64, &[(i64, IdxSize, bool)], usize)> = vec![];
         for (c, p) in customers.iter().zip(products.iter()) {
             let (Some(c), Some(p)) = (c, p) else {
                 (rows.push(None), partners.push(None), confidences.push(None));
@@ -681,16 +684,20 @@ impl BestPairs {
             };
             if customer != Some(c) {
                 customer = Some(c);
-                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice))).collect();
+                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice), 0)).collect();
+            } else if p < last {
+                lists.iter_mut().for_each(|(_, _, at)| *at = 0);
             }
+            last = p;
             // (confidence, co-purchases, −partner): the largest wins.
             let mut best: Option<((f64, i64, i64), IdxSize)> = None;
-            for &(q, list) in &lists {
-                if let Ok(at) = list.binary_search_by_key(&p, |e| e.0) {
-                    let (_, row, q_is_a) = list[at];
+            for (q, list, at) in &mut lists {
+                *at += first_at_or_after(&list[*at..], p);
+                if let Some(&(partner, row, q_is_a)) = list.get(*at).filter(|e| e.0 == p) {
+                    debug_assert_eq!(partner, p);
                     let r = row as usize;
                     let confidence = if q_is_a { self.a_to_b[r] } else { self.b_to_a[r] };
-                    let rank = (confidence, self.co[r], -q);
+                    let rank = (confidence, self.co[r], -*q);
                     if best.is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
                         best = Some((rank, row));
                     }
@@ -708,6 +715,17 @@ impl BestPairs {
         }
         Ok(frame)
     }
+}
+
+/// The first place in `list` (sorted by partner) whose partner is at least
+/// `p`: a galloping search, a few steps when `p` lies near the start.
+fn first_at_or_after(list: &[(i64, IdxSize, bool)], p: i64) -> usize {
+    let mut bound = 1;
+    while bound < list.len() && list[bound].0 < p {
+        bound *= 2;
+    }
+    let from = bound / 2;
+    from + list[from..bound.min(list.len())].partition_point(|e| e.0 < p)
 }
 
 /// `trainset.duckdb` beside the partitions, with the view `trainset` over them:
@@ -774,4 +792,96 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         return Err(format!("{text:?}: must be positive"));
     }
     Ok(n * unit_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The best pair of each row, walked by cursors, equals a search of every
+    /// pair — rows in order, and rows out of order (a product lower than the
+    /// last, a customer coming back).
+    #[test]
+    fn best_pairs_walked_by_cursors_equal_a_search_of_every_pair() {
+        let mut state = 0x51_7cc1_b727_220au64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut pairs: std::collections::BTreeMap<(i64, i64), (f64, f64, i64)> = Default::default();
+        for _ in 0..400 {
+            let (a, b) = (next(40) as i64, next(40) as i64);
+            if a < b {
+                pairs.insert((a, b), (next(4) as f64 / 4.0, next(4) as f64 / 4.0, next(3) as i64));
+            }
+        }
+        let mut frame = vec![
+            Column::new("product_id_a".into(), pairs.keys().map(|k| k.0).collect::<Vec<_>>()),
+            Column::new("product_id_b".into(), pairs.keys().map(|k| k.1).collect::<Vec<_>>()),
+            Column::new("confidence_a_to_b".into(), pairs.values().map(|v| v.0).collect::<Vec<_>>()),
+            Column::new("confidence_b_to_a".into(), pairs.values().map(|v| v.1).collect::<Vec<_>>()),
+            Column::new("co_purchase_count".into(), pairs.values().map(|v| v.2).collect::<Vec<_>>()),
+        ];
+        for c in ["co_view_count", "co_cart_count", "first_co_purchase_at", "last_co_purchase_at"] {
+            frame.push(Column::new(c.into(), vec![0i64; pairs.len()]));
+        }
+        for c in ["support", "lift"] {
+            frame.push(Column::new(c.into(), vec![0.0f64; pairs.len()]));
+        }
+        let bought: Vec<(i64, i64)> = (0..30).flat_map(|c| (0..next(5)).map(move |i| (c, (c * 7 + i as i64 * 11) % 40))).collect();
+        let empty = DataFrame::empty();
+        let tables = TablesAt {
+            products: empty.clone(),
+            pairs: DataFrame::new_infer_height(frame).unwrap(),
+            embeddings: empty.clone(),
+            interactions: df!("customer_id" => bought.iter().map(|b| b.0).collect::<Vec<_>>(), "product_id" => bought.iter().map(|b| b.1).collect::<Vec<_>>(), "purchase_count" => vec![1i64; bought.len()]).unwrap(),
+            users: empty,
+        };
+        let best = BestPairs::new(&tables).unwrap();
+        // The reference: every pair of a purchase and the product, the largest
+        // (confidence, co-purchases, −partner).
+        let reference = |c: i64, p: i64| -> Option<(i64, f64)> {
+            let mut found: Option<(f64, i64, i64)> = None;
+            for &(_, q) in bought.iter().filter(|b| b.0 == c) {
+                let value = match (pairs.get(&(q, p)), pairs.get(&(p, q))) {
+                    (Some(v), _) => (v.0, v.2, -q),
+                    (_, Some(v)) => (v.1, v.2, -q),
+                    _ => continue,
+                };
+                if found.is_none_or(|f| value.0 > f.0 || (value.0 == f.0 && (value.1, value.2) > (f.1, f.2))) {
+                    found = Some(value);
+                }
+            }
+            found.map(|f| (-f.2, f.0))
+        };
+        let sorted: Vec<(i64, i64)> = (0..30).flat_map(|c| (0..40).map(move |p| (c, p))).collect();
+        let mut shuffled = sorted.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next(i as u64 + 1) as usize);
+        }
+        let mut found = 0;
+        for rows in [sorted, shuffled] {
+            let frame = df!("customer_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(), "product_id" => rows.iter().map(|r| r.1).collect::<Vec<_>>()).unwrap();
+            let attached = best.attach(frame).unwrap();
+            let (partner, confidence) = (attached.column("pair__partner_id").unwrap().i64().unwrap(), attached.column("pair__confidence").unwrap().f64().unwrap());
+            for (i, &(c, p)) in rows.iter().enumerate() {
+                let expected = reference(c, p);
+                assert_eq!(partner.get(i).zip(confidence.get(i)), expected, "customer {c}, product {p}");
+                found += expected.is_some() as usize;
+            }
+        }
+        assert!(found > 100, "{found} rows with a pair");
+    }
+
+    #[test]
+    fn the_galloping_search_finds_what_a_binary_search_finds() {
+        for len in 0..40 {
+            let list: Vec<(i64, IdxSize, bool)> = (0..len).map(|i| (i as i64 * 3, 0, true)).collect();
+            for p in -2..len as i64 * 3 + 3 {
+                assert_eq!(first_at_or_after(&list, p), list.partition_point(|e| e.0 < p), "len {len}, p {p}");
+            }
+        }
+    }
 }
