@@ -671,12 +671,9 @@ impl BestPairs {
         let (customers, products) = (frame.column("customer_id")?.i64()?.clone(), frame.column("product_id")?.i64()?.clone());
         let mut rows: Vec<Option<IdxSize>> = Vec::with_capacity(frame.height());
         let (mut partners, mut confidences) = (Vec::with_capacity(frame.height()), Vec::with_capacity(frame.height()));
-        // The partner lists of the current customer's purchases, each with a
-        // cursor: rows come by customer and, within one, by product, so each
-        // list is walked forward (a galloping search from the cursor); a
-        // product lower than the last starts the walks again.
-        let (mut customer, mut last) = (None, i64::MIN);
-        let mut lists: Vec<(i64, &[(i64, IdxSize, bool)], usize)> = vec![];
+        // The partner lists of the current customer's purchases (rows come
+        // by customer).
+        let (mut customer, mut lists): (Option<i64>, Vec<(i64, &[(i64, IdxSize, bool)])>) = (None, vec![]);
         for (c, p) in customers.iter().zip(products.iter()) {
             let (Some(c), Some(p)) = (c, p) else {
                 (rows.push(None), partners.push(None), confidences.push(None));
@@ -684,20 +681,16 @@ impl BestPairs {
             };
             if customer != Some(c) {
                 customer = Some(c);
-                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice), 0)).collect();
-            } else if p < last {
-                lists.iter_mut().for_each(|(_, _, at)| *at = 0);
+                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice))).collect();
             }
-            last = p;
             // (confidence, co-purchases, −partner): the largest wins.
             let mut best: Option<((f64, i64, i64), IdxSize)> = None;
-            for (q, list, at) in &mut lists {
-                *at += first_at_or_after(&list[*at..], p);
-                if let Some(&(partner, row, q_is_a)) = list.get(*at).filter(|e| e.0 == p) {
-                    debug_assert_eq!(partner, p);
+            for &(q, list) in &lists {
+                if let Ok(at) = list.binary_search_by_key(&p, |e| e.0) {
+                    let (_, row, q_is_a) = list[at];
                     let r = row as usize;
                     let confidence = if q_is_a { self.a_to_b[r] } else { self.b_to_a[r] };
-                    let rank = (confidence, self.co[r], -*q);
+                    let rank = (confidence, self.co[r], -q);
                     if best.is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
                         best = Some((rank, row));
                     }
@@ -715,17 +708,6 @@ impl BestPairs {
         }
         Ok(frame)
     }
-}
-
-/// The first place in `list` (sorted by partner) whose partner is at least
-/// `p`: a galloping search, a few steps when `p` lies near the start.
-fn first_at_or_after(list: &[(i64, IdxSize, bool)], p: i64) -> usize {
-    let mut bound = 1;
-    while bound < list.len() && list[bound].0 < p {
-        bound *= 2;
-    }
-    let from = bound / 2;
-    from + list[from..bound.min(list.len())].partition_point(|e| e.0 < p)
 }
 
 /// `trainset.duckdb` beside the partitions, with the view `trainset` over them:
@@ -798,9 +780,9 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
 mod tests {
     use super::*;
 
-    /// The best pair of each row, walked by cursors, equals a search of every
-    /// pair — rows in order, and rows out of order (a product lower than the
-    /// last, a customer coming back).
+    /// The best pair of each row equals a search of every pair — rows in
+    /// order, and rows out of order (a product lower than the last, a customer
+    /// coming back).
     #[test]
     fn best_pairs_walked_by_cursors_equal_a_search_of_every_pair() {
         let mut state = 0x51_7cc1_b727_220au64;
@@ -873,15 +855,5 @@ mod tests {
             }
         }
         assert!(found > 100, "{found} rows with a pair");
-    }
-
-    #[test]
-    fn the_galloping_search_finds_what_a_binary_search_finds() {
-        for len in 0..40 {
-            let list: Vec<(i64, IdxSize, bool)> = (0..len).map(|i| (i as i64 * 3, 0, true)).collect();
-            for p in -2..len as i64 * 3 + 3 {
-                assert_eq!(first_at_or_after(&list, p), list.partition_point(|e| e.0 < p), "len {len}, p {p}");
-            }
-        }
     }
 }
