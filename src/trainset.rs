@@ -784,14 +784,10 @@ mod tests {
     /// order, and rows out of order (a product lower than the last, a customer
     /// coming back).
     #[test]
-    fn best_pairs_walked_by_cursors_equal_a_search_of_every_pair() {
-        let mut state = 0x51_7cc1_b727_220au64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+    fn best_pairs_equal_a_search_of_every_pair() {
+        use rand_chacha::rand_core::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x51_7cc1);
+        let mut next = move |n: u64| rng.next_u64() % n;
         let mut pairs: std::collections::BTreeMap<(i64, i64), (f64, f64, i64)> = Default::default();
         for _ in 0..400 {
             let (a, b) = (next(40) as i64, next(40) as i64);

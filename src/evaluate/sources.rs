@@ -621,19 +621,18 @@ mod tests {
     }
 
     /// The cosines of one vector with all, side by side, are those of one pair
-    /// at a time to the bit (zeros of both signs, and a product without a vector
-    /// of the first's length, among them).
+    /// at a time to the bit (zeros of both signs among the values, an all −0.0
+    /// vector and an all-positive one among the vectors).
     #[test]
     fn cosines_side_by_side_equal_one_pair_at_a_time_to_the_bit() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        use rand_chacha::rand_core::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x9e37_79b9);
         let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            match state % 7 {
+            let bits = rng.next_u64();
+            match bits % 7 {
                 0 => 0.0f32,
                 1 => -0.0,
-                _ => (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0,
+                _ => (bits >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0,
             }
         };
         let dimension = 32;
