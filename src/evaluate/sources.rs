@@ -427,7 +427,8 @@ impl OnSale {
         let dimension = vectors.values().next().map_or(0, Vec::len);
         let (mut ids, mut ranks, mut rows) = (vec![], vec![], vec![]);
         for (rank, p) in popular.iter().enumerate() {
-            if let Some(v) = vectors.get(p) {
+            // (A vector of another length than the first's is no vector.)
+            if let Some(v) = vectors.get(p).filter(|v| v.len() == dimension) {
                 ids.push(*p);
                 ranks.push(rank);
                 rows.push(v.as_slice());

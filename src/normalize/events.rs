@@ -178,15 +178,15 @@ fn encoded(events: LazyFrame) -> LazyFrame {
     let numbers = |name: &'static str, kind: DataType| move |_: &Schema, _: &Field| Ok(Field::new(name.into(), kind.clone()));
     events
         .with_columns([
-            col("client_id").apply(|c| Ok(Column::new("browser".into(), number_browsers(c.str()?)?)), numbers("browser", DataType::Int64)).alias("browser"),
+            col("client_id").apply(|c| Ok(Column::new("browser".into(), number_browsers(c.str()?))), numbers("browser", DataType::Int64)).alias("browser"),
             col("name").apply(|c| Ok(Column::new("event".into(), number_names(c.str()?))), numbers("event", DataType::UInt32)).alias("event"),
         ])
         .drop(cols(["client_id", "name"]))
 }
 
 /// Browsers numbered 1, 2, … by first appearance; 0 for a missing id.
-fn number_browsers(client_ids: &StringChunked) -> PolarsResult<Vec<i64>> {
-    Ok(numbered(client_ids.iter(), |_| None, 1).into_iter().map(i64::from).collect())
+fn number_browsers(client_ids: &StringChunked) -> Vec<i64> {
+    numbered(client_ids.iter(), |_| None, 1).into_iter().map(i64::from).collect()
 }
 
 /// Standard names by their code, others numbered after them by first
