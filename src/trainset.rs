@@ -382,7 +382,7 @@ fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &D
         // view's columns are the flat layout's.
         let (users, products) = features.entities_of(&keys, t)?;
         for (name, mut frame) in [("users.parquet", users), ("products.parquet", products)] {
-            let bytes = parquet_bytes(&mut frame, t)?;
+            let bytes = parquet_bytes(&mut frame, name, t)?;
             std::fs::write(dir.join(name), &bytes)?;
             hash.update(&bytes);
         }
@@ -415,13 +415,14 @@ struct Part {
 
 fn encode_part(mut frame: DataFrame, t: i64) -> Result<Part> {
     let positives = frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
-    let bytes = parquet_bytes(&mut frame, t)?;
+    let bytes = parquet_bytes(&mut frame, "the rows", t)?;
     Ok(Part { bytes, positives, columns: frame.get_column_names().iter().map(|c| c.to_string()).collect() })
 }
 
-fn parquet_bytes(frame: &mut DataFrame, t: i64) -> Result<Vec<u8>> {
+/// `frame` as Parquet; `what` (the rows, users.parquet, …) names it in an error.
+fn parquet_bytes(frame: &mut DataFrame, what: &str, t: i64) -> Result<Vec<u8>> {
     let mut bytes = vec![];
-    ParquetWriter::new(&mut bytes).finish(frame).map_err(|e| anyhow::anyhow!("cannot write the rows at {}: {e}", crate::time::rfc3339(t)))?;
+    ParquetWriter::new(&mut bytes).finish(frame).map_err(|e| anyhow::anyhow!("cannot write {what} at {}: {e}", crate::time::rfc3339(t)))?;
     Ok(bytes)
 }
 
