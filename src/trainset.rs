@@ -11,10 +11,13 @@
 //! `T + horizon` a label.
 //!
 //! Written as Parquet partitioned by cut-off: by default (the star layout) each
-//! row's own columns in `cutoff=<T>/rows-<n>.parquet` and the user and product
-//! columns once per cut-off in `users.parquet` and `products.parquet`; flat,
-//! every column on every row in `part-<n>.parquet` (at most 200,000 rows a
-//! part either way, so memory holds two parts' features); with a
+//! row's keys, sources, label and best pair partner in
+//! `cutoff=<T>/rows-<n>.parquet`, and the features once per entity they
+//! belong to: `users.parquet`, `products.parquet`, `interactions.parquet` (the
+//! rows' (customer, product) that have an interaction) and `pairs.parquet`
+//! (each (product, partner) the rows name); flat, every column on every row
+//! in `part-<n>.parquet` (at most 200,000 rows a part either way, so memory
+//! holds two parts' features); with a
 //! `manifest.json` (rows, positives, the share of label events the candidates
 //! cover, a hash of the content) and a DuckDB file with the view `trainset`
 //! (the flat rows in both layouts).
@@ -103,14 +106,17 @@ impl Candidates {
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// `rows-<n>.parquet` with each row's own columns (keys, sources, label,
-    /// `interaction__*`, `pair__*`), and the user and product columns once per
-    /// cut-off in `users.parquet` and `products.parquet`; the DuckDB view joins
-    /// them into the flat rows. A customer's 46 user columns and a product's 68
-    /// are written once, not on each of their rows.
+    /// `label_at`, `pair__partner_id`), and the features once per entity:
+    /// `users.parquet`, `products.parquet`, `interactions.parquet` (only the
+    /// rows' (customer, product) with an interaction: a few in a hundred) and
+    /// `pairs.parquet` (each (product, partner) the rows name: a pair is the
+    /// best of many customers' rows); the DuckDB view joins them into the flat
+    /// rows. A customer's 46 user columns and a product's 68 are written once,
+    /// not on each of their rows.
     #[default]
     Star,
     /// `part-<n>.parquet` with every column on every row: files that stand
-    /// alone, on `medium` 4.5 times the bytes and twice the time.
+    /// alone, on `medium` 12 times the bytes and 2.5 times the time.
     Flat,
 }
 
@@ -165,16 +171,38 @@ pub struct CutoffSummary {
     pub cutoff: String,
     /// The rows' files (`cutoff=…/rows-*.parquet`, or `part-*` when flat).
     pub file: String,
-    /// With the star layout: the cut-off's user and product columns.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub users_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub products_file: Option<String>,
+    /// With the star layout: the cut-off's files of features the rows join to.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub star: Option<StarFiles>,
     pub customers: usize,
     pub rows: usize,
     pub positives: usize,
     pub label_events: usize,
     pub seconds: f64,
+}
+
+/// The files beside a cut-off's rows in the star layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct StarFiles {
+    /// `cutoff`, `customer_id`, `user__*`: each customer with rows.
+    pub users_file: String,
+    /// `cutoff`, `product_id`, `product__*`: each product with rows.
+    pub products_file: String,
+    /// `cutoff`, `customer_id`, `product_id`, `interaction__*`: each row with
+    /// an interaction (the others' `interaction__*` are null).
+    pub interactions_file: String,
+    /// `cutoff`, `product_id`, `pair__partner_id`, `pair__confidence`, the
+    /// pair's columns: each best pair a row names.
+    pub pairs_file: String,
+}
+
+impl StarFiles {
+    const NAMES: [&'static str; 4] = ["users.parquet", "products.parquet", "interactions.parquet", "pairs.parquet"];
+
+    fn of(partition: &str) -> StarFiles {
+        let [users_file, products_file, interactions_file, pairs_file] = Self::NAMES.map(|name| format!("{partition}/{name}"));
+        StarFiles { users_file, products_file, interactions_file, pairs_file }
+    }
 }
 
 /// The partition directory of a cut-off: `cutoff=20250601T000000Z`.
@@ -361,62 +389,62 @@ fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &D
     let window = label_times(&window)?;
     std::fs::create_dir_all(dir)?;
     let features = Features::new(&tables)?;
-    let flat = options.layout == Layout::Flat;
-    let stem = if flat { "part" } else { "rows" };
-    let (mut positives, mut columns) = (0, vec![]);
+    let layout = options.layout;
+    let stem = if layout == Layout::Flat { "part" } else { "rows" };
+    let mut positives = 0;
+    // With the star layout: the interactions and the best pairs the rows reach.
+    let (mut interactions, mut pairs) = (vec![], vec![]);
     let parts = parts(keys.column("customer_id")?.i64()?)?;
     // [`PARTS_AT_ONCE`] parts side by side (encoding a part is mostly
     // single-threaded); files written and hashed in part order.
     for (batch, at_once) in parts.chunks(PARTS_AT_ONCE).enumerate() {
-        let encoded: Vec<Result<Part>> = at_once.par_iter().with_max_len(1).map(|&(offset, len)| encode_part(features.of(keys.slice(offset as i64, len), &window, t, flat)?, t)).collect();
+        let encoded: Vec<Result<Part>> = at_once.par_iter().with_max_len(1).map(|&(offset, len)| encode_part(features.of(keys.slice(offset as i64, len), &window, t, layout)?, t)).collect();
         for (i, part) in encoded.into_iter().enumerate() {
             let part = part?;
             std::fs::write(dir.join(format!("{stem}-{}.parquet", batch * PARTS_AT_ONCE + i)), &part.bytes)?;
             hash.update(&part.bytes);
             positives += part.positives;
-            columns = part.columns;
+            interactions.extend(part.interactions);
+            pairs.extend(part.pairs);
         }
     }
-    if !flat {
-        // The user and product columns of the cut-off's rows, once each; the
-        // view's columns are the flat layout's.
+    if layout == Layout::Star {
         let (users, products) = features.entities_of(&keys, t)?;
-        for (name, mut frame) in [("users.parquet", users), ("products.parquet", products)] {
+        let tables = [users, products, features.interactions_at(&interactions, t)?, features.pairs.table(pairs, t)?];
+        for (name, mut frame) in StarFiles::NAMES.into_iter().zip(tables) {
             let bytes = parquet_bytes(&mut frame, name, t)?;
             std::fs::write(dir.join(name), &bytes)?;
             hash.update(&bytes);
         }
-        let own = columns.split_off(ROW_KEYS.len());
-        columns.extend(features.users.get_column_names().iter().chain(features.products.get_column_names().iter()).map(|c| c.to_string()));
-        columns.extend(own);
     }
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "parts written");
     let partition = partition(t);
     let summary = CutoffSummary {
         cutoff: crate::time::rfc3339(t),
         file: format!("{partition}/{stem}-*.parquet"),
-        users_file: (!flat).then(|| format!("{partition}/users.parquet")),
-        products_file: (!flat).then(|| format!("{partition}/products.parquet")),
+        star: (layout == Layout::Star).then(|| StarFiles::of(&partition)),
         customers: customers.height(),
         rows: keys.height(),
         positives,
         label_events: window.len(),
         seconds: 0.0,
     };
-    Ok((summary, columns))
+    Ok((summary, features.flat_columns()))
 }
 
-/// A part's Parquet file, in memory.
+/// A part's Parquet file, in memory, with what its rows reach in the star
+/// layout's other files.
 struct Part {
     bytes: Vec<u8>,
     positives: usize,
-    columns: Vec<String>,
+    interactions: Vec<IdxSize>,
+    pairs: Vec<Best>,
 }
 
-fn encode_part(mut frame: DataFrame, t: i64) -> Result<Part> {
-    let positives = frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
-    let bytes = parquet_bytes(&mut frame, "the rows", t)?;
-    Ok(Part { bytes, positives, columns: frame.get_column_names().iter().map(|c| c.to_string()).collect() })
+fn encode_part(mut rows: RowsPart, t: i64) -> Result<Part> {
+    let positives = rows.frame.column("label")?.bool()?.sum().unwrap_or(0) as usize;
+    let bytes = parquet_bytes(&mut rows.frame, "the rows", t)?;
+    Ok(Part { bytes, positives, interactions: rows.interactions, pairs: rows.pairs })
 }
 
 /// `frame` as Parquet; `what` (the rows, users.parquet, …) names it in an error.
@@ -449,10 +477,21 @@ struct Features {
     users: DataFrame,
     products: DataFrame,
     interactions: DataFrame,
+    /// `customer_id`, `product_id` of `interactions`' rows.
+    interaction_keys: DataFrame,
     user_row: PlHashMap<i64, IdxSize>,
     product_row: PlHashMap<i64, IdxSize>,
     interaction_row: PlHashMap<(i64, i64), IdxSize>,
     pairs: BestPairs,
+}
+
+/// A part of a cut-off's rows: the file's columns and, with the star layout,
+/// the rows of the interaction table they reach (in row order) and their best
+/// pairs.
+struct RowsPart {
+    frame: DataFrame,
+    interactions: Vec<IdxSize>,
+    pairs: Vec<Best>,
 }
 
 impl Features {
@@ -468,16 +507,24 @@ impl Features {
             users: prefixed(&tables.users, "user", &["customer_id"])?,
             products: prefixed(&tables.products, "product", &["product_id"])?,
             interactions: prefixed(&tables.interactions, "interaction", &["customer_id", "product_id"])?,
+            interaction_keys: tables.interactions.select(["customer_id", "product_id"])?,
             pairs: BestPairs::new(tables)?,
         })
     }
 
-    /// `keys` (customer_id, product_id, sources; sorted) with the label and the
-    /// interaction and pair features at `t` (and the user and product features
-    /// when `with_entities`), in the keys' order: each table's row gathered by
-    /// a hash lookup (a join per table sorted 145 columns again for rows
-    /// already in order).
-    fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64, with_entities: bool) -> Result<DataFrame> {
+    /// The flat rows' columns, in order (the view's in both layouts).
+    fn flat_columns(&self) -> Vec<String> {
+        let tables = [&self.users, &self.products, &self.interactions].map(|f| f.get_column_names().into_iter().map(|c| c.to_string()));
+        let pairs = ["partner_id", "confidence"].into_iter().chain(BestPairs::SHARED).map(|c| format!("pair__{c}"));
+        ROW_KEYS.map(String::from).into_iter().chain(tables.into_iter().flatten()).chain(pairs).collect()
+    }
+
+    /// `keys` (customer_id, product_id, sources; sorted) with the label at
+    /// `t` and, flat, every feature; star, the best pair's partner (the rest
+    /// is written once per entity, see [`RowsPart`]). In the keys' order: each
+    /// table's row gathered by a hash lookup (a join per table sorted 145
+    /// columns again for rows already in order).
+    fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64, layout: Layout) -> Result<RowsPart> {
         let (customers, products) = (keys.column("customer_id")?.i64()?.clone(), keys.column("product_id")?.i64()?.clone());
         let pairs: Vec<(Option<i64>, Option<i64>)> = customers.iter().zip(products.iter()).collect();
         let gather = |lookup: &dyn Fn(i64, i64) -> Option<IdxSize>| IdxCa::from_iter_options("rows".into(), pairs.iter().map(|&(c, p)| lookup(c?, p?)));
@@ -486,12 +533,28 @@ impl Features {
         columns.extend(keys.columns().iter().cloned());
         columns.push(Column::new("label".into(), label_at.iter().map(Option::is_some).collect::<Vec<_>>()));
         columns.push(Column::new("label_at".into(), label_at).cast(&UTC_MICROS)?);
-        if with_entities {
-            columns.extend(self.users.take(&gather(&|c, _| self.user_row.get(&c).copied()))?.into_columns());
-            columns.extend(self.products.take(&gather(&|_, p| self.product_row.get(&p).copied()))?.into_columns());
+        let best = self.pairs.best_of(&customers, &products);
+        if layout == Layout::Star {
+            let interactions = pairs.iter().filter_map(|&(c, p)| self.interaction_row.get(&(c?, p?)).copied()).collect();
+            columns.push(Column::new("pair__partner_id".into(), best.iter().map(|b| b.map(|b| b.partner)).collect::<Vec<_>>()));
+            return Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions, pairs: best.into_iter().flatten().collect() });
         }
+        columns.extend(self.users.take(&gather(&|c, _| self.user_row.get(&c).copied()))?.into_columns());
+        columns.extend(self.products.take(&gather(&|_, p| self.product_row.get(&p).copied()))?.into_columns());
         columns.extend(self.interactions.take(&gather(&|c, p| self.interaction_row.get(&(c, p)).copied()))?.into_columns());
-        self.pairs.attach(DataFrame::new_infer_height(columns)?)
+        columns.extend(self.pairs.columns(&best)?);
+        Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions: vec![], pairs: vec![] })
+    }
+
+    /// The star layout's `interactions.parquet`: `cutoff`, the keys and the
+    /// interaction columns of `rows` (rows of the interaction table), in that
+    /// order.
+    fn interactions_at(&self, rows: &[IdxSize], t: i64) -> Result<DataFrame> {
+        let rows = IdxCa::from_vec("rows".into(), rows.to_vec());
+        let mut columns = vec![cutoff_column(t, rows.len())?];
+        columns.extend(self.interaction_keys.take(&rows)?.into_columns());
+        columns.extend(self.interactions.take(&rows)?.into_columns());
+        Ok(DataFrame::new_infer_height(columns)?)
     }
 
     /// The star layout's `users.parquet` and `products.parquet` of `keys`:
@@ -668,16 +731,24 @@ impl BestPairs {
     }
 
     /// `frame` (with customer_id, product_id) with the pair columns.
+    #[cfg(test)]
     fn attach(&self, mut frame: DataFrame) -> Result<DataFrame> {
-        let (customers, products) = (frame.column("customer_id")?.i64()?.clone(), frame.column("product_id")?.i64()?.clone());
-        let mut rows: Vec<Option<IdxSize>> = Vec::with_capacity(frame.height());
-        let (mut partners, mut confidences) = (Vec::with_capacity(frame.height()), Vec::with_capacity(frame.height()));
+        let best = self.best_of(frame.column("customer_id")?.i64()?, frame.column("product_id")?.i64()?);
+        for column in self.columns(&best)? {
+            frame.with_column(column)?;
+        }
+        Ok(frame)
+    }
+
+    /// The best pair of each (customer, product).
+    fn best_of(&self, customers: &Int64Chunked, products: &Int64Chunked) -> Vec<Option<Best>> {
+        let mut found = Vec::with_capacity(customers.len());
         // The partner lists of the current customer's purchases (rows come
         // by customer).
         let (mut customer, mut lists): (Option<i64>, Vec<(i64, &[(i64, IdxSize, bool)])>) = (None, vec![]);
         for (c, p) in customers.iter().zip(products.iter()) {
             let (Some(c), Some(p)) = (c, p) else {
-                (rows.push(None), partners.push(None), confidences.push(None));
+                found.push(None);
                 continue;
             };
             if customer != Some(c) {
@@ -685,30 +756,60 @@ impl BestPairs {
                 lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice))).collect();
             }
             // (confidence, co-purchases, −partner): the largest wins.
-            let mut best: Option<((f64, i64, i64), IdxSize)> = None;
+            let mut best: Option<((f64, i64, i64), Best)> = None;
             for &(q, list) in &lists {
                 if let Ok(at) = list.binary_search_by_key(&p, |e| e.0) {
-                    let (_, row, q_is_a) = list[at];
-                    let r = row as usize;
-                    let confidence = if q_is_a { self.a_to_b[r] } else { self.b_to_a[r] };
-                    let rank = (confidence, self.co[r], -q);
+                    let (_, row, partner_is_a) = list[at];
+                    let confidence = self.confidence(row, partner_is_a);
+                    let rank = (confidence, self.co[row as usize], -q);
                     if best.is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
-                        best = Some((rank, row));
+                        best = Some((rank, Best { product: p, partner: q, row, partner_is_a }));
                     }
                 }
             }
-            rows.push(best.map(|(_, row)| row));
-            partners.push(best.map(|((_, _, q), _)| -q));
-            confidences.push(best.map(|((c, _, _), _)| c));
+            found.push(best.map(|(_, b)| b));
         }
-        let taken = self.pairs.select(Self::SHARED)?.take(&IdxCa::from_iter_options("rows".into(), rows.into_iter()))?;
-        frame.with_column(Column::new("pair__partner_id".into(), partners))?;
-        frame.with_column(Column::new("pair__confidence".into(), confidences))?;
-        for c in Self::SHARED {
-            frame.with_column(taken.column(c)?.clone().with_name(format!("pair__{c}").into()))?;
-        }
-        Ok(frame)
+        found
     }
+
+    /// The confidence of partner → product in pair `row`.
+    fn confidence(&self, row: IdxSize, partner_is_a: bool) -> f64 {
+        if partner_is_a { self.a_to_b[row as usize] } else { self.b_to_a[row as usize] }
+    }
+
+    /// `pair__partner_id`, `pair__confidence` and the pair's columns of `best`.
+    fn columns(&self, best: &[Option<Best>]) -> Result<Vec<Column>> {
+        let taken = self.pairs.select(Self::SHARED)?.take(&IdxCa::from_iter_options("rows".into(), best.iter().map(|b| b.map(|b| b.row))))?;
+        let mut columns = vec![
+            Column::new("pair__partner_id".into(), best.iter().map(|b| b.map(|b| b.partner)).collect::<Vec<_>>()),
+            Column::new("pair__confidence".into(), best.iter().map(|b| b.map(|b| self.confidence(b.row, b.partner_is_a))).collect::<Vec<_>>()),
+        ];
+        columns.extend(taken.into_columns().into_iter().map(|c| {
+            let name = format!("pair__{}", c.name());
+            c.with_name(name.into())
+        }));
+        Ok(columns)
+    }
+
+    /// The star layout's `pairs.parquet`: `cutoff`, `product_id` and the pair
+    /// columns of each distinct best pair, by product and partner.
+    fn table(&self, mut best: Vec<Best>, t: i64) -> Result<DataFrame> {
+        best.sort_unstable_by_key(|b| (b.product, b.partner));
+        best.dedup_by_key(|b| (b.product, b.partner));
+        let mut columns = vec![cutoff_column(t, best.len())?, Column::new("product_id".into(), best.iter().map(|b| b.product).collect::<Vec<_>>())];
+        columns.extend(self.columns(&best.into_iter().map(Some).collect::<Vec<_>>())?);
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
+}
+
+/// The best pair of a row's product: with `partner`, the customer's purchase
+/// it pairs with, in row `row` of product_pair_features.
+#[derive(Debug, Clone, Copy)]
+struct Best {
+    product: i64,
+    partner: i64,
+    row: IdxSize,
+    partner_is_a: bool,
 }
 
 /// `trainset.duckdb` beside the partitions, with the view `trainset` over them:
@@ -725,18 +826,28 @@ fn write_view(out: &Path, layout: Layout) -> Result<()> {
     let view = match layout {
         Layout::Flat => format!("SELECT * FROM {}", files("part-*.parquet")?),
         Layout::Star => format!(
-            "SELECT {keys}, u.* EXCLUDE (cutoff, customer_id), p.* EXCLUDE (cutoff, product_id), r.* EXCLUDE ({own}) \
+            "SELECT {keys}, u.* EXCLUDE (cutoff, customer_id), p.* EXCLUDE (cutoff, product_id), \
+             i.* EXCLUDE (cutoff, customer_id, product_id), r.pair__partner_id, q.* EXCLUDE (cutoff, product_id, pair__partner_id) \
              FROM {rows} r LEFT JOIN {users} u ON u.cutoff = r.cutoff AND u.customer_id = r.customer_id \
-             LEFT JOIN {products} p ON p.cutoff = r.cutoff AND p.product_id = r.product_id",
+             LEFT JOIN {products} p ON p.cutoff = r.cutoff AND p.product_id = r.product_id \
+             LEFT JOIN {interactions} i ON i.cutoff = r.cutoff AND i.customer_id = r.customer_id AND i.product_id = r.product_id \
+             LEFT JOIN {pairs} q ON q.cutoff = r.cutoff AND q.product_id = r.product_id AND q.pair__partner_id = r.pair__partner_id",
             keys = ROW_KEYS.map(|c| format!("r.{c}")).join(", "),
-            own = ROW_KEYS.join(", "),
             rows = files("rows-*.parquet")?,
             users = files("users.parquet")?,
             products = files("products.parquet")?,
+            interactions = files("interactions.parquet")?,
+            pairs = files("pairs.parquet")?,
         ),
     };
-    let connection = duckdb::Connection::open(&staged)?;
-    connection.execute_batch(&format!("CREATE VIEW trainset AS {view};"))?;
+    // In the storage format analysts' DuckDB (the 1.4 line) opens, as
+    // features.duckdb.
+    let connection = duckdb::Connection::open_in_memory()?;
+    connection.execute_batch(&format!(
+        "ATTACH '{}' AS trainset (STORAGE_VERSION '{}'); CREATE VIEW trainset.trainset AS {view}; DETACH trainset;",
+        staged.display().to_string().replace('\'', "''"),
+        crate::sinks::duckdb::STORAGE_VERSION
+    ))?;
     drop(connection);
     std::fs::rename(&staged, &path)?;
     Ok(())

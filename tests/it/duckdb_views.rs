@@ -134,7 +134,7 @@ const RELATIONS_SQL: &str = "SELECT table_name FROM information_schema.tables OR
 
 /// The DuckDB of the long-term-support line (1.4), as a Python with `duckdb` 1.4:
 /// `.ci/run` installs it and sets SHOPFEAT_DUCKDB_LTS_PYTHON.
-fn lts_python() -> Option<String> {
+pub(crate) fn lts_python() -> Option<String> {
     match std::env::var("SHOPFEAT_DUCKDB_LTS_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ if std::env::var_os("CI").is_some() => panic!("SHOPFEAT_DUCKDB_LTS_PYTHON is not set: .ci/run installs DuckDB 1.4 and sets it"),

@@ -325,8 +325,8 @@ fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
     }
 }
 
-/// The star layout (rows, and the user and product columns once per cut-off)
-/// joined back is the flat layout, row for row and column for column, in
+/// The star layout (rows, and the user, product, interaction and pair columns
+/// once per entity and cut-off) joined back is the flat layout, row for row and column for column, in
 /// Polars and through the DuckDB view; a cut-off before anyone was active
 /// (no rows) among them.
 #[test]
@@ -346,14 +346,21 @@ fn the_star_layout_joined_is_the_flat_layout() {
 
     for (t, summary) in cutoffs.iter().zip(&star.cutoffs) {
         let part = dir.path().join("star").join(trainset::partition(*t));
-        let (rows, users, products) = (read(&part.join("rows-0.parquet")), read(&part.join("users.parquet")), read(&part.join("products.parquet")));
-        assert_eq!(summary.users_file.as_deref(), Some(format!("{}/users.parquet", trainset::partition(*t)).as_str()));
+        let rows = read(&part.join("rows-0.parquet"));
+        let [users, products, interactions, pairs] = ["users", "products", "interactions", "pairs"].map(|name| read(&part.join(format!("{name}.parquet"))));
+        let files = summary.star.as_ref().expect("the star layout's files");
+        assert_eq!(files.pairs_file, format!("{}/pairs.parquet", trainset::partition(*t)));
         assert_eq!(users.height(), summary.customers, "one users row a customer with rows");
-        assert!(!rows.get_column_names().iter().any(|c| c.starts_with("user__") || c.starts_with("product__")));
+        assert_eq!(rows.get_column_names(), ["cutoff", "customer_id", "product_id", "sources", "label", "label_at", "pair__partner_id"]);
+        // Written once each: an interaction is a row's, a pair many rows'.
+        assert!(interactions.height() <= rows.height() && pairs.height() <= rows.height());
+        assert_eq!(pairs.select(["product_id", "pair__partner_id"]).unwrap().unique::<String, String>(None, UniqueKeepStrategy::Any, None).unwrap().height(), pairs.height());
         let joined = rows
             .lazy()
             .join(users.lazy(), [col("cutoff"), col("customer_id")], [col("cutoff"), col("customer_id")], JoinArgs::new(JoinType::Left))
             .join(products.lazy(), [col("cutoff"), col("product_id")], [col("cutoff"), col("product_id")], JoinArgs::new(JoinType::Left))
+            .join(interactions.lazy(), [col("cutoff"), col("customer_id"), col("product_id")], [col("cutoff"), col("customer_id"), col("product_id")], JoinArgs::new(JoinType::Left))
+            .join(pairs.lazy(), [col("cutoff"), col("product_id"), col("pair__partner_id")], [col("cutoff"), col("product_id"), col("pair__partner_id")], JoinArgs::new(JoinType::Left))
             .select(flat.columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())
             .sort(["customer_id", "product_id"], Default::default())
             .collect()
@@ -379,4 +386,22 @@ fn the_star_layout_joined_is_the_flat_layout() {
     assert_eq!(count("SELECT count(*) FROM (SELECT * FROM star.trainset EXCEPT ALL SELECT * FROM flat.trainset)"), 0);
     assert_eq!(count("SELECT count(*) FROM (SELECT * FROM flat.trainset EXCEPT ALL SELECT * FROM star.trainset)"), 0);
     assert!(count("SELECT count(*) FROM star.trainset WHERE product__view_count_30d IS NOT NULL AND user__customer_state IS NOT NULL") > 0, "the joins found the entities");
+    assert!(count("SELECT count(*) FROM star.trainset WHERE interaction__view_count IS NOT NULL AND pair__lift IS NOT NULL") > 0, "the joins found the interactions and pairs");
+
+    // DuckDB 1.4, the long-term-support line analysts may have, opens both
+    // files and reads the same rows through their views.
+    let digest = "SELECT count(*), count(interaction__view_count), count(pair__lift), sum(user__total_purchases), sum(product__view_count_30d) FROM trainset";
+    let expected: Vec<String> = ["flat", "star"].iter().map(|set| db.query_row(&digest.replace("trainset", &format!("{set}.trainset")), [], |r| Ok(format!("{:?}", (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i128>(3)?, r.get::<_, i128>(4)?)))).unwrap()).collect();
+    drop(db);
+    let Some(python) = crate::duckdb_views::lts_python() else {
+        eprintln!("DuckDB 1.4 not tried: set SHOPFEAT_DUCKDB_LTS_PYTHON (as .ci/run does)");
+        return;
+    };
+    for (set, expected) in ["flat", "star"].iter().zip(expected) {
+        let script = format!("import duckdb, sys\nrow = duckdb.connect(sys.argv[1], read_only=True).execute({digest:?}).fetchone()\nprint('(' + ', '.join(str(int(v)) for v in row) + ')')");
+        let path = dir.path().join(set).join("trainset.duckdb");
+        let output = std::process::Command::new(&python).arg("-c").arg(&script).arg(&path).output().unwrap();
+        assert!(output.status.success(), "DuckDB 1.4 could not read {}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), expected, "{set}");
+    }
 }
