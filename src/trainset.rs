@@ -178,6 +178,8 @@ pub struct CutoffSummary {
     pub rows: usize,
     pub positives: usize,
     pub label_events: usize,
+    /// Computing its tables and rows (beside the previous cut-off's writing)
+    /// and writing them: the cut-offs' seconds add up to more than the set's.
     pub seconds: f64,
 }
 
@@ -287,15 +289,26 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
     let progress = crate::progress::Progress::new(cutoffs.len() as u64, "cut-offs", false);
     let mut hash = Fnv1a::default();
     let (mut summaries, mut columns) = (vec![], vec![]);
-    for &t in cutoffs {
-        let started = Instant::now();
-        let (mut summary, names) = write_cutoff(&store, shop, options, &labels, t, &staging.join(partition(t)), &mut hash)?;
-        columns = names;
-        summary.seconds = started.elapsed().as_secs_f64();
-        tracing::info!(cutoff = %summary.cutoff, rows = summary.rows, positives = summary.positives, seconds = summary.seconds, "cut-off written");
-        summaries.push(summary);
-        progress.inc(1);
-    }
+    // Each cut-off's tables and rows are computed while the previous one's
+    // files are written: each stage leaves a core idle part of the time (a
+    // sort, a hash map built on one thread), which the other fills.
+    std::thread::scope(|scope| -> Result<()> {
+        let store = &store;
+        let choose_at = |t: i64| scope.spawn(move || choose(store, shop, options, t));
+        let mut next = Some(choose_at(cutoffs[0]));
+        for (i, &t) in cutoffs.iter().enumerate() {
+            let chosen = next.take().expect("a cut-off being chosen").join().map_err(|_| anyhow::anyhow!("choosing the rows at {} panicked", crate::time::rfc3339(t)))??;
+            next = cutoffs.get(i + 1).map(|&t| choose_at(t));
+            let started = Instant::now();
+            let (mut summary, names) = write_cutoff(options, &labels, &chosen, &staging.join(partition(t)), &mut hash)?;
+            columns = names;
+            summary.seconds = chosen.seconds + started.elapsed().as_secs_f64();
+            tracing::info!(cutoff = %summary.cutoff, rows = summary.rows, positives = summary.positives, seconds = summary.seconds, "cut-off written");
+            summaries.push(summary);
+            progress.inc(1);
+        }
+        Ok(())
+    })?;
     progress.finish();
     Ok((summaries, format!("{:016x}", hash.finish()), columns))
 }
@@ -365,9 +378,17 @@ const ROWS_PER_PART: usize = 200_000;
 /// memory; more would hold more whatever the cores.
 const PARTS_AT_ONCE: usize = 2;
 
-/// Writes cut-off `t`'s rows (with their features and labels) into `dir`,
-/// part by part, feeding each file's bytes to `hash`.
-fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &DataFrame, t: i64, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
+/// A cut-off's feature tables and its rows (customer_id, product_id,
+/// sources; sorted): what is computed before its files are written.
+struct Chosen {
+    t: i64,
+    tables: TablesAt,
+    keys: DataFrame,
+    seconds: f64,
+}
+
+/// The feature tables at `t` and the rows the candidates (or the spine) give.
+fn choose(store: &Store, shop: &str, options: &TrainsetOptions, t: i64) -> Result<Chosen> {
     let clock = Instant::now();
     let embeddings = matches!(&options.rows, Rows::Candidates(list) if list.iter().any(|(c, _)| *c == Candidates::Embedding));
     let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.events)?, shop, t, options.pairs, embeddings)?;
@@ -384,11 +405,20 @@ fn write_cutoff(store: &Store, shop: &str, options: &TrainsetOptions, labels: &D
             .collect()?,
     };
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), rows = keys.height(), "rows chosen");
+    Ok(Chosen { t, tables, keys, seconds: clock.elapsed().as_secs_f64() })
+}
+
+/// Writes the rows of a [`Chosen`] cut-off (with their features and labels)
+/// into `dir`, part by part, feeding each file's bytes to `hash`.
+fn write_cutoff(options: &TrainsetOptions, labels: &DataFrame, chosen: &Chosen, dir: &Path, hash: &mut Fnv1a) -> Result<(CutoffSummary, Vec<String>)> {
+    let clock = Instant::now();
+    let Chosen { t, tables, keys, .. } = chosen;
+    let t = *t;
     let customers: DataFrame = keys.clone().lazy().select([col("customer_id")]).unique(None, UniqueKeepStrategy::Any).collect()?;
     let window = labels_in(labels, t, options.horizon).join(customers.clone().lazy(), [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Semi)).collect()?;
     let window = label_times(&window)?;
     std::fs::create_dir_all(dir)?;
-    let features = Features::new(&tables)?;
+    let features = Features::new(tables)?;
     let layout = options.layout;
     let stem = if layout == Layout::Flat { "part" } else { "rows" };
     let mut positives = 0;
