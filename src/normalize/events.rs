@@ -100,14 +100,26 @@ fn stitched(events: LazyFrame, link_origins: LazyFrame) -> LazyFrame {
 
 /// The events of a store read once, for normalizing at many times (a training
 /// set's cut-offs): the first landed row of each id with the browser and the
-/// event name numbered over the whole store, and the landing places of links.
-/// [`SharedEvents::parts_at`] gives exactly the parts [`events`] gives at `T`:
-/// renumbered by first appearance among the rows at `T`, as [`encoded`]
-/// numbers the strings there (a store-wide number stands for one string), and
-/// stitched with the links at `T`.
+/// event name numbered over the whole store, and the links between browsers
+/// and customers. [`SharedEvents::parts_at`] gives exactly the parts
+/// [`events`] gives at `T`: renumbered by first appearance among the rows at
+/// `T`, as [`encoded`] numbers the strings there (a store-wide number stands
+/// for one string), and stitched with the links at `T` — from orders made
+/// once, so a cut-off sorts and joins nothing.
 pub struct SharedEvents {
+    /// In landing order.
     unique: DataFrame,
-    link_origins: DataFrame,
+    /// `unique`'s store-wide browser and event numbers, and times (µs; a null
+    /// time is at no `T`).
+    browsers: Vec<u32>,
+    events: Vec<u32>,
+    times: Vec<Option<i64>>,
+    /// `unique`'s rows by store-wide browser, time and landing: at any `T`,
+    /// the rows part's order but for the browsers' numbers.
+    by_browser: Vec<IdxSize>,
+    /// The rows that link a browser to a customer, by browser, then time
+    /// and landing place (the latest last): (browser, time, customer).
+    links: Vec<(u32, i64, i64)>,
     details: LazyFrame,
 }
 
@@ -115,14 +127,82 @@ impl SharedEvents {
     pub fn of(raw: &RawTables) -> Result<SharedEvents> {
         let landed = raw.scan(RawEntity::Events)?.with_row_index(ROW, None);
         let [unique, link_origins]: [DataFrame; 2] = collect_all(vec![encoded(first_landed(&landed)), link_origins(&landed)])?.try_into().map_err(|_| anyhow::anyhow!("two frames"))?;
-        Ok(SharedEvents { unique, link_origins, details: details_of(&landed) })
+        SharedEvents::from_unique(unique, link_origins, details_of(&landed))
+    }
+
+    /// From [`first_landed`]'s rows [`encoded`] and [`link_origins`].
+    fn from_unique(unique: DataFrame, link_origins: DataFrame, details: LazyFrame) -> Result<SharedEvents> {
+        let browsers: Vec<u32> = unique.column("browser")?.i64()?.into_no_null_iter().map(|b| b as u32).collect();
+        let events: Vec<u32> = unique.column("event")?.u32()?.into_no_null_iter().collect();
+        let times: Vec<Option<i64>> = unique.column("timestamp")?.cast(&DataType::Int64)?.i64()?.iter().collect();
+        // Ties in browser and time keep landing order (a stable sort).
+        let mut by_browser: Vec<IdxSize> = (0..unique.height() as IdxSize).collect();
+        by_browser.sort_by_key(|&i| (browsers[i as usize], times[i as usize]));
+        let links = unique
+            .clone()
+            .lazy()
+            .filter(col("event_customer_id").is_not_null())
+            .select([col(ROW), col("browser"), col("timestamp").cast(DataType::Int64), col("event_customer_id")])
+            .join(link_origins.lazy(), [col(ROW)], [col(ROW)], JoinArgs::new(JoinType::Inner))
+            .sort_by_exprs([col("browser"), col("timestamp"), col("snapshot"), col("file"), col("line")], ascending(5))
+            .select([col("browser"), col("timestamp"), col("event_customer_id")])
+            .collect()?;
+        let links = (links.column("browser")?.i64()?.into_no_null_iter())
+            .zip(links.column("timestamp")?.i64()?.into_no_null_iter())
+            .zip(links.column("event_customer_id")?.i64()?.into_no_null_iter())
+            .map(|((b, t), c)| (b as u32, t, c))
+            .collect();
+        Ok(SharedEvents { unique, browsers, events, times, by_browser, links, details })
     }
 
     /// The events' parts at `t`: those [`events`] gives at `t`.
-    pub fn parts_at(&self, t: i64) -> EventParts {
-        let events = renumbered(self.unique.clone().lazy().filter(at_or_before(t))).cache();
-        EventParts { rows: stitched(events, self.link_origins.clone().lazy()), details: self.details.clone() }
+    pub fn parts_at(&self, t: i64) -> Result<EventParts> {
+        let at_t = |i: usize| self.times[i].is_some_and(|time| time <= t);
+        let landed: Vec<usize> = (0..self.unique.height()).filter(|&i| at_t(i)).collect();
+        // The numbers at `t` of the store-wide ones: by first appearance among
+        // the rows at `t`, in landing order.
+        let number = |n: u32| (n != 0).then_some(n);
+        let fixed = EventName::ALL.len() as u32;
+        let browser_at = renumbering(landed.iter().map(|&i| self.browsers[i]), numbered(landed.iter().map(|&i| number(self.browsers[i])), |_| None, 1));
+        let event_at = renumbering(landed.iter().map(|&i| self.events[i]), numbered(landed.iter().map(|&i| number(self.events[i])), |&n| (n <= fixed).then_some(n), fixed + 1));
+        // Sorted by browser at `t`: each browser's rows are together and in
+        // order in `by_browser`; only the browsers' order may differ.
+        let mut order: Vec<IdxSize> = self.by_browser.iter().copied().filter(|&i| at_t(i as usize)).collect();
+        let browser_of = |i: &IdxSize| browser_at[self.browsers[*i as usize] as usize];
+        if !order.is_sorted_by_key(browser_of) {
+            order.sort_by_key(browser_of);
+        }
+        let customer_at = self.customers_at(t, browser_at.len());
+        let mut rows = self.unique.select([ROW, "timestamp", "product_id", "collection_id", "order_id", "search_query", "product_ids"])?.take(&IdxCa::from_vec("rows".into(), order.clone()))?;
+        let store_browser = |i: &IdxSize| self.browsers[*i as usize] as usize;
+        rows.with_column(Column::new("browser".into(), order.iter().map(|i| i64::from(browser_of(i))).collect::<Vec<_>>()))?;
+        rows.with_column(Column::new("event".into(), order.iter().map(|i| event_at[self.events[*i as usize] as usize]).collect::<Vec<_>>()))?;
+        rows.with_column(Column::new("customer_id".into(), order.iter().map(|i| customer_at[store_browser(i)]).collect::<Vec<_>>()))?;
+        Ok(EventParts { rows: rows.lazy().select(rows_part_columns()), details: self.details.clone() })
     }
+
+    /// Per store-wide browser number (below `len`), the customer of its latest
+    /// link at or before `t`.
+    fn customers_at(&self, t: i64, len: usize) -> Vec<Option<i64>> {
+        let mut customers = vec![None; len];
+        for &(browser, _, customer) in self.links.iter().filter(|link| link.1 <= t) {
+            if let Some(slot) = customers.get_mut(browser as usize) {
+                *slot = Some(customer);
+            }
+        }
+        customers
+    }
+}
+
+/// Per store-wide number (0 and those not among `store`: 0), the number at a
+/// time: `at[k]` that of the `k`-th of `store`.
+fn renumbering(store: impl Iterator<Item = u32>, at: Vec<u32>) -> Vec<u32> {
+    let pairs: Vec<(u32, u32)> = store.zip(at).collect();
+    let mut map = vec![0; pairs.iter().map(|p| p.0 as usize + 1).max().unwrap_or(1)];
+    for (store, at) in pairs {
+        map[store as usize] = at;
+    }
+    map
 }
 
 fn details_of(landed: &LazyFrame) -> LazyFrame {
@@ -196,23 +276,6 @@ fn number_names(names: &StringChunked) -> Vec<u32> {
     numbered(names.iter(), known, EventName::ALL.len() as u32 + 1)
 }
 
-/// [`encoded`]'s numbers of a subset of its rows, numbered again by first
-/// appearance in it: what [`encoded`] gives the same rows' strings.
-fn renumbered(events: LazyFrame) -> LazyFrame {
-    events.map(renumber, OptFlags::empty(), None, Some("renumber events"))
-}
-
-fn renumber(mut events: DataFrame) -> PolarsResult<DataFrame> {
-    // 0 is a null's number in both; the standard names keep theirs.
-    let number = |n: u32| (n != 0).then_some(n);
-    let fixed = EventName::ALL.len() as u32;
-    let browser = numbered(events.column("browser")?.i64()?.into_no_null_iter().map(|b| number(b as u32)), |_| None, 1);
-    let event = numbered(events.column("event")?.u32()?.into_no_null_iter().map(number), |&n| (n <= fixed).then_some(n), fixed + 1);
-    events.with_column(Column::new("browser".into(), browser.into_iter().map(i64::from).collect::<Vec<_>>()))?;
-    events.with_column(Column::new("event".into(), event))?;
-    Ok(events)
-}
-
 /// A number per distinct value: `fixed`'s where it has one, else `first`,
 /// `first + 1`, … in order of first appearance; 0 for a null. (Strings when
 /// encoding, store-wide numbers when renumbering at a cut-off.)
@@ -265,23 +328,60 @@ mod tests {
         assert_eq!(events, [EventName::ProductViewed.code(), unknown, unknown + 1, unknown, 0], "standard names keep their codes, others get the next");
     }
 
+    /// The parts at `t` from the events read once equal those of the events
+    /// at `t` — browsers landing in another order than they were active,
+    /// events at one instant, a link superseded by a later one and one landed
+    /// later at the same instant, custom names, a null time and a null browser.
     #[test]
-    fn the_store_wide_numbers_renumbered_at_t_are_those_of_the_rows_at_t() {
-        let events = df!(
-            "client_id" => [Some("b"), Some("a"), Some("b"), None, Some("c"), Some("a"), Some("d")],
-            "name" => [Some("product_viewed"), Some("my_custom"), Some("other_custom"), Some("my_custom"), None, Some("third"), Some("other_custom")],
-            "timestamp" => [5i64, 2, 3, 4, 1, 6, 0],
+    fn the_parts_at_t_from_the_events_read_once_are_those_of_the_events_at_t() {
+        // (event id, name, browser, time, customer, snapshot, file line): in
+        // landing order; "e3" lands twice (the first copy counts).
+        let landed = [
+            ("e1", Some("product_viewed"), Some("b"), Some(50), None, "s1", 1),
+            ("e2", Some("my_custom"), Some("a"), Some(20), Some(7), "s1", 2),
+            ("e3", Some("other_custom"), Some("b"), Some(30), None, "s1", 3),
+            ("e4", Some("my_custom"), None, Some(40), None, "s1", 4),
+            ("e5", None, Some("c"), Some(10), Some(8), "s1", 5),
+            ("e6", Some("third"), Some("a"), Some(60), Some(9), "s2", 1),
+            ("e7", Some("other_custom"), Some("d"), Some(0), None, "s2", 2),
+            ("e3", Some("product_viewed"), Some("z"), Some(1), None, "s2", 3),
+            ("e8", Some("product_viewed"), Some("a"), Some(20), Some(6), "s2", 4),
+            ("e9", Some("checkout_completed"), Some("c"), None, Some(5), "s2", 5),
+            ("e10", Some("product_viewed"), Some("d"), Some(30), Some(4), "s2", 6),
+            ("e11", Some("product_viewed"), Some("b"), Some(30), None, "s2", 7),
+        ];
+        let frame = df!(
+            "event_id" => landed.iter().map(|e| e.0).collect::<Vec<_>>(),
+            "name" => landed.iter().map(|e| e.1).collect::<Vec<_>>(),
+            "client_id" => landed.iter().map(|e| e.2).collect::<Vec<_>>(),
+            "timestamp" => landed.iter().map(|e| e.3.map(i64::from)).collect::<Vec<_>>(),
+            "event_customer_id" => landed.iter().map(|e| e.4.map(i64::from)).collect::<Vec<_>>(),
+            "product_id" => (0..landed.len() as i64).collect::<Vec<_>>(),
+            "collection_id" => vec![None::<i64>; landed.len()],
+            "order_id" => vec![None::<i64>; landed.len()],
+            "search_query" => landed.iter().map(|e| e.0.to_uppercase()).collect::<Vec<_>>(),
+            "snapshot" => landed.iter().map(|e| e.5).collect::<Vec<_>>(),
+            "file" => vec!["f"; landed.len()],
+            "line" => landed.iter().map(|e| e.6 as i64).collect::<Vec<_>>(),
         )
-        .unwrap();
-        let store_wide = encoded(events.clone().lazy()).collect().unwrap();
-        for t in -1..=6 {
-            let at_t = encoded(events.clone().lazy().filter(col("timestamp").lt_eq(lit(t)))).collect().unwrap();
-            let renumbered = renumbered(store_wide.clone().lazy().filter(col("timestamp").lt_eq(lit(t)))).collect().unwrap();
-            assert!(at_t.equals_missing(&renumbered), "at {t}: {at_t} != {renumbered}");
+        .unwrap()
+        .lazy()
+        .with_column(concat_list([col("product_id"), col("product_id") + lit(1i64)]).unwrap().alias("product_ids"))
+        .with_row_index(ROW, None);
+        let [unique, origins]: [DataFrame; 2] = collect_all(vec![encoded(first_landed(&frame)), link_origins(&frame)]).unwrap().try_into().unwrap();
+        let shared = SharedEvents::from_unique(unique, origins, details_of(&frame)).unwrap();
+        for t in [-1, 0, 1, 10, 20, 29, 30, 45, 50, 60, 100] {
+            let direct = rows(&frame, Some(t)).collect().unwrap();
+            let once = shared.parts_at(t).unwrap().rows.collect().unwrap();
+            assert!(direct.equals_missing(&once), "at {t}: {direct} != {once}");
         }
-        // The store-wide numbers differ from those at an early time (so the
-        // renumbering is doing something).
-        let early = encoded(events.clone().lazy().filter(col("timestamp").lt_eq(lit(2)))).collect().unwrap();
-        assert_ne!(early.column("browser").unwrap().i64().unwrap().get(0), store_wide.column("browser").unwrap().i64().unwrap().get(1));
+        // At 30 the browsers' order differs from the store's ("b" landed
+        // first, but its first row at 30 lands after "a"'s), and "a"'s two
+        // links at one instant go to the later landed.
+        let at_30 = rows(&frame, Some(30)).collect().unwrap();
+        let ints = |c: &str| at_30.column(c).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().collect::<Vec<_>>();
+        assert_eq!(ints("product_id"), [1, 8, 2, 11, 4, 6, 10].map(Some));
+        assert_eq!(ints("browser"), [1, 1, 2, 2, 3, 4, 4].map(Some));
+        assert_eq!(ints("customer_id"), [Some(6), Some(6), None, None, Some(8), Some(4), Some(4)]);
     }
 }

@@ -350,7 +350,7 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
 /// tables (for a training set's cut-offs).
 pub fn normalize_shared(raw: &RawTables, t: i64, shared: &SharedEvents) -> Result<MainTables> {
     refuse_before_history(raw, Some(t))?;
-    let parts = shared.parts_at(t);
+    let parts = shared.parts_at(t)?;
     assemble(raw, Some(t), parts.table(), parts)
 }
 
