@@ -923,8 +923,8 @@ mod tests {
     use super::*;
 
     /// The best pair of each row equals a search of every pair — rows in
-    /// order, and rows out of order (a product lower than the last, a customer
-    /// coming back).
+    /// order, rows out of order (a product lower than the last, a customer
+    /// coming back), and a product twice in a customer's rows.
     #[test]
     fn best_pairs_equal_a_search_of_every_pair() {
         use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -981,8 +981,10 @@ mod tests {
         for i in (1..shuffled.len()).rev() {
             shuffled.swap(i, next(i as u64 + 1) as usize);
         }
+        // A product twice in a customer's rows (each row gets the pair).
+        let twice: Vec<(i64, i64)> = sorted.iter().flat_map(|&r| if r.1 % 7 == 0 { vec![r, r] } else { vec![r] }).collect();
         let mut found = 0;
-        for rows in [sorted, shuffled] {
+        for rows in [sorted, shuffled, twice] {
             let frame = df!("customer_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(), "product_id" => rows.iter().map(|r| r.1).collect::<Vec<_>>()).unwrap();
             let attached = best.attach(frame).unwrap();
             let (partner, confidence) = (attached.column("pair__partner_id").unwrap().i64().unwrap(), attached.column("pair__confidence").unwrap().f64().unwrap());
