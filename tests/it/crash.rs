@@ -188,11 +188,14 @@ fn fetch_killed_at_random_points() {
         let delay = Duration::from_micros(rng.below(fetch_time.as_micros() as u64));
         if kill_after(fetch(&root), delay) { killed += 1 } else { finished += 1 }
         assert_readable(&root, &format!("fetch run {i}"));
-        // Watermarks are there only with the snapshot they describe.
+        // Watermarks are there only with the snapshot they describe. The
+        // snapshot alone is a kill after its commit and before the watermarks
+        // are saved (they move only once the data is durable): the next fetch
+        // starts from the old watermarks and lands it again.
         let data = DataRoot::open(root.to_str().unwrap()).unwrap();
         let marks = shopfeat::state::ShopState::load(&data, "s").unwrap().watermarks.len();
         let snapshots = shopfeat::land::snapshots(&data, "s").unwrap().len();
-        assert!((marks, snapshots) == (0, 0) || (marks, snapshots) == (4, 1), "fetch run {i}: {marks} watermarks, {snapshots} snapshots");
+        assert!([(0, 0), (0, 1), (4, 1)].contains(&(marks, snapshots)), "fetch run {i}: {marks} watermarks, {snapshots} snapshots");
         ok(fetch(&root));
         assert_eq!(table_rows(&root), expected, "fetch run {i}");
         assert!(litter(&root).is_empty(), "fetch run {i}: {:?}", litter(&root));
