@@ -567,7 +567,9 @@ impl Features {
         if layout == Layout::Star {
             let interactions = pairs.iter().filter_map(|&(c, p)| self.interaction_row.get(&(c?, p?)).copied()).collect();
             columns.push(Column::new("pair__partner_id".into(), best.iter().map(|b| b.map(|b| b.partner)).collect::<Vec<_>>()));
-            return Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions, pairs: best.into_iter().flatten().collect() });
+            // Each pair once already (a popular pair is the best of many rows).
+            let pairs = distinct(best.into_iter().flatten().collect());
+            return Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions, pairs });
         }
         columns.extend(self.users.take(&gather(&|c, _| self.user_row.get(&c).copied()))?.into_columns());
         columns.extend(self.products.take(&gather(&|_, p| self.product_row.get(&p).copied()))?.into_columns());
@@ -823,13 +825,19 @@ impl BestPairs {
 
     /// The star layout's `pairs.parquet`: `cutoff`, `product_id` and the pair
     /// columns of each distinct best pair, by product and partner.
-    fn table(&self, mut best: Vec<Best>, t: i64) -> Result<DataFrame> {
-        best.sort_unstable_by_key(|b| (b.product, b.partner));
-        best.dedup_by_key(|b| (b.product, b.partner));
+    fn table(&self, best: Vec<Best>, t: i64) -> Result<DataFrame> {
+        let best = distinct(best);
         let mut columns = vec![cutoff_column(t, best.len())?, Column::new("product_id".into(), best.iter().map(|b| b.product).collect::<Vec<_>>())];
         columns.extend(self.columns(&best.into_iter().map(Some).collect::<Vec<_>>())?);
         Ok(DataFrame::new_infer_height(columns)?)
     }
+}
+
+/// Each (product, partner) of `best` once, by product and partner.
+fn distinct(mut best: Vec<Best>) -> Vec<Best> {
+    best.sort_unstable_by_key(|b| (b.product, b.partner));
+    best.dedup_by_key(|b| (b.product, b.partner));
+    best
 }
 
 /// The best pair of a row's product: with `partner`, the customer's purchase

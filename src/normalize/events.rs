@@ -161,13 +161,14 @@ impl SharedEvents {
     /// The events' parts at `t`: those [`events`] gives at `t`.
     pub fn parts_at(&self, t: i64) -> Result<EventParts> {
         let at_t = |i: usize| self.times[i] <= t && self.times[i] != i64::MAX;
-        let landed: Vec<usize> = (0..self.unique.height()).filter(|&i| at_t(i)).collect();
+        let in_landing_order: Vec<usize> = (0..self.unique.height()).filter(|&i| at_t(i)).collect();
         // The numbers at `t` of the store-wide ones: by first appearance among
         // the rows at `t`, in landing order.
         let number = |n: u32| (n != 0).then_some(n);
         let fixed = EventName::ALL.len() as u32;
-        let browser_at = renumbering(landed.iter().map(|&i| self.browsers[i]), numbered(landed.iter().map(|&i| number(self.browsers[i])), |_| None, 1));
-        let event_at = renumbering(landed.iter().map(|&i| self.events[i]), numbered(landed.iter().map(|&i| number(self.events[i])), |&n| (n <= fixed).then_some(n), fixed + 1));
+        let (browsers, events) = (in_landing_order.iter().map(|&i| self.browsers[i]), in_landing_order.iter().map(|&i| self.events[i]));
+        let browser_at = renumbering(browsers.clone(), numbered(browsers.map(number), |_| None, 1));
+        let event_at = renumbering(events.clone(), numbered(events.map(number), |&n| (n <= fixed).then_some(n), fixed + 1));
         // Sorted by browser at `t`: each browser's rows are together and in
         // order in `by_browser`; only the browsers' order may differ.
         let mut order: Vec<IdxSize> = self.by_browser.iter().copied().filter(|&i| at_t(i as usize)).collect();
