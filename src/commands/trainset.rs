@@ -49,7 +49,7 @@ pub struct TrainsetArgs {
     /// (product, partner) the rows name); the view `trainset` joins them into
     /// flat rows. Flat writes every column on every row in part-<n>.parquet
     /// (files that stand alone; on a 100,000-order shop 12 times the bytes and
-    /// 2.5 times the time).
+    /// 3 times the time).
     #[arg(long, value_enum, default_value_t = Layout::Star)]
     pub layout: Layout,
     #[command(flatten)]
