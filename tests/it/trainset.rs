@@ -326,9 +326,9 @@ fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
 }
 
 /// The star layout (rows, and the user, product, interaction and pair columns
-/// once per entity and cut-off) joined back is the flat layout, row for row and column for column, in
-/// Polars and through the DuckDB view; a cut-off before anyone was active
-/// (no rows) among them.
+/// once per entity and cut-off) joined back is the flat layout, row for row
+/// and column for column, in Polars and through the DuckDB view (also read by
+/// DuckDB 1.4); a cut-off before anyone was active (no rows) among them.
 #[test]
 fn the_star_layout_joined_is_the_flat_layout() {
     let landed = sample();
