@@ -721,18 +721,35 @@ fn repurchases(interactions: &DataFrame) -> Result<std::collections::HashMap<i64
 /// product with the customer's purchase of highest confidence (purchase →
 /// product; ties: more co-purchases, then the lower partner id), as
 /// `pair__partner_id`, `pair__confidence` and the pair's columns. Looked up
-/// per row by a binary search in each purchase's partners (a customer bought
-/// a few products; a popular candidate has thousands of partners).
+/// in each purchase's partners, galloping through them as a customer's rows
+/// come by product (a customer bought a few products; a popular candidate
+/// has thousands of partners).
 struct BestPairs {
     pairs: DataFrame,
-    /// Per product, its partners by id: (partner, row, whether the product is
-    /// `product_id_a`).
-    partners: PlHashMap<i64, Vec<(i64, IdxSize, bool)>>,
+    /// Per product, its partners (by id) and what ranks them.
+    partners: PlHashMap<i64, Partners>,
     a_to_b: Vec<f64>,
     b_to_a: Vec<f64>,
-    co: Vec<i64>,
     /// Per customer, the products bought before `T`.
     bought: PlHashMap<i64, Vec<i64>>,
+}
+
+/// A purchased product's partners, by id: the ids apart (searched), and beside each
+/// what ranks and names the pair (read once found, from the same place
+/// rather than from the pair table's columns).
+#[derive(Default)]
+struct Partners {
+    ids: Vec<i64>,
+    pairs: Vec<Partner>,
+}
+
+#[derive(Clone, Copy)]
+struct Partner {
+    /// purchase → candidate product.
+    confidence: f64,
+    co_purchases: i64,
+    row: IdxSize,
+    partner_is_a: bool,
 }
 
 impl BestPairs {
@@ -742,15 +759,22 @@ impl BestPairs {
         let pairs = tables.pairs.select(Self::SHARED.iter().copied().chain(["product_id_a", "product_id_b", "confidence_a_to_b", "confidence_b_to_a"]))?;
         let ids = |c: &str| -> Result<Vec<i64>> { Ok(pairs.column(c)?.i64()?.iter().map(|v| v.unwrap_or(i64::MIN)).collect()) };
         let floats = |c: &str| -> Result<Vec<f64>> { Ok(pairs.column(c)?.f64()?.iter().map(|v| v.unwrap_or(f64::NEG_INFINITY)).collect()) };
-        let (a, b) = (ids("product_id_a")?, ids("product_id_b")?);
-        let mut partners: PlHashMap<i64, Vec<(i64, IdxSize, bool)>> = PlHashMap::new();
-        for (row, (a, b)) in a.iter().zip(&b).enumerate() {
-            partners.entry(*a).or_default().push((*b, row as IdxSize, true));
-            partners.entry(*b).or_default().push((*a, row as IdxSize, false));
+        let (a, b, co) = (ids("product_id_a")?, ids("product_id_b")?, ids("co_purchase_count")?);
+        let (a_to_b, b_to_a) = (floats("confidence_a_to_b")?, floats("confidence_b_to_a")?);
+        let mut lists: PlHashMap<i64, Vec<(i64, Partner)>> = PlHashMap::new();
+        for row in 0..a.len() {
+            let partner = |confidence: f64, partner_is_a: bool| Partner { confidence, co_purchases: co[row], row: row as IdxSize, partner_is_a };
+            // Keyed by the purchase, the candidate product beside: a → b, b → a.
+            lists.entry(a[row]).or_default().push((b[row], partner(a_to_b[row], true)));
+            lists.entry(b[row]).or_default().push((a[row], partner(b_to_a[row], false)));
         }
-        for list in partners.values_mut() {
-            list.sort_unstable();
-        }
+        let partners = lists
+            .into_iter()
+            .map(|(product, mut list)| {
+                list.sort_unstable_by_key(|(id, p)| (*id, p.row));
+                (product, Partners { ids: list.iter().map(|(id, _)| *id).collect(), pairs: list.into_iter().map(|(_, p)| p).collect() })
+            })
+            .collect();
         let interactions = &tables.interactions;
         let bought_rows = interactions.clone().lazy().filter(col("purchase_count").gt(lit(0))).select([col("customer_id"), col("product_id")]).collect()?;
         let mut bought: PlHashMap<i64, Vec<i64>> = PlHashMap::new();
@@ -759,7 +783,7 @@ impl BestPairs {
                 bought.entry(c).or_default().push(p);
             }
         }
-        Ok(BestPairs { a_to_b: floats("confidence_a_to_b")?, b_to_a: floats("confidence_b_to_a")?, co: ids("co_purchase_count")?, pairs, partners, bought })
+        Ok(BestPairs { a_to_b, b_to_a, pairs, partners, bought })
     }
 
     /// `frame` (with customer_id, product_id) with the pair columns.
@@ -772,36 +796,40 @@ impl BestPairs {
         Ok(frame)
     }
 
-    /// The best pair of each (customer, product).
+    /// The best pair of each (customer, product): each run of a customer's
+    /// rows against each of their purchases' partners in turn.
     fn best_of(&self, customers: &Int64Chunked, products: &Int64Chunked) -> Vec<Option<Best>> {
-        let mut found = Vec::with_capacity(customers.len());
-        // The partner lists of the current customer's purchases (rows come
-        // by customer).
-        let (mut customer, mut lists): (Option<i64>, Vec<(i64, &[(i64, IdxSize, bool)])>) = (None, vec![]);
-        for (c, p) in customers.iter().zip(products.iter()) {
-            let (Some(c), Some(p)) = (c, p) else {
-                found.push(None);
-                continue;
-            };
-            if customer != Some(c) {
-                customer = Some(c);
-                lists = self.bought.get(&c).into_iter().flatten().map(|q| (*q, self.partners.get(q).map_or(&[][..], Vec::as_slice))).collect();
-            }
-            // (confidence, co-purchases, −partner): the largest wins.
-            let mut best: Option<((f64, i64, i64), Best)> = None;
-            for &(q, list) in &lists {
-                if let Ok(at) = list.binary_search_by_key(&p, |e| e.0) {
-                    let (_, row, partner_is_a) = list[at];
-                    let confidence = self.confidence(row, partner_is_a);
-                    let rank = (confidence, self.co[row as usize], -q);
-                    if best.is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
-                        best = Some((rank, Best { product: p, partner: q, row, partner_is_a }));
+        let customers: Vec<Option<i64>> = customers.iter().collect();
+        let products: Vec<Option<i64>> = products.iter().collect();
+        // (confidence, co-purchases, −partner): the largest wins.
+        let mut found: Vec<Option<((f64, i64, i64), Best)>> = vec![None; customers.len()];
+        let mut start = 0;
+        while start < customers.len() {
+            let end = start + customers[start..].iter().take_while(|c| **c == customers[start]).count();
+            for q in customers[start].and_then(|c| self.bought.get(&c)).into_iter().flatten() {
+                let Some(partners) = self.partners.get(q) else { continue };
+                let mut from = 0;
+                for i in start..end {
+                    let Some(p) = products[i] else { continue };
+                    // Rows by product start where the last search ended;
+                    // a row out of order, from the beginning.
+                    if from > 0 && partners.ids[from - 1] >= p {
+                        from = 0;
+                    }
+                    from = gallop(&partners.ids, from, p);
+                    if partners.ids.get(from) != Some(&p) {
+                        continue;
+                    }
+                    let pair = partners.pairs[from];
+                    let rank = (pair.confidence, pair.co_purchases, -q);
+                    if found[i].is_none_or(|(b, _)| rank.0 > b.0 || (rank.0 == b.0 && (rank.1, rank.2) > (b.1, b.2))) {
+                        found[i] = Some((rank, Best { product: p, partner: *q, row: pair.row, partner_is_a: pair.partner_is_a }));
                     }
                 }
             }
-            found.push(best.map(|(_, b)| b));
+            start = end;
         }
-        found
+        found.into_iter().map(|f| f.map(|(_, b)| b)).collect()
     }
 
     /// The confidence of partner → product in pair `row`.
@@ -831,6 +859,19 @@ impl BestPairs {
         columns.extend(self.columns(&best.into_iter().map(Some).collect::<Vec<_>>())?);
         Ok(DataFrame::new_infer_height(columns)?)
     }
+}
+
+/// The first place at or after `from` in `ids` (sorted) whose id is not
+/// below `id`: probing 1, 2, 4… places ahead, then a binary search within
+/// the last step (the ids a customer's next rows look for are near).
+fn gallop(ids: &[i64], from: usize, id: i64) -> usize {
+    let mut step = 1;
+    while from + step < ids.len() && ids[from + step] < id {
+        step *= 2;
+    }
+    // ids[from + step / 2] is below `id` (when step > 1), ids[from + step] not.
+    let (low, high) = (if step == 1 { from } else { from + step / 2 }, (from + step).min(ids.len()));
+    low + ids[low..high].partition_point(|&x| x < id)
 }
 
 /// Each (product, partner) of `best` once, by product and partner.
@@ -932,6 +973,20 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Galloping finds what a binary search of the rest finds: every start,
+    /// every id from below the first to above the last, repeated ids.
+    #[test]
+    fn galloping_finds_the_first_id_not_below() {
+        for ids in [vec![], vec![5], vec![1, 3, 3, 3, 4, 9, 10, 10, 15, 20, 21, 22, 23, 40, 41, 50, 60, 61, 62, 70]] {
+            for from in 0..=ids.len() {
+                for id in -1..=72 {
+                    let expected = from + ids[from..].partition_point(|&x| x < id);
+                    assert_eq!(gallop(&ids, from, id), expected, "{ids:?} from {from}, id {id}");
+                }
+            }
+        }
+    }
 
     /// The best pair of each row equals a search of every pair — rows in
     /// order, rows out of order (a product lower than the last, a customer
