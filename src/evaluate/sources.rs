@@ -521,12 +521,12 @@ impl OnSale {
     /// The `k` products on sale nearest to `product` by `cosines` (its cosine
     /// with each, in their order), best first; ties: the more popular.
     fn nearest(&self, product: i64, cosines: &[f64], k: usize) -> Vec<(i64, f64)> {
-        let others = || (0..self.ids.len()).filter(|&i| self.ids[i] != product);
-        // Only products at least as near as the k-th nearest can be among the
-        // k: the ranking's sort sees those, not all 10,000.
         if k == 0 {
             return vec![];
         }
+        let others = || (0..self.ids.len()).filter(|&i| self.ids[i] != product);
+        // Only products at least as near as the k-th nearest can be among the
+        // k: the ranking's sort sees those, not all 10,000.
         let mut values: Vec<f64> = others().map(|i| cosines[i]).collect();
         let threshold = (values.len() > k).then(|| *values.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1);
         let near_enough = |i: &usize| threshold.is_none_or(|t| cosines[*i].total_cmp(&t).is_ge());
