@@ -737,7 +737,6 @@ struct BestPairs {
 /// A purchased product's partners, by id: the ids apart (searched), and beside each
 /// what ranks and names the pair (read once found, from the same place
 /// rather than from the pair table's columns).
-#[derive(Default)]
 struct Partners {
     ids: Vec<i64>,
     pairs: Vec<Partner>,

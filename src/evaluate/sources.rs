@@ -145,7 +145,8 @@ impl Knowledge {
         let mut history: Vec<i64> = history.into_iter().filter(|p| knowledge.vectors.contains_key(p)).collect();
         history.sort_unstable();
         // A few products at a time: each product on sale's values are read
-        // once for all of them (the scan is most of this function's time).
+        // once for all of them (one at a time, this scan was 0.3 s of the
+        // function's 0.36 s at a late cut-off of `medium`).
         let near: Vec<Vec<(usize, f64)>> = history
             .par_chunks(NEAREST_AT_ONCE)
             .flat_map_iter(|block| {
