@@ -36,13 +36,15 @@ pub struct TrainsetArgs {
     /// pairs (bought with their purchases, by confidence), popular (purchases in
     /// 30 days), repurchase (what they bought, most bought first), embedding
     /// (nearest by product_embeddings), co_view, viewed (viewed, not bought).
+    /// Each row has a flag per source named, source__<name>: whether it
+    /// proposed the product.
     #[arg(long, default_value = "pairs:50,popular:50,repurchase:20,embedding:50", value_parser = |s: &str| Candidates::parse_list(s).map(CandidateList), conflicts_with = "spine")]
     pub candidates: CandidateList,
     /// Rows from this Parquet file instead: columns customer_id, product_id and
     /// cutoff (a timestamp), Feast-style; its cut-offs are the cut-offs.
     #[arg(long, value_name = "FILE.parquet")]
     pub spine: Option<std::path::PathBuf>,
-    /// How the files hold the features: star writes each row's keys, sources,
+    /// How the files hold the features: star writes each row's keys, source__* flags,
     /// label and pair__partner_id in rows-<n>.parquet and the features once
     /// per cut-off and entity in users.parquet, products.parquet,
     /// interactions.parquet (rows with an interaction) and pairs.parquet (each

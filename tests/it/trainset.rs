@@ -283,7 +283,72 @@ fn add_to_cart_labels_are_the_first_cart_add_in_the_window() {
         assert_eq!(labels.i64().unwrap().get(i), first.get(&key).copied(), "{key:?}");
     }
     assert!(manifest.positives > 0, "some candidates were added to cart after T");
-    assert!(rows.column("sources").unwrap().list().unwrap().get_as_series(0).is_some());
+    assert_eq!(rows.get_column_names()[..7], ["cutoff", "customer_id", "product_id", "source__popular", "source__viewed", "label", "label_at"], "a flag per source, in the order named");
+}
+
+/// Each row's `source__*` flags say which sources proposed it: the lists
+/// `evaluate` ranks with at `T` (from a separate compute's tables), and for
+/// `popular` and `repurchase` lists read by hand from product_features and
+/// interaction_features; every proposed product is a row, every row proposed.
+#[test]
+fn each_rows_source_flags_name_the_sources_that_proposed_it() {
+    use shopfeat::evaluate::sources::{Knowledge, Source};
+    let landed = sample();
+    let t = ts("2025-10-15T00:00:00Z");
+    let dir = tempfile::tempdir().unwrap();
+    let o = options(vec![t], 7 * DAY, Rows::Candidates(Candidates::parse_list("popular:7,repurchase:3,pairs:5,embedding:4,co_view:3,viewed:2").unwrap()));
+    trainset::build(&landed.root, "test", &o, &dir.path().join("set")).unwrap();
+    let rows = read(&dir.path().join("set").join(trainset::partition(t)).join("part-0.parquet"));
+    compute(&landed.root, "test", t, Default::default()).unwrap();
+    let [products, pairs, embeddings, interactions, users] = ["product_features", "product_pair_features", "product_embeddings", "interaction_features", "user_features"].map(|table| read(&feature_file(&landed.root, "test", table)));
+    let knowledge = Knowledge::at_t(&products, &pairs, &embeddings, &interactions, &users).unwrap();
+
+    let ints = |frame: &DataFrame, c: &str| -> Vec<i64> { frame.column(c).unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().iter().map(|v| v.unwrap_or(0)).collect() };
+    // By hand: what each customer bought (most bought first, then the latest,
+    // then the id), and the products on sale by purchases in 30 days, then in all.
+    let (ic, ip, count, last) = (ints(&interactions, "customer_id"), ints(&interactions, "product_id"), ints(&interactions, "purchase_count"), ints(&interactions, "last_purchase_at"));
+    let mut bought: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for i in (0..ic.len()).filter(|&i| count[i] > 0) {
+        bought.entry(ic[i]).or_default().push((-count[i], -last[i], ip[i]));
+    }
+    bought.values_mut().for_each(|l| l.sort());
+    let active = products.column("is_active").unwrap().bool().unwrap().clone();
+    let (id, recent, all) = (ints(&products, "product_id"), ints(&products, "purchase_count_30d"), ints(&products, "total_purchases"));
+    let mut popular: Vec<(i64, i64, i64)> = (0..id.len()).filter(|&i| active.get(i) == Some(true)).map(|i| (-recent[i], -all[i], id[i])).collect();
+    popular.sort();
+
+    let customers = ints(&rows, "customer_id");
+    let products_of_rows = ints(&rows, "product_id");
+    let flag = |c: &str| rows.column(c).unwrap().bool().unwrap().iter().map(|v| v.unwrap()).collect::<Vec<_>>();
+    let sources = ["popular", "repurchase", "pairs", "embedding", "co_view", "viewed"];
+    let flags: Vec<Vec<bool>> = sources.iter().map(|s| flag(&format!("source__{s}"))).collect();
+    let mut by_customer: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, c) in customers.iter().enumerate() {
+        by_customer.entry(*c).or_default().push(i);
+    }
+    assert!(by_customer.len() > 20, "{} customers", by_customer.len());
+    let mut proposed = [0usize; 6];
+    for (&customer, row_ids) in &by_customer {
+        let theirs = bought.get(&customer).cloned().unwrap_or_default();
+        let expected: [BTreeSet<i64>; 6] = [
+            popular.iter().map(|p| p.2).filter(|p| !theirs.iter().any(|b| b.2 == *p)).take(7).collect(),
+            theirs.iter().map(|b| b.2).take(3).collect(),
+            knowledge.scored(Source::PairsConfidence, customer, 5).into_iter().collect(),
+            knowledge.scored(Source::Embedding, customer, 4).into_iter().collect(),
+            knowledge.scored(Source::CoView, customer, 3).into_iter().collect(),
+            knowledge.scored(Source::Viewed, customer, 2).into_iter().collect(),
+        ];
+        let in_rows: BTreeSet<i64> = row_ids.iter().map(|&i| products_of_rows[i]).collect();
+        assert_eq!(in_rows.len(), row_ids.len(), "each product once a customer");
+        assert_eq!(in_rows, expected.iter().flatten().copied().collect(), "customer {customer}: the rows are the products proposed");
+        for &i in row_ids {
+            for (s, source) in sources.iter().enumerate() {
+                assert_eq!(flags[s][i], expected[s].contains(&products_of_rows[i]), "source__{source} of ({customer}, {})", products_of_rows[i]);
+                proposed[s] += flags[s][i] as usize;
+            }
+        }
+    }
+    assert!(proposed.iter().all(|&n| n > 0), "every source proposed some rows: {proposed:?}");
 }
 
 /// The main tables normalized with the events read once equal a normalization
@@ -351,7 +416,7 @@ fn the_star_layout_joined_is_the_flat_layout() {
         let files = summary.star.as_ref().expect("the star layout's files");
         assert_eq!(files.pairs_file, format!("{}/pairs.parquet", trainset::partition(*t)));
         assert_eq!(users.height(), summary.customers, "one users row a customer with rows");
-        assert_eq!(rows.get_column_names(), ["cutoff", "customer_id", "product_id", "sources", "label", "label_at", "pair__partner_id"]);
+        assert_eq!(rows.get_column_names(), ["cutoff", "customer_id", "product_id", "source__pairs", "source__popular", "source__repurchase", "source__embedding", "label", "label_at", "pair__partner_id"]);
         // Written once each: an interaction is a row's, a pair many rows'.
         assert!(interactions.height() <= rows.height() && pairs.height() <= rows.height());
         assert_eq!(pairs.select(["product_id", "pair__partner_id"]).unwrap().unique::<String, String>(None, UniqueKeepStrategy::Any, None).unwrap().height(), pairs.height());
