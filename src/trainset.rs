@@ -516,7 +516,11 @@ struct Features {
     interaction_keys: DataFrame,
     user_row: PlHashMap<i64, IdxSize>,
     product_row: PlHashMap<i64, IdxSize>,
-    interaction_row: PlHashMap<(i64, i64), IdxSize>,
+    /// `interactions`' (customer, product) keys, sorted, and the row of each:
+    /// a cut-off's rows come in that order, so each is found near the
+    /// previous one's (a hash lookup per row cost a cache miss).
+    interaction_keys_sorted: Vec<(i64, i64)>,
+    interaction_rows_sorted: Vec<IdxSize>,
     pairs: BestPairs,
 }
 
@@ -534,17 +538,26 @@ impl Features {
         let ids = |frame: &DataFrame, c: &str| -> Result<Vec<Option<i64>>> { Ok(frame.column(c)?.i64()?.iter().collect()) };
         let rows_of = |keys: Vec<Option<i64>>| keys.into_iter().enumerate().filter_map(|(row, k)| Some((k?, row as IdxSize))).collect();
         let (customers, products) = (ids(&tables.interactions, "customer_id")?, ids(&tables.interactions, "product_id")?);
-        let interaction_row = customers.into_iter().zip(products).enumerate().filter_map(|(row, (c, p))| Some(((c?, p?), row as IdxSize))).collect();
+        let mut by_key: Vec<((i64, i64), IdxSize)> = customers.into_iter().zip(products).enumerate().filter_map(|(row, (c, p))| Some(((c?, p?), row as IdxSize))).collect();
+        by_key.sort_unstable();
+        let (interaction_keys_sorted, interaction_rows_sorted) = by_key.into_iter().unzip();
         Ok(Features {
             user_row: rows_of(ids(&tables.users, "customer_id")?),
             product_row: rows_of(ids(&tables.products, "product_id")?),
-            interaction_row,
+            interaction_keys_sorted,
+            interaction_rows_sorted,
             users: prefixed(&tables.users, "user", &["customer_id"])?,
             products: prefixed(&tables.products, "product", &["product_id"])?,
             interactions: prefixed(&tables.interactions, "interaction", &["customer_id", "product_id"])?,
             interaction_keys: tables.interactions.select(["customer_id", "product_id"])?,
             pairs: BestPairs::new(tables)?,
         })
+    }
+
+    /// The interaction table's row of each (customer, product) of `keys`.
+    fn interaction_rows(&self, keys: &[(Option<i64>, Option<i64>)]) -> Vec<Option<IdxSize>> {
+        let places = places_in(&self.interaction_keys_sorted, keys.iter().map(|&(c, p)| Some((c?, p?))));
+        places.into_iter().map(|place| place.map(|i| self.interaction_rows_sorted[i])).collect()
     }
 
     /// The flat rows' columns, in order (the view's in both layouts), of rows
@@ -559,8 +572,9 @@ impl Features {
     /// `keys` (customer_id, product_id, source flags; sorted) with the label at
     /// `t` and, flat, every feature; star, the best pair's partner (the rest
     /// is written once per entity, see [`RowsPart`]). In the keys' order: each
-    /// table's row gathered by a hash lookup (a join per table sorted 145
-    /// columns again for rows already in order).
+    /// table's row gathered by a hash lookup, the interactions' by a search
+    /// near the previous row's (a join per table sorted 145 columns again for
+    /// rows already in order).
     fn of(&self, keys: DataFrame, window: &PlHashMap<(i64, i64), i64>, t: i64, layout: Layout) -> Result<RowsPart> {
         let (customers, products) = (keys.column("customer_id")?.i64()?.clone(), keys.column("product_id")?.i64()?.clone());
         let pairs: Vec<(Option<i64>, Option<i64>)> = customers.iter().zip(products.iter()).collect();
@@ -572,15 +586,15 @@ impl Features {
         columns.push(Column::new("label_at".into(), label_at).cast(&UTC_MICROS)?);
         let best = self.pairs.best_of(&customers, &products);
         if layout == Layout::Star {
-            let interactions = pairs.iter().filter_map(|&(c, p)| self.interaction_row.get(&(c?, p?)).copied()).collect();
+            let interactions = self.interaction_rows(&pairs).into_iter().flatten().collect();
             columns.push(Column::new("pair__partner_id".into(), best.iter().map(|b| b.map(|b| b.partner)).collect::<Vec<_>>()));
             // Each pair once already (a popular pair is the best of many rows).
-            let pairs = distinct(best.into_iter().flatten().collect());
+            let pairs = self.pairs.each_once(best.into_iter().flatten());
             return Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions, pairs });
         }
         columns.extend(self.users.take(&gather(&|c, _| self.user_row.get(&c).copied()))?.into_columns());
         columns.extend(self.products.take(&gather(&|_, p| self.product_row.get(&p).copied()))?.into_columns());
-        columns.extend(self.interactions.take(&gather(&|c, p| self.interaction_row.get(&(c, p)).copied()))?.into_columns());
+        columns.extend(self.interactions.take(&IdxCa::from_iter_options("rows".into(), self.interaction_rows(&pairs).into_iter()))?.into_columns());
         columns.extend(self.pairs.columns(&best)?);
         Ok(RowsPart { frame: DataFrame::new_infer_height(columns)?, interactions: vec![], pairs: vec![] })
     }
@@ -840,7 +854,8 @@ impl BestPairs {
     fn best_of(&self, customers: &Int64Chunked, products: &Int64Chunked) -> Vec<Option<Best>> {
         let customers: Vec<Option<i64>> = customers.iter().collect();
         let products: Vec<Option<i64>> = products.iter().collect();
-        let places = self.places(&products);
+        // Each row's product's place in `products` (none when no pair names it).
+        let places = places_in(&self.products, products.iter().copied());
         // (confidence, co-purchases, −partner): the largest wins.
         let mut found: Vec<Option<((f64, i64, i64), Best)>> = vec![None; customers.len()];
         let mut start = 0;
@@ -876,23 +891,6 @@ impl BestPairs {
         found.into_iter().map(|f| f.map(|(_, b)| b)).collect()
     }
 
-    /// Each row's product's place in [`BestPairs::products`] (none when no
-    /// pair names it), searched from the previous row's.
-    fn places(&self, products: &[Option<i64>]) -> Vec<Option<usize>> {
-        let mut from = 0;
-        products
-            .iter()
-            .map(|p| {
-                let p = (*p)?;
-                if from > 0 && self.products[from - 1] >= p {
-                    from = 0;
-                }
-                from = gallop(&self.products, from, p);
-                (self.products.get(from) == Some(&p)).then_some(from)
-            })
-            .collect()
-    }
-
     /// The confidence of partner → product in pair `row`.
     fn confidence(&self, row: IdxSize, partner_is_a: bool) -> f64 {
         if partner_is_a { self.a_to_b[row as usize] } else { self.b_to_a[row as usize] }
@@ -912,20 +910,49 @@ impl BestPairs {
         Ok(columns)
     }
 
+    /// Each (product, partner) of `best` once, in the order first met: a
+    /// pair's row and which of its products is the partner name one (the
+    /// table holds a row per pair), so a flag per row and direction finds
+    /// them, where sorting each part's 200,000 to drop the repeats took a
+    /// sixtieth of the training set's CPU.
+    fn each_once(&self, best: impl IntoIterator<Item = Best>) -> Vec<Best> {
+        let mut seen = vec![false; 2 * self.a_to_b.len()];
+        best.into_iter().filter(|b| !std::mem::replace(&mut seen[2 * b.row as usize + usize::from(b.partner_is_a)], true)).collect()
+    }
+
     /// The star layout's `pairs.parquet`: `cutoff`, `product_id` and the pair
     /// columns of each distinct best pair, by product and partner.
     fn table(&self, best: Vec<Best>, t: i64) -> Result<DataFrame> {
-        let best = distinct(best);
+        let mut best = self.each_once(best);
+        best.sort_unstable_by_key(|b| (b.product, b.partner));
         let mut columns = vec![cutoff_column(t, best.len())?, Column::new("product_id".into(), best.iter().map(|b| b.product).collect::<Vec<_>>())];
         columns.extend(self.columns(&best.into_iter().map(Some).collect::<Vec<_>>())?);
         Ok(DataFrame::new_infer_height(columns)?)
     }
 }
 
+/// The place of each of `wanted` in `sorted` (none when absent), each
+/// searched from where the previous one was found: `wanted` come in order
+/// (a cut-off's rows by customer and product), and one out of order is
+/// searched from the start.
+fn places_in<T: Ord + Copy>(sorted: &[T], wanted: impl Iterator<Item = Option<T>>) -> Vec<Option<usize>> {
+    let mut from = 0;
+    wanted
+        .map(|id| {
+            let id = id?;
+            if from > 0 && sorted[from - 1] >= id {
+                from = 0;
+            }
+            from = gallop(sorted, from, id);
+            (sorted.get(from) == Some(&id)).then_some(from)
+        })
+        .collect()
+}
+
 /// The first place at or after `from` in `ids` (sorted) whose id is not
 /// below `id`: probing 1, 2, 4… places ahead, then a binary search within
 /// the last step (the ids a customer's next rows look for are near).
-fn gallop(ids: &[i64], from: usize, id: i64) -> usize {
+fn gallop<T: Ord + Copy>(ids: &[T], from: usize, id: T) -> usize {
     let mut step = 1;
     while from + step < ids.len() && ids[from + step] < id {
         step *= 2;
@@ -935,12 +962,6 @@ fn gallop(ids: &[i64], from: usize, id: i64) -> usize {
     low + ids[low..high].partition_point(|&x| x < id)
 }
 
-/// Each (product, partner) of `best` once, by product and partner.
-fn distinct(mut best: Vec<Best>) -> Vec<Best> {
-    best.sort_unstable_by_key(|b| (b.product, b.partner));
-    best.dedup_by_key(|b| (b.product, b.partner));
-    best
-}
 
 /// The best pair of a row's product: with `partner`, the customer's purchase
 /// it pairs with, in row `row` of product_pair_features.
