@@ -962,7 +962,6 @@ fn gallop<T: Ord + Copy>(ids: &[T], from: usize, id: T) -> usize {
     low + ids[low..high].partition_point(|&x| x < id)
 }
 
-
 /// The best pair of a row's product: with `partner`, the customer's purchase
 /// it pairs with, in row `row` of product_pair_features.
 #[derive(Debug, Clone, Copy)]
