@@ -775,9 +775,7 @@ impl Bits {
     /// `ids` (sorted, each once) as bits of `products` (sorted, holding them).
     fn of(ids: &[i64], products: &[i64]) -> Bits {
         let mut words = vec![0u64; products.len().div_ceil(64)];
-        let mut at = 0;
-        for id in ids {
-            at = gallop(products, at, *id);
+        for at in places_in(products, ids.iter().copied().map(Some)).into_iter().flatten() {
             words[at / 64] |= 1 << (at % 64);
         }
         let before = words.iter().scan(0u32, |count, w| Some(std::mem::replace(count, *count + w.count_ones()))).collect();
