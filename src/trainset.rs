@@ -27,7 +27,7 @@ use crate::evaluate::sources::{Knowledge, Source};
 use crate::evaluate::{self, TablesAt};
 use crate::features::pairs::PairOptions;
 use crate::hash::Fnv1a;
-use crate::normalize::{self, RawTables, SharedEvents};
+use crate::normalize::{self, RawTables, Shared};
 use crate::storage::DataRoot;
 use crate::vocabulary::EventName;
 use anyhow::{bail, Context, Result};
@@ -319,19 +319,20 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
 }
 
 /// The shop's raw store read once for every cut-off: the entities in memory,
-/// the events unique and numbered ([`SharedEvents`]). Each cut-off's main
-/// tables are those `compute --as-of` normalizes (tested against it).
+/// the events unique and numbered and the order tables normalized
+/// ([`Shared`]). Each cut-off's main tables are those `compute --as-of`
+/// normalizes (tested against it).
 struct Store {
     raw: RawTables,
-    events: SharedEvents,
+    shared: Shared,
 }
 
 impl Store {
     fn open(root: &DataRoot, shop: &str) -> Result<Store> {
         let raw = crate::pipeline::raw_tables(root, shop)?.in_memory()?;
-        let events = SharedEvents::of(&raw)?;
+        let shared = Shared::of(&raw)?;
         tracing::debug!(resident_mb = crate::pipeline::resident_bytes().unwrap_or(0) >> 20, "raw store read");
-        Ok(Store { raw, events })
+        Ok(Store { raw, shared })
     }
 }
 
@@ -339,7 +340,7 @@ impl Store {
 /// shop as it stands at `end` (the last window's end): `valid_until` is when
 /// an order was cancelled (a purchase counts in a window ending before it).
 fn label_events(store: &Store, label: Label, end: i64) -> Result<DataFrame> {
-    let main = normalize::normalize_shared(&store.raw, end, &store.events)?;
+    let main = normalize::normalize_shared(&store.raw, end, &store.shared)?;
     let frame = match label {
         Label::Purchase => {
             let orders = main.orders.filter(col("test").eq(lit(false))).select([col("order_id"), col("customer_id"), col("created_at").cast(DataType::Int64).alias("at"), col("cancelled_at").cast(DataType::Int64).alias("valid_until")]);
@@ -396,7 +397,7 @@ struct Chosen {
 fn choose(store: &Store, shop: &str, options: &TrainsetOptions, t: i64) -> Result<Chosen> {
     let clock = Instant::now();
     let embeddings = matches!(&options.rows, Rows::Candidates(list) if list.iter().any(|(c, _)| *c == Candidates::Embedding));
-    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.events)?, shop, t, options.pairs, embeddings)?;
+    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.shared)?, shop, t, options.pairs, embeddings)?;
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
     let keys = match &options.rows {
         Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,

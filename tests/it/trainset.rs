@@ -351,12 +351,12 @@ fn each_rows_source_flags_name_the_sources_that_proposed_it() {
     assert!(proposed.iter().all(|&n| n > 0), "every source proposed some rows: {proposed:?}");
 }
 
-/// The main tables normalized with the events read once equal a normalization
-/// at each time: before every event, exactly at events (the first, a linking
-/// one, the last) and after everything.
+/// The main tables normalized with the events and the order tables read once
+/// equal a normalization at each time: before every event, exactly at events
+/// (the first, a linking one, the last) and after everything.
 #[test]
-fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
-    use shopfeat::normalize::{self, RawTables, SharedEvents};
+fn normalizing_with_the_events_and_orders_read_once_equals_normalizing_at_each_time() {
+    use shopfeat::normalize::{self, RawTables, Shared};
     let landed = sample();
     let raw = RawTables::open(&landed.root, "test").unwrap();
     let whole = normalize::collect_all(vec![normalize::normalize(&raw, None).unwrap().events]).unwrap().remove(0);
@@ -364,7 +364,7 @@ fn normalizing_with_the_events_read_once_equals_normalizing_at_each_time() {
     let linking: Vec<i64> = whole.clone().lazy().filter(col("event_customer_id").is_not_null()).select([col("timestamp").cast(DataType::Int64)]).collect().unwrap().column("timestamp").unwrap().i64().unwrap().into_no_null_iter().collect();
     let (first, last) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
     let in_memory = raw.in_memory().unwrap();
-    let shared = SharedEvents::of(&in_memory).unwrap();
+    let shared = Shared::of(&in_memory).unwrap();
     for t in [first - 1, first, linking[linking.len() / 2], (first + last) / 2, last, last + DAY] {
         let direct = normalize::normalize(&raw, Some(t)).unwrap();
         let once = normalize::normalize_shared(&in_memory, t, &shared).unwrap();
