@@ -349,8 +349,8 @@ pub fn normalize(raw: &RawTables, as_of: AsOf) -> Result<MainTables> {
 /// What the main tables at many times share, read once from the raw store:
 /// the events ([`SharedEvents`]) and the order tables, which are the same at
 /// every `T` (each order's latest version; whether it counts at `T` is the
-/// features' test of its times). At `medium`'s 26 weekly cut-offs the order
-/// tables made again at each took 0.3 s a cut-off.
+/// features' test of its times). Made again at each of `medium`'s 26 weekly
+/// cut-offs they took 5.5 of the 7.7 s spent materializing the main tables.
 pub struct Shared {
     events: SharedEvents,
     /// orders, line_items, refund_line_items, in memory.
