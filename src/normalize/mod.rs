@@ -27,7 +27,8 @@ mod events;
 mod orders;
 mod products;
 
-pub use events::{url_host, EventParts, SharedEvents, ROW as EVENT_ROW};
+use events::SharedEvents;
+pub use events::{url_host, EventParts, ROW as EVENT_ROW};
 
 use crate::land::{self, raw};
 use crate::storage::DataRoot;
