@@ -867,15 +867,7 @@ impl BestPairs {
                     let Some(p) = products[i] else { continue };
                     let place = match &partners.bits {
                         Some(bits) => places[i].and_then(|place| bits.find(place)),
-                        None => {
-                            // Rows by product start where the last search
-                            // ended; a row out of order, from the beginning.
-                            if from > 0 && partners.ids[from - 1] >= p {
-                                from = 0;
-                            }
-                            from = gallop(&partners.ids, from, p);
-                            (partners.ids.get(from) == Some(&p)).then_some(from)
-                        }
+                        None => find_near(&partners.ids, &mut from, p),
                     };
                     let Some(place) = place else { continue };
                     let pair = partners.pairs[place];
@@ -936,16 +928,18 @@ impl BestPairs {
 /// searched from the start.
 fn places_in<T: Ord + Copy>(sorted: &[T], wanted: impl Iterator<Item = Option<T>>) -> Vec<Option<usize>> {
     let mut from = 0;
-    wanted
-        .map(|id| {
-            let id = id?;
-            if from > 0 && sorted[from - 1] >= id {
-                from = 0;
-            }
-            from = gallop(sorted, from, id);
-            (sorted.get(from) == Some(&id)).then_some(from)
-        })
-        .collect()
+    wanted.map(|id| find_near(sorted, &mut from, id?)).collect()
+}
+
+/// The place of `id` in `sorted` (none when absent), searched from `from`,
+/// where the previous search ended (from the start when `id` comes before
+/// that); `from` is left where this one ended.
+fn find_near<T: Ord + Copy>(sorted: &[T], from: &mut usize, id: T) -> Option<usize> {
+    if *from > 0 && sorted[*from - 1] >= id {
+        *from = 0;
+    }
+    *from = gallop(sorted, *from, id);
+    (sorted.get(*from) == Some(&id)).then_some(*from)
 }
 
 /// The first place at or after `from` in `ids` (sorted) whose id is not
