@@ -25,7 +25,7 @@
 
 use crate::evaluate::sources::{Knowledge, Source};
 use crate::evaluate::{self, TablesAt};
-use crate::features::pairs::PairOptions;
+use crate::features::pairs::{CoSessionTimes, PairOptions};
 use crate::hash::Fnv1a;
 use crate::normalize::{self, RawTables, Shared};
 use crate::storage::DataRoot;
@@ -325,14 +325,16 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
 struct Store {
     raw: RawTables,
     shared: Shared,
+    co_sessions: CoSessionTimes,
 }
 
 impl Store {
     fn open(root: &DataRoot, shop: &str) -> Result<Store> {
         let raw = crate::pipeline::raw_tables(root, shop)?.in_memory()?;
         let shared = Shared::of(&raw)?;
+        let co_sessions = CoSessionTimes::of_every_event(&shared)?;
         tracing::debug!(resident_mb = crate::pipeline::resident_bytes().unwrap_or(0) >> 20, "raw store read");
-        Ok(Store { raw, shared })
+        Ok(Store { raw, shared, co_sessions })
     }
 }
 
@@ -397,7 +399,7 @@ struct Chosen {
 fn choose(store: &Store, shop: &str, options: &TrainsetOptions, t: i64) -> Result<Chosen> {
     let clock = Instant::now();
     let embeddings = matches!(&options.rows, Rows::Candidates(list) if list.iter().any(|(c, _)| *c == Candidates::Embedding));
-    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.shared)?, shop, t, options.pairs, embeddings)?;
+    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.shared)?, shop, t, options.pairs, embeddings, Some(&store.co_sessions))?;
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
     let keys = match &options.rows {
         Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,

@@ -16,7 +16,7 @@
 pub mod metrics;
 pub mod sources;
 
-use crate::features::{self, pairs::PairOptions, Inputs};
+use crate::features::{self, pairs::{CoSessionTimes, PairOptions}, Inputs};
 use crate::pipeline;
 use crate::storage::DataRoot;
 use anyhow::{Context, Result};
@@ -144,16 +144,18 @@ pub struct TablesAt {
 /// The feature tables the sources read, at `T`, in one plan (the sessions they
 /// share are built once), exactly as `compute --as-of T` gives them.
 pub fn tables_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Result<TablesAt> {
-    tables_of(pipeline::normalize(root, shop, Some(t))?, shop, t, pairs, true)
+    tables_of(pipeline::normalize(root, shop, Some(t))?, shop, t, pairs, true, None)
 }
 
 /// [`tables_at`] from the main tables at `T` (as normalization gives them);
 /// product_embeddings left empty unless `embeddings` (a training set whose
 /// rows no embedding source proposes does not need them: 0.7 s a cut-off of
-/// `medium`, 6 s of `large`).
-pub fn tables_of(main: crate::normalize::MainTables, shop: &str, t: i64, pairs: PairOptions, embeddings: bool) -> Result<TablesAt> {
+/// `medium`, 6 s of `large`); the pairs' co-sessions from `co_sessions`
+/// when given ([`Inputs::co_sessions`]).
+pub fn tables_of(main: crate::normalize::MainTables, shop: &str, t: i64, pairs: PairOptions, embeddings: bool, co_sessions: Option<&CoSessionTimes>) -> Result<TablesAt> {
     let main = main.for_features().materialize()?;
-    let inputs = Inputs::lazy(main, shop, t, pairs)?;
+    let mut inputs = Inputs::lazy(main, shop, t, pairs)?;
+    inputs.co_sessions = co_sessions.cloned();
     let no_embeddings = || {
         let columns = features::embeddings::table().schema().into_iter().map(|(name, kind)| Column::new_empty(name.into(), &kind.dtype())).collect();
         DataFrame::new_infer_height(columns).map(DataFrame::lazy)

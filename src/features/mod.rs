@@ -45,6 +45,10 @@ pub struct Inputs {
     /// ([`sessions::session_facts`]): session_features and
     /// customer_behavior_features both read it.
     pub session_facts: LazyFrame,
+    /// When sessions viewed or carted both products of a pair, from the
+    /// events of a whole store (a training set's, for each of its cut-offs);
+    /// `None`: from [`Inputs::sessions`].
+    pub co_sessions: Option<pairs::CoSessionTimes>,
     /// The shop's lifetime-value fit and its customers' predictions, computed
     /// once ([`Inputs::new`]); `None` in [`Inputs::lazy`] (the table then fits).
     pub lifetime: Option<lifetime::Fitted>,
@@ -87,7 +91,7 @@ impl Inputs {
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
         let session_facts = sessions::with_details(sessions::session_counts(sessions.clone()), parts.details.clone());
-        Ok((Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, lifetime: None }, parts.details))
+        Ok((Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, co_sessions: None, lifetime: None }, parts.details))
     }
 
     /// `T - days < ts <= T` ([`expr::within`] at this `T`).

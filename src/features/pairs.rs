@@ -58,54 +58,73 @@ fn pairs_within(items: LazyFrame, group: &str) -> LazyFrame {
     a.join(b, [col(group)], [col(group)], JoinArgs::new(JoinType::Inner)).filter(col("product_id_a").lt(col("product_id_b")))
 }
 
-/// Sessions that did `name` with both products of a candidate pair.
+/// When sessions did `name` (a product view, a cart add) with both products of
+/// a pair: one row per session and pair (`product_id_a < product_id_b`) with
+/// `at`, the later of the two products' first such events.
 ///
-/// The products of candidate pairs are numbered in id order, so a pair of
-/// numbers packs into one 64-bit key (`a·2³² + b`, a < b as the ids are): the
-/// pairs a session forms are matched against the candidates and counted on that
-/// one integer instead of two ids.
-fn co_sessions(inputs: &Inputs, candidates: LazyFrame, name: EventName, alias: &str) -> PolarsResult<LazyFrame> {
-    // Only products of some candidate pair, on either side, can form one.
-    let side = |c: &str| candidates.clone().select([col(c).alias("product_id")]);
-    let numbered = concat([side("product_id_a"), side("product_id_b")], UnionArgs::default())?
-        .unique(None, UniqueKeepStrategy::Any)
-        .sort(["product_id"], SortMultipleOptions::default())
-        .with_row_index("_n", None)
-        .cache();
-    let number = |id: &str, n: &str| numbered.clone().select([col("product_id").alias(id), col("_n").cast(DataType::UInt64).alias(n)]);
-    let pair_key = || col("_a") * lit(1u64 << 32) + col("_b");
-    let key = || [col("product_id_a"), col("product_id_b")];
-    let keyed = candidates
-        .select(key())
-        .join(number("product_id_a", "_a"), [col("product_id_a")], [col("product_id_a")], JoinArgs::new(JoinType::Inner))
-        .join(number("product_id_b", "_b"), [col("product_id_b")], [col("product_id_b")], JoinArgs::new(JoinType::Inner))
-        .select([col("product_id_a"), col("product_id_b"), pair_key().alias("_pair")])
-        .cache();
-    let items = inputs
-        .sessions
-        .clone()
+/// A session of the events up to any `T` is a session of all the events cut
+/// at `T` (one starts where its browser's previous event is over 30 minutes
+/// before: nothing later moves that), so it had done `name` with both by `T`
+/// exactly when `at <= T`. The times from every event of a store therefore
+/// count the sessions at each of many `T` (a training set's cut-offs) with
+/// no sessionizing or pairing per `T`.
+#[derive(Clone)]
+pub struct CoSessionTimes {
+    pub views: LazyFrame,
+    pub carts: LazyFrame,
+}
+
+impl CoSessionTimes {
+    /// The times of the sessionized `events` ([`super::sessions::sessionized`]).
+    pub fn of(events: &LazyFrame) -> CoSessionTimes {
+        CoSessionTimes { views: co_session_times(events.clone(), EventName::ProductViewed), carts: co_session_times(events.clone(), EventName::ProductAddedToCart) }
+    }
+
+    /// The times of every event of a store, in memory: for the store's tables
+    /// at any `T` ([`Inputs::co_sessions`]).
+    pub fn of_every_event(shared: &crate::normalize::Shared) -> anyhow::Result<CoSessionTimes> {
+        let times = CoSessionTimes::of(&super::sessions::sessionized(shared.events_at(i64::MAX)?.rows)?);
+        let [views, carts]: [DataFrame; 2] = crate::normalize::collect_all(vec![times.views, times.carts])?.try_into().map_err(|_| anyhow::anyhow!("two frames"))?;
+        Ok(CoSessionTimes { views: views.lazy(), carts: carts.lazy() })
+    }
+}
+
+/// [`CoSessionTimes`] of one event name, with `_pair`: the products are
+/// numbered in id order, so a pair (a < b as the ids are) packs into one
+/// 64-bit key (`a·2³² + b`), counted on that one integer instead of two ids.
+fn co_session_times(events: LazyFrame, name: EventName) -> LazyFrame {
+    let firsts = events
         .filter(is_event(name).and(col("product_id").is_not_null()))
-        .select([col("session"), col("product_id")])
-        .unique(None, UniqueKeepStrategy::Any)
-        .join(number("product_id", "_n"), [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner));
-    let a = items.clone().select([col("session"), col("_n").alias("_a")]);
-    let b = items.select([col("session"), col("_n").alias("_b")]);
-    let counts = a
-        .join(b, [col("session")], [col("session")], JoinArgs::new(JoinType::Inner))
+        .group_by([col("session"), col("product_id")])
+        .agg([col("timestamp").cast(DataType::Int64).min().alias("at")])
+        .cache();
+    let numbered = firsts.clone().select([col("product_id")]).unique(None, UniqueKeepStrategy::Any).sort(["product_id"], SortMultipleOptions::default()).with_row_index("_n", None);
+    let firsts = firsts.join(numbered, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner));
+    let side = |id: &str, n: &str, at: &str| firsts.clone().select([col("session"), col("product_id").alias(id), col("_n").cast(DataType::UInt64).alias(n), col("at").alias(at)]);
+    let later = when(col("_at_a").gt(col("_at_b"))).then(col("_at_a")).otherwise(col("_at_b"));
+    side("product_id_a", "_a", "_at_a")
+        .join(side("product_id_b", "_b", "_at_b"), [col("session")], [col("session")], JoinArgs::new(JoinType::Inner))
         .filter(col("_a").lt(col("_b")))
-        .select([pair_key().alias("_pair")])
-        .join(keyed.clone().select([col("_pair")]), [col("_pair")], [col("_pair")], JoinArgs::new(JoinType::Semi))
+        .select([(col("_a") * lit(1u64 << 32) + col("_b")).alias("_pair"), col("product_id_a"), col("product_id_b"), later.alias("at")])
+}
+
+/// Sessions up to `T` that did what `times` records with both products of a
+/// pair (pairs with none are left out).
+fn co_sessions(inputs: &Inputs, times: LazyFrame, alias: &str) -> LazyFrame {
+    times
+        .filter(col("at").lt_eq(lit(inputs.as_of)))
         .group_by([col("_pair")])
-        .agg([len().cast(DataType::Int64).alias(alias)]);
-    Ok(keyed.join(counts, [col("_pair")], [col("_pair")], JoinArgs::new(JoinType::Inner)).select([col("product_id_a"), col("product_id_b"), col(alias)]))
+        .agg([col("product_id_a").first(), col("product_id_b").first(), len().cast(DataType::Int64).alias(alias)])
+        .drop(cols(["_pair"]))
 }
 
 /// The base frame: candidate pairs with their counts (those `reads` reads).
 pub fn base(inputs: &Inputs, options: PairOptions, reads: &Reads) -> PolarsResult<LazyFrame> {
     let key = ["product_id_a", "product_id_b"];
     let candidates = co_purchases(inputs, options)?.cache();
-    let views = co_sessions(inputs, candidates.clone(), EventName::ProductViewed, "co_views")?;
-    let carts = co_sessions(inputs, candidates.clone(), EventName::ProductAddedToCart, "co_carts")?;
+    let times = inputs.co_sessions.clone().unwrap_or_else(|| CoSessionTimes::of(&inputs.sessions));
+    let views = co_sessions(inputs, times.views, "co_views");
+    let carts = co_sessions(inputs, times.carts, "co_carts");
     with_read(with_read(candidates, views, &key, reads)?, carts, &key, reads)
 }
 

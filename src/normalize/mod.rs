@@ -365,13 +365,18 @@ impl Shared {
         let orders = collect_all(vec![orders, line_items, refund_line_items])?.try_into().map_err(|_| anyhow::anyhow!("three order tables"))?;
         Ok(Shared { events, orders })
     }
+
+    /// The events' parts at `t`, as normalization at `t` gives them.
+    pub fn events_at(&self, t: i64) -> Result<EventParts> {
+        self.events.parts_at(t)
+    }
 }
 
 /// [`normalize`] at `t` with what many times share read once: the same
 /// tables (for a training set's cut-offs).
 pub fn normalize_shared(raw: &RawTables, t: i64, shared: &Shared) -> Result<MainTables> {
     refuse_before_history(raw, Some(t))?;
-    let parts = shared.events.parts_at(t)?;
+    let parts = shared.events_at(t)?;
     let [orders, line_items, refund_line_items] = shared.orders.clone().map(DataFrame::lazy);
     assemble(raw, Some(t), parts.table(), parts, (orders, line_items, refund_line_items))
 }

@@ -390,6 +390,48 @@ fn normalizing_with_the_events_and_orders_read_once_equals_normalizing_at_each_t
     }
 }
 
+/// The pairs' co-view and co-cart counts from the sessions of every event the
+/// store holds ([`CoSessionTimes::of_every_event`], what a training set reads
+/// at each cut-off) equal those from the sessions at `T` (what `compute
+/// --as-of` counts), at times that cut sessions between two of their views
+/// and cart adds: just before the second, exactly at it, and after everything.
+#[test]
+fn co_sessions_from_every_event_count_the_sessions_at_each_time() {
+    use shopfeat::features::pairs::CoSessionTimes;
+    use shopfeat::normalize::{self, RawTables, Shared};
+    let landed = sample();
+    let raw = RawTables::open(&landed.root, "test").unwrap();
+    // Views and cart adds that follow one of the same kind in their session
+    // (same browser, under 30 minutes before): a time just before one cuts
+    // its session between the two.
+    let whole = normalize::collect_all(vec![normalize::normalize(&raw, None).unwrap().events]).unwrap().remove(0);
+    let browsed = col("name").eq(lit("product_viewed")).or(col("name").eq(lit("product_added_to_cart")));
+    let seconds = whole
+        .lazy()
+        .filter(browsed.and(col("product_id").is_not_null()))
+        .select([col("client_id"), col("name"), col("timestamp").cast(DataType::Int64).alias("t")])
+        .sort(["client_id", "name", "t"], SortMultipleOptions::default())
+        .filter(col("client_id").eq(col("client_id").shift(lit(1))).and(col("name").eq(col("name").shift(lit(1)))).and((col("t") - col("t").shift(lit(1))).lt_eq(lit(30 * 60 * 1_000_000i64))))
+        .collect()
+        .unwrap();
+    let seconds: Vec<i64> = seconds.column("t").unwrap().i64().unwrap().into_no_null_iter().collect();
+    assert!(seconds.len() > 20, "the sample has sessions with several views");
+    let mut times: Vec<i64> = seconds.iter().step_by(seconds.len() / 8).flat_map(|&t| [t - 1, t]).collect();
+    times.push(*seconds.iter().max().unwrap() + DAY);
+    let in_memory = raw.in_memory().unwrap();
+    let shared = Shared::of(&in_memory).unwrap();
+    let store = CoSessionTimes::of_every_event(&shared).unwrap();
+    let pairs_of = |tables: shopfeat::evaluate::TablesAt| {
+        tables.pairs.select(["product_id_a", "product_id_b", "co_view_count", "co_cart_count"]).unwrap().sort(["product_id_a", "product_id_b"], SortMultipleOptions::default()).unwrap()
+    };
+    for t in times {
+        let at_t = pairs_of(shopfeat::evaluate::tables_of(normalize::normalize(&raw, Some(t)).unwrap(), "test", t, Default::default(), false, None).unwrap());
+        let from_store = pairs_of(shopfeat::evaluate::tables_of(normalize::normalize_shared(&in_memory, t, &shared).unwrap(), "test", t, Default::default(), false, Some(&store)).unwrap());
+        assert!(at_t.height() > 0);
+        assert!(at_t.equals_missing(&from_store), "at {t}: {at_t} != {from_store}");
+    }
+}
+
 /// The star layout (rows, and the user, product, interaction and pair columns
 /// once per entity and cut-off) joined back is the flat layout, row for row
 /// and column for column, in Polars and through the DuckDB view (also read by
