@@ -25,7 +25,8 @@
 
 use crate::evaluate::sources::{Knowledge, Source};
 use crate::evaluate::{self, TablesAt};
-use crate::features::pairs::{CoSessionTimes, PairOptions};
+use crate::features::pairs::PairOptions;
+use crate::features::sessions::BrowseTimes;
 use crate::hash::Fnv1a;
 use crate::normalize::{self, RawTables, Shared};
 use crate::storage::DataRoot;
@@ -320,21 +321,22 @@ fn write_partitions(root: &DataRoot, shop: &str, options: &TrainsetOptions, cuto
 
 /// The shop's raw store read once for every cut-off: the entities in memory,
 /// the events unique and numbered and the order tables normalized
-/// ([`Shared`]). Each cut-off's main tables are those `compute --as-of`
-/// normalizes (tested against it).
+/// ([`Shared`]), and when its sessions browsed each product and pair
+/// ([`BrowseTimes`]). Each cut-off's main tables are those `compute --as-of`
+/// normalizes, and its tables those it computes (tested against it).
 struct Store {
     raw: RawTables,
     shared: Shared,
-    co_sessions: CoSessionTimes,
+    browse_times: BrowseTimes,
 }
 
 impl Store {
     fn open(root: &DataRoot, shop: &str) -> Result<Store> {
         let raw = crate::pipeline::raw_tables(root, shop)?.in_memory()?;
         let shared = Shared::of(&raw)?;
-        let co_sessions = CoSessionTimes::of_every_event(&shared)?;
+        let browse_times = BrowseTimes::of_every_event(&shared)?;
         tracing::debug!(resident_mb = crate::pipeline::resident_bytes().unwrap_or(0) >> 20, "raw store read");
-        Ok(Store { raw, shared, co_sessions })
+        Ok(Store { raw, shared, browse_times })
     }
 }
 
@@ -399,7 +401,7 @@ struct Chosen {
 fn choose(store: &Store, shop: &str, options: &TrainsetOptions, t: i64) -> Result<Chosen> {
     let clock = Instant::now();
     let embeddings = matches!(&options.rows, Rows::Candidates(list) if list.iter().any(|(c, _)| *c == Candidates::Embedding));
-    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.shared)?, shop, t, options.pairs, embeddings, Some(&store.co_sessions))?;
+    let tables = evaluate::tables_of(normalize::normalize_shared(&store.raw, t, &store.shared)?, shop, t, options.pairs, embeddings, Some(&store.browse_times))?;
     tracing::debug!(seconds = clock.elapsed().as_secs_f64(), "feature tables at the cut-off");
     let keys = match &options.rows {
         Rows::Candidates(list) => candidates(&tables, list, t - i64::from(options.active_days) * 86_400_000_000)?,

@@ -16,7 +16,7 @@
 pub mod metrics;
 pub mod sources;
 
-use crate::features::{self, pairs::{CoSessionTimes, PairOptions}, Inputs};
+use crate::features::{self, pairs::PairOptions, sessions::BrowseTimes, Inputs};
 use crate::pipeline;
 use crate::storage::DataRoot;
 use anyhow::{Context, Result};
@@ -150,12 +150,12 @@ pub fn tables_at(root: &DataRoot, shop: &str, t: i64, pairs: PairOptions) -> Res
 /// [`tables_at`] from the main tables at `T` (as normalization gives them);
 /// product_embeddings left empty unless `embeddings` (a training set whose
 /// rows no embedding source proposes does not need them: 0.7 s a cut-off of
-/// `medium`, 6 s of `large`); the pairs' co-sessions from `co_sessions`
-/// when given ([`Inputs::co_sessions`]).
-pub fn tables_of(main: crate::normalize::MainTables, shop: &str, t: i64, pairs: PairOptions, embeddings: bool, co_sessions: Option<&CoSessionTimes>) -> Result<TablesAt> {
+/// `medium`, 6 s of `large`); what sessions browsed from `browse_times` when
+/// given ([`Inputs::browse_times`]).
+pub fn tables_of(main: crate::normalize::MainTables, shop: &str, t: i64, pairs: PairOptions, embeddings: bool, browse_times: Option<&BrowseTimes>) -> Result<TablesAt> {
     let main = main.for_features().materialize()?;
     let mut inputs = Inputs::lazy(main, shop, t, pairs)?;
-    inputs.co_sessions = co_sessions.cloned();
+    inputs.browse_times = browse_times.cloned();
     let no_embeddings = || {
         let columns = features::embeddings::table().schema().into_iter().map(|(name, kind)| Column::new_empty(name.into(), &kind.dtype())).collect();
         DataFrame::new_infer_height(columns).map(DataFrame::lazy)

@@ -28,7 +28,6 @@
 
 use super::registry::{feature, FeatureTable, Kind::*};
 use super::{with, Inputs};
-use crate::vocabulary::EventName;
 use polars::prelude::*;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -77,17 +76,22 @@ pub fn table() -> FeatureTable {
 
 /// (`kind`, `group`, `product_id`): the distinct products of every valid order
 /// (kind 0) and of every session's product views and cart adds (kind 1) up to
-/// `T`, for products in the catalog at `T`.
+/// `T`, for products in the catalog at `T`, sorted by kind, group and product
+/// (the sessions' come sorted, [`super::sessions::BrowseTimes::browsed`]).
 fn contexts(inputs: &Inputs) -> PolarsResult<LazyFrame> {
-    let catalog = inputs.main.products.clone().select([col("product_id")]);
-    let baskets = inputs.valid_lines().select([lit(0i32).alias("kind"), col("order_id").alias("group"), col("product_id")]);
-    let browsed = col("event").eq(lit(EventName::ProductViewed.code())).or(col("event").eq(lit(EventName::ProductAddedToCart.code())));
-    let sessions = inputs.sessions.clone().filter(browsed).select([lit(1i32).alias("kind"), col("session").cast(DataType::Int64).alias("group"), col("product_id")]);
-    Ok(concat([baskets, sessions], UnionArgs::default())?
+    // A filter by a left join that keeps the rows' order (a semi join need not).
+    let catalog = inputs.main.products.clone().select([col("product_id"), lit(true).alias("_in_catalog")]);
+    let mut in_order = JoinArgs::new(JoinType::Left);
+    in_order.maintain_order = MaintainOrderJoin::Left;
+    let in_catalog = |frame: LazyFrame| frame.join(catalog.clone(), [col("product_id")], [col("product_id")], in_order.clone()).filter(col("_in_catalog").is_not_null()).drop(cols(["_in_catalog"]));
+    let baskets = inputs
+        .valid_lines()
         .filter(col("product_id").is_not_null())
-        .join(catalog, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Semi))
+        .select([lit(0i32).alias("kind"), col("order_id").alias("group"), col("product_id")])
         .unique(None, UniqueKeepStrategy::Any)
-        .sort(["kind", "group", "product_id"], SortMultipleOptions::default()))
+        .sort(["group", "product_id"], SortMultipleOptions::default());
+    let sessions = inputs.browse_times().browsed.filter(col("at").lt_eq(lit(inputs.as_of))).select([lit(1i32).alias("kind"), col("session").cast(DataType::Int64).alias("group"), col("product_id")]);
+    concat([in_catalog(baskets), in_catalog(sessions)], UnionArgs::default())
 }
 
 /// product_embeddings at `T`, shaped by `inputs.pairs.embeddings`.

@@ -45,10 +45,10 @@ pub struct Inputs {
     /// ([`sessions::session_facts`]): session_features and
     /// customer_behavior_features both read it.
     pub session_facts: LazyFrame,
-    /// When sessions viewed or carted both products of a pair, from the
-    /// events of a whole store (a training set's, for each of its cut-offs);
-    /// `None`: from [`Inputs::sessions`].
-    pub co_sessions: Option<pairs::CoSessionTimes>,
+    /// When sessions browsed each product and pair, from the events of a
+    /// whole store (a training set's, for each of its cut-offs); `None`: from
+    /// [`Inputs::sessions`] ([`Inputs::browse_times`]).
+    pub browse_times: Option<sessions::BrowseTimes>,
     /// The shop's lifetime-value fit and its customers' predictions, computed
     /// once ([`Inputs::new`]); `None` in [`Inputs::lazy`] (the table then fits).
     pub lifetime: Option<lifetime::Fitted>,
@@ -91,7 +91,7 @@ impl Inputs {
         let visitor = when(col("customer_id").is_not_null()).then(col("customer_id")).otherwise(lit(0i64) - col("browser"));
         let sessions = sessions::sessionized(events)?.with_column(visitor.alias("visitor"));
         let session_facts = sessions::with_details(sessions::session_counts(sessions.clone()), parts.details.clone());
-        Ok((Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, co_sessions: None, lifetime: None }, parts.details))
+        Ok((Inputs { main, shop_id: shop_id.to_string(), as_of, pairs, sessions, session_facts, browse_times: None, lifetime: None }, parts.details))
     }
 
     /// `T - days < ts <= T` ([`expr::within`] at this `T`).
@@ -146,6 +146,12 @@ impl Inputs {
     pub fn without_deleted_customers(&self, frame: LazyFrame) -> LazyFrame {
         let ids = self.main.deleted_customers.clone();
         frame.join(ids, [col("customer_id")], [col("customer_id")], JoinArgs::new(JoinType::Anti))
+    }
+
+    /// When the sessions up to `T` browsed each product and pair (those of
+    /// a whole store when given: at `T`, what is `<= T` of them).
+    pub fn browse_times(&self) -> sessions::BrowseTimes {
+        self.browse_times.clone().unwrap_or_else(|| sessions::BrowseTimes::of(&self.sessions))
     }
 
     /// Events at or before `T`, with their `visitor` (the sessionized events).

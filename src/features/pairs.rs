@@ -1,10 +1,9 @@
 //! product_pair_features — one row per pair of distinct products bought in the same
 //! valid order (a < b), counted once per order, bounded by [`PairOptions`].
 
-use super::expr::{is_event, rate};
+use super::expr::rate;
 use super::registry::{feature, FeatureTable, Kind::*, Reads};
 use super::{with_read, Inputs};
-use crate::vocabulary::EventName;
 use polars::prelude::*;
 
 /// Bounds on the co-occurrence tables: the pair table, so a large catalog does
@@ -58,58 +57,8 @@ fn pairs_within(items: LazyFrame, group: &str) -> LazyFrame {
     a.join(b, [col(group)], [col(group)], JoinArgs::new(JoinType::Inner)).filter(col("product_id_a").lt(col("product_id_b")))
 }
 
-/// When sessions did `name` (a product view, a cart add) with both products of
-/// a pair: one row per session and pair (`product_id_a < product_id_b`) with
-/// `at`, the later of the two products' first such events.
-///
-/// A session of the events up to any `T` is a session of all the events cut
-/// at `T` (one starts where its browser's previous event is over 30 minutes
-/// before: nothing later moves that), so it had done `name` with both by `T`
-/// exactly when `at <= T`. The times from every event of a store therefore
-/// count the sessions at each of many `T` (a training set's cut-offs) with
-/// no sessionizing or pairing per `T`.
-#[derive(Clone)]
-pub struct CoSessionTimes {
-    pub views: LazyFrame,
-    pub carts: LazyFrame,
-}
-
-impl CoSessionTimes {
-    /// The times of the sessionized `events` ([`super::sessions::sessionized`]).
-    pub fn of(events: &LazyFrame) -> CoSessionTimes {
-        CoSessionTimes { views: co_session_times(events.clone(), EventName::ProductViewed), carts: co_session_times(events.clone(), EventName::ProductAddedToCart) }
-    }
-
-    /// The times of every event of a store, in memory: for the store's tables
-    /// at any `T` ([`Inputs::co_sessions`]).
-    pub fn of_every_event(shared: &crate::normalize::Shared) -> anyhow::Result<CoSessionTimes> {
-        let times = CoSessionTimes::of(&super::sessions::sessionized(shared.events_at(i64::MAX)?.rows)?);
-        let [views, carts]: [DataFrame; 2] = crate::normalize::collect_all(vec![times.views, times.carts])?.try_into().map_err(|_| anyhow::anyhow!("two frames"))?;
-        Ok(CoSessionTimes { views: views.lazy(), carts: carts.lazy() })
-    }
-}
-
-/// [`CoSessionTimes`] of one event name, with `_pair`: the products are
-/// numbered in id order, so a pair (a < b as the ids are) packs into one
-/// 64-bit key (`a·2³² + b`), counted on that one integer instead of two ids.
-fn co_session_times(events: LazyFrame, name: EventName) -> LazyFrame {
-    let firsts = events
-        .filter(is_event(name).and(col("product_id").is_not_null()))
-        .group_by([col("session"), col("product_id")])
-        .agg([col("timestamp").cast(DataType::Int64).min().alias("at")])
-        .cache();
-    let numbered = firsts.clone().select([col("product_id")]).unique(None, UniqueKeepStrategy::Any).sort(["product_id"], SortMultipleOptions::default()).with_row_index("_n", None);
-    let firsts = firsts.join(numbered, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner));
-    let side = |id: &str, n: &str, at: &str| firsts.clone().select([col("session"), col("product_id").alias(id), col("_n").cast(DataType::UInt64).alias(n), col("at").alias(at)]);
-    let later = when(col("_at_a").gt(col("_at_b"))).then(col("_at_a")).otherwise(col("_at_b"));
-    side("product_id_a", "_a", "_at_a")
-        .join(side("product_id_b", "_b", "_at_b"), [col("session")], [col("session")], JoinArgs::new(JoinType::Inner))
-        .filter(col("_a").lt(col("_b")))
-        .select([(col("_a") * lit(1u64 << 32) + col("_b")).alias("_pair"), col("product_id_a"), col("product_id_b"), later.alias("at")])
-}
-
 /// Sessions up to `T` that did what `times` records with both products of a
-/// pair (pairs with none are left out).
+/// pair ([`super::sessions::BrowseTimes`]; pairs with none are left out).
 fn co_sessions(inputs: &Inputs, times: LazyFrame, alias: &str) -> LazyFrame {
     times
         .filter(col("at").lt_eq(lit(inputs.as_of)))
@@ -122,9 +71,9 @@ fn co_sessions(inputs: &Inputs, times: LazyFrame, alias: &str) -> LazyFrame {
 pub fn base(inputs: &Inputs, options: PairOptions, reads: &Reads) -> PolarsResult<LazyFrame> {
     let key = ["product_id_a", "product_id_b"];
     let candidates = co_purchases(inputs, options)?.cache();
-    let times = inputs.co_sessions.clone().unwrap_or_else(|| CoSessionTimes::of(&inputs.sessions));
-    let views = co_sessions(inputs, times.views, "co_views");
-    let carts = co_sessions(inputs, times.carts, "co_carts");
+    let times = inputs.browse_times();
+    let views = co_sessions(inputs, times.viewed_together, "co_views");
+    let carts = co_sessions(inputs, times.carted_together, "co_carts");
     with_read(with_read(candidates, views, &key, reads)?, carts, &key, reads)
 }
 

@@ -5,6 +5,7 @@
 //! `client_id:<start in ms>`, stable across reruns.
 
 use super::expr::{count_if, is_event, url_host};
+use crate::normalize::Shared;
 use crate::normalize::EVENT_ROW as ROW;
 use crate::vocabulary::EventName;
 use polars::prelude::*;
@@ -98,4 +99,74 @@ pub fn with_details(counts: LazyFrame, details: LazyFrame) -> LazyFrame {
         .with_column(session_id.alias("session_id"))
         // Hosts from the first event's URLs: once per session, not per event.
         .with_columns([url_host(col("landing_url")).alias("landing_host"), url_host(col("first_referrer")).alias("first_referrer_host")])
+}
+
+/// When each session browsed each product, and each pair of products: what
+/// product_embeddings (the sessions' contexts) and product_pair_features (co-views,
+/// co-carts) read of the sessions, with times.
+///
+/// A session of the events up to any `T` is a session of all the events cut
+/// at `T` (one starts where its browser's previous event is over 30 minutes
+/// before: nothing later moves that), so it had browsed a product by `T`
+/// exactly when its first such event is `<= T`, and both products of a pair
+/// when the later of the two is. The times from every event of a store
+/// therefore give the sessions' contexts and counts at each of many `T` (a
+/// training set's cut-offs) with no sessionizing, sorting or pairing per `T`.
+#[derive(Clone)]
+pub struct BrowseTimes {
+    /// (`session`, `product_id`, `at`): the first view or cart add of each
+    /// product in each session, sorted by session and product.
+    pub browsed: LazyFrame,
+    /// (`_pair`, `product_id_a`, `product_id_b`, `at`): per session and pair
+    /// (a < b) it viewed both of, the later of the two products' first views
+    /// (`_pair` packs the pair into one integer: [`together`]).
+    pub viewed_together: LazyFrame,
+    /// The same of cart adds.
+    pub carted_together: LazyFrame,
+}
+
+impl BrowseTimes {
+    /// The times of the sessionized `events` ([`sessionized`]).
+    pub fn of(events: &LazyFrame) -> BrowseTimes {
+        let browse = is_event(EventName::ProductViewed).or(is_event(EventName::ProductAddedToCart));
+        BrowseTimes {
+            browsed: firsts(events.clone(), browse).sort(["session", "product_id"], SortMultipleOptions::default()),
+            viewed_together: together(firsts(events.clone(), is_event(EventName::ProductViewed))),
+            carted_together: together(firsts(events.clone(), is_event(EventName::ProductAddedToCart))),
+        }
+    }
+
+    /// The times of every event of a store, in memory: for its tables at any
+    /// `T` (a training set's cut-offs, [`super::Inputs::browse_times`]).
+    pub fn of_every_event(shared: &Shared) -> anyhow::Result<BrowseTimes> {
+        let times = BrowseTimes::of(&sessionized(shared.events_at(i64::MAX)?.rows)?);
+        let plans = vec![times.browsed, times.viewed_together, times.carted_together];
+        let [browsed, viewed_together, carted_together]: [DataFrame; 3] = crate::normalize::collect_all(plans)?.try_into().map_err(|_| anyhow::anyhow!("three frames"))?;
+        Ok(BrowseTimes { browsed: browsed.lazy(), viewed_together: viewed_together.lazy(), carted_together: carted_together.lazy() })
+    }
+}
+
+/// (`session`, `product_id`, `at`): the first event of each product in each
+/// session for which `test` holds.
+fn firsts(events: LazyFrame, test: Expr) -> LazyFrame {
+    events
+        .filter(test.and(col("product_id").is_not_null()))
+        .group_by([col("session"), col("product_id")])
+        .agg([col("timestamp").cast(DataType::Int64).min().alias("at")])
+}
+
+/// Per session and pair (a < b) of `firsts`' products, the later of the two
+/// times, with `_pair`: the products numbered in id order, so a pair packs
+/// into one 64-bit key (`a·2³² + b`), grouped on that one integer instead of
+/// two ids.
+fn together(firsts: LazyFrame) -> LazyFrame {
+    let firsts = firsts.cache();
+    let numbered = firsts.clone().select([col("product_id")]).unique(None, UniqueKeepStrategy::Any).sort(["product_id"], SortMultipleOptions::default()).with_row_index("_n", None);
+    let firsts = firsts.join(numbered, [col("product_id")], [col("product_id")], JoinArgs::new(JoinType::Inner));
+    let side = |id: &str, n: &str, at: &str| firsts.clone().select([col("session"), col("product_id").alias(id), col("_n").cast(DataType::UInt64).alias(n), col("at").alias(at)]);
+    let later = when(col("_at_a").gt(col("_at_b"))).then(col("_at_a")).otherwise(col("_at_b"));
+    side("product_id_a", "_a", "_at_a")
+        .join(side("product_id_b", "_b", "_at_b"), [col("session")], [col("session")], JoinArgs::new(JoinType::Inner))
+        .filter(col("_a").lt(col("_b")))
+        .select([(col("_a") * lit(1u64 << 32) + col("_b")).alias("_pair"), col("product_id_a"), col("product_id_b"), later.alias("at")])
 }

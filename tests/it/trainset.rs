@@ -390,14 +390,15 @@ fn normalizing_with_the_events_and_orders_read_once_equals_normalizing_at_each_t
     }
 }
 
-/// The pairs' co-view and co-cart counts from the sessions of every event the
-/// store holds ([`CoSessionTimes::of_every_event`], what a training set reads
-/// at each cut-off) equal those from the sessions at `T` (what `compute
-/// --as-of` counts), at times that cut sessions between two of their views
-/// and cart adds: just before the second, exactly at it, and after everything.
+/// What sessions browsed, from the sessions of every event the store holds
+/// ([`BrowseTimes::of_every_event`], what a training set reads at each
+/// cut-off), gives the pairs' co-view and co-cart counts and the product
+/// embeddings (their contexts) that the sessions at `T` give (what `compute
+/// --as-of` reads), at times that cut sessions between two of their views
+/// and cart adds — just before the second, exactly at it — and after everything.
 #[test]
-fn co_sessions_from_every_event_count_the_sessions_at_each_time() {
-    use shopfeat::features::pairs::CoSessionTimes;
+fn browse_times_from_every_event_give_the_tables_at_each_time() {
+    use shopfeat::features::sessions::BrowseTimes;
     use shopfeat::normalize::{self, RawTables, Shared};
     let landed = sample();
     let raw = RawTables::open(&landed.root, "test").unwrap();
@@ -420,15 +421,18 @@ fn co_sessions_from_every_event_count_the_sessions_at_each_time() {
     times.push(*seconds.iter().max().unwrap() + DAY);
     let in_memory = raw.in_memory().unwrap();
     let shared = Shared::of(&in_memory).unwrap();
-    let store = CoSessionTimes::of_every_event(&shared).unwrap();
-    let pairs_of = |tables: shopfeat::evaluate::TablesAt| {
-        tables.pairs.select(["product_id_a", "product_id_b", "co_view_count", "co_cart_count"]).unwrap().sort(["product_id_a", "product_id_b"], SortMultipleOptions::default()).unwrap()
-    };
+    let store = BrowseTimes::of_every_event(&shared).unwrap();
+    let sorted = |frame: &DataFrame, key: &[&str]| frame.sort(key.to_vec(), SortMultipleOptions::default()).unwrap();
     for t in times {
-        let at_t = pairs_of(shopfeat::evaluate::tables_of(normalize::normalize(&raw, Some(t)).unwrap(), "test", t, Default::default(), false, None).unwrap());
-        let from_store = pairs_of(shopfeat::evaluate::tables_of(normalize::normalize_shared(&in_memory, t, &shared).unwrap(), "test", t, Default::default(), false, Some(&store)).unwrap());
-        assert!(at_t.height() > 0);
-        assert!(at_t.equals_missing(&from_store), "at {t}: {at_t} != {from_store}");
+        let at_t = shopfeat::evaluate::tables_of(normalize::normalize(&raw, Some(t)).unwrap(), "test", t, Default::default(), true, None).unwrap();
+        let from_store = shopfeat::evaluate::tables_of(normalize::normalize_shared(&in_memory, t, &shared).unwrap(), "test", t, Default::default(), true, Some(&store)).unwrap();
+        let pairs = ["product_id_a", "product_id_b"];
+        let (a, b) = (sorted(&at_t.pairs, &pairs), sorted(&from_store.pairs, &pairs));
+        assert!(a.height() > 0 && a.column("co_view_count").unwrap().i64().unwrap().sum().unwrap() > 0);
+        assert!(a.equals_missing(&b), "pairs at {t}: {a} != {b}");
+        let (a, b) = (sorted(&at_t.embeddings, &["product_id"]), sorted(&from_store.embeddings, &["product_id"]));
+        assert!(a.column("embedding").unwrap().null_count() < a.height());
+        assert!(a.equals_missing(&b), "embeddings at {t}: {a} != {b}");
     }
 }
 
