@@ -5,8 +5,7 @@
 //! `client_id:<start in ms>`, stable across reruns.
 
 use super::expr::{count_if, is_event, url_host};
-use crate::normalize::Shared;
-use crate::normalize::EVENT_ROW as ROW;
+use crate::normalize::{Shared, EVENT_ROW as ROW};
 use crate::vocabulary::EventName;
 use polars::prelude::*;
 
