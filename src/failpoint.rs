@@ -12,7 +12,8 @@
 //! freezes until a SIGCONT); `N*` limits the entry to its first N hits.
 //!
 //! Places: `inbox-write` (a delivery or a pixel batch written to the inbox),
-//! `publish` (before a generation's `CURRENT` is written), `compact-publish`
+//! `feature-table` (after each feature table is made, while the earlier ones
+//! are being written), `publish` (before a generation's `CURRENT` is written), `compact-publish`
 //! (before a compacted snapshot's manifest is written), `compact-remove` (before
 //! each replaced snapshot is deleted).
 

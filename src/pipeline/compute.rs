@@ -6,7 +6,7 @@ use crate::features::pairs::PairOptions;
 use crate::features::{self, Inputs};
 use crate::normalize::{self, AsOf, MainTables, RawTables};
 use crate::sinks::{self, generation::Generation};
-use crate::storage::DataRoot;
+use crate::storage::{DataRoot, StagedFile};
 use anyhow::{bail, Result};
 use polars::prelude::*;
 use serde::Serialize;
@@ -104,21 +104,30 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
 /// Guarantees: one row per entity existing at `T` in the entity-keyed tables
 /// (the report holds both counts); nothing after `T` counts; nothing is written.
 pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
+    compute_each(root, shop, options, |_, _| ())
+}
+
+/// [`compute`], handing each feature table to `done` as soon as it is made.
+fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, mut done: impl FnMut(&'static str, &DataFrame)) -> Result<Computed> {
     let stage = Stage::start("normalize");
     let main = normalize(root, shop, Some(options.as_of))?.for_features().materialize()?;
     let mut stages = vec![stage.finish()];
 
     let stage = Stage::start("features");
     let inputs = Inputs::new(main, shop, options.as_of, options.pairs)?;
-    let plans = features::plans(&inputs)?;
     // One table at a time: they share only the in-memory inputs, and on two cores
     // running them side by side costs memory without saving time.
-    let frames = plans.iter().map(|(_, lf)| lf.clone().collect()).collect::<PolarsResult<Vec<_>>>()?;
+    let mut tables = Vec::new();
+    for (name, plan) in features::plans(&inputs)? {
+        let frame = plan.collect()?;
+        done(name, &frame);
+        tables.push((name, frame));
+        crate::failpoint::hit("feature-table")?;
+    }
     let expected = entity_counts(&inputs)?;
     let lifetime_model = inputs.lifetime.as_ref().map(|l| l.fit.clone());
     stages.push(stage.finish());
 
-    let tables: Vec<(&'static str, DataFrame)> = plans.into_iter().map(|(name, _)| name).zip(frames).collect();
     let rows = tables
         .iter()
         .map(|(table, frame)| TableRows { table, rows: frame.height(), expected: expected.iter().find(|(n, _)| n == table).map(|(_, e)| *e) })
@@ -139,60 +148,81 @@ fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
         .collect()
 }
 
-/// Writes the computed tables as one new generation —
+/// [`compute`], writing each table as soon as it is made, as one new generation —
 /// `<shop>/features/<generation>/<table>.parquet` and `features.duckdb` (the same
-/// tables plus the `sql/` views) — makes it current, keeps `keep_generations`
-/// generations, and replaces `<shop>/features.duckdb` (the stable path) with its
-/// database.
+/// tables plus the `sql/` views) — then makes it current, keeps
+/// `keep_generations` generations, and replaces `<shop>/features.duckdb` (the
+/// stable path) with its database: what `shopfeat compute` and `run` do.
+///
+/// The files are written on a thread of their own while the next table is
+/// computed, and the database built from each file as soon as it is complete, on
+/// another: the feature plans leave part of the second core idle, and the
+/// database's loads are the write's longest step.
 ///
 /// Guarantees: readers follow `<shop>/features/CURRENT`, written once every file
 /// of the generation is complete, so they see this run's tables whole or the
 /// previous run's; the Parquet files and the database of a generation agree; the
-/// stable database is always some generation's, whole.
-pub fn publish(root: &DataRoot, shop: &str, computed: &mut Computed, keep_generations: usize) -> Result<()> {
-    let stage = Stage::start("write");
-    let tables = &computed.tables;
-    let empty: Vec<&str> = tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
+/// stable database is always some generation's, whole; a failed run replaces
+/// nothing.
+pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
+    let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
+    let outcome = std::thread::scope(|scope| -> Result<_> {
+        let (tables, received) = std::sync::mpsc::channel::<(&'static str, DataFrame)>();
+        let writer = scope.spawn(|| write_tables(scope, root, shop, &generation, received));
+        // A writer that stopped says why when joined.
+        let computed = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame.clone()))));
+        let stage = Stage::start("write");
+        drop(tables);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((computed?, written?, stage))
+    });
+    let (mut computed, (staged, database), stage) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            generation.abandon(root);
+            return Err(e);
+        }
+    };
+    let empty: Vec<&str> = computed.tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
     if !empty.is_empty() {
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
-    let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
-    // The database is built from each Parquet file as soon as it is written.
-    let (staged, database) = std::thread::scope(|scope| -> Result<_> {
-        let database = sinks::duckdb::Builder::start(scope)?;
-        let staged = sinks::parquet::stage(root, tables, |name| generation.path(&sinks::parquet::file_name(name)), |name, file| database.add(name, file.path()));
-        // The run history so far, for analysts (this run's record says `running`).
-        let written = staged.and_then(|staged| {
-            let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
-            ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
-            database.add("run_history", history.path());
-            Ok((staged, history))
-        });
-        // Joined whatever happened above; a failed write is the error told.
-        let built = database.finish();
-        let (staged, _history_read_by_now) = written?;
-        Ok((staged, built?))
-    })?;
     let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &database)?;
     let stable = databases.pop().expect("two staged copies");
-    let mut files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
+    let mut files: Vec<String> = computed.tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
     files.push(sinks::duckdb::FILE.to_string());
     sinks::parquet::publish(root, staged)?;
     sinks::parquet::publish(root, databases)?;
-    generation.make_current(root, &files, Some(computed.report.as_of.clone()), keep_generations)?;
+    generation.make_current(root, &files, Some(computed.report.as_of.clone()), options.keep_generations)?;
     crate::lock::ensure_held(root, shop)?;
     root.commit(stable)?;
     computed.report.generation = Some(generation.id);
     computed.report.stages.push(stage.finish());
-    Ok(())
+    Ok(computed)
 }
 
-/// [`compute`] then [`publish`]: what `shopfeat compute` does.
-pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
-    let mut computed = compute(root, shop, options)?;
-    publish(root, shop, &mut computed, options.keep_generations)?;
-    Ok(computed)
+/// Stages each table received as a Parquet file of `generation` and loads it into
+/// a new database, then the run history so far (this run's record says
+/// `running`), for analysts.
+fn write_tables<'scope>(scope: &'scope std::thread::Scope<'scope, '_>, root: &DataRoot, shop: &str, generation: &Generation, tables: std::sync::mpsc::Receiver<(&'static str, DataFrame)>) -> Result<(Vec<StagedFile>, sinks::duckdb::Built)> {
+    let database = sinks::duckdb::Builder::start(scope)?;
+    let written = (|| -> Result<_> {
+        let mut staged = Vec::new();
+        for (name, frame) in tables {
+            let file = sinks::parquet::stage_table(root, &generation.path(&sinks::parquet::file_name(name)), &frame)?;
+            database.add(name, file.path());
+            staged.push(file);
+        }
+        let history = tempfile::Builder::new().suffix(".parquet").tempfile()?;
+        ParquetWriter::new(history.as_file()).finish(&mut crate::history::table(root, shop, crate::history::IN_DATABASE)?)?;
+        database.add("run_history", history.path());
+        Ok((staged, history))
+    })();
+    // Joined whatever happened above; a failed write is the error told.
+    let built = database.finish();
+    let (staged, _history_read_by_now) = written?;
+    Ok((staged, built?))
 }
 
 /// One stage of [`profile`] with the rows it produced.

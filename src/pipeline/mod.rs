@@ -12,8 +12,9 @@
 //!   ([`normalize`](crate::normalize)); [`write_main_tables`] writes them.
 //! - [`compute`]: the main tables → every feature table at `T`, in memory
 //!   ([`features`](crate::features)).
-//! - [`publish`]: the feature tables → Parquet and `features.duckdb`, all or
-//!   nothing ([`sinks`](crate::sinks)).
+//! - [`compute_and_publish`]: [`compute`], each feature table written as soon as
+//!   it is made → Parquet and `features.duckdb`, published all or nothing
+//!   ([`sinks`](crate::sinks)).
 //! - [`export_gorse`]: the published tables → Gorse, only what changed.
 //! - [`run`]: the nightly job, composed of the steps above.
 //! - [`fast_cycle`]: `serve`'s fast lane — a catalog delivery landed, its
@@ -31,7 +32,7 @@ mod land;
 mod report;
 mod run;
 
-pub use compute::{compute, compute_and_publish, explain, normalize, profile, publish, raw_tables, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
+pub use compute::{compute, compute_and_publish, explain, normalize, profile, raw_tables, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
 pub use export::{export_gorse, ExportReport};
 pub use fast::{fast_cycle, fast_topics, DeltaTable, FastOptions, FastReport};
 pub use land::{fetch, ingest, ingest_once, land_inbox, land_inbox_files, FetchedReport, IngestReport};

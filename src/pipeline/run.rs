@@ -1,6 +1,6 @@
 //! The nightly job: land (ingest or fetch) → compute → publish → export.
 
-use super::compute::{compute, publish, ComputeOptions, ComputeReport};
+use super::compute::{compute_and_publish, ComputeOptions, ComputeReport};
 use super::export::{export_gorse, ExportReport};
 use super::land::{fetch, ingest_once, land_inbox, FetchedReport, IngestReport};
 use crate::land::compact::CompactReport;
@@ -128,8 +128,7 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
         Source::Files(_) => None,
     };
     crate::privacy::redact::erase_late_arrivals(root, shop, landed, inbox)?;
-    let mut computed = compute(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
-    publish(root, shop, &mut computed, options.keep_generations)?;
+    let computed = compute_and_publish(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
     let mismatched = computed.report.mismatched();
     let failed = (!mismatched.is_empty()).then(|| format!("row counts differ from the entity counts for {}", mismatched.join(", ")));
     let export = match (&options.gorse, &failed) {

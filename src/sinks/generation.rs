@@ -85,6 +85,16 @@ impl Generation {
         format!("{}/{}/{file}", self.base, self.id)
     }
 
+    /// Removes this generation's directory when nothing was committed into it:
+    /// a run that failed while its files were being staged leaves no empty
+    /// directory behind (object stores have none to remove).
+    pub fn abandon(&self, root: &DataRoot) {
+        if let Some(dir) = root.local_dir() {
+            // Fails, harmlessly, when the directory is not empty or not there.
+            let _ = std::fs::remove_dir(dir.join(&self.base).join(&self.id));
+        }
+    }
+
     /// Makes this generation current (its files must all be committed), then
     /// removes every older generation but the `keep - 1` that were current before
     /// it and those current within [`KEEP_CURRENT_WITHIN`] — so the directories of

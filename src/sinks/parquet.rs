@@ -44,14 +44,19 @@ pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl F
     tables
         .iter()
         .map(|(name, frame)| {
-            let rel = path(name);
-            let mut staged = root.stage(&rel)?;
-            let mut frame = frame.clone();
-            ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
+            let staged = stage_table(root, &path(name), frame)?;
             written(name, &staged);
             Ok(staged)
         })
         .collect()
+}
+
+/// Writes `frame` to a staged file at `rel`; nothing is visible until [`publish`].
+pub fn stage_table(root: &DataRoot, rel: &str, frame: &DataFrame) -> Result<StagedFile> {
+    let mut staged = root.stage(rel)?;
+    let mut frame = frame.clone();
+    ParquetWriter::new(staged.writer()).finish(&mut frame).map_err(|e| anyhow::anyhow!("cannot write {rel}: {e}"))?;
+    Ok(staged)
 }
 
 /// Makes staged files visible, one rename each, after every file of the run is

@@ -160,6 +160,25 @@ fn one_plan_reads_the_raw_data_for_all_feature_tables() {
 
 #[test]
 fn a_failed_compute_leaves_the_previous_outputs_intact() {
+    // A raw snapshot damaged on disk: the next compute fails while reading.
+    a_failed_compute_changes_nothing(&[], |root| {
+        let orders = root.join("sample/raw/orders");
+        let file = std::fs::read_dir(&orders).unwrap().next().unwrap().unwrap().path();
+        std::fs::write(&file, b"PAR1 not parquet").unwrap();
+    });
+}
+
+#[test]
+fn a_compute_failing_while_its_first_tables_are_written_leaves_the_previous_outputs_intact() {
+    // The first table is handed to the writer, then the second fails: the first
+    // one's staged file must go, and the generation's directory with it.
+    a_failed_compute_changes_nothing(&[("SHOPFEAT_FAILPOINTS", "feature-table=fail")], |_| {});
+}
+
+/// Runs the sample, damages its root with `damage`, then checks that a compute
+/// with `env` fails and leaves every output, staging area and generation as the
+/// run left them.
+fn a_failed_compute_changes_nothing(env: &[(&str, &str)], damage: impl FnOnce(&std::path::Path)) {
     let root = tempfile::tempdir().unwrap();
     let r = root.path().to_str().unwrap();
     assert!(shopfeat(&["-q", "--root", r, "run"]).status.success());
@@ -169,19 +188,21 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
     let mut outputs = outputs.to_vec();
     outputs.extend(["sample/features.duckdb".to_string(), "sample/features/CURRENT".to_string()]);
     let before: Vec<Vec<u8>> = outputs.iter().map(|o| std::fs::read(root.path().join(o)).unwrap()).collect();
-    // A raw snapshot damaged on disk: the next compute fails while reading.
-    let orders = root.path().join("sample/raw/orders");
-    let file = std::fs::read_dir(&orders).unwrap().next().unwrap().unwrap().path();
-    std::fs::write(&file, b"PAR1 not parquet").unwrap();
-    let failed = shopfeat(&["-q", "--root", r, "compute", "--as-of", "2025-11-30T23:59:59Z"]);
+    damage(root.path());
+    let failed = Command::new(env!("CARGO_BIN_EXE_shopfeat"))
+        .args(["-q", "--root", r, "compute", "--as-of", "2025-11-30T23:59:59Z"])
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
     for (o, bytes) in outputs.iter().zip(before) {
         assert!(std::fs::read(root.path().join(o)).unwrap() == bytes, "{o} changed");
     }
     let leftovers: Vec<_> = std::fs::read_dir(root.path().join("sample/.staging")).unwrap().flatten().collect();
-    assert!(leftovers.is_empty());
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let generations: Vec<_> = std::fs::read_dir(root.path().join("sample/features")).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
-    assert_eq!(generations.len(), 1, "the failed run left no generation");
+    assert_eq!(generations.len(), 1, "the failed run left no generation: {generations:?}");
 }
 
 #[test]
