@@ -4,7 +4,8 @@ use shopfeat::commands::{self, Outcome};
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// See Cargo.toml: freed memory goes back to the kernel between stages.
+/// See Cargo.toml: freed memory goes back to the kernel between stages; with
+/// its `override` feature mimalloc serves the C libraries (DuckDB, zstd) too.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
