@@ -90,7 +90,7 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
     let frames = normalize::collect_all(named.iter().map(|(_, lf)| lf.clone()).collect())?;
     let tables: Vec<(&'static str, DataFrame)> = named.into_iter().map(|(name, _)| name).zip(frames).collect();
     let generation = Generation::new(root, &sinks::parquet::main_dir(shop))?;
-    let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)), |_, _| {})?;
+    let staged = sinks::parquet::stage(root, &tables, |name| generation.path(&sinks::parquet::file_name(name)))?;
     sinks::parquet::publish(root, staged)?;
     let files: Vec<String> = tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
     generation.make_current(root, &files, as_of.map(rfc3339), sinks::generation::KEEP)?;

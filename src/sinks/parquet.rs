@@ -39,16 +39,9 @@ pub fn read_current_required(root: &DataRoot, shop: &str, table: &str) -> Result
 }
 
 /// Writes every table to a staged file at `path(name)`; nothing is visible until
-/// [`publish`]. `written` is told of each file once it is complete.
-pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String, written: impl Fn(&'static str, &StagedFile)) -> Result<Vec<StagedFile>> {
-    tables
-        .iter()
-        .map(|(name, frame)| {
-            let staged = stage_table(root, &path(name), frame)?;
-            written(name, &staged);
-            Ok(staged)
-        })
-        .collect()
+/// [`publish`].
+pub fn stage(root: &DataRoot, tables: &[(&'static str, DataFrame)], path: impl Fn(&str) -> String) -> Result<Vec<StagedFile>> {
+    tables.iter().map(|(name, frame)| stage_table(root, &path(name), frame)).collect()
 }
 
 /// Writes `frame` to a staged file at `rel`; nothing is visible until [`publish`].

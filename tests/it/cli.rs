@@ -170,8 +170,9 @@ fn a_failed_compute_leaves_the_previous_outputs_intact() {
 
 #[test]
 fn a_compute_failing_while_its_first_tables_are_written_leaves_the_previous_outputs_intact() {
-    // The first table is handed to the writer, then the second fails: the first
-    // one's staged file must go, and the generation's directory with it.
+    // The first table is handed to the writer, then the run fails before the
+    // second: the first one's staged file must go, and the generation's
+    // directory with it.
     a_failed_compute_changes_nothing(&[("SHOPFEAT_FAILPOINTS", "feature-table=fail")], |_| {});
 }
 
