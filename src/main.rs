@@ -14,8 +14,6 @@ fn main() {
     init_logging(cli.global.verbose, cli.global.quiet);
     if matches!(cli.command, shopfeat::cli::Command::Trainset(_) | shopfeat::cli::Command::Ingest(_)) {
         keep_freed_memory();
-    }
-    if matches!(cli.command, shopfeat::cli::Command::Trainset(_)) {
         no_huge_pages();
     }
     match commands::run(cli) {
@@ -61,12 +59,13 @@ fn keep_freed_memory() {
 }
 
 /// Ordinary 4 KiB pages instead of transparent huge pages. A training set's
-/// many short-lived columns touch a little of many 2 MiB pages, each of which
-/// the kernel zeroes whole: 26 cut-offs of `medium` took 24.7-25.4 s and
-/// 1.33-1.40 GB without them against 25.5-25.7 s and 1.46-1.49 GB with (three
-/// runs each, alternated; system time 0.9-1.2 s against 3.2-3.8 s). Not for `compute`,
-/// whose large stages fill their pages: `large` 47.5 and 49.9 s without them
-/// against 41.7 and 40.8 s.
+/// many short-lived columns, and ingest's batches, touch a little of many 2 MiB
+/// pages, each of which the kernel zeroes whole: 26 cut-offs of `medium` took
+/// 24.7-25.4 s and 1.33-1.40 GB without them against 25.5-25.7 s and
+/// 1.46-1.49 GB with (system time 0.9-1.2 s against 3.2-3.8 s; three runs
+/// each, alternated); ingest of `medium` 7.1-7.5 s and 634-657 MB against
+/// 7.3-7.7 s and 670-707 MB (six runs each, alternated). Not for `compute`, whose large stages fill their
+/// pages: `large` 47.5 and 49.9 s without them against 41.7 and 40.8 s.
 fn no_huge_pages() {
     // SAFETY: prctl with plain integer arguments; it only sets a flag of this
     // process that later page faults read. A kernel without the call refuses
