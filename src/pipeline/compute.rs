@@ -28,7 +28,7 @@ impl ComputeOptions {
     }
 }
 
-/// What [`compute`] (and [`publish`]) did.
+/// What [`compute`] (and [`compute_and_publish`]) did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComputeReport {
     pub shop: String,
@@ -36,7 +36,7 @@ pub struct ComputeReport {
     pub as_of: String,
     /// Every feature table in catalog order, with the entity count it must match.
     pub tables: Vec<TableRows>,
-    /// The generation published (after [`publish`]).
+    /// The generation published (by [`compute_and_publish`]).
     pub generation: Option<String>,
     pub stages: Vec<StageReport>,
     /// The shop's lifetime-value fit (customer_lifetime_features): status,
