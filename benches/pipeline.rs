@@ -36,6 +36,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// The allocator `shopfeat` runs with (`src/main.rs`; with mimalloc's
+/// `override` the C side's `malloc` too): what runs in this process — the
+/// serve bench's cycles, both sides of the peer tables — is measured as a user
+/// runs it, not with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // The tests' loopback stand-ins for Gorse and the Admin API, shared with the
 // service benchmarks (their own tests compile only under `cargo test`).
 #[allow(dead_code)]
