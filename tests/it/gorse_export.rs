@@ -224,13 +224,38 @@ fn a_second_export_sends_only_what_changed() {
         assert_eq!(now.items[&id.to_string()]["Labels"]["price_tier"], "changed");
     }
     assert_eq!(now.items.len(), first.items.len() - 1);
+    // Rows were deleted: the rows file was written whole, naming none of them.
+    let (rows_file, journal) = ("test/state/gorse-rows.parquet", "test/state/gorse-rows-journal.parquet");
+    assert!(landed.root.get(journal).unwrap().is_none());
+    let written = landed.root.get(rows_file).unwrap().expect("the rows Gorse holds");
+    let keys = ParquetReader::new(std::io::Cursor::new(written.clone())).finish().unwrap();
+    assert!(!keys.column("key").unwrap().str().unwrap().iter().flatten().any(|k| k == format!("item:{removed}")));
 
-    // --full resends every row; deletions are already done.
+    // Two more products change, nothing is deleted: those rows go to the
+    // journal, the rows file stays as it was; the next export reads both and
+    // has nothing to send.
+    let again: Vec<i64> = ids.iter().copied().filter(|id| *id != removed && !changed.contains(id)).take(2).collect();
+    let tiers = products.column("price_tier").unwrap().str().unwrap().iter().zip(products.column("product_id").unwrap().i64().unwrap().iter()).map(|(t, id)| if again.contains(&id.unwrap()) { Some("changed again") } else { t }).collect::<StringChunked>();
+    products.with_column(tiers.into_series().with_name("price_tier".into()).into()).unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut products).unwrap();
+    let report = gorse::export(&landed.root, "test", &options(&gorse)).unwrap();
+    assert_eq!((report.upserted, report.deleted), ([2, 0, 0], [0, 0, 0]));
+    assert_eq!(landed.root.get(rows_file).unwrap().unwrap(), written, "the rows file is not rewritten for a few rows");
+    assert!(landed.root.get(journal).unwrap().is_some());
+    let report = gorse::export(&landed.root, "test", &options(&gorse)).unwrap();
+    assert_eq!(report.rows_sent(), 0, "the journal read back: nothing changed since");
+
+    // --full resends every row; deletions are already done. Every row
+    // recorded again: the rows file is written whole, the journal removed.
     let mut o = options(&gorse);
     o.full = true;
     let report = gorse::export(&landed.root, "test", &o).unwrap();
     assert_eq!(report.upserted[0], products.height() as u64);
     assert_eq!(report.deleted, [0, 0, 0]);
+    assert!(landed.root.get(journal).unwrap().is_none());
+    assert_ne!(landed.root.get(rows_file).unwrap().unwrap(), written);
+    let report = gorse::export(&landed.root, "test", &options(&gorse)).unwrap();
+    assert_eq!(report.rows_sent(), 0);
 }
 
 #[test]

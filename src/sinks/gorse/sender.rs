@@ -30,7 +30,7 @@ struct Checkpoints<'a> {
 }
 
 impl Checkpoints<'_> {
-    fn maybe_save(&mut self, delivered: &Delivered) -> Result<()> {
+    fn maybe_save(&mut self, delivered: &mut Delivered) -> Result<()> {
         if self.last_save.elapsed() >= self.every {
             delivered.save(self.root, self.rows_file)?;
             self.last_save = Instant::now();
