@@ -56,9 +56,9 @@ pub fn run(global: &Global, args: ComputeArgs) -> Result<Outcome> {
     let _lock = ShopLock::acquire(&root, &global.shop)?;
     let recorder = Recorder::start(&root, &global.shop, "compute")?;
     let result = pipeline::compute_and_publish(&root, &global.shop, &options);
-    recorder.finish(result.as_ref().map(|c| &c.report))?;
-    let computed = result?;
-    super::print_report(args.json, &computed.report, |out| print_tables(out, &computed.report))?;
+    recorder.finish(result.as_ref())?;
+    let report = result?;
+    super::print_report(args.json, &report, |out| print_tables(out, &report))?;
     Ok(Outcome::Success)
 }
 

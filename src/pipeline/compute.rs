@@ -51,7 +51,7 @@ impl ComputeReport {
     }
 }
 
-/// The feature tables of one run, in memory, and the report so far.
+/// The feature tables of one run, in memory ([`compute`]), and its report.
 pub struct Computed {
     pub tables: Vec<(&'static str, DataFrame)>,
     pub report: ComputeReport,
@@ -104,11 +104,14 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
 /// Guarantees: one row per entity existing at `T` in the entity-keyed tables
 /// (the report holds both counts); nothing after `T` counts; nothing is written.
 pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
-    compute_each(root, shop, options, |_, _| ())
+    let mut tables = Vec::new();
+    let report = compute_each(root, shop, options, |name, frame| tables.push((name, frame)))?;
+    Ok(Computed { tables, report })
 }
 
-/// [`compute`], handing each feature table to `done` as soon as it is made.
-fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, mut done: impl FnMut(&'static str, &DataFrame)) -> Result<Computed> {
+/// [`compute`], handing each feature table to `done` as soon as it is made
+/// (which keeps it or lets it go).
+fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, mut done: impl FnMut(&'static str, DataFrame)) -> Result<ComputeReport> {
     let stage = Stage::start("normalize");
     let main = normalize(root, shop, Some(options.as_of))?.for_features().materialize()?;
     let mut stages = vec![stage.finish()];
@@ -117,23 +120,19 @@ fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, mut done:
     let inputs = Inputs::new(main, shop, options.as_of, options.pairs)?;
     // One table at a time: they share only the in-memory inputs, and on two cores
     // running them side by side costs memory without saving time.
-    let mut tables = Vec::new();
+    let mut rows = Vec::new();
     for (name, plan) in features::plans(&inputs)? {
         let frame = plan.collect()?;
-        done(name, &frame);
-        tables.push((name, frame));
+        rows.push((name, frame.height()));
+        done(name, frame);
         crate::failpoint::hit("feature-table")?;
     }
     let expected = entity_counts(&inputs)?;
     let lifetime_model = inputs.lifetime.as_ref().map(|l| l.fit.clone());
     stages.push(stage.finish());
 
-    let rows = tables
-        .iter()
-        .map(|(table, frame)| TableRows { table, rows: frame.height(), expected: expected.iter().find(|(n, _)| n == table).map(|(_, e)| *e) })
-        .collect();
-    let report = ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, generation: None, stages, lifetime_model };
-    Ok(Computed { tables, report })
+    let rows = rows.into_iter().map(|(table, rows)| TableRows { table, rows, expected: expected.iter().find(|(n, _)| *n == table).map(|(_, e)| *e) }).collect();
+    Ok(ComputeReport { shop: shop.to_string(), as_of: rfc3339(options.as_of), tables: rows, generation: None, stages, lifetime_model })
 }
 
 /// The entities each entity-keyed table must have one row for, at `T`.
@@ -157,20 +156,23 @@ fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
 /// The files are written on a thread of their own while the next table is
 /// computed, and the database built from each file as soon as it is complete, on
 /// another: the feature plans leave part of the second core idle, and the
-/// database's loads are the write's longest step.
+/// database's loads are the write's longest step. Each table is freed once
+/// written: what it returns is the report (read the tables from the files).
 ///
 /// Guarantees: readers follow `<shop>/features/CURRENT`, written once every file
 /// of the generation is complete, so they see this run's tables whole or the
 /// previous run's; the Parquet files and the database of a generation agree; the
 /// stable database is always some generation's, whole; a failed run replaces
 /// nothing.
-pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
+pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<ComputeReport> {
     let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
     let outcome = std::thread::scope(|scope| -> Result<_> {
         let (tables, received) = std::sync::mpsc::channel::<(&'static str, DataFrame)>();
         let writer = scope.spawn(|| write_tables(scope, root, shop, &generation, received));
-        // A writer that stopped says why when joined.
-        let computed = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame.clone()))));
+        // Each table goes to the writer and is freed once written, not kept to
+        // the end: on `large` the tables made before the last one held 0.6 GB
+        // at the run's peak. A writer that stopped says why when joined.
+        let computed = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame))));
         let stage = Stage::start("write");
         drop(tables);
         let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -183,22 +185,22 @@ pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions
             return Err(e);
         }
     };
-    let empty: Vec<&str> = computed.tables.iter().filter(|(_, f)| f.height() == 0).map(|(n, _)| *n).collect();
+    let empty: Vec<&str> = computed.tables.iter().filter(|t| t.rows == 0).map(|t| t.table).collect();
     if !empty.is_empty() {
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
     let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &database)?;
     let stable = databases.pop().expect("two staged copies");
-    let mut files: Vec<String> = computed.tables.iter().map(|(n, _)| sinks::parquet::file_name(n)).collect();
+    let mut files: Vec<String> = computed.tables.iter().map(|t| sinks::parquet::file_name(t.table)).collect();
     files.push(sinks::duckdb::FILE.to_string());
     sinks::parquet::publish(root, staged)?;
     sinks::parquet::publish(root, databases)?;
-    generation.make_current(root, &files, Some(computed.report.as_of.clone()), options.keep_generations)?;
+    generation.make_current(root, &files, Some(computed.as_of.clone()), options.keep_generations)?;
     crate::lock::ensure_held(root, shop)?;
     root.commit(stable)?;
-    computed.report.generation = Some(generation.id);
-    computed.report.stages.push(stage.finish());
+    computed.generation = Some(generation.id);
+    computed.stages.push(stage.finish());
     Ok(computed)
 }
 

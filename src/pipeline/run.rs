@@ -129,14 +129,14 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
     };
     crate::privacy::redact::erase_late_arrivals(root, shop, landed, inbox)?;
     let computed = compute_and_publish(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
-    let mismatched = computed.report.mismatched();
+    let mismatched = computed.mismatched();
     let failed = (!mismatched.is_empty()).then(|| format!("row counts differ from the entity counts for {}", mismatched.join(", ")));
     let export = match (&options.gorse, &failed) {
         (Some(g), None) => Some(export_gorse(root, shop, g)?),
         _ => None,
     };
     let compaction = compact_if_due(root, shop, &options.compaction);
-    Ok(RunReport { shop: shop.to_string(), land, compute: computed.report, export, compaction, failed })
+    Ok(RunReport { shop: shop.to_string(), land, compute: computed, export, compaction, failed })
 }
 
 /// Compacts the raw store when it is due, and then trims the run history: the

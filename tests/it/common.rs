@@ -17,9 +17,12 @@ pub fn rest_examples() -> PathBuf {
 }
 
 /// Every feature table of `shop` at `as_of`, computed and published through the
-/// pipeline.
+/// pipeline, as read back from the files it published.
 pub fn compute(root: &DataRoot, shop: &str, as_of: i64, pairs: shopfeat::features::pairs::PairOptions) -> anyhow::Result<shopfeat::pipeline::Computed> {
-    shopfeat::pipeline::compute_and_publish(root, shop, &shopfeat::pipeline::ComputeOptions { pairs, ..shopfeat::pipeline::ComputeOptions::at(as_of) })
+    let report = shopfeat::pipeline::compute_and_publish(root, shop, &shopfeat::pipeline::ComputeOptions { pairs, ..shopfeat::pipeline::ComputeOptions::at(as_of) })?;
+    let read = |table| anyhow::Ok((table, shopfeat::sinks::parquet::read_current_required(root, shop, table)?));
+    let tables = report.tables.iter().map(|t| read(t.table)).collect::<anyhow::Result<_>>()?;
+    Ok(shopfeat::pipeline::Computed { tables, report })
 }
 
 /// The file of feature table `table` in the current generation of `shop`.

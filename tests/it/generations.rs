@@ -4,6 +4,7 @@
 //! removed by the next one.
 
 use crate::common::*;
+use polars::prelude::{ParquetReader, SerReader};
 use shopfeat::pipeline::{self, ComputeOptions};
 use shopfeat::sinks::generation;
 use std::path::Path;
@@ -22,7 +23,7 @@ fn each_run_is_a_generation_made_current_last_and_old_ones_are_pruned() {
     for day in ["2025-11-27", "2025-11-28", "2025-11-29", "2025-11-30"] {
         let options = ComputeOptions { keep_generations: 2, ..ComputeOptions::at(ts(day)) };
         let computed = pipeline::compute_and_publish(&landed.root, "test", &options).unwrap();
-        published.push(computed.report.generation.clone().unwrap());
+        published.push(computed.generation.clone().unwrap());
         let current = generation::current(&landed.root, "test/features").unwrap().unwrap();
         assert_eq!(current.generation, *published.last().unwrap());
         assert_eq!(current.as_of.as_deref(), Some(format!("{day}T00:00:00Z").as_str()));
@@ -30,10 +31,12 @@ fn each_run_is_a_generation_made_current_last_and_old_ones_are_pruned() {
         let gen_dir = dir.join("test/features").join(&current.generation);
         assert_eq!(std::fs::read(gen_dir.join("features.duckdb")).unwrap(), std::fs::read(dir.join("test/features.duckdb")).unwrap());
         let db = duckdb::Connection::open(gen_dir.join("features.duckdb")).unwrap();
-        for (name, frame) in &computed.tables {
+        for table in &computed.tables {
+            let name = table.table;
             let rows: i64 = db.query_row(&format!("SELECT count(*) FROM {name}"), [], |r| r.get(0)).unwrap();
-            assert_eq!(rows as usize, frame.height(), "{name}");
-            assert!(gen_dir.join(format!("{name}.parquet")).is_file());
+            assert_eq!(rows as usize, table.rows, "{name}");
+            let file = ParquetReader::new(std::fs::File::open(gen_dir.join(format!("{name}.parquet"))).unwrap()).finish().unwrap();
+            assert_eq!(file.height(), table.rows, "{name}");
         }
     }
     // Every one of them was current within the last ten minutes: an analyst may
@@ -50,7 +53,7 @@ fn each_run_is_a_generation_made_current_last_and_old_ones_are_pruned() {
     }
     std::fs::write(dir.join("test/features/CURRENT"), serde_json::to_vec(&aged).unwrap()).unwrap();
     let options = ComputeOptions { keep_generations: 2, ..ComputeOptions::at(ts("2025-12-01")) };
-    let fifth = pipeline::compute_and_publish(&landed.root, "test", &options).unwrap().report.generation.unwrap();
+    let fifth = pipeline::compute_and_publish(&landed.root, "test", &options).unwrap().generation.unwrap();
     assert_eq!(generations(&dir), vec![published[3].clone(), fifth], "the current one and one before it are kept");
 }
 
