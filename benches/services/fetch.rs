@@ -32,7 +32,7 @@ pub fn run() {
         let fetched = pipeline::fetch(&root, "bench", options).expect("fetch");
         let computed = pipeline::compute_and_publish(&root, "bench", &ComputeOptions::at(as_of)).expect("compute");
         let fetch_s: f64 = fetched.stages.iter().map(|s| s.seconds).sum();
-        let compute_s: f64 = computed.report.stages.iter().map(|s| s.seconds).sum();
+        let compute_s: f64 = computed.stages.iter().map(|s| s.seconds).sum();
         println!("{what}: {} objects; fetch + land {fetch_s:.1} s, compute {compute_s:.1} s, total {:.1} s", fetched.fetched.objects.values().sum::<u64>(), fetch_s + compute_s);
     };
     timed("historical", &options);
