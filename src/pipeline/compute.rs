@@ -172,36 +172,36 @@ pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions
         // Each table goes to the writer and is freed once written, not kept to
         // the end: on `large` the tables made before the last one held 0.6 GB
         // at the run's peak. A writer that stopped says why when joined.
-        let computed = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame))));
+        let report = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame))));
         let stage = Stage::start("write");
         drop(tables);
         let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        Ok((computed?, written?, stage))
+        Ok((report?, written?, stage))
     });
-    let (mut computed, (staged, database), stage) = match outcome {
+    let (mut report, (staged, database), stage) = match outcome {
         Ok(done) => done,
         Err(e) => {
             generation.abandon(root);
             return Err(e);
         }
     };
-    let empty: Vec<&str> = computed.tables.iter().filter(|t| t.rows == 0).map(|t| t.table).collect();
+    let empty: Vec<&str> = report.tables.iter().filter(|t| t.rows == 0).map(|t| t.table).collect();
     if !empty.is_empty() {
         // Expected for a shop without storefront events: one warning, not an error.
         tracing::warn!("written with no rows (their inputs are empty at T): {}", empty.join(", "));
     }
     let mut databases = sinks::duckdb::stage(root, &[generation.path(sinks::duckdb::FILE), sinks::duckdb::database_path(shop)], &database)?;
     let stable = databases.pop().expect("two staged copies");
-    let mut files: Vec<String> = computed.tables.iter().map(|t| sinks::parquet::file_name(t.table)).collect();
+    let mut files: Vec<String> = report.tables.iter().map(|t| sinks::parquet::file_name(t.table)).collect();
     files.push(sinks::duckdb::FILE.to_string());
     sinks::parquet::publish(root, staged)?;
     sinks::parquet::publish(root, databases)?;
-    generation.make_current(root, &files, Some(computed.as_of.clone()), options.keep_generations)?;
+    generation.make_current(root, &files, Some(report.as_of.clone()), options.keep_generations)?;
     crate::lock::ensure_held(root, shop)?;
     root.commit(stable)?;
-    computed.generation = Some(generation.id);
-    computed.stages.push(stage.finish());
-    Ok(computed)
+    report.generation = Some(generation.id);
+    report.stages.push(stage.finish());
+    Ok(report)
 }
 
 /// Stages each table received as a Parquet file of `generation` and loads it into

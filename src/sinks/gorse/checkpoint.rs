@@ -54,16 +54,19 @@ impl Delivered {
     /// The rows file at `rel` with its journal applied; empty without one.
     pub fn load(root: &DataRoot, rel: &str) -> Result<Delivered> {
         let Some(bytes) = root.get(rel)? else { return Ok(Delivered::default()) };
-        let mut delivered = Delivered::default();
-        let file_rows = each_row(&bytes, rel, |kind, id, hash| {
+        let file = read_table(&bytes, rel)?;
+        let mut delivered = Delivered { file_rows: Some(file.height()), ..Delivered::default() };
+        for rows in &mut delivered.rows {
+            rows.reserve(file.height() / 3);
+        }
+        each_row(&file, rel, |kind, id, hash| {
             if let Some(hash) = hash {
                 delivered.rows[kind.index()].insert(id.to_string(), hash);
             }
         })?;
-        delivered.file_rows = Some(file_rows);
         let journal = journal_file(rel);
         if let Some(bytes) = root.get(&journal)? {
-            each_row(&bytes, &journal, |kind, id, hash| {
+            each_row(&read_table(&bytes, &journal)?, &journal, |kind, id, hash| {
                 if let Some(hash) = hash {
                     delivered.record(kind, id, hash);
                 }
@@ -150,10 +153,14 @@ fn key(kind: Kind, id: &str) -> String {
     format!("{}:{id}", kind.name())
 }
 
-/// Calls `each` with the kind, id and hash of every row of the table in
-/// `bytes` (read from `rel`, which names it in errors); how many rows it has.
-fn each_row(bytes: &[u8], rel: &str, mut each: impl FnMut(Kind, &str, Option<u64>)) -> Result<usize> {
-    let frame = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
+/// The table of keys and hashes in `bytes`, read from `rel` (which names it in errors).
+fn read_table(bytes: &[u8], rel: &str) -> Result<DataFrame> {
+    ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(|e| anyhow::anyhow!("{rel}: {e}"))
+}
+
+/// Calls `each` with the kind, id and hash of every row of `frame`, read
+/// from `rel` (which names it in errors).
+fn each_row(frame: &DataFrame, rel: &str, mut each: impl FnMut(Kind, &str, Option<u64>)) -> Result<()> {
     let keys = frame.column("key")?.str()?;
     let hashes = frame.column("hash")?.i64()?;
     for (key, hash) in keys.iter().zip(hashes.iter()) {
@@ -162,7 +169,7 @@ fn each_row(bytes: &[u8], rel: &str, mut each: impl FnMut(Kind, &str, Option<u64
         let Some((kind, id)) = kind else { anyhow::bail!("{rel}: {key:?} is not <kind>:<id>") };
         each(kind, id, hash.map(|h| h as u64));
     }
-    Ok(frame.height())
+    Ok(())
 }
 
 fn write_rows(root: &DataRoot, rel: &str, keys: Vec<String>, hashes: Vec<Option<i64>>) -> Result<()> {
