@@ -193,6 +193,14 @@ mod tests {
         Kind::ALL.into_iter().flat_map(|kind| d.ids(kind).into_iter().map(move |id| (kind, id))).map(|(kind, id)| (kind, id.clone(), d.hash(kind, &id))).collect()
     }
 
+    const REL: &str = "s/state/gorse-rows.parquet";
+
+    /// 100 items saved as the rows file at [`REL`], read back.
+    fn hundred_saved(root: &DataRoot) -> Delivered {
+        hundred_items().save(root, REL).unwrap();
+        Delivered::load(root, REL).unwrap()
+    }
+
     /// 100 items; ids `i0`… with hash = the number.
     fn hundred_items() -> Delivered {
         let mut d = Delivered::default();
@@ -205,11 +213,9 @@ mod tests {
     #[test]
     fn a_few_changes_go_to_the_journal_and_read_back_with_the_rows_file() {
         let (_dir, root) = root();
-        let rel = "s/state/gorse-rows.parquet";
-        hundred_items().save(&root, rel).unwrap();
+        let rel = REL;
+        let mut d = hundred_saved(&root);
         let written = root.get(rel).unwrap().unwrap();
-
-        let mut d = Delivered::load(&root, rel).unwrap();
         d.record(Kind::Item, "i3", 1003);
         d.record(Kind::User, "u1", 7);
         // Recorded twice: once in the journal, with the last hash.
@@ -235,9 +241,8 @@ mod tests {
     #[test]
     fn a_deleted_row_is_named_in_no_file() {
         let (_dir, root) = root();
-        let rel = "s/state/gorse-rows.parquet";
-        hundred_items().save(&root, rel).unwrap();
-        let mut d = Delivered::load(&root, rel).unwrap();
+        let rel = REL;
+        let mut d = hundred_saved(&root);
         d.record(Kind::User, "u-erased", 1);
         d.save(&root, rel).unwrap();
         assert!(root.get(&journal_file(rel)).unwrap().is_some());
@@ -255,9 +260,8 @@ mod tests {
     #[test]
     fn past_an_eighth_of_the_rows_the_rows_file_is_written_whole_and_the_journal_removed() {
         let (_dir, root) = root();
-        let rel = "s/state/gorse-rows.parquet";
-        hundred_items().save(&root, rel).unwrap();
-        let mut d = Delivered::load(&root, rel).unwrap();
+        let rel = REL;
+        let mut d = hundred_saved(&root);
         d.record(Kind::Item, "i1", 1);
         d.save(&root, rel).unwrap();
         assert!(root.get(&journal_file(rel)).unwrap().is_some());
@@ -283,9 +287,8 @@ mod tests {
         // A shop whose rows file is gone (a new target saved nothing yet) reads
         // as empty, whatever journal is left.
         let (_dir, root) = root();
-        let rel = "s/state/gorse-rows.parquet";
-        hundred_items().save(&root, rel).unwrap();
-        let mut d = Delivered::load(&root, rel).unwrap();
+        let rel = REL;
+        let mut d = hundred_saved(&root);
         d.record(Kind::Item, "new", 1);
         d.save(&root, rel).unwrap();
         root.delete(rel).unwrap();
@@ -295,7 +298,7 @@ mod tests {
     #[test]
     fn a_first_export_keeps_no_journal_and_its_saves_write_the_rows_file() {
         let (_dir, root) = root();
-        let rel = "s/state/gorse-rows.parquet";
+        let rel = REL;
         // A new target: the empty record is saved before anything is sent.
         let mut d = Delivered::default();
         d.save(&root, rel).unwrap();
