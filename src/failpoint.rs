@@ -15,7 +15,8 @@
 //! `feature-table` (after each feature table is made, while the earlier ones
 //! are being written), `publish` (before a generation's `CURRENT` is written), `compact-publish`
 //! (before a compacted snapshot's manifest is written), `compact-remove` (before
-//! each replaced snapshot is deleted).
+//! each replaced snapshot is deleted), `gorse-rows-whole` (between removing the
+//! Gorse export's journal and writing its rows file whole).
 
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -360,6 +360,61 @@ fn a_killed_export_resumes_and_ends_in_the_same_state() {
     assert_eq!(gorse.store(), reference.store());
 }
 
+/// An export that fails while it writes its record of what Gorse holds whole
+/// — after removing the journal, before the new rows file (failpoint
+/// `gorse-rows-whole`) — leaves the older rows file: the next export sends the
+/// journaled rows again (and deletes again what was deleted), never skips one,
+/// and Gorse ends as a clean export of the same tables leaves it.
+#[test]
+fn an_export_failing_between_its_journal_and_its_rows_file_resends_and_skips_nothing() {
+    let landed = computed_sample();
+    let root = landed.root.local_dir().unwrap().to_path_buf();
+    let gorse = Gorse::start(Some(KEY));
+    let export = |failpoints: &str| shopfeat(&root, &["export", "gorse", "--url", &gorse.url, "--batch-size", "20"], KEY).env("SHOPFEAT_FAILPOINTS", failpoints).output().unwrap();
+    let (rows_file, journal) = (root.join("test/state/gorse-rows.parquet"), root.join("test/state/gorse-rows-journal.parquet"));
+    let out = export("");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first_record = std::fs::read(&rows_file).unwrap();
+
+    // Rewrites product_features: `tier` for `changed`, without `removed`.
+    let path = feature_file(&landed.root, "test", "product_features");
+    let ids: Vec<i64> = features(&landed, "product_features").column("product_id").unwrap().i64().unwrap().iter().flatten().collect();
+    let rewrite = |changed: &[i64], tier: &str, removed: Option<i64>| {
+        let mut products = features(&landed, "product_features");
+        let tiers = products.column("price_tier").unwrap().str().unwrap().iter().zip(&ids).map(|(t, id)| if changed.contains(id) { Some(tier) } else { t }).collect::<StringChunked>();
+        products.with_column(tiers.into_series().with_name("price_tier".into()).into()).unwrap();
+        let keep = products.column("product_id").unwrap().i64().unwrap().not_equal(removed.unwrap_or(i64::MIN));
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut products.filter(&keep).unwrap()).unwrap();
+    };
+    // Two products change: their rows are journaled.
+    rewrite(&ids[..2], "journaled", None);
+    assert!(export("").status.success());
+    assert!(journal.is_file());
+    assert_eq!(std::fs::read(&rows_file).unwrap(), first_record);
+    // One more changes and one goes: the deletion makes the record be written
+    // whole, and the export fails between the journal and the rows file.
+    rewrite(&ids[..3], "journaled", Some(ids[5]));
+    let out = export("gorse-rows-whole=fail");
+    assert!(!out.status.success(), "the failpoint fails the export");
+    assert!(!journal.exists(), "the journal went first");
+    assert_eq!(std::fs::read(&rows_file).unwrap(), first_record, "the older record stays");
+
+    let out = export("");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reference = Gorse::start(Some(KEY));
+    export_cli(&root.join("reference"), &landed, &reference);
+    assert_eq!(gorse.store(), reference.store(), "Gorse holds what a clean export of the same tables gives");
+    assert!(!gorse.store().items.contains_key(&ids[5].to_string()));
+    for id in &ids[..3] {
+        assert_eq!(gorse.store().items[&id.to_string()]["Labels"]["price_tier"], "journaled");
+    }
+    // And the record is whole again: nothing left to send.
+    gorse.reset_counts();
+    assert!(export("").status.success());
+    assert_eq!(gorse.total_requests(), 0);
+    assert!(!journal.exists());
+}
+
 /// Exports a copy of the sample's features through the binary; returns the requests.
 fn export_cli(root: &PathBuf, landed: &Landed, gorse: &Gorse) -> u64 {
     copy_dir(&landed.root.local_dir().unwrap().join("test/features"), &root.join("test/features"));

@@ -86,6 +86,7 @@ impl Delivered {
         }
         // The journal first: it must never meet a newer rows file.
         root.delete(&journal)?;
+        crate::failpoint::hit("gorse-rows-whole")?;
         let entries = Kind::ALL.iter().zip(&self.rows).flat_map(|(kind, rows)| rows.iter().map(move |(id, h)| (key(*kind, id), Some(*h as i64))));
         let (keys, hashes): (Vec<String>, Vec<Option<i64>>) = entries.unzip();
         write_rows(root, rel, keys, hashes)?;
