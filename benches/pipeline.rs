@@ -23,7 +23,9 @@
 //! Gorse latency, acknowledgements under load), `fast` (the fast lane's cycles on
 //! a landed root, `SHOPFEAT_FAST_ROOT`), `fleet` (`run --all` over 200
 //! sample-sized shops) or `lifecycle` (compute as 10,000 cycles' snapshots pile
-//! up, with and without compaction); see `benches/services/`.
+//! up, with and without compaction); see `benches/services/`. `peers` runs the
+//! peer tables alone, several times each (`SHOPFEAT_PEER_PRESET`, default
+//! `medium`, on the root a `pipeline` run left; `SHOPFEAT_PEER_RUNS`).
 
 use shopfeat::features::Inputs;
 use shopfeat::generate::{self, PresetName};
@@ -154,27 +156,64 @@ fn stage_seconds(report: &serde_json::Value, stage: &str) -> f64 {
 
 /// Each peer table both ways on the same main-table files: (table, ours s, DuckDB s).
 fn peer_tables(root: &Path, t: i64) -> Vec<(&'static str, f64, f64)> {
+    peer_tables_in(root, &root.join("peer-main"), t, 1).into_iter().map(|(table, ours, duckdb)| (table, ours[0], duckdb[0])).collect()
+}
+
+/// [`peer_tables`] with the main tables written to `dir`, each table run
+/// `runs` times both ways (alternately): every run's seconds.
+fn peer_tables_in(root: &Path, dir: &Path, t: i64, runs: usize) -> Vec<(&'static str, Vec<f64>, Vec<f64>)> {
     let data = DataRoot::open(root.to_str().expect("utf-8 path")).expect("root");
     let raw = RawTables::open(&data, "bench").expect("raw");
     let main = normalize::normalize(&raw, Some(t)).expect("normalize").materialize().expect("materialize");
-    let dir = root.join("peer-main");
-    peer::write_main(&main, &dir).expect("write main tables");
-    let inputs = Inputs::lazy(peer::read_main(&dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
+    peer::write_main(&main, dir).expect("write main tables");
+    let inputs = Inputs::lazy(peer::read_main(dir, &main).expect("read main tables"), "bench", t, Default::default()).expect("inputs");
     drop(main);
-    let conn = peer::duckdb_connection(&dir, t).expect("duckdb");
+    let conn = peer::duckdb_connection(dir, t).expect("duckdb");
     let mut timings = vec![];
     for table in &peer::TABLES {
-        let started = Instant::now();
-        let ours = table.ours(&inputs).and_then(|plan| plan.collect()).expect("our plan");
-        let ours_seconds = started.elapsed().as_secs_f64();
-        let started = Instant::now();
-        table.run_duckdb(&conn, &dir, t).expect("peer SQL");
-        let duckdb_seconds = started.elapsed().as_secs_f64();
-        let theirs = table.duckdb_result(&conn, &dir).expect("read DuckDB's table");
-        table.compare(&ours, &theirs).expect("ours and DuckDB agree");
+        let (mut ours_seconds, mut duckdb_seconds) = (vec![], vec![]);
+        if std::env::var("SHOPFEAT_PEER_EXPLAIN").as_deref() == Ok(table.name) {
+            eprintln!("{}", table.ours(&inputs).unwrap().explain(true).unwrap());
+        }
+        for _ in 0..runs {
+            let started = Instant::now();
+            let ours = table.ours(&inputs).and_then(|plan| plan.collect()).expect("our plan");
+            ours_seconds.push(started.elapsed().as_secs_f64());
+            let started = Instant::now();
+            table.run_duckdb(&conn, dir, t).expect("peer SQL");
+            duckdb_seconds.push(started.elapsed().as_secs_f64());
+            let theirs = table.duckdb_result(&conn, dir).expect("read DuckDB's table");
+            table.compare(&ours, &theirs).expect("ours and DuckDB agree");
+        }
         timings.push((table.name, ours_seconds, duckdb_seconds));
     }
     timings
+}
+
+/// The peer tables alone, on the root a `pipeline` run left for a preset
+/// (`~/.cache/shopfeat-bench/<preset>-root`, or `SHOPFEAT_PEER_ROOT`), each
+/// table both ways `SHOPFEAT_PEER_RUNS` times (default 5), alternately: the
+/// median of each side and its ratio. `SHOPFEAT_PEER_EXPLAIN=<table>` prints
+/// our optimized plan of that table first.
+fn peers_only() {
+    let preset = std::env::var("SHOPFEAT_PEER_PRESET").unwrap_or_else(|_| "medium".into());
+    let name = <PresetName as clap::ValueEnum>::from_str(&preset, true).expect("preset: sample, medium or large");
+    let (shop, _) = cached_shop(name);
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+    let root = std::env::var("SHOPFEAT_PEER_ROOT").map(PathBuf::from).unwrap_or_else(|_| Path::new(&home).join(".cache/shopfeat-bench").join(format!("{preset}-root")));
+    let runs = std::env::var("SHOPFEAT_PEER_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let scratch = tempfile::tempdir_in(root.parent().expect("parent")).expect("tempdir");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("| {preset} peer table | ours (median of {runs}) | DuckDB | ours / DuckDB | ours, every run |");
+    println!("|---|---|---|---|---|");
+    for (table, ours, duckdb) in peer_tables_in(&root, scratch.path(), as_of(&shop), runs) {
+        let every = ours.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(", ");
+        let (ours, duckdb) = (median(ours), median(duckdb));
+        println!("| {table} | {ours:.3} s | {duckdb:.3} s | {:.2} | {every} |", ours / duckdb);
+    }
 }
 
 fn main() {
@@ -186,7 +225,8 @@ fn main() {
         "fleet" => fleet_bench::run(),
         "lifecycle" => lifecycle_bench::run(),
         "fast" => fast_bench::run(),
-        other => panic!("SHOPFEAT_BENCH={other}: pipeline, export, fetch, serve, fast, fleet or lifecycle"),
+        "peers" => peers_only(),
+        other => panic!("SHOPFEAT_BENCH={other}: pipeline, peers, export, fetch, serve, fast, fleet or lifecycle"),
     }
 }
 
