@@ -148,7 +148,7 @@ fn run_options(shop: &str, args: &RunArgs, config: &Config) -> Result<RunOptions
             Some(source) => source,
             None => bail!("shop {} in the config file has no source: give it shop_domain, api_url or inputs", shop.id),
         };
-        return Ok(RunOptions { source, as_of: args.as_of, pairs: shop.pairs, keep_generations: args.keep_generations, gorse: shop.gorse, compaction: config.compaction() });
+        return Ok(RunOptions { source, as_of: args.as_of, pairs: shop.pairs, keep_generations: args.keep_generations, gorse: shop.gorse, compaction: config.compaction(), kept: None });
     }
     let source = match args.shopify.api_url(config)? {
         Some(_) if !args.inputs.is_empty() => bail!("give either input files or a shop to fetch (--shop-domain, --api-url, [shopify]), not both"),
@@ -162,6 +162,7 @@ fn run_options(shop: &str, args: &RunArgs, config: &Config) -> Result<RunOptions
         keep_generations: args.keep_generations,
         gorse: config.gorse_url().map(|url| gorse::Options::from_config(&url, config)),
         compaction: config.compaction(),
+        kept: None,
     })
 }
 

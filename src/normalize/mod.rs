@@ -264,6 +264,17 @@ impl RawTables {
         Ok(customers)
     }
 
+    /// The files of `entities` as they are now ([`Kept`]).
+    fn stamps(&self, entities: &[RawEntity]) -> Result<Vec<FileStamp>> {
+        let files = entities.iter().flat_map(|e| self.files.get(e.name()).into_iter().flatten());
+        files
+            .map(|f| {
+                let len = std::fs::metadata(&f.path)?.len();
+                Ok(FileStamp { path: f.path.clone(), only: f.only.clone(), len })
+            })
+            .collect()
+    }
+
     fn with_view(&self, view: View) -> RawTables {
         RawTables { view: Some(view), ..self.clone() }
     }
@@ -360,10 +371,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn of(raw: &RawTables) -> Result<Shared> {
-        let events = SharedEvents::of(raw)?;
-        let (orders, line_items, refund_line_items) = orders::orders(raw)?;
-        let orders = collect_all(vec![orders, line_items, refund_line_items])?.try_into().map_err(|_| anyhow::anyhow!("three order tables"))?;
-        Ok(Shared { events, orders })
+        Ok(Shared { events: SharedEvents::of(raw)?, orders: order_tables(raw)? })
     }
 
     /// The events' parts at `t`, as normalization at `t` gives them.
@@ -376,8 +384,81 @@ impl Shared {
 /// tables (for a training set's cut-offs).
 pub fn normalize_shared(raw: &RawTables, t: i64, shared: &Shared) -> Result<MainTables> {
     refuse_before_history(raw, Some(t))?;
-    let parts = shared.events_at(t)?;
-    let [orders, line_items, refund_line_items] = shared.orders.clone().map(DataFrame::lazy);
+    from_shared(raw, t, shared.events_at(t)?, &shared.orders)
+}
+
+/// What a long-lived process (`serve`) keeps of a shop's normalization
+/// between its runs: the events read once ([`SharedEvents`]) and the order
+/// tables, each with the raw files it was made from. A run whose raw store
+/// holds the same files (by path and size: a snapshot's files are never
+/// rewritten in place — compaction and erasure write new snapshots) takes
+/// its main tables at `T` from what was kept — the same tables as
+/// [`normalize`] at `T`, as for a training set's cut-offs — instead of reading,
+/// deduplicating and stitching every event again; a part whose files changed
+/// is made again. After one `products/update` on `large`, neither changed.
+#[derive(Default)]
+pub struct Kept {
+    events: Option<(Vec<FileStamp>, SharedEvents)>,
+    orders: Option<(Vec<FileStamp>, [DataFrame; 3])>,
+    /// How many times each part was made (events, order tables).
+    made: (usize, usize),
+}
+
+/// A raw file as a kept part saw it.
+#[derive(Debug, Clone, PartialEq)]
+struct FileStamp {
+    path: std::path::PathBuf,
+    only: Option<land::FullMark>,
+    len: u64,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept").field("events", &self.events.is_some()).field("orders", &self.orders.is_some()).field("made", &self.made).finish()
+    }
+}
+
+impl Kept {
+    /// How many times each part was made from the raw store (events, order
+    /// tables): once, then again each time its files changed.
+    pub fn made(&self) -> (usize, usize) {
+        self.made
+    }
+}
+
+/// [`normalize`] at `t`, from what `kept` holds where its files are those of
+/// `raw`, and keeping what it makes for the next run.
+pub fn normalize_kept(raw: &RawTables, t: i64, kept: &mut Kept) -> Result<MainTables> {
+    refuse_before_history(raw, Some(t))?;
+    if raw.view.is_some() || raw.memory.is_some() {
+        return normalize(raw, Some(t));
+    }
+    let events_from = raw.stamps(&[RawEntity::Events])?;
+    if kept.events.as_ref().is_none_or(|(from, _)| *from != events_from) {
+        // Dropped first: the old and the new are never held at once.
+        kept.events = None;
+        kept.events = Some((events_from, SharedEvents::of(raw)?));
+        kept.made.0 += 1;
+    }
+    let orders_from = raw.stamps(&[RawEntity::Orders, RawEntity::LineItems, RawEntity::RefundLineItems])?;
+    if kept.orders.as_ref().is_none_or(|(from, _)| *from != orders_from) {
+        kept.orders = None;
+        kept.orders = Some((orders_from, order_tables(raw)?));
+        kept.made.1 += 1;
+    }
+    let (events, orders) = (&kept.events.as_ref().expect("kept above").1, &kept.orders.as_ref().expect("kept above").1);
+    from_shared(raw, t, events.parts_at(t)?, orders)
+}
+
+/// The order tables in memory ([`orders::orders`]).
+fn order_tables(raw: &RawTables) -> Result<[DataFrame; 3]> {
+    let (orders, line_items, refund_line_items) = orders::orders(raw)?;
+    collect_all(vec![orders, line_items, refund_line_items])?.try_into().map_err(|_| anyhow::anyhow!("three order tables"))
+}
+
+/// The main tables at `t` from the events' parts at `t` and the order tables.
+fn from_shared(raw: &RawTables, t: i64, parts: EventParts, orders: &[DataFrame; 3]) -> Result<MainTables> {
+    let [orders, line_items, refund_line_items] = orders.clone().map(DataFrame::lazy);
     assemble(raw, Some(t), parts.table(), parts, (orders, line_items, refund_line_items))
 }
 

@@ -4,7 +4,8 @@ use super::report::{Stage, StageReport, TableRows};
 use crate::time::rfc3339;
 use crate::features::pairs::PairOptions;
 use crate::features::{self, Inputs};
-use crate::normalize::{self, AsOf, MainTables, RawTables};
+use crate::normalize::{self, AsOf, Kept, MainTables, RawTables};
+use std::sync::Mutex;
 use crate::sinks::{self, generation::Generation};
 use crate::storage::{DataRoot, StagedFile};
 use anyhow::{bail, Result};
@@ -105,15 +106,28 @@ pub fn write_main_tables(root: &DataRoot, shop: &str, as_of: AsOf) -> Result<Nor
 /// (the report holds both counts); nothing after `T` counts; nothing is written.
 pub fn compute(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<Computed> {
     let mut tables = Vec::new();
-    let report = compute_each(root, shop, options, |name, frame| tables.push((name, frame)))?;
+    let report = compute_each(root, shop, options, None, |name, frame| tables.push((name, frame)))?;
     Ok(Computed { tables, report })
 }
 
 /// [`compute`], handing each feature table to `done` as soon as it is made
 /// (which keeps it or lets it go).
-fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, mut done: impl FnMut(&'static str, DataFrame)) -> Result<ComputeReport> {
+fn compute_each(root: &DataRoot, shop: &str, options: &ComputeOptions, kept: Option<&Mutex<Kept>>, mut done: impl FnMut(&'static str, DataFrame)) -> Result<ComputeReport> {
     let stage = Stage::start("normalize");
-    let main = normalize(root, shop, Some(options.as_of))?.for_features().materialize()?;
+    let main = match kept {
+        // Held while normalizing only: the tables share the kept frames' memory.
+        Some(kept) => {
+            // A run that panicked while holding it left it half made: start over.
+            let mut kept = kept.lock().unwrap_or_else(|poisoned| {
+                let mut kept = poisoned.into_inner();
+                *kept = Kept::default();
+                kept
+            });
+            normalize::normalize_kept(&raw_tables(root, shop)?, options.as_of, &mut kept)?
+        }
+        None => normalize(root, shop, Some(options.as_of))?,
+    };
+    let main = main.for_features().materialize()?;
     let mut stages = vec![stage.finish()];
 
     let stage = Stage::start("features");
@@ -165,6 +179,17 @@ fn entity_counts(inputs: &Inputs) -> Result<Vec<(&'static str, usize)>> {
 /// stable database is always some generation's, whole; a failed run replaces
 /// nothing.
 pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions) -> Result<ComputeReport> {
+    publish(root, shop, options, None)
+}
+
+/// [`compute_and_publish`] normalizing from what `kept` holds of the last run
+/// ([`normalize::normalize_kept`]), and keeping what it makes: for a
+/// long-lived process (`serve`) that computes one shop again and again.
+pub fn compute_and_publish_keeping(root: &DataRoot, shop: &str, options: &ComputeOptions, kept: &Mutex<Kept>) -> Result<ComputeReport> {
+    publish(root, shop, options, Some(kept))
+}
+
+fn publish(root: &DataRoot, shop: &str, options: &ComputeOptions, kept: Option<&Mutex<Kept>>) -> Result<ComputeReport> {
     let generation = Generation::new(root, &sinks::parquet::features_dir(shop))?;
     let outcome = std::thread::scope(|scope| -> Result<_> {
         let (tables, received) = std::sync::mpsc::channel::<(&'static str, DataFrame)>();
@@ -172,7 +197,7 @@ pub fn compute_and_publish(root: &DataRoot, shop: &str, options: &ComputeOptions
         // Each table goes to the writer and is freed once written, not kept to
         // the end: on `large` the tables made before the last one held 0.6 GB
         // at the run's peak. A writer that stopped says why when joined.
-        let report = compute_each(root, shop, options, |name, frame| drop(tables.send((name, frame))));
+        let report = compute_each(root, shop, options, kept, |name, frame| drop(tables.send((name, frame))));
         let stage = Stage::start("write");
         drop(tables);
         let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));

@@ -1,6 +1,8 @@
 //! The nightly job: land (ingest or fetch) → compute → publish → export.
 
-use super::compute::{compute_and_publish, ComputeOptions, ComputeReport};
+use super::compute::{compute_and_publish, compute_and_publish_keeping, ComputeOptions, ComputeReport};
+use crate::normalize::Kept;
+use std::sync::{Arc, Mutex};
 use super::export::{export_gorse, ExportReport};
 use super::land::{fetch, ingest_once, land_inbox, FetchedReport, IngestReport};
 use crate::land::compact::CompactReport;
@@ -40,6 +42,9 @@ pub struct RunOptions {
     pub gorse: Option<gorse::Options>,
     /// When to compact the raw store at the end, and what it keeps.
     pub compaction: crate::land::compact::Policy,
+    /// What the last run of the shop kept of its normalization, to start
+    /// from ([`crate::normalize::Kept`]; `serve` keeps one per shop).
+    pub kept: Option<Arc<Mutex<Kept>>>,
 }
 
 /// How the run landed its data.
@@ -128,7 +133,11 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
         Source::Files(_) => None,
     };
     crate::privacy::redact::erase_late_arrivals(root, shop, landed, inbox)?;
-    let computed = compute_and_publish(root, shop, &ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations })?;
+    let compute_options = ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations };
+    let computed = match &options.kept {
+        Some(kept) => compute_and_publish_keeping(root, shop, &compute_options, kept)?,
+        None => compute_and_publish(root, shop, &compute_options)?,
+    };
     let mismatched = computed.mismatched();
     let failed = (!mismatched.is_empty()).then(|| format!("row counts differ from the entity counts for {}", mismatched.join(", ")));
     let export = match (&options.gorse, &failed) {

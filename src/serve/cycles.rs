@@ -336,6 +336,11 @@ enum Outcome {
     Failed(String),
 }
 
+/// Drops what `spec`'s cycles kept of its normalization.
+fn forget_kept(state: &AppState, spec: &ShopSpec) {
+    *state.kept[&spec.id].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Default::default();
+}
+
 /// One cycle of `spec`, recorded in its run history like any run; an
 /// incremental one with an empty inbox only when `redo` (the last one failed).
 fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outcome {
@@ -362,7 +367,8 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         Ok(held) => held,
         Err(outcome) => return outcome,
     };
-    let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone(), compaction: state.options.compaction };
+    let kept = state.options.keep_normalized.then(|| state.kept[&spec.id].clone());
+    let options = RunOptions { source, as_of: state.options.as_of, pairs: spec.pairs, keep_generations: crate::sinks::generation::KEEP, gorse: spec.gorse.clone(), compaction: state.options.compaction, kept };
     let recorder = match Recorder::start(&root, &spec.id, &format!("serve {}", kind.name())) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("{e:#}")),
@@ -371,6 +377,7 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
     let shares_gorse = spec.gorse.as_ref().is_some_and(|g| state.shops.values().any(|other| other.id != spec.id && other.gorse.as_ref().is_some_and(|o| o.url == g.url)));
     if requests.iter().any(|(_, topic, _, _)| topic == "shop/redact") {
         // The app was uninstalled: nothing to fetch or compute, only to forget.
+        forget_kept(state, spec);
         return match crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs, shares_gorse) {
             Ok(_) => Outcome::Ran,
             Err(e) => Outcome::Failed(format!("{e:#}")),
@@ -382,6 +389,9 @@ fn run_cycle(state: &AppState, spec: &ShopSpec, kind: Kind, redo: bool) -> Outco
         if let Err(e) = crate::privacy::carry_out_pending(&root, &spec.id, &spec.inbox, spec.gorse.as_ref(), spec.pairs, shares_gorse) {
             result = Err(e.context("carrying out the shop's privacy requests"));
         }
+        // What was kept holds what the requests erased: the next cycle makes
+        // it again from the store as the erasure left it.
+        forget_kept(state, spec);
     }
     // What waits in the inbox now (one listing), and when the features were
     // published, for `/metrics` — said before the run history says "done".

@@ -120,6 +120,11 @@ pub struct ServeOptions {
     /// and a full recompute follows this long after the first fast cycle.
     /// `None`: every delivery waits for the debounced cycle.
     pub fast_catch_up: Option<Duration>,
+    /// Each shop's events and order tables kept in memory from one cycle to
+    /// the next ([`crate::normalize::Kept`]): a cycle whose landing changed
+    /// neither (a catalog delivery) does not normalize them again. Costs
+    /// about their size in memory per shop between cycles.
+    pub keep_normalized: bool,
 }
 
 impl ServeOptions {
@@ -147,6 +152,7 @@ impl ServeOptions {
             public_url: None,
             compaction: Default::default(),
             fast_catch_up: Some(Duration::from_secs(15 * 60)),
+            keep_normalized: true,
         }
     }
 }
@@ -173,6 +179,9 @@ pub(crate) struct AppState {
     in_flight: HashMap<&'static str, Arc<Semaphore>>,
     /// Pixel posts per token.
     pub pixel_rate: pixel::RateLimiter,
+    /// What each shop's last cycle kept of its normalization
+    /// ([`ServeOptions::keep_normalized`]).
+    pub kept: HashMap<String, Arc<Mutex<crate::normalize::Kept>>>,
 }
 
 /// What the last probe of the data root found.
@@ -400,6 +409,7 @@ fn app_state(options: ServeOptions) -> Result<AppState> {
     }
     let in_flight = ROUTES.iter().map(|r| (*r, Arc::new(Semaphore::new(options.max_in_flight.max(1))))).collect();
     let pixel_rate = pixel::RateLimiter::new(options.pixel_requests_per_sec);
+    let kept = shops.keys().map(|shop| (shop.clone(), Arc::default())).collect();
     Ok(AppState {
         options,
         shops,
@@ -412,6 +422,7 @@ fn app_state(options: ServeOptions) -> Result<AppState> {
         health: Mutex::new(Health::NotProbedYet),
         in_flight,
         pixel_rate,
+        kept,
     })
 }
 

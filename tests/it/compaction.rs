@@ -300,6 +300,7 @@ fn runs_compact_the_sample_on_their_own_once_small_snapshots_pile_up() {
         keep_generations: 2,
         gorse: None,
         compaction: compact::Policy { after, history_days: None },
+        kept: None,
     };
     let ran = shopfeat::pipeline::run(root, SHOP, &options(20)).unwrap();
     assert!(ran.compaction.is_none(), "13 small snapshots, 20 allowed");

@@ -95,6 +95,7 @@ fn after_a_nightly_run(shop_dir: PathBuf) -> (tempfile::TempDir, DataRoot, Gorse
         keep_generations: 2,
         gorse: Some(gorse_options.clone()),
         compaction: shopfeat::land::compact::Policy::never(),
+        kept: None,
     };
     let nightly = pipeline::run(&root, "s", &nightly).unwrap();
     let t = shopfeat::time::parse_time(&nightly.compute.as_of).unwrap() + 86_400_000_000;
@@ -188,7 +189,7 @@ fn fast_rows_match_a_full_recompute_on_the_fixture_shop() {
 /// Shopify's example order as order `id` of `customer` (none: a guest) at
 /// `created_at`, with one line of 2 units at 10.00 per product of `products`
 /// (line ids `id * 100 + n`), no refunds.
-fn order(id: i64, customer: Option<i64>, products: &[i64], created_at: &str) -> Value {
+pub(crate) fn order(id: i64, customer: Option<i64>, products: &[i64], created_at: &str) -> Value {
     let example: Value = serde_json::from_slice(&std::fs::read(crate::common::rest_examples().join("order.json")).unwrap()).unwrap();
     let mut order = example["orders"][0].clone();
     order["id"] = json!(id);

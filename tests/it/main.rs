@@ -25,6 +25,7 @@ mod graphql;
 mod history;
 mod http;
 mod interaction_features;
+mod kept;
 mod lifetime;
 mod lock;
 mod normalize_fixture;

@@ -221,6 +221,7 @@ pub(crate) fn run_and_export_sample(root: &shopfeat::storage::DataRoot, gorse: &
         keep_generations: 2,
         gorse: Some(gorse.clone()),
         compaction: shopfeat::land::compact::Policy::never(),
+        kept: None,
     };
     shopfeat::pipeline::run(root, "s", &nightly).unwrap().check().unwrap();
 }
