@@ -167,8 +167,14 @@ impl SharedEvents {
         let number = |n: u32| (n != 0).then_some(n);
         let fixed = EventName::ALL.len() as u32;
         let (browsers, events) = (in_landing_order.iter().map(|&i| self.browsers[i]), in_landing_order.iter().map(|&i| self.events[i]));
-        let browser_at = renumbering(browsers.clone(), numbered(browsers.map(number), |_| None, 1));
-        let event_at = renumbering(events.clone(), numbered(events.map(number), |&n| (n <= fixed).then_some(n), fixed + 1));
+        let (browser_at, event_at) = if in_landing_order.len() == self.unique.height() {
+            // Every row is at `t` (a `serve` cycle at now): the numbers by
+            // first appearance among them are the store-wide ones.
+            let same = |numbers: &[u32]| (0..=numbers.iter().copied().max().unwrap_or(0)).collect::<Vec<u32>>();
+            (same(&self.browsers), same(&self.events))
+        } else {
+            (renumbering(browsers.clone(), numbered(browsers.map(number), |_| None, 1)), renumbering(events.clone(), numbered(events.map(number), |&n| (n <= fixed).then_some(n), fixed + 1)))
+        };
         // Sorted by browser at `t`: each browser's rows are together and in
         // order in `by_browser`; only the browsers' order may differ.
         let mut order: Vec<IdxSize> = self.by_browser.iter().copied().filter(|&i| at_t(i as usize)).collect();
@@ -378,6 +384,16 @@ mod tests {
             let direct = rows(&frame, Some(t)).collect().unwrap();
             let once = shared.parts_at(t).unwrap().rows.collect().unwrap();
             assert!(direct.equals_missing(&once), "at {t}: {direct} != {once}");
+        }
+        // Without the row that has no time, every row is at 60 and later
+        // (the store-wide numbers are those at `t`).
+        let timed = frame.clone().filter(col("timestamp").is_not_null());
+        let [unique, origins]: [DataFrame; 2] = collect_all(vec![encoded(first_landed(&timed)), link_origins(&timed)]).unwrap().try_into().unwrap();
+        let shared = SharedEvents::from_unique(unique, origins, details_of(&timed)).unwrap();
+        for t in [30, 59, 60, 100] {
+            let direct = rows(&timed, Some(t)).collect().unwrap();
+            let once = shared.parts_at(t).unwrap().rows.collect().unwrap();
+            assert!(direct.equals_missing(&once), "every row timed, at {t}: {direct} != {once}");
         }
         // At 30 the browsers' order differs from the store's ("b" landed
         // first, but its first row at 30 lands after "a"'s), and "a"'s two
