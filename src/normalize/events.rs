@@ -158,6 +158,12 @@ impl SharedEvents {
         Ok(SharedEvents { unique, browsers, events, times, by_browser, links, details })
     }
 
+    /// About how many bytes it holds (its columns' and vectors' sizes).
+    pub fn estimated_bytes(&self) -> usize {
+        let numbers = self.browsers.len() * 4 + self.events.len() * 4 + self.times.len() * 8 + self.by_browser.len() * std::mem::size_of::<IdxSize>();
+        self.unique.estimated_size() + numbers + self.links.len() * std::mem::size_of::<(u32, i64, i64)>()
+    }
+
     /// The events' parts at `t`: those [`events`] gives at `t`.
     pub fn parts_at(&self, t: i64) -> Result<EventParts> {
         let at_t = |i: usize| self.times[i] <= t && self.times[i] != i64::MAX;

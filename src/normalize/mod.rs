@@ -424,6 +424,12 @@ impl Kept {
     pub fn made(&self) -> (usize, usize) {
         self.made
     }
+
+    /// About how many bytes it holds (the kept columns' and vectors' sizes).
+    pub fn estimated_bytes(&self) -> usize {
+        let events = self.events.as_ref().map_or(0, |(_, e)| e.estimated_bytes());
+        events + self.orders.as_ref().map_or(0, |(_, o)| o.iter().map(DataFrame::estimated_size).sum())
+    }
 }
 
 /// [`normalize`] at `t`, from what `kept` holds where its files are those of
@@ -446,6 +452,7 @@ pub fn normalize_kept(raw: &RawTables, t: i64, kept: &mut Kept) -> Result<MainTa
         kept.orders = Some((orders_from, order_tables(raw)?));
         kept.made.1 += 1;
     }
+    tracing::debug!(made = ?kept.made, mb = kept.estimated_bytes() >> 20, "kept events and order tables");
     let (events, orders) = (&kept.events.as_ref().expect("kept above").1, &kept.orders.as_ref().expect("kept above").1);
     from_shared(raw, t, events.parts_at(t)?, orders)
 }
