@@ -6,9 +6,10 @@
 //!   product new to them) acknowledged to its purchase feedback in Gorse (the
 //!   fast lane), three times;
 //! - a `customers/update` delivery → its debounced cycle (the whole shop
-//!   recomputed, published and exported) ended, twice: the process's first
-//!   such cycle, and the next, which starts from the events and order tables
-//!   the first kept;
+//!   recomputed, published and exported) ended, three times: the process's
+//!   first such cycle, the next, which starts from the events and order
+//!   tables the first kept, and one after a pixel batch, whose events are
+//!   added to the kept ones;
 //! - webhook deliveries paced at a target rate for a few seconds while cycles
 //!   run, each acknowledgement timed (p50, p99, max).
 //!
@@ -83,10 +84,11 @@ pub fn run() {
     shopfeat::pipeline::run(&root, "bench", &nightly).expect("the nightly run").check().expect("rows");
     println!("{preset:?}: nightly run with export {:.2} s, {} items in Gorse", started.elapsed().as_secs_f64(), gorse.store().items.len());
 
+    let inbox = Inbox::new(dir.path().join("bench/inbox"));
     let spec = ShopSpec {
         id: "bench".into(),
         domain: Some(DOMAIN.into()),
-        inbox: Inbox::new(dir.path().join("bench/inbox")),
+        inbox: inbox.clone(),
         full_source: None,
         gorse: Some(gorse_options),
         pairs: Default::default(),
@@ -157,7 +159,15 @@ pub fn run() {
     // the whole shop. Twice: the process's first such cycle makes what it
     // keeps of the shop's normalization (`ServeOptions::keep_normalized`), the
     // next starts from it, as every later cycle of a long-lived server does.
-    for (round, what) in ["the first of the process, nothing kept yet", "the next, events and order tables kept"].into_iter().enumerate() {
+    // A third after a batch of pixel events (written to the inbox as the
+    // pixel route writes it): the new events are added to the kept ones.
+    let rounds = ["the first of the process, nothing kept yet", "the next, events and order tables kept", "the next after 100 pixel events, added to the kept events"];
+    for (round, what) in rounds.into_iter().enumerate() {
+        if round == 2 {
+            let at = shopfeat::time::now_rfc3339();
+            let batch: String = (0..100).map(|n| format!("{}\n", json!({"id": format!("bench-pixel-{n}"), "name": "page_viewed", "clientId": format!("bench-browser-{}", n % 7), "timestamp": at}))).collect();
+            inbox.write_events(batch.as_bytes()).expect("a pixel batch in the inbox");
+        }
         let customer = serde_json::to_vec(&json!({"id": 1, "email": "bench@example.com", "state": "enabled", "created_at": "2025-01-01T00:00:00Z", "updated_at": shopfeat::time::now_rfc3339()})).expect("JSON");
         let sent = Instant::now();
         assert_eq!(deliver(server.addr, SECRET, DOMAIN, "customers/update", &format!("full-cycle-{round}"), &customer).status, 200);

@@ -63,8 +63,13 @@ fn rows(landed: &LazyFrame, as_of: AsOf) -> LazyFrame {
 /// where a unique would gather every column), with the columns the rows part
 /// is made of.
 fn first_landed(landed: &LazyFrame) -> LazyFrame {
+    first_landed_with_ids(landed).drop(cols(["event_id"]))
+}
+
+/// [`first_landed`] with the event ids.
+fn first_landed_with_ids(landed: &LazyFrame) -> LazyFrame {
     let read = [ROW, "event_id", "name", "client_id", "event_customer_id"].into_iter().chain(LANDED_ROW_COLUMNS);
-    landed.clone().select(read.map(col).collect::<Vec<_>>()).filter(col("event_id").is_first_distinct()).drop(cols(["event_id"]))
+    landed.clone().select(read.map(col).collect::<Vec<_>>()).filter(col("event_id").is_first_distinct())
 }
 
 /// Events after T had not happened at T.
@@ -138,24 +143,57 @@ impl SharedEvents {
         // Ties in browser and time in landing order (`ROW` grows with it).
         let by_browser = unique.clone().lazy().with_row_index("_i", None).sort_by_exprs([col("browser"), col("timestamp"), col(ROW)], SortMultipleOptions::default()).select([col("_i")]).collect()?;
         let by_browser: Vec<IdxSize> = by_browser.column("_i")?.idx()?.into_no_null_iter().collect();
-        let links = unique
-            .clone()
-            .lazy()
-            .filter(col("event_customer_id").is_not_null())
-            .select([col(ROW), col("browser"), col("timestamp").cast(DataType::Int64), col("event_customer_id")])
-            .join(link_origins.lazy(), [col(ROW)], [col(ROW)], JoinArgs::new(JoinType::Inner))
-            .sort_by_exprs([col("browser"), col("timestamp"), col("snapshot"), col("file"), col("line")], ascending(5))
-            .select([col("browser"), col("timestamp"), col("event_customer_id")])
-            .collect()?;
-        let links = (links.column("browser")?.i64()?.into_no_null_iter())
-            .zip(links.column("timestamp")?.i64()?.into_no_null_iter())
-            .zip(links.column("event_customer_id")?.i64()?.into_no_null_iter())
-            .map(|((b, t), c)| (b as u32, t, c))
-            .collect();
+        let links = links_of(unique.clone(), link_origins)?;
         // The numbers and links are held apart now: the frame keeps only what
         // is gathered (on `large`, 11M rows: a quarter of a GB less).
         let unique = unique.select([ROW, "timestamp", "product_id", "collection_id", "order_id", "search_query", "product_ids"])?;
         Ok(SharedEvents { unique, browsers, events, times, by_browser, links, details })
+    }
+
+    /// Adds `rows` — first landed rows of ids not landed before, in landing
+    /// order after every row held ([`first_landed`]'s columns but the name
+    /// and browser id) — numbered `browsers` and `events` store-wide, with
+    /// the landing places of their links (`origins`, [`link_origins`]) and
+    /// the details of every landed row now.
+    fn append(&mut self, rows: DataFrame, browsers: Vec<u32>, events: Vec<u32>, origins: DataFrame, details: LazyFrame) -> Result<()> {
+        let held = self.unique.height();
+        let times: Vec<i64> = rows.column("timestamp")?.cast(&DataType::Int64)?.i64()?.iter().map(|t| t.unwrap_or(i64::MAX)).collect();
+        let mut with_browser = rows.clone();
+        with_browser.with_column(Column::new("browser".into(), browsers.iter().map(|&b| i64::from(b)).collect::<Vec<_>>()))?;
+        let mut links = links_of(with_browser, origins)?;
+        self.unique.vstack_mut(&rows.select(self.unique.get_column_names_owned())?)?;
+        self.unique.rechunk_mut();
+        self.browsers.extend(browsers);
+        self.events.extend(events);
+        self.times.extend(times);
+        // The new rows by the same order as `by_browser` (browser, time with
+        // a missing one first, landing), then both lists merged.
+        let key = |i: IdxSize| {
+            let i = i as usize;
+            (self.browsers[i], if self.times[i] == i64::MAX { i64::MIN } else { self.times[i] }, i)
+        };
+        let mut added: Vec<IdxSize> = (held as IdxSize..self.unique.height() as IdxSize).collect();
+        added.sort_unstable_by_key(|&i| key(i));
+        let mut order = Vec::with_capacity(self.unique.height());
+        let (mut a, mut b) = (self.by_browser.iter().peekable(), added.iter().peekable());
+        while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
+            if key(x) <= key(y) {
+                order.push(x);
+                a.next();
+            } else {
+                order.push(y);
+                b.next();
+            }
+        }
+        order.extend(a);
+        order.extend(b);
+        self.by_browser = order;
+        // The new links landed after every link held: at one browser and
+        // instant they come after the held ones (a stable sort keeps that).
+        self.links.append(&mut links);
+        self.links.sort_by_key(|&(browser, time, _)| (browser, time));
+        self.details = details;
+        Ok(())
     }
 
     /// About how many bytes it holds (its columns' and vectors' sizes).
@@ -208,6 +246,144 @@ impl SharedEvents {
         }
         customers
     }
+}
+
+/// [`SharedEvents`] that the events of snapshots landed since can be added
+/// to without reading the store again (a `serve` cycle after pixel events),
+/// with what that takes: the store-wide number of each browser id and event
+/// name, and a hash of every event id landed, so that a new row whose id
+/// landed before is left out (a hash found is checked against the store's
+/// ids: two ids with one hash are never taken for one). The same events as
+/// [`SharedEvents::of`] the whole store (tested at many times).
+pub struct GrowingEvents {
+    pub shared: SharedEvents,
+    /// Rows landed so far, duplicates too: the next snapshot's first `_event_row`.
+    landed_rows: IdxSize,
+    /// Every event id landed, hashed ([`id_hash`]), sorted.
+    id_hashes: Vec<u64>,
+    browser_numbers: PlHashMap<String, u32>,
+    /// Names not among [`EventName::ALL`] (the standard ones have their code).
+    name_numbers: PlHashMap<String, u32>,
+}
+
+/// An event id's hash: the same in every run of a build (std's SipHash with
+/// its fixed keys).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(id)
+}
+
+impl GrowingEvents {
+    /// The events of `landed` (every landed row, `_event_row` from 0).
+    pub fn of(landed: &LazyFrame) -> Result<GrowingEvents> {
+        // The strings beside their numbers, once, for the maps.
+        let firsts = first_landed_with_ids(landed).with_columns([col("client_id").alias("_client"), col("name").alias("_name")]);
+        let [unique, origins, count]: [DataFrame; 3] = collect_all(vec![encoded(firsts), link_origins(landed), landed.clone().select([len().alias("rows")])])?.try_into().map_err(|_| anyhow::anyhow!("three frames"))?;
+        let mut id_hashes: Vec<u64> = unique.column("event_id")?.str()?.iter().flatten().map(id_hash).collect();
+        id_hashes.sort_unstable();
+        id_hashes.dedup();
+        let strings = |c: &str| -> Result<Vec<Option<String>>> { Ok(unique.column(c)?.str()?.iter().map(|s| s.map(str::to_string)).collect()) };
+        let numbers = |c: &str| -> Result<Vec<u32>> { Ok(unique.column(c)?.cast(&DataType::UInt32)?.u32()?.into_no_null_iter().collect()) };
+        let browser_numbers = strings("_client")?.into_iter().zip(numbers("browser")?).filter_map(|(id, n)| Some((id?, n))).collect();
+        let standard = |name: &str| EventName::ALL.iter().any(|n| n.as_str() == name);
+        let name_numbers = strings("_name")?.into_iter().zip(numbers("event")?).filter_map(|(name, n)| Some((name?, n))).filter(|(name, _)| !standard(name)).collect();
+        let landed_rows = count.column("rows")?.cast(&IDX_DTYPE)?.idx()?.get(0).unwrap_or(0);
+        let unique = unique.drop_many(["event_id", "_client", "_name"]);
+        Ok(GrowingEvents { shared: SharedEvents::from_unique(unique, origins, details_of(landed))?, landed_rows, id_hashes, browser_numbers, name_numbers })
+    }
+
+    /// Adds the events of `new` — the files landed since, scanned in landing
+    /// order — whose ids did not land before; `all` is every landed row
+    /// now (the old files' then `new`'s, `_event_row` from 0).
+    pub fn grow(&mut self, new: LazyFrame, all: &LazyFrame) -> Result<()> {
+        let new = new.with_row_index(ROW, Some(self.landed_rows));
+        let [firsts, origins, count]: [DataFrame; 3] = collect_all(vec![first_landed_with_ids(&new), link_origins(&new), new.clone().select([len().alias("rows")])])?.try_into().map_err(|_| anyhow::anyhow!("three frames"))?;
+        let firsts = firsts.filter(&self.not_landed_before(firsts.column("event_id")?.str()?)?)?;
+        // Numbered as the whole store's encoding numbers them: a browser id
+        // or name seen before keeps its number, the others get the next ones
+        // in landing order.
+        let next_browser = self.browser_numbers.len() as u32 + 1;
+        let browsers = numbered(firsts.column("client_id")?.str()?.iter(), |id| self.browser_numbers.get(*id).copied(), next_browser);
+        let known = |name: &&str| EventName::ALL.iter().find(|n| n.as_str() == *name).map(|n| n.code()).or_else(|| self.name_numbers.get(*name).copied());
+        let next_name = EventName::ALL.len() as u32 + 1 + self.name_numbers.len() as u32;
+        let events = numbered(firsts.column("name")?.str()?.iter(), known, next_name);
+        for (id, n) in firsts.column("client_id")?.str()?.iter().zip(&browsers) {
+            if let Some(id) = id {
+                self.browser_numbers.entry(id.to_string()).or_insert(*n);
+            }
+        }
+        for (name, n) in firsts.column("name")?.str()?.iter().zip(&events) {
+            if let Some(name) = name.filter(|name| !EventName::ALL.iter().any(|k| k.as_str() == *name)) {
+                self.name_numbers.entry(name.to_string()).or_insert(*n);
+            }
+        }
+        let mut hashes: Vec<u64> = firsts.column("event_id")?.str()?.iter().flatten().map(id_hash).collect();
+        hashes.sort_unstable();
+        self.id_hashes = merged(&self.id_hashes, &hashes);
+        self.id_hashes.dedup();
+        self.landed_rows += count.column("rows")?.cast(&IDX_DTYPE)?.idx()?.get(0).unwrap_or(0);
+        self.shared.append(firsts.drop_many(["event_id", "name", "client_id"]), browsers, events, origins, details_of(all))
+    }
+
+    /// About how many bytes it holds: the events' and what growing them
+    /// takes (the maps' strings and entries counted roughly).
+    pub fn estimated_bytes(&self) -> usize {
+        let strings = |map: &PlHashMap<String, u32>| map.keys().map(|k| k.capacity() + std::mem::size_of::<(String, u32)>() + 1).sum::<usize>();
+        self.shared.estimated_bytes() + self.id_hashes.capacity() * 8 + strings(&self.browser_numbers) + strings(&self.name_numbers)
+    }
+
+    /// Per id of `ids`, whether no landed row had it: its hash is not among
+    /// those landed, or it is but the store's rows with that hash have
+    /// another id.
+    fn not_landed_before(&self, ids: &StringChunked) -> Result<BooleanChunked> {
+        let found = |id: &str| self.id_hashes.binary_search(&id_hash(id)).is_ok();
+        let maybe: Vec<&str> = ids.iter().flatten().filter(|id| found(id)).collect();
+        let landed: std::collections::HashSet<String> = if maybe.is_empty() {
+            Default::default()
+        } else {
+            let asked = Series::new("ids".into(), &maybe);
+            let rows = self.shared.details.clone().filter(col("event_id").is_in(lit(asked).implode(false), false)).select([col("event_id")]).collect()?;
+            rows.column("event_id")?.str()?.iter().flatten().map(str::to_string).collect()
+        };
+        Ok(ids.iter().map(|id| Some(id.is_none_or(|id| !landed.contains(id)))).collect())
+    }
+}
+
+/// Two ascending lists as one.
+fn merged(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The rows of `unique` (`browser`, `timestamp`, `event_customer_id`) that
+/// link a browser to a customer, by browser, then time and landing place
+/// (`link_origins`): (browser, time, customer).
+fn links_of(unique: DataFrame, link_origins: DataFrame) -> Result<Vec<(u32, i64, i64)>> {
+    let links = unique
+        .lazy()
+        .filter(col("event_customer_id").is_not_null())
+        .select([col(ROW), col("browser"), col("timestamp").cast(DataType::Int64), col("event_customer_id")])
+        .join(link_origins.lazy(), [col(ROW)], [col(ROW)], JoinArgs::new(JoinType::Inner))
+        .sort_by_exprs([col("browser"), col("timestamp"), col("snapshot"), col("file"), col("line")], ascending(5))
+        .select([col("browser"), col("timestamp"), col("event_customer_id")])
+        .collect()?;
+    Ok((links.column("browser")?.i64()?.into_no_null_iter())
+        .zip(links.column("timestamp")?.i64()?.into_no_null_iter())
+        .zip(links.column("event_customer_id")?.i64()?.into_no_null_iter())
+        .map(|((b, t), c)| (b as u32, t, c))
+        .collect())
 }
 
 /// Per store-wide number (0 and those not among `store`: 0), the number at a
@@ -409,5 +585,87 @@ mod tests {
         assert_eq!(ints("product_id"), [1, 8, 2, 11, 4, 6, 10].map(Some));
         assert_eq!(ints("browser"), [1, 1, 2, 2, 3, 4, 4].map(Some));
         assert_eq!(ints("customer_id"), [Some(6), Some(6), None, None, Some(8), Some(4), Some(4)]);
+    }
+
+    /// (event id, name, browser, time, customer, snapshot, line) rows as a
+    /// landed events file's scan would give them; product ids from `first_product`.
+    type Landed<'a> = (&'a str, Option<&'a str>, Option<&'a str>, i64, Option<i64>, &'a str, i64);
+    fn landed_frame(rows: &[Landed], first_product: i64) -> LazyFrame {
+        let n = rows.len();
+        df!(
+            "event_id" => rows.iter().map(|e| e.0).collect::<Vec<_>>(),
+            "name" => rows.iter().map(|e| e.1).collect::<Vec<_>>(),
+            "client_id" => rows.iter().map(|e| e.2).collect::<Vec<_>>(),
+            "timestamp" => rows.iter().map(|e| e.3).collect::<Vec<_>>(),
+            "event_customer_id" => rows.iter().map(|e| e.4).collect::<Vec<_>>(),
+            "product_id" => (first_product..first_product + n as i64).collect::<Vec<_>>(),
+            "variant_id" => vec![None::<i64>; n],
+            "collection_id" => vec![None::<i64>; n],
+            "order_id" => vec![None::<i64>; n],
+            "search_query" => rows.iter().map(|e| e.0.to_uppercase()).collect::<Vec<_>>(),
+            "url" => vec![None::<&str>; n],
+            "path" => vec![None::<&str>; n],
+            "referrer" => vec![None::<&str>; n],
+            "user_agent" => vec![None::<&str>; n],
+            "snapshot" => rows.iter().map(|e| e.5).collect::<Vec<_>>(),
+            "file" => vec!["f"; n],
+            "line" => rows.iter().map(|e| e.6).collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .lazy()
+        .with_column(concat_list([col("product_id"), col("product_id") + lit(1i64)]).unwrap().alias("product_ids"))
+    }
+
+    /// Events kept and grown by the snapshots landed after them equal the
+    /// events of the whole store at every `T`: ids landed before left out
+    /// (also within the new rows), browser ids and names seen before keep
+    /// their numbers and new ones get the next, a link at an instant another
+    /// one has goes to the later landed.
+    #[test]
+    fn events_grown_by_later_snapshots_are_those_of_the_whole_store() {
+        let first: [Landed; 5] = [
+            ("e1", Some("product_viewed"), Some("b"), 50, None, "s1", 1),
+            ("e2", Some("my_custom"), Some("a"), 20, Some(7), "s1", 2),
+            ("e3", Some("other_custom"), Some("b"), 30, None, "s1", 3),
+            ("e4", Some("my_custom"), None, 40, None, "s1", 4),
+            ("e5", None, Some("c"), 10, Some(8), "s1", 5),
+        ];
+        let second: [Landed; 8] = [
+            ("e6", Some("third"), Some("a"), 60, Some(9), "s2", 1),
+            ("e7", Some("other_custom"), Some("d"), 0, None, "s2", 2),
+            // Landed before, from another browser: left out ("z" never counts).
+            ("e3", Some("product_viewed"), Some("z"), 1, None, "s2", 3),
+            // At the instant of e2's link, landed later: this one holds.
+            ("e8", Some("product_viewed"), Some("a"), 20, Some(6), "s2", 4),
+            ("e10", Some("product_viewed"), Some("d"), 30, Some(4), "s2", 5),
+            ("e12", Some("product_viewed"), Some("e"), 5, None, "s2", 6),
+            // Twice among the new rows: the first counts ("f" not yet seen).
+            ("e12", Some("fourth"), Some("f"), 6, None, "s2", 7),
+            ("e11", Some("product_viewed"), Some("b"), 30, None, "s2", 8),
+        ];
+        let third: [Landed; 3] = [
+            ("e13", Some("fourth"), Some("f"), 70, None, "s3", 1),
+            ("e1", Some("page_viewed"), Some("q"), 5, None, "s3", 2),
+            ("e14", Some("my_custom"), Some("e"), 5, Some(3), "s3", 3),
+        ];
+        let parts = [landed_frame(&first, 0), landed_frame(&second, 100), landed_frame(&third, 200)];
+        let all = |n: usize| concat(parts[..n].to_vec(), UnionArgs::default()).unwrap().with_row_index(ROW, None);
+        let mut grown = GrowingEvents::of(&all(1)).unwrap();
+        for n in [2, 3] {
+            grown.grow(parts[n - 1].clone(), &all(n)).unwrap();
+            let whole = GrowingEvents::of(&all(n)).unwrap();
+            assert_eq!(grown.browser_numbers, whole.browser_numbers, "after {n} snapshots");
+            assert_eq!(grown.name_numbers, whole.name_numbers, "after {n} snapshots");
+            assert_eq!(grown.id_hashes, whole.id_hashes, "after {n} snapshots");
+            for t in [-1, 0, 1, 5, 6, 10, 20, 29, 30, 45, 50, 60, 70, 100] {
+                let direct = rows(&all(n), Some(t)).collect().unwrap();
+                let kept = grown.shared.parts_at(t).unwrap().rows.collect().unwrap();
+                assert!(direct.equals_missing(&kept), "after {n} snapshots, at {t}: {direct} != {kept}");
+            }
+        }
+        assert!(!grown.browser_numbers.contains_key("z") && !grown.browser_numbers.contains_key("q"), "the browsers of rows landed before never count");
+        let at_20 = grown.shared.parts_at(20).unwrap().rows.collect().unwrap();
+        let customers: Vec<Option<i64>> = at_20.column("customer_id").unwrap().i64().unwrap().iter().collect();
+        assert!(customers.contains(&Some(6)) && !customers.contains(&Some(7)), "the later landed link at one instant holds: {at_20}");
     }
 }

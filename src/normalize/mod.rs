@@ -27,7 +27,7 @@ mod events;
 mod orders;
 mod products;
 
-use events::SharedEvents;
+use events::{GrowingEvents, SharedEvents};
 pub use events::{url_host, EventParts, ROW as EVENT_ROW};
 
 use crate::land::{self, raw};
@@ -264,6 +264,17 @@ impl RawTables {
         Ok(customers)
     }
 
+    /// The landed rows of `entity`'s files after its first `skip`, in landing
+    /// order (the events of snapshots landed since [`Kept`] took the others).
+    fn scan_files_after(&self, entity: RawEntity, skip: usize) -> Result<LazyFrame> {
+        let files = self.files.get(entity.name()).map(|f| &f[skip.min(f.len())..]).unwrap_or_default();
+        anyhow::ensure!(files.iter().all(|f| f.only.is_none()), "{entity}: files counted in part cannot be added to");
+        match files.is_empty() {
+            true => Ok(raw::empty_frame(entity)?.lazy()),
+            false => scan_parquet(files.iter().map(|f| f.path.as_path())),
+        }
+    }
+
     /// The files of `entities` as they are now ([`Kept`]).
     fn stamps(&self, entities: &[RawEntity]) -> Result<Vec<FileStamp>> {
         let files = entities.iter().flat_map(|e| self.files.get(e.name()).into_iter().flatten());
@@ -398,10 +409,12 @@ pub fn normalize_shared(raw: &RawTables, t: i64, shared: &Shared) -> Result<Main
 /// is made again. After one `products/update` on `large`, neither changed.
 #[derive(Default)]
 pub struct Kept {
-    events: Option<(Vec<FileStamp>, SharedEvents)>,
+    events: Option<(Vec<FileStamp>, GrowingEvents)>,
     orders: Option<(Vec<FileStamp>, [DataFrame; 3])>,
     /// How many times each part was made (events, order tables).
     made: (usize, usize),
+    /// How many times events landed since were added to the kept ones.
+    grown: usize,
 }
 
 /// A raw file as a kept part saw it.
@@ -414,7 +427,7 @@ struct FileStamp {
 
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kept").field("events", &self.events.is_some()).field("orders", &self.orders.is_some()).field("made", &self.made).finish()
+        f.debug_struct("Kept").field("events", &self.events.is_some()).field("orders", &self.orders.is_some()).field("made", &self.made).field("grown", &self.grown).finish()
     }
 }
 
@@ -423,6 +436,12 @@ impl Kept {
     /// tables): once, then again each time its files changed.
     pub fn made(&self) -> (usize, usize) {
         self.made
+    }
+
+    /// How many times the events of snapshots landed since were added to
+    /// the kept events (instead of making them again).
+    pub fn grown(&self) -> usize {
+        self.grown
     }
 
     /// About how many bytes it holds (the kept columns' and vectors' sizes).
@@ -440,11 +459,22 @@ pub fn normalize_kept(raw: &RawTables, t: i64, kept: &mut Kept) -> Result<MainTa
         return normalize(raw, Some(t));
     }
     let events_from = raw.stamps(&[RawEntity::Events])?;
-    if kept.events.as_ref().is_none_or(|(from, _)| *from != events_from) {
-        // Dropped first: the old and the new are never held at once.
-        kept.events = None;
-        kept.events = Some((events_from, SharedEvents::of(raw)?));
-        kept.made.0 += 1;
+    let landed = || anyhow::Ok(raw.scan(RawEntity::Events)?.with_row_index(EVENT_ROW, None));
+    match kept.events.take() {
+        Some((from, events)) if from == events_from => kept.events = Some((from, events)),
+        // Snapshots landed since, after the kept ones: their events added.
+        // (Taken out meanwhile: a failure leaves nothing half grown.)
+        Some((from, mut events)) if events_from.len() > from.len() && events_from.starts_with(&from) => {
+            events.grow(raw.scan_files_after(RawEntity::Events, from.len())?, &landed()?)?;
+            kept.events = Some((events_from, events));
+            kept.grown += 1;
+        }
+        // Otherwise (a first run, a compaction or an erasure rewrote them):
+        // made again, the old ones dropped first.
+        _ => {
+            kept.events = Some((events_from, GrowingEvents::of(&landed()?)?));
+            kept.made.0 += 1;
+        }
     }
     let orders_from = raw.stamps(&[RawEntity::Orders, RawEntity::LineItems, RawEntity::RefundLineItems])?;
     if kept.orders.as_ref().is_none_or(|(from, _)| *from != orders_from) {
@@ -454,7 +484,7 @@ pub fn normalize_kept(raw: &RawTables, t: i64, kept: &mut Kept) -> Result<MainTa
     }
     tracing::debug!(made = ?kept.made, mb = kept.estimated_bytes() >> 20, "kept events and order tables");
     let (events, orders) = (&kept.events.as_ref().expect("kept above").1, &kept.orders.as_ref().expect("kept above").1);
-    from_shared(raw, t, events.parts_at(t)?, orders)
+    from_shared(raw, t, events.shared.parts_at(t)?, orders)
 }
 
 /// The order tables in memory ([`orders::orders`]).

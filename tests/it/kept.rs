@@ -1,8 +1,9 @@
 //! What `serve` keeps of a shop's normalization between cycles
 //! (`normalize::Kept`: the events read once and the order tables): the main
 //! tables made from it equal a normalization of the raw store at the same `T`,
-//! every table, after each kind of landing; a part is made again exactly when
-//! its files changed; and runs that start from it publish the feature tables a
+//! every table, after each kind of landing; the events of snapshots landed
+//! since are added to the kept ones, and a part is made again when its files
+//! changed otherwise; and runs that start from it publish the feature tables a
 //! run without it publishes.
 
 use crate::common::*;
@@ -117,13 +118,32 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     inbox.write_events(lines.as_bytes()).unwrap();
     let t = ts("2025-12-01T04:00:00Z");
     run_from_kept(&root, &inbox, t, &kept);
-    assert_eq!(made(), (2, 2), "events make the events again, not the order tables");
+    let grown = || kept.lock().unwrap().grown();
+    assert_eq!((made(), grown()), ((1, 2), 1), "events are added to the kept ones, the order tables kept");
+
+    // More events: one redelivered (its first copy counts), one from a
+    // browser of the sample, one new.
+    let sample_browser = {
+        let raw = RawTables::open(&root, "s").unwrap();
+        let events = normalize::normalize(&raw, Some(t)).unwrap().events.select([col("client_id")]).first().collect().unwrap();
+        events.column("client_id").unwrap().str().unwrap().get(0).unwrap().to_string()
+    };
+    let events = [
+        json!({"id": "k-e1", "name": "page_viewed", "clientId": "someone-else", "timestamp": "2025-12-01T04:10:00Z"}),
+        json!({"id": "k-e4", "name": "product_viewed", "clientId": sample_browser, "timestamp": "2025-12-01T04:20:00Z", "data": {"productVariant": {"product": {"id": product.to_string()}}}}),
+        json!({"id": "k-e5", "name": "my_own_event", "clientId": "kept-browser-2", "timestamp": "2025-12-01T04:30:00Z"}),
+    ];
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    inbox.write_events(lines.as_bytes()).unwrap();
+    let t = ts("2025-12-01T05:00:00Z");
+    run_from_kept(&root, &inbox, t, &kept);
+    assert_eq!((made(), grown()), ((1, 2), 2));
 
     // At other times from the same kept parts: before the link, at the
     // order, long before, and after the late event.
     let mut kept = kept.lock().unwrap();
-    for at in ["2025-12-01T03:15:00Z", "2025-12-01T02:30:00Z", "2025-10-01T00:00:00Z", "2025-12-03T00:00:00Z"] {
+    for at in ["2025-12-01T03:15:00Z", "2025-12-01T02:30:00Z", "2025-10-01T00:00:00Z", "2025-12-01T04:25:00Z", "2025-12-03T00:00:00Z"] {
         assert_main_tables_equal(&root, ts(at), &mut kept);
     }
-    assert_eq!(kept.made(), (2, 2), "the same files: nothing made again");
+    assert_eq!((kept.made(), kept.grown()), ((1, 2), 2), "the same files: nothing made again");
 }
