@@ -15,7 +15,8 @@
 //!
 //! `SHOPFEAT_BENCH=serve cargo bench --bench pipeline`; env
 //! `SHOPFEAT_SERVE_PRESET` (sample, default; medium or large), `SHOPFEAT_SERVE_RATE`
-//! (deliveries/s, default 1000), `SHOPFEAT_SERVE_SECONDS` (default 5).
+//! (deliveries/s, default 1000), `SHOPFEAT_SERVE_SECONDS` (default 5),
+//! `SHOPFEAT_SERVE_KEEP` (0: cycles keep nothing between them).
 
 use crate::gorse_standin::Gorse;
 use crate::webhook_client::{deliver, Server};
@@ -100,6 +101,9 @@ pub fn run() {
     // Under a steady stream no pause ever comes: a cycle starts a second after
     // the first waiting delivery, so cycles run while the load goes on.
     options.max_delay = Duration::from_secs(1);
+    // `SHOPFEAT_SERVE_KEEP=0`: every cycle normalizes from the store alone
+    // (`--no-keep-normalized`), to compare.
+    options.keep_normalized = env_or("SHOPFEAT_SERVE_KEEP", 1) != 0;
     let debounce = options.debounce;
     let server = Server::start(options);
     let item_ids: Vec<String> = gorse.store().items.keys().take(3).cloned().collect();
@@ -162,7 +166,9 @@ pub fn run() {
     // A third after a batch of pixel events (written to the inbox as the
     // pixel route writes it): the new events are added to the kept ones.
     let rounds = ["the first of the process, nothing kept yet", "the next, events and order tables kept", "the next after 100 pixel events, added to the kept events"];
+    let keep = env_or("SHOPFEAT_SERVE_KEEP", 1) != 0;
     for (round, what) in rounds.into_iter().enumerate() {
+        let what = if keep { what.to_string() } else { format!("{}: nothing kept, SHOPFEAT_SERVE_KEEP=0", ["the first", "the second", "the third, after 100 pixel events"][round]) };
         if round == 2 {
             let at = shopfeat::time::now_rfc3339();
             let batch: String = (0..100).map(|n| format!("{}\n", json!({"id": format!("bench-pixel-{n}"), "name": "page_viewed", "clientId": format!("bench-browser-{}", n % 7), "timestamp": at}))).collect();

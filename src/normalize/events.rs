@@ -17,6 +17,7 @@
 
 use super::*;
 use crate::vocabulary::EventName;
+use rayon::prelude::*;
 
 /// The column that names an event's landed row (its place in the scan of every
 /// raw events file, in landing order): the key between [`EventParts::rows`] and
@@ -279,14 +280,19 @@ impl GrowingEvents {
         // The strings beside their numbers, once, for the maps.
         let firsts = first_landed_with_ids(landed).with_columns([col("client_id").alias("_client"), col("name").alias("_name")]);
         let [unique, origins, count]: [DataFrame; 3] = collect_all(vec![encoded(firsts), link_origins(landed), landed.clone().select([len().alias("rows")])])?.try_into().map_err(|_| anyhow::anyhow!("three frames"))?;
-        let mut id_hashes: Vec<u64> = unique.column("event_id")?.str()?.iter().flatten().map(id_hash).collect();
-        id_hashes.sort_unstable();
+        let ids: Vec<&str> = unique.column("event_id")?.str()?.iter().flatten().collect();
+        let mut id_hashes: Vec<u64> = ids.par_iter().map(|id| id_hash(id)).collect();
+        id_hashes.par_sort_unstable();
         id_hashes.dedup();
-        let strings = |c: &str| -> Result<Vec<Option<String>>> { Ok(unique.column(c)?.str()?.iter().map(|s| s.map(str::to_string)).collect()) };
-        let numbers = |c: &str| -> Result<Vec<u32>> { Ok(unique.column(c)?.cast(&DataType::UInt32)?.u32()?.into_no_null_iter().collect()) };
-        let browser_numbers = strings("_client")?.into_iter().zip(numbers("browser")?).filter_map(|(id, n)| Some((id?, n))).collect();
+        // Each string once with its number (a browser has one number).
+        let numbered_strings = |string: &str, number: &str| -> Result<Vec<(String, u32)>> {
+            let pairs = unique.select([string, number])?.lazy().drop_nulls(None).unique(None, UniqueKeepStrategy::Any).collect()?;
+            let numbers = pairs.column(number)?.cast(&DataType::UInt32)?;
+            Ok(pairs.column(string)?.str()?.iter().flatten().zip(numbers.u32()?.into_no_null_iter()).map(|(s, n)| (s.to_string(), n)).collect())
+        };
+        let browser_numbers = numbered_strings("_client", "browser")?.into_iter().collect();
         let standard = |name: &str| EventName::ALL.iter().any(|n| n.as_str() == name);
-        let name_numbers = strings("_name")?.into_iter().zip(numbers("event")?).filter_map(|(name, n)| Some((name?, n))).filter(|(name, _)| !standard(name)).collect();
+        let name_numbers = numbered_strings("_name", "event")?.into_iter().filter(|(name, _)| !standard(name)).collect();
         let landed_rows = count.column("rows")?.cast(&IDX_DTYPE)?.idx()?.get(0).unwrap_or(0);
         let unique = unique.drop_many(["event_id", "_client", "_name"]);
         Ok(GrowingEvents { shared: SharedEvents::from_unique(unique, origins, details_of(landed))?, landed_rows, id_hashes, browser_numbers, name_numbers })
