@@ -399,14 +399,15 @@ pub fn normalize_shared(raw: &RawTables, t: i64, shared: &Shared) -> Result<Main
 }
 
 /// What a long-lived process (`serve`) keeps of a shop's normalization
-/// between its runs: the events read once ([`SharedEvents`]) and the order
+/// between its runs: the events read once ([`GrowingEvents`]) and the order
 /// tables, each with the raw files it was made from. A run whose raw store
 /// holds the same files (by path and size: a snapshot's files are never
 /// rewritten in place — compaction and erasure write new snapshots) takes
 /// its main tables at `T` from what was kept — the same tables as
 /// [`normalize`] at `T`, as for a training set's cut-offs — instead of reading,
-/// deduplicating and stitching every event again; a part whose files changed
-/// is made again. After one `products/update` on `large`, neither changed.
+/// deduplicating and stitching every event again. Events files landed after
+/// the kept ones are added to them; a part whose files changed otherwise is
+/// made again. After one `products/update` on `large`, neither changed.
 #[derive(Default)]
 pub struct Kept {
     events: Option<(Vec<FileStamp>, GrowingEvents)>,
@@ -433,7 +434,8 @@ impl std::fmt::Debug for Kept {
 
 impl Kept {
     /// How many times each part was made from the raw store (events, order
-    /// tables): once, then again each time its files changed.
+    /// tables): once, then again each time its files changed (for the events:
+    /// otherwise than by files landed after them, see [`Kept::grown`]).
     pub fn made(&self) -> (usize, usize) {
         self.made
     }
@@ -470,8 +472,9 @@ pub fn normalize_kept(raw: &RawTables, t: i64, kept: &mut Kept) -> Result<MainTa
             kept.grown += 1;
         }
         // Otherwise (a first run, a compaction or an erasure rewrote them):
-        // made again, the old ones dropped first.
-        _ => {
+        // made again, the old ones dropped first (never both held at once).
+        old => {
+            drop(old);
             kept.events = Some((events_from, GrowingEvents::of(&landed()?)?));
             kept.made.0 += 1;
         }

@@ -47,11 +47,11 @@ fn sorted(frame: &DataFrame) -> DataFrame {
     frame.sort(keys, SortMultipleOptions::default().with_nulls_last(true)).unwrap()
 }
 
-/// The inbox's deliveries landed and computed at `t` starting from `kept`;
-/// the published tables against a compute at `t` from the raw store alone.
-fn run_from_kept(root: &DataRoot, inbox: &Inbox, t: i64, kept: &Arc<Mutex<Kept>>) {
+/// `source` landed and computed at `t` starting from `kept`; the published
+/// tables against a compute at `t` from the raw store alone.
+fn run_from_kept(root: &DataRoot, source: Source, t: i64, kept: &Arc<Mutex<Kept>>) {
     let options = RunOptions {
-        source: Source::Inbox(inbox.clone()),
+        source,
         as_of: Some(t),
         pairs: Default::default(),
         keep_generations: 2,
@@ -79,16 +79,7 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let made = || kept.lock().unwrap().made();
     // The sample's clock is 2025-11-30T23:59:59Z: its last order and event are before it.
     let t = ts("2025-12-01T00:00:00Z");
-    let nightly = RunOptions {
-        source: Source::Files(vec![sample_dir()]),
-        as_of: Some(t),
-        pairs: Default::default(),
-        keep_generations: 2,
-        gorse: None,
-        compaction: shopfeat::land::compact::Policy::never(),
-        kept: Some(kept.clone()),
-    };
-    pipeline::run(&root, "s", &nightly).unwrap().check().unwrap();
+    run_from_kept(&root, Source::Files(vec![sample_dir()]), t, &kept);
     assert_eq!(made(), (1, 1), "the first run makes both parts");
 
     // A catalog delivery: neither part's files change.
@@ -97,14 +88,14 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     renamed["updated_at"] = json!("2025-12-01T01:00:00Z");
     inbox.write_webhook("products/update", "k-1", &serde_json::to_vec(&renamed).unwrap()).unwrap();
     let t = ts("2025-12-01T02:00:00Z");
-    run_from_kept(&root, &inbox, t, &kept);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!(made(), (1, 1), "a catalog delivery reuses both parts");
 
     // An order: the order tables again, the events kept.
     let buyer = shopfeat::sinks::parquet::read_current_required(&root, "s", "user_features").unwrap().column("customer_id").unwrap().i64().unwrap().get(0).unwrap();
     inbox.write_webhook("orders/create", "k-2", order(9_100_001, Some(buyer), &[product], "2025-12-01T02:30:00Z").to_string().as_bytes()).unwrap();
     let t = ts("2025-12-01T03:00:00Z");
-    run_from_kept(&root, &inbox, t, &kept);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!(made(), (1, 2), "an order makes the order tables again, not the events");
 
     // Pixel events: one new browser, one linking a browser to the buyer, and
@@ -117,7 +108,7 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
     inbox.write_events(lines.as_bytes()).unwrap();
     let t = ts("2025-12-01T04:00:00Z");
-    run_from_kept(&root, &inbox, t, &kept);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     let grown = || kept.lock().unwrap().grown();
     assert_eq!((made(), grown()), ((1, 2), 1), "events are added to the kept ones, the order tables kept");
 
@@ -136,7 +127,7 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
     inbox.write_events(lines.as_bytes()).unwrap();
     let t = ts("2025-12-01T05:00:00Z");
-    run_from_kept(&root, &inbox, t, &kept);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!((made(), grown()), ((1, 2), 2));
 
     // At other times from the same kept parts: before the link, at the
