@@ -313,16 +313,8 @@ impl GrowingEvents {
         let known = |name: &&str| EventName::ALL.iter().find(|n| n.as_str() == *name).map(|n| n.code()).or_else(|| self.name_numbers.get(*name).copied());
         let next_name = EventName::ALL.len() as u32 + 1 + self.name_numbers.len() as u32;
         let events = numbered(firsts.column("name")?.str()?.iter(), known, next_name);
-        for (id, n) in firsts.column("client_id")?.str()?.iter().zip(&browsers) {
-            if let Some(id) = id {
-                self.browser_numbers.entry(id.to_string()).or_insert(*n);
-            }
-        }
-        for (name, n) in firsts.column("name")?.str()?.iter().zip(&events) {
-            if let Some(name) = name.filter(|name| !EventName::ALL.iter().any(|k| k.as_str() == *name)) {
-                self.name_numbers.entry(name.to_string()).or_insert(*n);
-            }
-        }
+        remember(&mut self.browser_numbers, firsts.column("client_id")?.str()?, &browsers, |_| true);
+        remember(&mut self.name_numbers, firsts.column("name")?.str()?, &events, |name| !EventName::ALL.iter().any(|k| k.as_str() == name));
         let mut hashes: Vec<u64> = firsts.column("event_id")?.str()?.iter().flatten().map(id_hash).collect();
         hashes.sort_unstable();
         self.id_hashes = merged(&self.id_hashes, &hashes);
@@ -352,6 +344,16 @@ impl GrowingEvents {
             rows.column("event_id")?.str()?.iter().flatten().map(str::to_string).collect()
         };
         Ok(ids.iter().map(|id| Some(id.is_none_or(|id| !landed.contains(id)))).collect())
+    }
+}
+
+/// Each of `strings` that `keep` keeps, with its number of `numbers`, into
+/// `map` (where it is not yet).
+fn remember(map: &mut PlHashMap<String, u32>, strings: &StringChunked, numbers: &[u32], keep: impl Fn(&str) -> bool) {
+    for (string, n) in strings.iter().zip(numbers) {
+        if let Some(string) = string.filter(|s| keep(s)) {
+            map.entry(string.to_string()).or_insert(*n);
+        }
     }
 }
 
