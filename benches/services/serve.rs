@@ -103,7 +103,8 @@ pub fn run() {
     options.max_delay = Duration::from_secs(1);
     // `SHOPFEAT_SERVE_KEEP=0`: every cycle normalizes from the store alone
     // (`--no-keep-normalized`), to compare.
-    options.keep_normalized = env_or("SHOPFEAT_SERVE_KEEP", 1) != 0;
+    let keep = env_or("SHOPFEAT_SERVE_KEEP", 1) != 0;
+    options.keep_normalized = keep;
     let debounce = options.debounce;
     let server = Server::start(options);
     let item_ids: Vec<String> = gorse.store().items.keys().take(3).cloned().collect();
@@ -165,10 +166,9 @@ pub fn run() {
     // next starts from it, as every later cycle of a long-lived server does.
     // A third after a batch of pixel events (written to the inbox as the
     // pixel route writes it): the new events are added to the kept ones.
-    let rounds = ["the first of the process, nothing kept yet", "the next, events and order tables kept", "the next after 100 pixel events, added to the kept events"];
-    let keep = env_or("SHOPFEAT_SERVE_KEEP", 1) != 0;
+    let rounds = ["the process's first", "the next", "the next, after 100 pixel events"];
     for (round, what) in rounds.into_iter().enumerate() {
-        let what = if keep { what.to_string() } else { format!("{}: nothing kept, SHOPFEAT_SERVE_KEEP=0", ["the first", "the second", "the third, after 100 pixel events"][round]) };
+        let what = format!("{what}{}", if keep { "" } else { ", nothing kept: SHOPFEAT_SERVE_KEEP=0" });
         if round == 2 {
             let at = shopfeat::time::now_rfc3339();
             let batch: String = (0..100).map(|n| format!("{}\n", json!({"id": format!("bench-pixel-{n}"), "name": "page_viewed", "clientId": format!("bench-browser-{}", n % 7), "timestamp": at}))).collect();
