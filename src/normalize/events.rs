@@ -161,7 +161,7 @@ impl SharedEvents {
         let times: Vec<i64> = rows.column("timestamp")?.cast(&DataType::Int64)?.i64()?.iter().map(|t| t.unwrap_or(i64::MAX)).collect();
         let mut with_browser = rows.clone();
         with_browser.with_column(Column::new("browser".into(), browsers.iter().map(|&b| i64::from(b)).collect::<Vec<_>>()))?;
-        let mut links = links_of(with_browser, origins)?;
+        let links = links_of(with_browser, origins)?;
         self.unique.vstack_mut(&rows.select(self.unique.get_column_names_owned())?)?;
         // A cycle's few new rows as a chunk of their own: copying the whole
         // frame into one (11M rows on `large`) only once chunks pile up.
@@ -179,24 +179,11 @@ impl SharedEvents {
         };
         let mut added: Vec<IdxSize> = (held as IdxSize..self.unique.height() as IdxSize).collect();
         added.sort_unstable_by_key(|&i| key(i));
-        let mut order = Vec::with_capacity(self.unique.height());
-        let (mut a, mut b) = (self.by_browser.iter().peekable(), added.iter().peekable());
-        while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
-            if key(x) <= key(y) {
-                order.push(x);
-                a.next();
-            } else {
-                order.push(y);
-                b.next();
-            }
-        }
-        order.extend(a);
-        order.extend(b);
-        self.by_browser = order;
+        self.by_browser = merged(&self.by_browser, &added, |&i| key(i));
         // The new links landed after every link held: at one browser and
-        // instant they come after the held ones (a stable sort keeps that).
-        self.links.append(&mut links);
-        self.links.sort_by_key(|&(browser, time, _)| (browser, time));
+        // instant they come after the held ones.
+        let links = merged(&self.links, &links, |&(browser, time, _)| (browser, time));
+        self.links = links;
         self.details = details;
         Ok(())
     }
@@ -321,7 +308,7 @@ impl GrowingEvents {
         remember(&mut self.name_numbers, firsts.column("name")?.str()?, &events, |name| !EventName::ALL.iter().any(|k| k.as_str() == name));
         let mut hashes: Vec<u64> = firsts.column("event_id")?.str()?.iter().flatten().map(id_hash).collect();
         hashes.sort_unstable();
-        self.id_hashes = merged(&self.id_hashes, &hashes);
+        self.id_hashes = merged(&self.id_hashes, &hashes, |&h| h);
         self.id_hashes.dedup();
         self.landed_rows += count.column("rows")?.cast(&IDX_DTYPE)?.idx()?.get(0).unwrap_or(0);
         self.shared.append(firsts.drop_many(["event_id", "name", "client_id"]), browsers, events, origins, details_of(all))
@@ -361,12 +348,12 @@ fn remember(map: &mut PlHashMap<String, u32>, strings: &StringChunked, numbers: 
     }
 }
 
-/// Two ascending lists as one.
-fn merged(a: &[u64], b: &[u64]) -> Vec<u64> {
+/// Two lists ascending by `key` as one; at equal keys `a`'s first.
+fn merged<T: Copy, K: Ord>(a: &[T], b: &[T], key: impl Fn(&T) -> K) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
+        if key(&a[i]) <= key(&b[j]) {
             out.push(a[i]);
             i += 1;
         } else {
