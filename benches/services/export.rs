@@ -1,9 +1,7 @@
 //! Gorse export throughput: a computed shop into the in-process Gorse stand-in
 //! (the tests' `gorse_standin.rs`), then an unchanged re-export, then one that
 //! sends 1,000 items again (their recorded hashes changed: what a `serve` cycle
-//! after a few changes sends), its rows file read and saved as such a cycle does;
-//! then two unchanged re-exports that keep the record between them, as
-//! `serve`'s cycles do (the first reads it, the next takes it from memory).
+//! after a few changes sends), its rows file read and saved as such a cycle does.
 //! `SHOPFEAT_BENCH=export SHOPFEAT_EXPORT_ROOT=/tmp/med SHOPFEAT_EXPORT_SHOP=medium cargo bench --bench pipeline`
 
 use crate::gorse_standin::Gorse;
@@ -34,13 +32,5 @@ pub fn run() {
     delivered.save(&root, &rows_file).expect("saved");
     let few = pipeline::export_gorse(&root, &shop, &options).expect("a re-export of a few rows").gorse;
     println!("re-export of a few changed rows: {} rows sent, {} unchanged, {:.2} s", few.rows_sent(), few.unchanged, few.seconds);
-    let held = std::sync::Mutex::default();
-    let reading = pipeline::export_gorse_holding(&root, &shop, &options, &held).expect("a re-export reading the record").gorse;
-    let holding = pipeline::export_gorse_holding(&root, &shop, &options, &held).expect("a re-export from the record held").gorse;
-    let bytes = held.lock().expect("held").estimated_bytes();
-    println!(
-        "unchanged re-exports keeping the record between them: {:.2} s reading it, {:.2} s from it held ({} and {} rows sent; the record held ~{} MB, estimated)",
-        reading.seconds, holding.seconds, reading.rows_sent(), holding.rows_sent(), bytes >> 20
-    );
     assert_eq!(gorse.store().items.len() as u64, first.upserted[0], "the stand-in holds every item sent");
 }

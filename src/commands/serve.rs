@@ -86,13 +86,11 @@ pub struct ServeArgs {
     /// How long SIGTERM waits for running cycles.
     #[arg(long, default_value_t = 20, value_name = "SECS")]
     pub shutdown_grace_secs: u64,
-    /// Normalize every cycle from the raw store alone, and read what Gorse
-    /// holds from its record on disk at every export. By default each shop's
+    /// Normalize every cycle from the raw store alone. By default each shop's
     /// events and order tables stay in memory between its cycles (about 1.4 GB
     /// for a shop of 11M events and 1M orders): a cycle that landed no event
     /// or order (a catalog or customer delivery) does not read them again, and
-    /// one that landed pixel events adds only those; and so does the record of
-    /// what Gorse holds, while its files are unchanged.
+    /// one that landed pixel events adds only those.
     #[arg(long)]
     pub no_keep_normalized: bool,
     #[command(flatten)]

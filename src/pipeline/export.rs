@@ -1,9 +1,7 @@
 //! The published feature tables → Gorse.
 
 use super::report::{Stage, StageReport};
-use crate::sinks::gorse::checkpoint::Held;
 use crate::sinks::gorse::{self, Options, Report};
-use std::sync::Mutex;
 use crate::storage::DataRoot;
 use anyhow::Result;
 use serde::Serialize;
@@ -32,26 +30,11 @@ pub struct ExportReport {
 pub fn export_gorse(root: &DataRoot, shop: &str, options: &Options) -> Result<ExportReport> {
     let stage = Stage::start("export");
     let report = gorse::export(root, shop, options)?;
-    Ok(reported(shop, options, report, stage))
-}
-
-/// [`export_gorse`] taking what Gorse holds from `held` while its files are
-/// unchanged, and leaving it there ([`gorse::export_holding`]).
-pub fn export_gorse_holding(root: &DataRoot, shop: &str, options: &Options, held: &Mutex<Held>) -> Result<ExportReport> {
-    let stage = Stage::start("export");
-    // An export takes the record out while it works on it: one that
-    // panicked left nothing half-updated behind.
-    let mut held = held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let report = gorse::export_holding(root, shop, options, &mut held)?;
-    Ok(reported(shop, options, report, stage))
-}
-
-fn reported(shop: &str, options: &Options, report: Report, stage: Stage) -> ExportReport {
-    ExportReport {
+    Ok(ExportReport {
         shop: shop.to_string(),
         target: gorse::target(options),
         dry_run: options.dry_run.as_ref().map(|p| p.display().to_string()),
         gorse: report,
         stages: vec![stage.finish()],
-    }
+    })
 }

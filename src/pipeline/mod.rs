@@ -33,8 +33,8 @@ mod report;
 mod run;
 
 pub use compute::{compute, compute_and_publish, compute_and_publish_keeping, explain, normalize, profile, raw_tables, write_main_tables, ComputeOptions, ComputeReport, Computed, NormalizeReport, ProfiledStage};
-pub use export::{export_gorse, export_gorse_holding, ExportReport};
+pub use export::{export_gorse, ExportReport};
 pub use fast::{fast_cycle, fast_topics, DeltaTable, FastOptions, FastReport};
 pub use land::{fetch, ingest, ingest_once, land_inbox, land_inbox_files, FetchedReport, IngestReport};
 pub use report::{resident_bytes, Stage, StageReport, TableRows};
-pub use run::{run, Landing, RunMemory, RunOptions, RunReport, Source};
+pub use run::{run, Landing, RunOptions, RunReport, Source};

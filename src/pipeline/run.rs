@@ -1,8 +1,9 @@
 //! The nightly job: land (ingest or fetch) → compute → publish → export.
 
 use super::compute::{compute_and_publish, compute_and_publish_keeping, ComputeOptions, ComputeReport};
+use crate::normalize::Kept;
 use std::sync::{Arc, Mutex};
-use super::export::{export_gorse, export_gorse_holding, ExportReport};
+use super::export::{export_gorse, ExportReport};
 use super::land::{fetch, ingest_once, land_inbox, FetchedReport, IngestReport};
 use crate::land::compact::CompactReport;
 use crate::land::inbox::Inbox;
@@ -41,33 +42,9 @@ pub struct RunOptions {
     pub gorse: Option<gorse::Options>,
     /// When to compact the raw store at the end, and what it keeps.
     pub compaction: crate::land::compact::Policy,
-    /// What the last run of the shop kept, to start from (`serve` keeps one
-    /// per shop).
-    pub kept: Option<Arc<RunMemory>>,
-}
-
-/// What a long-lived process (`serve`) keeps of a shop from one run to the
-/// next: its normalization ([`crate::normalize::Kept`]) and what its Gorse
-/// holds ([`gorse::checkpoint::Held`]). Each is taken only while the files
-/// it was made from are unchanged.
-#[derive(Default)]
-pub struct RunMemory {
-    pub normalized: Mutex<crate::normalize::Kept>,
-    pub delivered: Mutex<gorse::checkpoint::Held>,
-}
-
-impl std::fmt::Debug for RunMemory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunMemory").finish_non_exhaustive()
-    }
-}
-
-impl RunMemory {
-    /// Drops everything kept (after an erasure: nothing erased stays in memory).
-    pub fn forget(&self) {
-        *self.normalized.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Default::default();
-        *self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Default::default();
-    }
+    /// What the last run of the shop kept of its normalization, to start
+    /// from ([`crate::normalize::Kept`]; `serve` keeps one per shop).
+    pub kept: Option<Arc<Mutex<Kept>>>,
 }
 
 /// How the run landed its data.
@@ -158,14 +135,13 @@ pub fn run(root: &DataRoot, shop: &str, options: &RunOptions) -> Result<RunRepor
     crate::privacy::redact::erase_late_arrivals(root, shop, landed, inbox)?;
     let compute_options = ComputeOptions { as_of, pairs: options.pairs, keep_generations: options.keep_generations };
     let computed = match &options.kept {
-        Some(kept) => compute_and_publish_keeping(root, shop, &compute_options, &kept.normalized)?,
+        Some(kept) => compute_and_publish_keeping(root, shop, &compute_options, kept)?,
         None => compute_and_publish(root, shop, &compute_options)?,
     };
     let mismatched = computed.mismatched();
     let failed = (!mismatched.is_empty()).then(|| format!("row counts differ from the entity counts for {}", mismatched.join(", ")));
-    let export = match (&options.gorse, &failed, &options.kept) {
-        (Some(g), None, Some(kept)) => Some(export_gorse_holding(root, shop, g, &kept.delivered)?),
-        (Some(g), None, None) => Some(export_gorse(root, shop, g)?),
+    let export = match (&options.gorse, &failed) {
+        (Some(g), None) => Some(export_gorse(root, shop, g)?),
         _ => None,
     };
     let compaction = compact_if_due(root, shop, &options.compaction);

@@ -336,9 +336,9 @@ enum Outcome {
     Failed(String),
 }
 
-/// Drops what `spec`'s cycles kept.
+/// Drops what `spec`'s cycles kept of its normalization.
 fn forget_kept(state: &AppState, spec: &ShopSpec) {
-    state.kept[&spec.id].forget();
+    *state.kept[&spec.id].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Default::default();
 }
 
 /// One cycle of `spec`, recorded in its run history like any run; an

@@ -122,10 +122,8 @@ pub struct ServeOptions {
     pub fast_catch_up: Option<Duration>,
     /// Each shop's events and order tables kept in memory from one cycle to
     /// the next ([`crate::normalize::Kept`]): a cycle whose landing changed
-    /// neither (a catalog delivery) does not normalize them again; and the
-    /// record of what its Gorse holds ([`crate::sinks::gorse::checkpoint::Held`]),
-    /// which a cycle's export would otherwise read whole. Costs about their
-    /// size in memory per shop between cycles.
+    /// neither (a catalog delivery) does not normalize them again. Costs
+    /// about their size in memory per shop between cycles.
     pub keep_normalized: bool,
 }
 
@@ -181,9 +179,9 @@ pub(crate) struct AppState {
     in_flight: HashMap<&'static str, Arc<Semaphore>>,
     /// Pixel posts per token.
     pub pixel_rate: pixel::RateLimiter,
-    /// What each shop's last cycle kept of its normalization and of what its
-    /// Gorse holds ([`ServeOptions::keep_normalized`]).
-    pub kept: HashMap<String, Arc<crate::pipeline::RunMemory>>,
+    /// What each shop's last cycle kept of its normalization
+    /// ([`ServeOptions::keep_normalized`]).
+    pub kept: HashMap<String, Arc<Mutex<crate::normalize::Kept>>>,
 }
 
 /// What the last probe of the data root found.

@@ -4,10 +4,7 @@
 //! every table, after each kind of landing; the events of snapshots landed
 //! since are added to the kept ones, and a part is made again when its files
 //! changed otherwise; and runs that start from it publish the feature tables a
-//! run without it publishes. What Gorse holds is kept too
-//! (`gorse::checkpoint::Held`): exports that start from it leave Gorse as a
-//! clean export of the same tables does, and one whose record on disk was
-//! written by something else reads it again.
+//! run without it publishes.
 
 use crate::common::*;
 use crate::fast_lane::order;
@@ -15,12 +12,10 @@ use crate::serve::{renamed, sample_dir};
 use polars::prelude::*;
 use serde_json::json;
 use shopfeat::land::inbox::Inbox;
-use crate::gorse_standin::Gorse;
 use shopfeat::normalize::{self, Kept, RawTables};
-use shopfeat::pipeline::{self, ComputeOptions, RunMemory, RunOptions, RunReport, Source};
-use shopfeat::sinks::gorse::{self, checkpoint};
+use shopfeat::pipeline::{self, ComputeOptions, RunOptions, Source};
 use shopfeat::storage::DataRoot;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Every main table (and the deleted ids) at `t`: from the raw store, and
 /// from what `kept` holds (which the call may make again).
@@ -52,17 +47,15 @@ fn sorted(frame: &DataFrame) -> DataFrame {
     frame.sort(keys, SortMultipleOptions::default().with_nulls_last(true)).unwrap()
 }
 
-/// `source` landed, computed at `t` and exported to `gorse` starting from
-/// `kept`: the published tables against a compute at `t` from the raw store
-/// alone; Gorse against a clean export of them; what is held against what the
-/// files record. The run's report.
-fn run_from_kept(root: &DataRoot, source: Source, t: i64, kept: &Arc<RunMemory>, gorse: &Gorse) -> RunReport {
+/// `source` landed and computed at `t` starting from `kept`; the published
+/// tables against a compute at `t` from the raw store alone.
+fn run_from_kept(root: &DataRoot, source: Source, t: i64, kept: &Arc<Mutex<Kept>>) {
     let options = RunOptions {
         source,
         as_of: Some(t),
         pairs: Default::default(),
         keep_generations: 2,
-        gorse: Some(gorse::Options::new(&gorse.url)),
+        gorse: None,
         compaction: shopfeat::land::compact::Policy::never(),
         kept: Some(kept.clone()),
     };
@@ -75,15 +68,6 @@ fn run_from_kept(root: &DataRoot, source: Source, t: i64, kept: &Arc<RunMemory>,
         assert!(a.height() > 0, "{table} has rows");
         assert!(a.equals_missing(&b), "{table} at {t}: a run from what was kept published other rows:\n{a}\n{b}");
     }
-    // A clean export of the same tables, from a copy of the root (its record
-    // names another target: every row is sent).
-    let (clean, copy) = (Gorse::start(None), tempfile::tempdir().unwrap());
-    copy_dir(root.local_dir().expect("a local root"), copy.path());
-    pipeline::export_gorse(&DataRoot::open(&copy.path().display().to_string()).unwrap(), "s", &gorse::Options::new(&clean.url)).unwrap();
-    assert!(clean.store() == gorse.store(), "at {t}: Gorse differs from a clean export of the same tables");
-    assert!(kept.delivered.lock().unwrap().is_held(), "an export that succeeded holds its record");
-    assert_eq!(gorse::pending(root, "s").unwrap(), Some((0, 0)), "the record on disk is Gorse's");
-    report
 }
 
 #[test]
@@ -91,12 +75,11 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let dir = tempfile::tempdir().unwrap();
     let root = DataRoot::open(&dir.path().display().to_string()).unwrap();
     let inbox = Inbox::new(dir.path().join("inbox"));
-    let kept = Arc::new(RunMemory::default());
-    let gorse = Gorse::start(None);
-    let made = || kept.normalized.lock().unwrap().made();
+    let kept = Arc::new(Mutex::new(Kept::default()));
+    let made = || kept.lock().unwrap().made();
     // The sample's clock is 2025-11-30T23:59:59Z: its last order and event are before it.
     let t = ts("2025-12-01T00:00:00Z");
-    run_from_kept(&root, Source::Files(vec![sample_dir()]), t, &kept, &gorse);
+    run_from_kept(&root, Source::Files(vec![sample_dir()]), t, &kept);
     assert_eq!(made(), (1, 1), "the first run makes both parts");
 
     // A catalog delivery: neither part's files change.
@@ -105,24 +88,15 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     renamed["updated_at"] = json!("2025-12-01T01:00:00Z");
     inbox.write_webhook("products/update", "k-1", &serde_json::to_vec(&renamed).unwrap()).unwrap();
     let t = ts("2025-12-01T02:00:00Z");
-    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept, &gorse);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!(made(), (1, 1), "a catalog delivery reuses both parts");
-
-    // Something else wrote the record (an `export` from the command line):
-    // it names an item Gorse does not have, which the next export deletes —
-    // had it taken the record it held, it would not know of it.
-    let rows_file = checkpoint::rows_file("s");
-    let mut record = checkpoint::Delivered::load(&root, &rows_file).unwrap();
-    record.record(shopfeat::sinks::gorse::mapping::Kind::Item, "not-in-gorse", 1);
-    record.save(&root, &rows_file).unwrap();
 
     // An order: the order tables again, the events kept.
     let buyer = shopfeat::sinks::parquet::read_current_required(&root, "s", "user_features").unwrap().column("customer_id").unwrap().i64().unwrap().get(0).unwrap();
     inbox.write_webhook("orders/create", "k-2", order(9_100_001, Some(buyer), &[product], "2025-12-01T02:30:00Z").to_string().as_bytes()).unwrap();
     let t = ts("2025-12-01T03:00:00Z");
-    let report = run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept, &gorse);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!(made(), (1, 2), "an order makes the order tables again, not the events");
-    assert_eq!(report.export.unwrap().gorse.deleted, [1, 0, 0], "the record on disk, not the one held, was taken");
 
     // Pixel events: one new browser, one linking a browser to the buyer, and
     // one after T (not yet counted): the events again.
@@ -134,8 +108,8 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
     inbox.write_events(lines.as_bytes()).unwrap();
     let t = ts("2025-12-01T04:00:00Z");
-    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept, &gorse);
-    let grown = || kept.normalized.lock().unwrap().grown();
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
+    let grown = || kept.lock().unwrap().grown();
     assert_eq!((made(), grown()), ((1, 2), 1), "events are added to the kept ones, the order tables kept");
 
     // More events: one redelivered (its first copy counts), one from a
@@ -153,12 +127,12 @@ fn tables_from_what_serve_kept_equal_a_normalization_and_are_made_again_when_the
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
     inbox.write_events(lines.as_bytes()).unwrap();
     let t = ts("2025-12-01T05:00:00Z");
-    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept, &gorse);
+    run_from_kept(&root, Source::Inbox(inbox.clone()), t, &kept);
     assert_eq!((made(), grown()), ((1, 2), 2));
 
     // At other times from the same kept parts: before the link, at the
     // order, long before, and after the late event.
-    let mut kept = kept.normalized.lock().unwrap();
+    let mut kept = kept.lock().unwrap();
     for at in ["2025-12-01T03:15:00Z", "2025-12-01T02:30:00Z", "2025-10-01T00:00:00Z", "2025-12-01T04:25:00Z", "2025-12-03T00:00:00Z"] {
         assert_main_tables_equal(&root, ts(at), &mut kept);
     }

@@ -148,65 +148,6 @@ impl Delivered {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// About how many bytes it holds (the maps' entries and id strings,
-    /// roughly).
-    pub fn estimated_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(String, u64)>() + 1;
-        let map = |rows: &PlHashMap<String, u64>| rows.capacity() * entry + rows.keys().map(String::capacity).sum::<usize>();
-        self.rows.iter().map(map).sum::<usize>() + self.journal.iter().map(|ids| ids.iter().map(|id| id.capacity() + std::mem::size_of::<String>() + 1).sum::<usize>()).sum::<usize>()
-    }
-}
-
-/// What Gorse holds, kept in memory from one export of a long-lived process
-/// (`serve`'s cycles) to its next, with a digest of the rows file and journal
-/// it matches: an export whose files are still those takes it instead of
-/// reading millions of rows again (seconds of each cycle on a large shop).
-/// Anything else that wrote the files (an `export` from the command line, a
-/// privacy request's deletions) makes the next export read them.
-#[derive(Default)]
-pub struct Held(Option<(u64, Delivered)>);
-
-impl Held {
-    /// The record at `rel`: the one held, while the files are what it was
-    /// read from or saved as; else read from them (the held one dropped first).
-    pub fn take_or_load(&mut self, root: &DataRoot, rel: &str) -> Result<Delivered> {
-        let digest = digest_on_disk(root, rel)?;
-        if let Some((held, delivered)) = self.0.take() {
-            if held == digest {
-                return Ok(delivered);
-            }
-        }
-        Delivered::load(root, rel)
-    }
-
-    /// Holds `delivered`, which the files at `rel` now record.
-    pub fn hold(&mut self, root: &DataRoot, rel: &str, delivered: Delivered) -> Result<()> {
-        tracing::debug!(rows = delivered.len(), estimated_mb = delivered.estimated_bytes() >> 20, "what Gorse holds kept for the next export");
-        self.0 = Some((digest_on_disk(root, rel)?, delivered));
-        Ok(())
-    }
-
-    /// About how many bytes the record held takes ([`Delivered::estimated_bytes`]).
-    pub fn estimated_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |(_, delivered)| delivered.estimated_bytes())
-    }
-
-    /// Whether a record is held.
-    pub fn is_held(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
-/// A digest of the rows file at `rel` and its journal as they are on disk
-/// (std's hasher: compared only within the process that made it).
-fn digest_on_disk(root: &DataRoot, rel: &str) -> Result<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    for file in [rel.to_string(), journal_file(rel)] {
-        root.get(&file)?.hash(&mut h);
-    }
-    Ok(h.finish())
 }
 
 fn key(kind: Kind, id: &str) -> String {
@@ -340,46 +281,6 @@ mod tests {
         assert_eq!(root.get(rel).unwrap(), written);
         assert!(root.get(&journal_file(rel)).unwrap().is_some());
         assert_eq!(contents(&Delivered::load(&root, rel).unwrap()), contents(&d));
-    }
-
-    #[test]
-    fn a_held_record_is_taken_while_its_files_are_unchanged_and_read_again_otherwise() {
-        let (_dir, root) = root();
-        let rel = REL;
-        let mut held = Held::default();
-        hundred_saved(&root);
-        // Held with a row the files do not have: taking it back shows whether
-        // it was the held one or a read.
-        let marked = |mut d: Delivered| {
-            d.record(Kind::User, "only-in-memory", 1);
-            d
-        };
-        held.hold(&root, rel, marked(Delivered::load(&root, rel).unwrap())).unwrap();
-        let taken = held.take_or_load(&root, rel).unwrap();
-        assert_eq!(taken.hash(Kind::User, "only-in-memory"), Some(1), "unchanged files: the held record");
-        assert!(!held.is_held(), "taken out while in use");
-        assert!(held.take_or_load(&root, rel).unwrap().hash(Kind::User, "only-in-memory").is_none(), "nothing held: read");
-
-        // A journal written by something else; then a rows file rewritten whole.
-        let writes: [fn(&DataRoot); 2] = [
-            |root| {
-                let mut d = Delivered::load(root, REL).unwrap();
-                d.record(Kind::Item, "i1", 1001);
-                d.save(root, REL).unwrap();
-            },
-            |root| {
-                let mut d = Delivered::load(root, REL).unwrap();
-                d.forget(Kind::Item, "i2");
-                d.save(root, REL).unwrap();
-            },
-        ];
-        for write in writes {
-            held.hold(&root, rel, marked(Delivered::load(&root, rel).unwrap())).unwrap();
-            write(&root);
-            let taken = held.take_or_load(&root, rel).unwrap();
-            assert!(taken.hash(Kind::User, "only-in-memory").is_none(), "files written since: read again");
-            assert_eq!(contents(&taken), contents(&Delivered::load(&root, rel).unwrap()));
-        }
     }
 
     #[test]

@@ -13,16 +13,16 @@ use crate::hash::Fnv1a;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 
-/// One present candidate of a source: (candidate index, fingerprint). Its key
-/// is written again from [`Keys`] where needed: a string per row would be
-/// millions of allocations on a large shop, for rows that mostly did not change.
-pub(super) type Fingerprint = (usize, u64);
+/// One present candidate of a source: (candidate index, key, fingerprint).
+pub(super) type Fingerprint = (usize, String, u64);
 
-/// The fingerprint of every candidate of `source` that is a Gorse object, in
-/// candidate order.
+/// The fingerprint of every candidate of `source` that is a Gorse object.
 pub(super) fn fingerprints(source: &Source) -> Result<Vec<Fingerprint>> {
     let frame = &source.frame;
-    let keys = Keys::of(source)?;
+    let ids = |column: &str| -> Result<Vec<String>> {
+        let id = |id: Option<i64>| id.map(|id| format!("{}{id}", source.prefix)).with_context(|| format!("{column} is null"));
+        frame.column(column)?.i64()?.iter().map(id).collect()
+    };
     Ok(match source.kind {
         Kind::Item => {
             let mut rows = Rows::new(frame.height());
@@ -33,75 +33,32 @@ pub(super) fn fingerprints(source: &Source) -> Result<Vec<Fingerprint>> {
             rows.mix_i64(frame, "published_at")?;
             rows.mix_labels(frame, ITEM_LABELS)?;
             rows.mix_vectors(frame, "embedding")?;
-            rows.keyed(&keys, |row| Some(row))
+            rows.keyed(ids("product_id")?, |i| i)
         }
         Kind::User => {
             let mut rows = Rows::new(frame.height());
             rows.mix_labels(frame, USER_LABELS)?;
-            rows.keyed(&keys, |row| Some(row))
+            rows.keyed(ids("customer_id")?, |i| i)
         }
         Kind::Feedback => {
+            let (users, items) = (ids("customer_id")?, ids("product_id")?);
             let mut all = vec![];
-            for (t, (_, count, at)) in FEEDBACK_TYPES.iter().enumerate() {
+            for (t, (kind, count, at)) in FEEDBACK_TYPES.iter().enumerate() {
                 let counts = frame.column(count)?.i64()?;
                 let mut rows = Rows::new(frame.height());
                 rows.mix_i64(frame, count)?;
                 rows.mix_i64(frame, at)?;
-                // Only where the type is an object.
                 let present: Vec<bool> = counts.iter().map(|c| c.unwrap_or(0) > 0).collect();
+                // Keys only where the type is an object (an empty String does not allocate).
+                let key = |((user, item), here): ((&String, &String), &bool)| if *here { format!("{kind}/{user}/{item}") } else { String::new() };
+                let keys = users.iter().zip(&items).zip(&present).map(key).collect();
                 let per_row = FEEDBACK_TYPES.len();
-                all.extend(rows.keyed(&keys, |row| present[row].then_some(row * per_row + t)));
+                all.extend(rows.keyed(keys, |row| row * per_row + t).into_iter().filter(|(i, _, _)| present[i / per_row]));
             }
-            all.sort_unstable_by_key(|(i, _)| *i);
+            all.sort_unstable_by_key(|(i, _, _)| *i);
             all
         }
     })
-}
-
-/// The Gorse key of a source's candidates (`ItemId`, `UserId`, or
-/// `type/UserId/ItemId` for feedback, as [`Source::object`] names them),
-/// written into a buffer on demand.
-pub(super) struct Keys {
-    kind: Kind,
-    prefix: String,
-    /// product_id of items, customer_id of users and feedback.
-    ids: Vec<i64>,
-    /// product_id of feedback.
-    items: Vec<i64>,
-}
-
-impl Keys {
-    pub(super) fn of(source: &Source) -> Result<Keys> {
-        let ids = |column: &str| -> Result<Vec<i64>> { source.frame.column(column)?.i64()?.iter().map(|id| id.with_context(|| format!("{column} is null"))).collect() };
-        let (ids, items) = match source.kind {
-            Kind::Item => (ids("product_id")?, vec![]),
-            Kind::User => (ids("customer_id")?, vec![]),
-            Kind::Feedback => (ids("customer_id")?, ids("product_id")?),
-        };
-        Ok(Keys { kind: source.kind, prefix: source.prefix.clone(), ids, items })
-    }
-
-    /// Writes candidate `i`'s key over `buf`.
-    pub(super) fn write(&self, i: usize, buf: &mut String) {
-        use std::fmt::Write;
-        buf.clear();
-        let prefix = &self.prefix;
-        // Writing to a String cannot fail.
-        let _ = match self.kind {
-            Kind::Item | Kind::User => write!(buf, "{prefix}{}", self.ids[i]),
-            Kind::Feedback => {
-                let (row, (kind, _, _)) = (i / FEEDBACK_TYPES.len(), FEEDBACK_TYPES[i % FEEDBACK_TYPES.len()]);
-                write!(buf, "{kind}/{prefix}{}/{prefix}{}", self.ids[row], self.items[row])
-            }
-        };
-    }
-
-    /// Candidate `i`'s key.
-    pub(super) fn key(&self, i: usize) -> String {
-        let mut key = String::new();
-        self.write(i, &mut key);
-        key
-    }
 }
 
 /// One running hash per row, fed a column at a time. Every value is preceded by a
@@ -195,19 +152,16 @@ impl Rows {
         Ok(())
     }
 
-    /// (candidate, hash) of each row that is a candidate (`candidate(row)`):
-    /// the key is hashed too, so a row that takes another row's key never
-    /// matches that row's hash by accident.
-    fn keyed(self, keys: &Keys, candidate: impl Fn(usize) -> Option<usize>) -> Vec<Fingerprint> {
-        let mut key = String::new();
+    /// (candidate, key, hash) per row: the key is hashed too, so a row that takes
+    /// another row's key never matches that row's hash by accident.
+    fn keyed(self, keys: Vec<String>, candidate: impl Fn(usize) -> usize) -> Vec<Fingerprint> {
         self.0
             .into_iter()
+            .zip(keys)
             .enumerate()
-            .filter_map(|(row, mut h)| {
-                let i = candidate(row)?;
-                keys.write(i, &mut key);
+            .map(|(row, (mut h, key))| {
                 mix_str(&mut h, &key);
-                Some((i, h.finish()))
+                (candidate(row), key, h.finish())
             })
             .collect()
     }

@@ -19,7 +19,7 @@ use crate::sinks::parquet::{read_current, read_current_required};
 use crate::state::{GorseExportState, ShopState};
 use crate::storage::DataRoot;
 use anyhow::Result;
-use checkpoint::{Delivered, Held};
+use checkpoint::Delivered;
 use mapping::Kind;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -121,22 +121,12 @@ impl Report {
 /// (rows to send, rows to delete); `None` when the shop was never exported.
 pub fn pending(root: &DataRoot, shop: &str) -> Result<Option<(u64, u64)>> {
     let Some(last) = ShopState::load(root, shop)?.gorse else { return Ok(None) };
-    let (_, _, plans) = planned(root, shop, &last.prefix, || Delivered::load(root, &checkpoint::rows_file(shop)), false)?;
+    let (_, _, plans) = planned(root, shop, &last.prefix, true, false)?;
     Ok(Some((plans.iter().map(|p| p.changed.len() as u64).sum(), plans.iter().map(|p| p.removed.len() as u64).sum())))
 }
 
 /// Exports the shop's current feature tables to Gorse (or to a dry-run file).
 pub fn export(root: &DataRoot, shop: &str, options: &Options) -> Result<Report> {
-    export_with(root, shop, options, None)
-}
-
-/// [`export`], taking what Gorse holds from `held` when its files did not
-/// change since, and leaving it there after an export that succeeded.
-pub fn export_holding(root: &DataRoot, shop: &str, options: &Options, held: &mut Held) -> Result<Report> {
-    export_with(root, shop, options, Some(held))
-}
-
-fn export_with(root: &DataRoot, shop: &str, options: &Options, mut held: Option<&mut Held>) -> Result<Report> {
     let started = Instant::now();
     mapping::check_prefix(&options.prefix)?;
     let mut state = ShopState::load(root, shop)?;
@@ -146,12 +136,7 @@ fn export_with(root: &DataRoot, shop: &str, options: &Options, mut held: Option<
     if !same_target && options.dry_run.is_none() {
         tracing::info!("first export to {}: every row is sent", without_credentials(&options.url));
     }
-    let load = || match (same_target, held.as_deref_mut()) {
-        (false, _) => Ok(Delivered::default()),
-        (true, Some(held)) => held.take_or_load(root, &rows_file),
-        (true, None) => Delivered::load(root, &rows_file),
-    };
-    let (sources, mut delivered, plans) = planned(root, shop, &options.prefix, load, options.full)?;
+    let (sources, mut delivered, plans) = planned(root, shop, &options.prefix, same_target, options.full)?;
     if !options.allow_mass_delete {
         refuse_mass_deletion(&plans, delivered.len(), options.max_delete_share)?;
     }
@@ -185,9 +170,6 @@ fn export_with(root: &DataRoot, shop: &str, options: &Options, mut held: Option<
         g.rows_delivered = delivered.len() as u64;
     }
     state.save(root, shop)?;
-    if let Some(held) = held {
-        held.hold(root, &rows_file, delivered)?;
-    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -225,17 +207,12 @@ pub fn send_fast(options: &Options, sources: &[mapping::Source], gone: &[i64]) -
     Ok(report)
 }
 
-/// The shop's sources and their plans against what Gorse holds (`load`: the
-/// rows delivered to this target before). They load on another core while
-/// the feature tables are read and fingerprinted.
-fn planned(root: &DataRoot, shop: &str, prefix: &str, load: impl FnOnce() -> Result<Delivered> + Send, full: bool) -> Result<(Vec<mapping::Source>, Delivered, Vec<plan::Plan>)> {
-    let started = Instant::now();
+/// The shop's sources and their plans against what Gorse holds (the rows
+/// delivered to this target before, when `same_target`). The rows file loads on
+/// another core while the feature tables are read and fingerprinted.
+fn planned(root: &DataRoot, shop: &str, prefix: &str, same_target: bool, full: bool) -> Result<(Vec<mapping::Source>, Delivered, Vec<plan::Plan>)> {
     std::thread::scope(|scope| {
-        let loading = scope.spawn(|| {
-            let delivered = load();
-            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "what Gorse holds, loaded");
-            delivered
-        });
+        let loading = scope.spawn(|| if same_target { Delivered::load(root, &checkpoint::rows_file(shop)) } else { Ok(Delivered::default()) });
         // Every table from the same (current) generation: never a mix of two runs.
         let read = |table: &str| read_current_required(root, shop, table);
         // Generations computed before customer_lifetime_features existed lack it …
@@ -244,10 +221,8 @@ fn planned(root: &DataRoot, shop: &str, prefix: &str, load: impl FnOnce() -> Res
         let embeddings = read_current(root, shop, "product_embeddings")?;
         let sources = mapping::sources(read("product_features")?, embeddings, read("user_features")?, read("interaction_features")?, lifetime, prefix)?;
         let fingerprints = sources.iter().map(fingerprint::fingerprints).collect::<Result<Vec<_>>>()?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "feature tables read and fingerprinted");
         let delivered = loading.join().map_err(|_| anyhow::anyhow!("reading the delivered rows failed"))??;
-        let plans = sources.iter().zip(fingerprints).map(|(source, rows)| plan(source, rows, &delivered, full)).collect::<Result<_>>()?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "planned");
+        let plans = sources.iter().zip(fingerprints).map(|(source, rows)| plan(source.kind, rows, &delivered, full)).collect();
         Ok((sources, delivered, plans))
     })
 }

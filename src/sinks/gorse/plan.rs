@@ -2,7 +2,7 @@
 //! ids it has that are gone; the batches they go in; a dry run's JSONL of them.
 
 use super::checkpoint::Delivered;
-use super::fingerprint::{Fingerprint, Keys};
+use super::fingerprint::Fingerprint;
 use super::mapping::{Kind, Source};
 use super::{Options, Report};
 use anyhow::{Context, Result};
@@ -19,28 +19,24 @@ pub(super) struct Plan {
     pub unchanged: u64,
 }
 
-/// What to send of `source`, whose rows have `fingerprints`.
-pub(super) fn plan(source: &Source, fingerprints: Vec<Fingerprint>, delivered: &Delivered, full: bool) -> Result<Plan> {
-    let kind = source.kind;
-    let keys = Keys::of(source)?;
+/// What to send of a source of `kind` whose rows have `fingerprints`.
+pub(super) fn plan(kind: Kind, fingerprints: Vec<Fingerprint>, delivered: &Delivered, full: bool) -> Plan {
     let mut plan = Plan { kind, changed: vec![], removed: vec![], unchanged: 0 };
     // Gorse's rows that are still here; when that is all of them, none is removed.
     let mut still_here = 0;
-    let mut key = String::new();
-    for &(i, hash) in &fingerprints {
-        keys.write(i, &mut key);
-        let had = delivered.hash(kind, &key);
+    for (i, key, hash) in &fingerprints {
+        let had = delivered.hash(kind, key);
         still_here += usize::from(had.is_some());
         match had {
-            Some(had) if had == hash && !full => plan.unchanged += 1,
-            _ => plan.changed.push((i, hash)),
+            Some(had) if had == *hash && !full => plan.unchanged += 1,
+            _ => plan.changed.push((*i, *hash)),
         }
     }
     if still_here < delivered.count(kind) {
-        let present: PlHashSet<String> = fingerprints.iter().map(|&(i, _)| keys.key(i)).collect();
-        plan.removed = delivered.ids(kind).into_iter().filter(|id| !present.contains(id)).collect();
+        let present: PlHashSet<&str> = fingerprints.iter().map(|(_, key, _)| key.as_str()).collect();
+        plan.removed = delivered.ids(kind).into_iter().filter(|id| !present.contains(id.as_str())).collect();
     }
-    Ok(plan)
+    plan
 }
 
 /// One request's worth of rows: the JSON array and the (id, hash) it delivers.
